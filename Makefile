@@ -1,0 +1,42 @@
+# Bordin: `make run` to try it, `make test` to check it. See README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1:8000
+export DJANGO_SETTINGS_MODULE ?= monitoring.settings
+
+.PHONY: run test test-sqlite test-postgres lint typecheck bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,pdf,rq]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Development server with the demo clinic. DEBUG is on here only.
+run: $(STAMP)
+	mkdir -p var
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput -v0
+	DEBUG=1 $(BIN)/python manage.py seed_demo
+	@DEBUG=1 $(BIN)/python manage.py demo_logins
+	DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
+
+# The whole suite. DATABASE_URL=postgres://... runs it against PostgreSQL instead of SQLite.
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check monitoring clinics tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy monitoring clinics
+
+bench: $(STAMP)
+	$(BIN)/python bench/analytics.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,163 @@
+"""Clinics, their staff, patients, episodes of care and sessions.
+
+This app knows nothing of questionnaires or analysis (``monitoring`` builds on it, never the
+other way round). Every rule that protects the data is a database constraint, so a bug in a form
+or a direct import cannot break it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Clinic(models.Model):
+    class Sensitivity(models.TextChoices):
+        STRICT = "strict", _("Strict: fewer, surer flags")
+        STANDARD = "standard", _("Standard (recommended)")
+        SENSITIVE = "sensitive", _("Sensitive: more flags, more false alarms")
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Settings. Each one is explained to the admin on the settings page.
+    default_language = models.CharField(max_length=8, default="en")
+    link_expiry_hours = models.PositiveIntegerField(default=72)
+    reminder_delay_hours = models.PositiveIntegerField(default=24)
+    patients_see_results = models.BooleanField(default=False)
+    therapist_rating_enabled = models.BooleanField(default=False)
+    sensitivity = models.CharField(max_length=16, choices=Sensitivity.choices, default=Sensitivity.STANDARD)
+    retention_years = models.PositiveIntegerField(default=10)
+    idle_timeout_minutes = models.PositiveIntegerField(default=30)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(link_expiry_hours__gte=1), name="clinic_link_expiry_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's place in a clinic. A user may work in several clinics, with one role in each."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", _("Clinic admin")
+        THERAPIST = "therapist", _("Therapist")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "clinic"], name="membership_one_per_clinic"),
+            models.CheckConstraint(condition=Q(role__in=["admin", "therapist"]), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) at {self.clinic}"
+
+
+class Patient(models.Model):
+    """A patient of one clinic. URLs carry the opaque ``code``, never the primary key or a name."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
+    label = models.CharField(
+        max_length=60, help_text=_("How staff recognise the patient, e.g. initials. No full names.")
+    )
+    external_id = models.CharField(max_length=100, blank=True, help_text=_("Identifier in the health record."))
+    language = models.CharField(max_length=8, default="en")
+    is_active = models.BooleanField(default=True)
+    therapist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="patients", null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "label"], name="patient_label_unique_in_clinic"),
+            models.UniqueConstraint(
+                fields=["clinic", "external_id"],
+                condition=~Q(external_id=""),
+                name="patient_external_id_unique_in_clinic",
+            ),
+        ]
+        indexes = [models.Index(fields=["clinic", "therapist", "is_active"])]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Episode(models.Model):
+    """An episode of care: one course of treatment with one therapist. Analysis runs per episode."""
+
+    class Treatment(models.TextChoices):
+        CBT = "cbt", _("Cognitive behavioural therapy")
+        PSYCHODYNAMIC = "psychodynamic", _("Psychodynamic therapy")
+        EXPOSURE = "exposure", _("Exposure therapy")
+        INTERPERSONAL = "interpersonal", _("Interpersonal therapy")
+        SYSTEMIC = "systemic", _("Systemic / family therapy")
+        OTHER = "other", _("Other")
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="episodes")
+    therapist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="episodes")
+    treatment = models.CharField(max_length=32, choices=Treatment.choices, default=Treatment.OTHER)
+    started_on = models.DateField()
+    ended_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient"], condition=Q(ended_on__isnull=True), name="episode_one_open_per_patient"
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_on__isnull=True) | Q(ended_on__gte=models.F("started_on")),
+                name="episode_ends_after_start",
+            ),
+        ]
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_on is None
+
+    def __str__(self) -> str:
+        return f"{self.patient} from {self.started_on}"
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        HELD = "held", _("Held")
+        CANCELLED = "cancelled", _("Cancelled")
+        NO_SHOW = "no_show", _("Did not attend")
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="sessions")
+    number = models.PositiveIntegerField()
+    date = models.DateField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+
+    class Meta:
+        ordering = ["episode", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["episode", "number"], name="session_number_unique_in_episode"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="session_number_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=["scheduled", "held", "cancelled", "no_show"]), name="session_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Session {self.number} on {self.date}"

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _load_bundled_instruments(sender: AppConfig, **kwargs: Any) -> None:
+    # Every installation gets the default instruments without a separate step; loading is
+    # idempotent and never alters a version that answers already point at.
+    from monitoring.services import instruments_load_bundled
+
+    instruments_load_bundled(using=kwargs.get("using", "default"))
+
+
+class MonitoringConfig(AppConfig):
+    name = "monitoring"
+    verbose_name = "Alliance monitoring"
+
+    def ready(self) -> None:
+        post_migrate.connect(_load_bundled_instruments, sender=self)

@@ -1,0 +1,153 @@
+"""Create the demo clinic: staff, about 40 patients and their item-level answers.
+
+Deterministic (same ``--today`` and ``--seed``, same data) and idempotent (a second run changes
+nothing unless ``--reset``). The answers come from ``monitoring.analytics.simulate``, the same
+simulator the analytics tests use, so the demo shows every kind of flag.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from clinics.models import Clinic, Episode, Membership, Patient, Session
+from clinics.services import staff_create
+from monitoring.analytics.simulate import simulate_cohort
+from monitoring.models import Answer, Instrument, Response
+from monitoring.services import instruments_load_bundled
+
+DEMO_SLUG = "demo"
+DEMO_PASSWORD = "demo-alliance-2026"  # noqa: S105 - printed by `make run`; demo data only
+ADMIN = ("admin@demo.bordin.test", "Dana Admin")
+THERAPISTS = (
+    ("alice@demo.bordin.test", "Alice Hartmann"),
+    ("bob@demo.bordin.test", "Bob Okafor"),
+    ("carol@demo.bordin.test", "Carol Nguyen"),
+)
+TREATMENTS = {
+    "task_decline": Episode.Treatment.EXPOSURE,
+    "rupture_unrepaired": Episode.Treatment.CBT,
+    "rupture_repair": Episode.Treatment.PSYCHODYNAMIC,
+}
+
+
+def demo_logins() -> list[tuple[str, str, str]]:
+    return [(ADMIN[0], "clinic admin", DEMO_PASSWORD)] + [(e, "therapist", DEMO_PASSWORD) for e, _ in THERAPISTS]
+
+
+def _labels(n: int, rng: np.random.Generator) -> list[str]:
+    letters = "ABCDEFGHJKLMNPRSTVWZ"
+    labels: list[str] = []
+    while len(labels) < n:
+        label = f"{rng.choice(list(letters))}.{rng.choice(list(letters))}."
+        if label in labels:
+            label = f"{label} {sum(x.startswith(label) for x in labels) + 1}"
+        labels.append(label)
+    return labels
+
+
+class Command(BaseCommand):
+    help = "Create the demo clinic with realistic synthetic patients (deterministic, idempotent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--patients", type=int, default=40)
+        parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument("--today", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")
+        parser.add_argument("--reset", action="store_true", help="delete the demo clinic first")
+
+    def handle(self, *args: Any, patients: int, seed: int, today: date | None, reset: bool, **o: Any) -> None:
+        today = today or timezone.localdate()
+        if reset:
+            demo_delete()
+        if Clinic.objects.filter(slug=DEMO_SLUG).exists():
+            self.stdout.write("The demo clinic exists already; nothing changed (use --reset to rebuild it).")
+            return
+        summary = demo_create(n_patients=patients, seed=seed, today=today)
+        self.stdout.write(f"Demo clinic created: {summary}.")
+
+
+def demo_delete() -> None:
+    with transaction.atomic():
+        clinic = Clinic.objects.filter(slug=DEMO_SLUG).first()
+        if clinic is None:
+            return
+        Response.objects.filter(session__episode__patient__clinic=clinic).delete()
+        Patient.objects.filter(clinic=clinic).delete()
+        clinic.delete()
+
+
+@transaction.atomic
+def demo_create(*, n_patients: int, seed: int, today: date) -> str:
+    instruments_load_bundled()
+    instrument = Instrument.objects.get(code="bordin-alliance", version=1)
+    items = {i.number: i for i in instrument.items.all()}
+    clinic = Clinic.objects.create(slug=DEMO_SLUG, name="Lindenhof Psychotherapy Centre (demo)")
+    staff_create(clinic=clinic, email=ADMIN[0], name=ADMIN[1], role=Membership.Role.ADMIN, password=DEMO_PASSWORD)
+    therapists = [
+        staff_create(clinic=clinic, email=e, name=n, role=Membership.Role.THERAPIST, password=DEMO_PASSWORD)
+        for e, n in THERAPISTS
+    ]
+
+    cohort = simulate_cohort(n_patients, seed=seed)
+    rng = np.random.default_rng(seed)
+    truth = cohort.truth.set_index("patient")
+    labels = _labels(len(truth), rng)
+    answers_by_patient = {pid: frame.sort_values("session") for pid, frame in cohort.items.groupby("patient")}
+
+    responses: list[Response] = []
+    answer_rows: list[tuple[int, dict[int, int]]] = []
+    for index, (pid, frame) in enumerate(sorted(answers_by_patient.items())):
+        therapist = therapists[index % len(therapists)]
+        scenario = str(truth.loc[pid, "scenario"])
+        n = len(frame)
+        # Weekly sessions, the last one within the past ten days; one in eight patients has not
+        # yet filled in the form for their last session, as in any real clinic.
+        last_day = today - timedelta(days=int(rng.integers(0, 10)))
+        missing_last = index % 8 == 5
+        patient = Patient.objects.create(
+            clinic=clinic, label=labels[index], therapist=therapist, external_id=f"DEMO-{index + 1:04d}"
+        )
+        episode = Episode.objects.create(
+            patient=patient,
+            therapist=therapist,
+            treatment=TREATMENTS.get(scenario, [Episode.Treatment.CBT, Episode.Treatment.PSYCHODYNAMIC][index % 2]),
+            started_on=last_day - timedelta(weeks=n - 1),
+        )
+        sessions = Session.objects.bulk_create(
+            Session(episode=episode, number=k, date=last_day - timedelta(weeks=n - k), status=Session.Status.HELD)
+            for k in range(1, n + 1)
+        )
+        Session.objects.create(
+            episode=episode, number=n + 1, date=last_day + timedelta(weeks=1), status=Session.Status.SCHEDULED
+        )
+        for session, (_, row) in zip(sessions, frame.iterrows(), strict=True):
+            if missing_last and session.number == n:
+                continue
+            submitted = timezone.make_aware(
+                timezone.datetime.combine(session.date, timezone.datetime.min.time()) + timedelta(hours=17)
+            )
+            responses.append(
+                Response(
+                    session=session,
+                    instrument=instrument,
+                    rater="patient",
+                    source=Response.Source.LINK if index % 3 else Response.Source.TABLET,
+                    submitted_at=submitted,
+                )
+            )
+            answer_rows.append((len(responses) - 1, {k: int(row[f"item_{k}"]) for k in range(1, 13)}))
+    Response.objects.bulk_create(responses, batch_size=1000)
+    Answer.objects.bulk_create(
+        (
+            Answer(response=responses[i], item=items[number], value=value)
+            for i, values in answer_rows
+            for number, value in values.items()
+        ),
+        batch_size=2000,
+    )
+    return f"{len(answers_by_patient)} patients, {len(responses)} responses, {len(therapists)} therapists"

@@ -1,0 +1,71 @@
+"""The cast, as in every test module: alice (therapist) and her colleague bob work in clinic A,
+dana is clinic A's admin; charlie works in clinic B, whose admin is erin. Anyone from clinic B
+must get 404 for clinic A's data."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from django.contrib.auth.models import User
+
+from clinics.models import Clinic, Episode, Membership, Patient, Session
+from clinics.services import staff_create
+from monitoring.models import Instrument
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def clinic_a(db) -> Clinic:
+    return Clinic.objects.create(slug="clinic-a", name="Clinic A")
+
+
+@pytest.fixture
+def clinic_b(db) -> Clinic:
+    return Clinic.objects.create(slug="clinic-b", name="Clinic B")
+
+
+@pytest.fixture
+def alice(clinic_a) -> User:
+    return staff_create(clinic=clinic_a, email="alice@a.test", name="Alice A", role="therapist", password=PASSWORD)
+
+
+@pytest.fixture
+def bob(clinic_a) -> User:
+    return staff_create(clinic=clinic_a, email="bob@a.test", name="Bob A", role="therapist", password=PASSWORD)
+
+
+@pytest.fixture
+def dana(clinic_a) -> User:
+    return staff_create(clinic=clinic_a, email="dana@a.test", name="Dana A", role=Membership.Role.ADMIN, password=PASSWORD)
+
+
+@pytest.fixture
+def charlie(clinic_b) -> User:
+    return staff_create(clinic=clinic_b, email="charlie@b.test", name="Charlie B", role="therapist", password=PASSWORD)
+
+
+@pytest.fixture
+def erin(clinic_b) -> User:
+    return staff_create(clinic=clinic_b, email="erin@b.test", name="Erin B", role=Membership.Role.ADMIN, password=PASSWORD)
+
+
+@pytest.fixture
+def instrument(db) -> Instrument:
+    return Instrument.objects.get(code="bordin-alliance", version=1)
+
+
+@pytest.fixture
+def patient(clinic_a, alice) -> Patient:
+    return Patient.objects.create(clinic=clinic_a, label="P.A.", therapist=alice, external_id="EXT-1")
+
+
+@pytest.fixture
+def episode(patient, alice) -> Episode:
+    return Episode.objects.create(patient=patient, therapist=alice, started_on=date(2026, 9, 1))
+
+
+@pytest.fixture
+def session(episode) -> Session:
+    return Session.objects.create(episode=episode, number=1, date=date(2026, 9, 1), status=Session.Status.HELD)

@@ -1,0 +1,12 @@
+"""Test settings: the production settings with a test flag and a fast password hasher."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("BORDIN_TESTING", "1")
+
+from monitoring.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
