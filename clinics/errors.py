@@ -9,10 +9,12 @@ from __future__ import annotations
 
 
 class ApplicationError(Exception):
-    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+    def __init__(self, message: str, *, problems: list[str] | None = None, code: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.problems = list(problems or [])
+        # A stable machine-readable reason where callers branch on it (e.g. "expired" links).
+        self.code = code
 
     def __str__(self) -> str:
         if not self.problems:

@@ -28,6 +28,7 @@ class Clinic(models.Model):
 
     # Settings. Each one is explained to the admin on the settings page.
     default_language = models.CharField(max_length=8, default="en")
+    instrument_code = models.SlugField(max_length=50, default="bordin-alliance")
     link_expiry_hours = models.PositiveIntegerField(default=72)
     reminder_delay_hours = models.PositiveIntegerField(default=24)
     patients_see_results = models.BooleanField(default=False)
@@ -78,6 +79,8 @@ class Patient(models.Model):
     )
     external_id = models.CharField(max_length=100, blank=True, help_text=_("Identifier in the health record."))
     language = models.CharField(max_length=8, default="en")
+    contact_email = models.EmailField(blank=True, help_text=_("Where form links and reminders go. Optional."))
+    contact_phone = models.CharField(max_length=32, blank=True, help_text=_("For text-message links. Optional."))
     is_active = models.BooleanField(default=True)
     therapist = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="patients", null=True, blank=True

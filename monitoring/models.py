@@ -8,6 +8,8 @@ Raw item answers are stored; scale scores are always derived (``monitoring.analy
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -134,3 +136,127 @@ class Answer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item}: {self.value}"
+
+
+class Invitation(models.Model):
+    """A one-time link to the patient form for one session.
+
+    Only a hash of the token is stored. The token itself is an HMAC of a random 256-bit salt
+    under a key derived from SECRET_KEY (``monitoring.links``), so the clinic can show the same
+    link again (QR code, reminder) without the database ever holding it; a database copy alone
+    opens nothing. The link carries no personal data.
+    """
+
+    class Channel(models.TextChoices):
+        LINK = "link", _("Link (email, text message or QR code)")
+        TABLET = "tablet", _("Clinic tablet")
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="invitations")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.LINK)
+    salt = models.CharField(max_length=64)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    reminder_due_at = models.DateTimeField(null=True, blank=True)
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    sent_to = models.CharField(max_length=16, blank=True, help_text=_("email or sms, once sent"))
+
+    class Meta:
+        indexes = [models.Index(fields=["reminder_due_at"], condition=Q(reminder_sent_at__isnull=True, used_at__isnull=True), name="invitation_reminder_due")]
+
+    def __str__(self) -> str:
+        return f"Invitation for {self.session}"
+
+
+class ClinicEstimate(models.Model):
+    """Clinic-level quantities the rules need (pooled SDs, variance components), as estimated on
+    one date. Rows are never changed: a re-estimate adds a row, and each stored flag points at the
+    row it was computed with, so a re-estimate never rewrites what a therapist was shown."""
+
+    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="estimates")
+    estimated_at = models.DateTimeField()
+    parameters = models.JSONField()
+    patients_used = models.PositiveIntegerField()
+
+    class Meta:
+        get_latest_by = "estimated_at"
+        indexes = [models.Index(fields=["clinic", "-estimated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.clinic} estimate of {self.estimated_at:%Y-%m-%d}"
+
+
+class Flag(models.Model):
+    """One event from the analysis (methods.md section 4), stored once and never rewritten."""
+
+    class Kind(models.TextChoices):
+        RUPTURE = "rupture", _("Rupture")
+        REPAIR = "repair", _("Repair")
+        UNREPAIRED = "unrepaired", _("Unrepaired rupture")
+        DECLINE = "decline", _("Declining trend")
+        SUDDEN_GAIN = "sudden_gain", _("Sudden gain")
+        SUDDEN_LOSS = "sudden_loss", _("Sudden loss")
+
+    class Acknowledgement(models.TextChoices):
+        DISCUSSED = "discussed", _("Discussed with patient")
+        NOT_RELEVANT = "not_relevant", _("Not relevant")
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    episode = models.ForeignKey("clinics.Episode", on_delete=models.CASCADE, related_name="flags")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="flags")
+    scale = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    magnitude = models.FloatField()
+    threshold = models.FloatField(null=True)
+    explanation = models.TextField()
+    detail = models.JSONField(default=dict, help_text=_("The numbers behind the flag."))
+    config = models.JSONField(default=dict, help_text=_("The rule parameters it was computed with."))
+    estimate = models.ForeignKey(ClinicEstimate, on_delete=models.PROTECT, null=True, related_name="flags")
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledgement = models.CharField(max_length=16, choices=Acknowledgement.choices, blank=True)
+    acknowledged_note = models.CharField(max_length=500, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-session__number", "kind"]
+        constraints = [
+            # Recomputing stores no duplicates: one flag of a kind per session and scale.
+            models.UniqueConstraint(fields=["episode", "session", "scale", "kind"], name="flag_unique_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.scale}) at {self.session}"
+
+
+class Notification(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="notifications")
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["user", "flag"], name="notification_once_per_flag")]
+
+
+class EpisodeAnalysis(models.Model):
+    """How far an episode's flags have been stored (the prospective watermark).
+
+    Flags are only ever added for sessions after ``flagged_through``, so a later recomputation,
+    even with re-estimated clinic values, never adds, changes or removes a flag at a session the
+    therapist has already seen analysed.
+    """
+
+    episode = models.OneToOneField("clinics.Episode", on_delete=models.CASCADE, related_name="analysis_state")
+    flagged_through = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clinics.errors import ApplicationError
-from clinics.models import Session
+from clinics.models import Clinic, Episode, Session
+from monitoring import links, messaging, selectors
+from monitoring.analytics import AnalysisConfig, ClinicParameters, analyse
 from monitoring.instruments.definition import InstrumentDefinition, bundled_definitions, read_definition
-from monitoring.models import Answer, Instrument, InstrumentItem, InstrumentTranslation, Response
+from monitoring.models import (
+    Answer,
+    ClinicEstimate,
+    EpisodeAnalysis,
+    Flag,
+    Instrument,
+    InstrumentItem,
+    InstrumentTranslation,
+    Invitation,
+    Notification,
+    Rater,
+    Response,
+)
 
 
 def instrument_load(*, definition: InstrumentDefinition, using: str = "default") -> tuple[Instrument, str]:
@@ -138,3 +156,275 @@ def response_problems(
         if missing:
             problems.append("No answer for item " + ", ".join(map(str, missing)) + ".")
     return problems
+
+
+# --- Patient form links ---------------------------------------------------------------------
+
+
+def instrument_for_clinic(*, clinic: Clinic, rater: str = "patient") -> Instrument:
+    """The newest version of the clinic's chosen instrument for ``rater``."""
+    code = clinic.instrument_code if rater == "patient" else f"{clinic.instrument_code}-therapist"
+    instrument = (
+        Instrument.objects.filter(code=code, rater=rater).order_by("-version").first()
+        or Instrument.objects.filter(rater=rater).order_by("code", "-version").first()
+    )
+    if instrument is None:
+        raise ApplicationError(f"No {rater}-rated instrument is loaded; run load_instrument.")
+    return instrument
+
+
+def invitation_create(
+    *, session: Session, created_by: AbstractBaseUser | None, channel: str = Invitation.Channel.LINK
+) -> tuple[Invitation, str]:
+    """A fresh one-time link for the session; older open links of the session stop working.
+
+    Returns the invitation and its token (to show or send now; it can be derived again later).
+    """
+    if session.status != Session.Status.HELD:
+        raise ApplicationError("Mark the session as held before creating a form link.")
+    if Response.objects.filter(session=session, rater=Rater.PATIENT).exists():
+        raise ApplicationError("The patient's answers for this session are already in.", code="used")
+    clinic = session.episode.patient.clinic
+    now = timezone.now()
+    salt = links.new_salt()
+    token = links.token_for_salt(salt)
+    expires = now + timedelta(hours=clinic.link_expiry_hours)
+    reminder = now + timedelta(hours=clinic.reminder_delay_hours) if clinic.reminder_delay_hours else None
+    with transaction.atomic():
+        session.invitations.filter(used_at=None, revoked_at=None).update(revoked_at=now)
+        invitation = Invitation.objects.create(
+            session=session,
+            instrument=instrument_for_clinic(clinic=clinic),
+            channel=channel,
+            salt=salt,
+            token_hash=links.token_hash(token),
+            created_by=created_by,
+            expires_at=expires,
+            reminder_due_at=reminder if reminder and reminder < expires else None,
+        )
+    return invitation, token
+
+
+def session_mark_held(*, session: Session, user: AbstractBaseUser) -> tuple[Invitation, str] | None:
+    """Mark a session held; create its form link unless the answers are already in."""
+    if session.status != Session.Status.HELD:
+        session.status = Session.Status.HELD
+        session.save(update_fields=["status"])
+    if Response.objects.filter(session=session, rater=Rater.PATIENT).exists():
+        return None
+    return invitation_create(session=session, created_by=user)
+
+
+def invitation_revoke(*, invitation: Invitation) -> None:
+    Invitation.objects.filter(pk=invitation.pk, revoked_at=None, used_at=None).update(revoked_at=timezone.now())
+
+
+def invitation_send(*, invitation: Invitation, channel: str) -> None:
+    """Send the link by email or text message to the patient's contact on file."""
+    patient = invitation.session.episode.patient
+    to = patient.contact_email if channel == "email" else patient.contact_phone
+    if channel not in ("email", "sms"):
+        raise ApplicationError("Choose email or text message.")
+    if not to:
+        what = "email address" if channel == "email" else "mobile number"
+        raise ApplicationError(f"There is no {what} on file for {patient.label}. Add one on the patient's page.")
+    invitation_problem = invitation_state(invitation=invitation)
+    if invitation_problem:
+        raise ApplicationError(invitation_problem.message, code=invitation_problem.code)
+    messaging.form_link_send(
+        channel=channel,
+        to=to,
+        clinic_name=patient.clinic.name,
+        url=links.form_url(links.token_for_salt(invitation.salt)),
+        language=patient.language,
+        reminder=False,
+    )
+    Invitation.objects.filter(pk=invitation.pk).update(sent_to=channel)
+
+
+def invitation_state(*, invitation: Invitation, now: datetime | None = None) -> ApplicationError | None:
+    """Why the link cannot be used now, or None if it can. Messages are for the patient."""
+    now = now or timezone.now()
+    if invitation.used_at is not None:
+        return ApplicationError("Your answers for this session have already been received.", code="used")
+    if invitation.revoked_at is not None:
+        return ApplicationError("This link has been replaced or withdrawn by the clinic.", code="revoked")
+    if invitation.expires_at <= now:
+        return ApplicationError("This link has expired.", code="expired")
+    return None
+
+
+def invitation_for_token(*, token: str) -> Invitation:
+    invitation = (
+        Invitation.objects.select_related("session__episode__patient__clinic", "instrument")
+        .filter(token_hash=links.token_hash(token))
+        .first()
+    )
+    if invitation is None:
+        raise ApplicationError("This link is not known.", code="unknown")
+    return invitation
+
+
+def reminders_due(*, now: datetime | None = None) -> list[int]:
+    now = now or timezone.now()
+    return list(
+        Invitation.objects.filter(
+            reminder_due_at__lte=now, reminder_sent_at=None, used_at=None, revoked_at=None, expires_at__gt=now
+        )
+        .exclude(sent_to="")
+        .values_list("pk", flat=True)
+    )
+
+
+def reminder_send(*, invitation_id: int) -> bool:
+    """Send the one reminder for an invitation, if it is still due; True if sent.
+
+    The reminder is claimed with a conditional update first, so two workers (or a retry) can
+    never send it twice.
+    """
+    now = timezone.now()
+    claimed = Invitation.objects.filter(
+        pk=invitation_id, reminder_sent_at=None, used_at=None, revoked_at=None, expires_at__gt=now
+    ).update(reminder_sent_at=now)
+    if not claimed:
+        return False
+    invitation = Invitation.objects.select_related("session__episode__patient__clinic").get(pk=invitation_id)
+    patient = invitation.session.episode.patient
+    to = patient.contact_email if invitation.sent_to == "email" else patient.contact_phone
+    if not to:
+        return False
+    messaging.form_link_send(
+        channel=invitation.sent_to,
+        to=to,
+        clinic_name=patient.clinic.name,
+        url=links.form_url(links.token_for_salt(invitation.salt)),
+        language=patient.language,
+        reminder=True,
+    )
+    return True
+
+
+def submission_create(*, token: str, answers: Mapping[int, int]) -> Response:
+    """Store the patient's answers through their link: exactly once, all or nothing.
+
+    The link is claimed with a conditional UPDATE inside the same transaction as the response:
+    of two concurrent submissions one claims it and the other finds it used, and if storing the
+    answers fails the claim is rolled back with them, so the patient can try again.
+    """
+    invitation = invitation_for_token(token=token)
+    problem = invitation_state(invitation=invitation)
+    if problem:
+        raise problem
+    instrument = invitation.instrument
+    items = {i.number: i for i in instrument.items.all()}
+    problems = response_problems(instrument=instrument, items=items, answers=answers, require_all=True)
+    if problems:
+        raise ApplicationError("Some answers are missing or not valid.", problems=problems, code="invalid")
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Invitation.objects.filter(
+            pk=invitation.pk, used_at=None, revoked_at=None, expires_at__gt=now
+        ).update(used_at=now)
+        if not claimed:
+            invitation.refresh_from_db()
+            raise invitation_state(invitation=invitation, now=now) or ApplicationError(
+                "This link cannot be used.", code="unknown"
+            )
+        response = response_create(
+            session=invitation.session,
+            instrument=instrument,
+            answers=answers,
+            source=Response.Source.TABLET if invitation.channel == Invitation.Channel.TABLET else Response.Source.LINK,
+            submitted_at=now,
+        )
+    return response
+
+
+# --- Analysis and flags -----------------------------------------------------------------------
+
+#: Flags that put a patient on the therapist's attention list as soon as they are raised.
+NOTIFY_KINDS = (Flag.Kind.RUPTURE, Flag.Kind.UNREPAIRED, Flag.Kind.DECLINE)
+#: Event columns kept with each flag as "the numbers behind it".
+_DETAIL_COLUMNS = (
+    "rule", "t", "score", "baseline", "n_baseline", "s_used", "k", "sem", "rc", "pooled_sd",
+    "rupture_session", "from_session", "to_session", "cusum", "slope", "mean_before", "mean_after",
+    "sd_window", "t_crit",
+)
+
+
+def clinic_estimate_refresh(*, clinic: Clinic) -> ClinicEstimate:
+    """Estimate the clinic-level quantities from all its patient ratings and store them as a new
+    row. Stored flags keep pointing at the estimate they were computed with."""
+    episode_ids = Episode.objects.filter(patient__clinic=clinic).values_list("pk", flat=True)
+    scores = selectors.scores_for_episodes(episode_ids=episode_ids)
+    now = timezone.now()
+    parameters = analyse(scores, AnalysisConfig.preset(clinic.sensitivity)).clinic.stamped(now.isoformat())
+    return ClinicEstimate.objects.create(
+        clinic=clinic, estimated_at=now, parameters=parameters.to_dict(), patients_used=parameters.n_patients
+    )
+
+
+def clinic_estimate_current(*, clinic: Clinic) -> ClinicEstimate:
+    estimate = ClinicEstimate.objects.filter(clinic=clinic).order_by("-estimated_at").first()
+    return estimate or clinic_estimate_refresh(clinic=clinic)
+
+
+def analysis_config(*, clinic: Clinic, estimate: ClinicEstimate) -> AnalysisConfig:
+    return AnalysisConfig.preset(clinic.sensitivity, clinic=ClinicParameters.from_dict(estimate.parameters))
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else round(float(value), 4)
+    if isinstance(value, np.integer):
+        return int(value)
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def episode_flags_refresh(*, episode_id: int) -> list[Flag]:
+    """Recompute one episode's analysis and store the flags of sessions not analysed before.
+
+    Idempotent: running it twice stores nothing the second time. Returns the new flags; a new
+    rupture, unrepaired rupture or decline also becomes a notification for the therapist.
+    """
+    episode = Episode.objects.select_related("patient__clinic").get(pk=episode_id)
+    clinic = episode.patient.clinic
+    estimate = clinic_estimate_current(clinic=clinic)
+    config = analysis_config(clinic=clinic, estimate=estimate)
+    scores = selectors.scores_for_episodes(episode_ids=[episode.pk])
+    if scores.empty:
+        return []
+    events = analyse(scores, config).events
+    config_snapshot = {k: _jsonable(v) for k, v in asdict(config).items() if k not in ("clinic", "scale_reliability")}
+    with transaction.atomic():
+        state, _ = EpisodeAnalysis.objects.select_for_update().get_or_create(episode=episode)
+        sessions = {s.number: s for s in episode.sessions.all()}
+        new = events[events["session"] > state.flagged_through]
+        flags = [
+            Flag(
+                episode=episode,
+                session=sessions[int(row["session"])],
+                scale=str(row["scale"]),
+                kind=str(row["kind"]),
+                magnitude=float(row["magnitude"]),
+                threshold=_jsonable(row["threshold"]),
+                explanation=str(row["explanation"]),
+                detail={c: _jsonable(row[c]) for c in _DETAIL_COLUMNS if c in row},
+                config=config_snapshot,
+                estimate=estimate,
+            )
+            for row in new.to_dict("records")
+        ]
+        Flag.objects.bulk_create(flags, ignore_conflicts=True)
+        # The lock on the state row serialises refreshes of one episode, so the flags after the
+        # old watermark are exactly the ones this call stored.
+        stored = list(Flag.objects.filter(episode=episode, session__number__gt=state.flagged_through))
+        state.flagged_through = max(state.flagged_through, int(scores["session"].max()))
+        state.save(update_fields=["flagged_through", "updated_at"])
+        Notification.objects.bulk_create(
+            (Notification(user=episode.therapist, flag=f) for f in stored if f.kind in NOTIFY_KINDS),
+            ignore_conflicts=True,
+        )
+    return stored

@@ -43,8 +43,15 @@ SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
     if not (DEBUG or TESTING):
         raise RuntimeError("SECRET_KEY must be set when DEBUG is off (see docs/operations.md).")
-    # A throwaway key for development and tests only: sessions do not survive a restart.
-    SECRET_KEY = "dev-" + secrets.token_urlsafe(40)
+    if TESTING:
+        SECRET_KEY = "test-" + secrets.token_urlsafe(40)
+    else:
+        # Development only: a key kept in var/ so that sign-ins and patient links survive a restart.
+        _key_file = BASE_DIR / "var" / "dev-secret-key"
+        if not _key_file.exists():
+            _key_file.parent.mkdir(parents=True, exist_ok=True)
+            _key_file.write_text("dev-" + secrets.token_urlsafe(40))
+        SECRET_KEY = _key_file.read_text().strip()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if (DEBUG or TESTING) else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -237,4 +244,4 @@ LOGGING = {
 }
 
 # Demo and development conveniences.
-BORDIN_INSTRUMENT_DIR = BASE_DIR / "monitoring" / "instruments"
+BORDIN_SMS_BACKEND = env("SMS_BACKEND", "monitoring.messaging.ConsoleSmsBackend")

@@ -1,15 +1,25 @@
-"""Project URLs. The alliance app's own routes live under the ``monitoring`` namespace."""
+"""Project URLs. The alliance app's own routes live under the ``monitoring`` namespace; patient
+form links are /f/<token>/ (the token is the only thing in them)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
 
-from monitoring import views
+from monitoring import form_views, views
 
 app_urls = (
     [
         path("", views.caseload, name="caseload"),
+        path("patients/<uuid:code>/", views.patient_detail, name="patient"),
+        path("patients/<uuid:code>/sessions/", views.session_add, name="session-add"),
+        path("sessions/<uuid:code>/", views.session_detail, name="session"),
+        path("sessions/<uuid:code>/enter/<str:rater>/", views.response_enter, name="response-enter"),
+        path("sessions/<uuid:code>/<str:action>/", views.session_action, name="session-action"),
+        path("kiosk/", views.kiosk, name="kiosk"),
+        path("kiosk/<uuid:code>/", views.kiosk_start, name="kiosk-start"),
+        path("f/<str:token>/", form_views.form, name="form"),
+        path("f/<str:token>/done/", form_views.form_done, name="form-done"),
     ],
     "monitoring",
 )

@@ -1,0 +1,56 @@
+"""Questionnaire answers from a POST, shared by the patient link, the tablet, staff entry of a
+paper form and the therapist's own rating. Radio groups are built from the instrument's data,
+so a new instrument or translation needs no form code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import QueryDict
+from django.utils.translation import gettext as _
+
+from monitoring.models import Instrument
+
+
+def answers_from_post(data: QueryDict, instrument: Instrument) -> tuple[dict[int, int], dict[int, str], dict[int, str]]:
+    """Read ``item_<n>`` fields: the valid answers, what was posted (to show again) and errors.
+
+    Tampered values (outside the scale, not a number) get the same specific message as a missing
+    one would: choose one of the answers shown.
+    """
+    answers: dict[int, int] = {}
+    posted: dict[int, str] = {}
+    errors: dict[int, str] = {}
+    for item in instrument.items.all():
+        raw = data.get(f"item_{item.number}", "").strip()
+        if not raw:
+            errors[item.number] = _("Please choose an answer for this statement.")
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not instrument.scale_min <= value <= instrument.scale_max:
+            errors[item.number] = _("Please choose one of the answers shown for this statement.")
+            continue
+        answers[item.number] = value
+        posted[item.number] = raw
+    return answers, posted, errors
+
+
+def questions(
+    instrument: Instrument, language: str, posted: dict[int, str] | None = None, errors: dict[int, str] | None = None
+) -> list[dict[str, Any]]:
+    posted, errors = posted or {}, errors or {}
+    wording = instrument.translation(language)
+    values = range(instrument.scale_min, instrument.scale_max + 1)
+    return [
+        {
+            "number": item.number,
+            "text": wording.item_texts.get(str(item.number), ""),
+            "options": [{"value": str(v), "label": wording.scale_labels[i]} for i, v in enumerate(values)],
+            "answer": posted.get(item.number, ""),
+            "error": errors.get(item.number, ""),
+        }
+        for item in instrument.items.all()
+    ]

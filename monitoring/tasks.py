@@ -1,0 +1,27 @@
+"""Background work through the tasks API (django-tasks; Django 6's django.tasks later).
+
+Tasks take ids and call a service. With the default immediate backend they run inline; with
+the database worker or RQ they run in a worker. Enqueue them on commit.
+"""
+
+from __future__ import annotations
+
+from django_tasks import task
+
+from clinics.models import Clinic
+from monitoring import services
+
+
+@task()
+def episode_analyse(episode_id: int) -> int:
+    return len(services.episode_flags_refresh(episode_id=episode_id))
+
+
+@task()
+def reminder_send(invitation_id: int) -> bool:
+    return services.reminder_send(invitation_id=invitation_id)
+
+
+@task()
+def clinic_estimate_refresh(clinic_id: int) -> int:
+    return services.clinic_estimate_refresh(clinic=Clinic.objects.get(pk=clinic_id)).pk

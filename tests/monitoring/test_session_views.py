@@ -1,0 +1,116 @@
+"""Session page, staff entry, therapist rating and tablet mode, with their access rules."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from monitoring.models import Invitation, Response
+
+pytestmark = pytest.mark.django_db
+FULL = {f"item_{n}": "3" for n in range(1, 13)}
+
+
+def login(client, user):
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("alice", 200), ("dana", 200), ("bob", 404), ("charlie", 404), ("erin", 404), (None, 302)],
+)
+def test_who_may_open_a_session_page(client, request, session, who, status):
+    if who:
+        login(client, request.getfixturevalue(who))
+    assert client.get(f"/sessions/{session.code}/").status_code == status
+    assert client.get(f"/patients/{session.episode.patient.code}/").status_code == status
+
+
+@pytest.mark.parametrize("who", ["bob", "charlie", "erin"])
+def test_outsiders_cannot_act_on_a_session(client, request, session, who):
+    login(client, request.getfixturevalue(who))
+    for action in ("held", "link"):
+        assert client.post(f"/sessions/{session.code}/{action}/").status_code == 404
+    assert client.post(f"/sessions/{session.code}/enter/patient/", FULL).status_code == 404
+    assert client.post(f"/kiosk/{session.code}/").status_code == 404
+    assert not Invitation.objects.exists() and not Response.objects.exists()
+
+
+def test_the_session_page_shows_a_qr_code_and_the_link(client, alice, session):
+    login(client, alice)
+    client.post(f"/sessions/{session.code}/link/")
+    html = client.get(f"/sessions/{session.code}/").content.decode()
+    assert "<svg" in html and "/f/" in html and "Copy link" in html
+
+
+def test_marking_a_scheduled_session_held_creates_the_link(client, alice, episode):
+    from clinics.models import Session
+
+    scheduled = Session.objects.create(episode=episode, number=2, date=episode.started_on)
+    login(client, alice)
+    client.post(f"/sessions/{scheduled.code}/held/")
+    scheduled.refresh_from_db()
+    assert scheduled.status == "held"
+    assert Invitation.objects.filter(session=scheduled, revoked_at=None).count() == 1
+
+
+def test_staff_entry_of_a_paper_form_records_who_entered_it(client, alice, session):
+    login(client, alice)
+    client.post(f"/sessions/{session.code}/link/")
+    response = client.post(f"/sessions/{session.code}/enter/patient/", FULL)
+    assert response.status_code == 302
+    stored = Response.objects.get(session=session)
+    assert (stored.source, stored.entered_by, stored.rater) == ("staff", alice, "patient")
+    assert not Invitation.objects.filter(session=session, revoked_at=None, used_at=None).exists()
+
+
+def test_staff_entry_with_a_missing_answer_saves_nothing(client, alice, session):
+    login(client, alice)
+    data = dict(FULL)
+    del data["item_12"]
+    page = client.post(f"/sessions/{session.code}/enter/patient/", data)
+    assert page.status_code == 400
+    assert "Please choose an answer for this statement." in page.content.decode()
+    assert not Response.objects.exists()
+
+
+def test_the_therapist_rates_only_when_the_clinic_allows(client, alice, dana, session, clinic_a):
+    login(client, alice)
+    client.post(f"/sessions/{session.code}/enter/therapist/", FULL)
+    assert not Response.objects.exists()
+    clinic_a.therapist_rating_enabled = True
+    clinic_a.save()
+    page = client.get(f"/sessions/{session.code}/enter/therapist/")
+    assert "The patient trusts me" in page.content.decode()
+    client.post(f"/sessions/{session.code}/enter/therapist/", FULL)
+    assert Response.objects.get().rater == "therapist"
+    client.logout()
+    login(client, dana)  # an admin is not the patient's therapist
+    assert client.get(f"/sessions/{session.code}/enter/therapist/").status_code == 302
+
+
+def test_tablet_mode_signs_staff_out_and_ends_on_a_neutral_screen(client, alice, session, patient):
+    session.date = date.today()
+    session.save()
+    login(client, alice)
+    assert patient.label in client.get("/kiosk/").content.decode()
+    form_url = client.post(f"/kiosk/{session.code}/")["Location"]
+    assert form_url.startswith("/f/")
+    assert client.get("/").status_code == 302  # the patient cannot reach staff pages
+    done = client.get(client.post(form_url, FULL)["Location"])
+    html = done.content.decode()
+    assert "Please hand the tablet back to the staff" in html
+    assert patient.label not in html
+    assert Response.objects.get().source == "tablet"
+    assert client.get(f"/sessions/{session.code}/").status_code == 302
+
+
+def test_a_session_can_be_added_from_the_patient_page(client, alice, episode, session):
+    login(client, alice)
+    response = client.post(f"/patients/{episode.patient.code}/sessions/", {"date": "2026-09-08"})
+    assert episode.sessions.count() == 2
+    assert response["Location"] == f"/sessions/{episode.sessions.get(number=2).code}/"
+    client.post(f"/patients/{episode.patient.code}/sessions/", {"date": "not a date"})
+    assert episode.sessions.count() == 2
