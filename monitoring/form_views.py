@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from clinics.errors import ApplicationError
@@ -56,6 +57,10 @@ def _link_problem(request: HttpRequest, error: ApplicationError, invitation: Inv
     return render(request, "monitoring/form_problem.html", context, status=LINK_STATUS.get(error.code, 400))
 
 
+# No CSRF cookie check here: the page is sent with Referrer-Policy: no-referrer, so browsers post
+# it with "Origin: null", and the unguessable one-time token in the URL already proves the request
+# comes from the patient's own link (a forging site would need the token itself).
+@csrf_exempt
 @private
 @require_http_methods(["GET", "POST"])
 def form(request: HttpRequest, token: str) -> HttpResponse:

@@ -121,11 +121,12 @@ def test_results_are_shown_to_the_patient_only_if_the_clinic_allows(client, toke
     assert "Your answers at a glance" in html and "4.0" in html
 
 
-def test_the_form_needs_no_csrf_failure_for_a_fresh_page(token, session):
+def test_the_link_token_is_the_forgery_protection(token, session):
+    """Browsers post the form with "Origin: null" (no-referrer); the one-time token in the URL,
+    not a CSRF cookie, proves the request comes from the patient's link."""
     from django.test import Client
 
-    strict = Client(enforce_csrf_checks=True)
-    page = strict.get(f"/f/{token}/")
-    csrf = page.cookies["csrftoken"].value
-    assert strict.post(f"/f/{token}/", {**FULL, "csrfmiddlewaretoken": csrf}).status_code == 302
+    strict = Client(enforce_csrf_checks=True, headers={"Origin": "null"})
+    assert "csrftoken" not in strict.get(f"/f/{token}/").cookies
+    assert strict.post(f"/f/{token}/", FULL).status_code == 302
     assert Response.objects.count() == 1
