@@ -79,7 +79,7 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
             answers, posted, errors = answers_from_post(request.POST, invitation.instrument)
             if not errors:
                 try:
-                    response = services.submission_create(token=token, answers=answers)
+                    response = services.submission_create(invitation=invitation, answers=answers)
                 except ApplicationError as error:
                     if error.code == "used":
                         # A double click, a resubmit after "back", a second tab: the answers

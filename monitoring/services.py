@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -257,6 +257,7 @@ def invitation_state(*, invitation: Invitation, now: datetime | None = None) -> 
 def invitation_for_token(*, token: str) -> Invitation:
     invitation = (
         Invitation.objects.select_related("session__episode__patient__clinic", "instrument")
+        .prefetch_related("instrument__items")
         .filter(token_hash=links.token_hash(token))
         .first()
     )
@@ -304,14 +305,13 @@ def reminder_send(*, invitation_id: int) -> bool:
     return True
 
 
-def submission_create(*, token: str, answers: Mapping[int, int]) -> Response:
+def submission_create(*, invitation: Invitation, answers: Mapping[int, int]) -> Response:
     """Store the patient's answers through their link: exactly once, all or nothing.
 
     The link is claimed with a conditional UPDATE inside the same transaction as the response:
     of two concurrent submissions one claims it and the other finds it used, and if storing the
     answers fails the claim is rolled back with them, so the patient can try again.
     """
-    invitation = invitation_for_token(token=token)
     problem = invitation_state(invitation=invitation)
     if problem:
         raise problem
@@ -373,6 +373,17 @@ def analysis_config(*, clinic: Clinic, estimate: ClinicEstimate) -> AnalysisConf
     return AnalysisConfig.preset(clinic.sensitivity, clinic=ClinicParameters.from_dict(estimate.parameters))
 
 
+def analysis_config_snapshot(config: AnalysisConfig) -> dict[str, object]:
+    """The rule parameters as JSON, stored with each flag (the clinic values are its estimate)."""
+    snapshot: dict[str, object] = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name == "clinic":
+            continue
+        snapshot[f.name] = dict(value) if f.name == "scale_reliability" else _jsonable(value)
+    return snapshot
+
+
 def _jsonable(value: object) -> object:
     if isinstance(value, float | np.floating):
         return None if math.isnan(value) else round(float(value), 4)
@@ -397,7 +408,7 @@ def episode_flags_refresh(*, episode_id: int) -> list[Flag]:
     if scores.empty:
         return []
     events = analyse(scores, config).events
-    config_snapshot = {k: _jsonable(v) for k, v in asdict(config).items() if k not in ("clinic", "scale_reliability")}
+    config_snapshot = analysis_config_snapshot(config)
     with transaction.atomic():
         state, _ = EpisodeAnalysis.objects.select_for_update().get_or_create(episode=episode)
         sessions = {s.number: s for s in episode.sessions.all()}

@@ -22,6 +22,7 @@ from monitoring.services import (
     reminders_due,
     session_mark_held,
     submission_create,
+    invitation_for_token,
 )
 
 pytestmark = pytest.mark.django_db
@@ -47,9 +48,9 @@ def test_the_link_carries_no_personal_data(session, alice, patient):
 
 def test_a_link_works_once(session, alice):
     _, token = invitation_create(session=session, created_by=alice)
-    submission_create(token=token, answers=FULL)
+    submission_create(invitation=invitation_for_token(token=token), answers=FULL)
     with pytest.raises(ApplicationError) as caught:
-        submission_create(token=token, answers=FULL)
+        submission_create(invitation=invitation_for_token(token=token), answers=FULL)
     assert caught.value.code == "used"
     assert Response.objects.count() == 1
 
@@ -59,10 +60,10 @@ def test_a_link_expires_after_the_clinic_setting(session, alice, clinic_a):
     clinic_a.save()
     _, token = invitation_create(session=session, created_by=alice)
     with time_machine.travel(timezone.now() + timedelta(hours=47, minutes=59)):
-        submission_create(token=token, answers=FULL)
+        submission_create(invitation=invitation_for_token(token=token), answers=FULL)
     _, token2 = invitation_create(session=Session.objects.create(episode=session.episode, number=2, date=session.date, status="held"), created_by=alice)
     with time_machine.travel(timezone.now() + timedelta(hours=48, minutes=1)), pytest.raises(ApplicationError) as caught:
-        submission_create(token=token2, answers=FULL)
+        submission_create(invitation=invitation_for_token(token=token2), answers=FULL)
     assert caught.value.code == "expired"
     assert Response.objects.count() == 1
 
@@ -71,7 +72,7 @@ def test_a_revoked_link_stores_nothing(session, alice):
     invitation, token = invitation_create(session=session, created_by=alice)
     invitation_revoke(invitation=invitation)
     with pytest.raises(ApplicationError) as caught:
-        submission_create(token=token, answers=FULL)
+        submission_create(invitation=invitation_for_token(token=token), answers=FULL)
     assert caught.value.code == "revoked"
     assert Response.objects.count() == 0
 
@@ -80,20 +81,20 @@ def test_a_new_link_replaces_the_old_one(session, alice):
     _, old = invitation_create(session=session, created_by=alice)
     _, new = invitation_create(session=session, created_by=alice)
     with pytest.raises(ApplicationError, match="replaced or withdrawn"):
-        submission_create(token=old, answers=FULL)
-    submission_create(token=new, answers=FULL)
+        submission_create(invitation=invitation_for_token(token=old), answers=FULL)
+    submission_create(invitation=invitation_for_token(token=new), answers=FULL)
 
 
 def test_an_unknown_token_is_refused(session):
     with pytest.raises(ApplicationError) as caught:
-        submission_create(token="x" * 43, answers=FULL)
+        invitation_for_token(token="x" * 43)
     assert caught.value.code == "unknown"
 
 
 def test_a_link_is_bound_to_its_own_session(session, alice, episode):
     other = Session.objects.create(episode=episode, number=2, date=session.date, status="held")
     _, token = invitation_create(session=session, created_by=alice)
-    response = submission_create(token=token, answers=FULL)
+    response = submission_create(invitation=invitation_for_token(token=token), answers=FULL)
     assert response.session == session
     assert not other.responses.exists()
 
@@ -109,10 +110,10 @@ def test_no_link_for_a_session_not_yet_held(episode, alice):
 def test_an_incomplete_submission_stores_nothing_and_keeps_the_link(session, alice):
     _, token = invitation_create(session=session, created_by=alice)
     with pytest.raises(ApplicationError) as caught:
-        submission_create(token=token, answers={n: 4 for n in range(1, 12)})
+        submission_create(invitation=invitation_for_token(token=token), answers={n: 4 for n in range(1, 12)})
     assert caught.value.problems == ["No answer for item 12."]
     assert Response.objects.count() == 0
-    submission_create(token=token, answers=FULL)
+    submission_create(invitation=invitation_for_token(token=token), answers=FULL)
 
 
 def test_the_email_holds_only_the_clinic_name_and_the_link(session, alice, patient):
@@ -157,7 +158,7 @@ def test_no_reminder_once_the_form_is_done(session, alice, patient):
     patient.save()
     invitation, token = invitation_create(session=session, created_by=alice)
     invitation_send(invitation=invitation, channel="email")
-    submission_create(token=token, answers=FULL)
+    submission_create(invitation=invitation_for_token(token=token), answers=FULL)
     with time_machine.travel(timezone.now() + timedelta(hours=30)):
         assert reminders_due() == []
         assert reminder_send(invitation_id=invitation.pk) is False

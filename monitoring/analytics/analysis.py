@@ -1,0 +1,497 @@
+"""``analyse``: scores in, levels, session deviations, flags and pattern labels out.
+
+The pipeline: check and sort the input once; lay every (patient, scale) series out for the
+vectorised rules (:mod:`monitoring.analytics.engine`); estimate the clinic's reference values
+unless they are given; run the prospective rules; then build each output frame once from flat
+arrays. Nothing here loops over patients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from monitoring.analytics import columns as c
+from monitoring.analytics.clinic import ClinicParameters, ScaleParameters, estimate_scale
+from monitoring.analytics.config import AnalysisConfig
+from monitoring.analytics.engine import (
+    KIND_DECLINE,
+    KIND_GAIN,
+    KIND_LOSS,
+    KIND_REPAIR,
+    KIND_RUPTURE,
+    KIND_UNREPAIRED,
+    RULE_PREVIOUS,
+    EngineResult,
+    Layout,
+    build_layout,
+    run_rules,
+)
+from monitoring.analytics.explain import explain_events, explain_patterns
+from monitoring.analytics.levels import UnitStatistics, eb_level, eb_weight, unit_statistics, window_trend
+from monitoring.analytics.scoring import AnalyticsInputError, _describe_rows, check_scores
+
+_N_SCALES = len(c.SCALES)
+_RULE_NAMES = np.array(
+    [c.RULE_BASELINE, c.RULE_PREVIOUS, c.RULE_BACK_IN_RANGE, c.RULE_WINDOW_ENDED, c.RULE_CUSUM,
+     c.RULE_TANG_DERUBEIS], dtype=object,
+)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Result of :func:`analyse`. Frames use the names in :mod:`monitoring.analytics.columns`.
+
+    - ``sessions``: one row per (patient, scale, completed session), ordered that way.
+    - ``levels``: one row per (patient, scale) with at least one score.
+    - ``events``: one row per flag, ordered by patient, session, scale and kind.
+    - ``patterns``: one row per patient (pattern labels on ``config.pattern_scale``).
+    - ``summary``: one row per scale (counts and rates for the clinic report).
+    - ``clinic``: the reference values used (given, estimated, or priors).
+    - ``config``: the configuration used.
+    """
+
+    sessions: pd.DataFrame
+    levels: pd.DataFrame
+    events: pd.DataFrame
+    patterns: pd.DataFrame
+    summary: pd.DataFrame
+    clinic: ClinicParameters
+    config: AnalysisConfig
+
+
+@dataclass
+class _Prepared:
+    patients: pd.Index
+    codes: np.ndarray
+    session: np.ndarray
+    values: np.ndarray  # (N, 5) in SCALES order
+
+
+def _sorted_patients(uniques: pd.Index) -> np.ndarray:
+    """Order of the unique patient ids: natural order, or by (type, repr) for mixed types."""
+    try:
+        return np.asarray(uniques.argsort(), dtype=np.int64)
+    except TypeError:
+        keys = [(type(u).__name__, repr(u)) for u in uniques]
+        return np.asarray(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+
+def _prepare(scores: pd.DataFrame, config: AnalysisConfig) -> _Prepared:
+    check_scores(scores, scale_min=config.scale_min, scale_max=config.scale_max, duplicates=False)
+    codes0, uniques = pd.factorize(scores[c.PATIENT], sort=False)
+    uniques = pd.Index(uniques)
+    order_u = _sorted_patients(uniques)
+    remap = np.empty(order_u.size, dtype=np.int64)
+    remap[order_u] = np.arange(order_u.size)
+    codes = remap[codes0]
+    patients = uniques[order_u]
+    session = scores[c.SESSION].to_numpy(dtype=float).astype(np.int64)
+    sub = [scores[name].to_numpy(dtype=float, na_value=np.nan) for name in c.SUBSCALES]
+    if c.TOTAL in scores.columns:
+        total = scores[c.TOTAL].to_numpy(dtype=float, na_value=np.nan)
+    else:
+        stack = np.vstack(sub)
+        present = ~np.isnan(stack)
+        count = present.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = np.where(count > 0, np.where(present, stack, 0.0).sum(axis=0) / count, np.nan)
+    goal, task, bond = sub
+    agreement = (goal + task) / 2.0  # NaN unless both are present
+    values = np.column_stack([goal, task, bond, total, agreement])
+    n = codes.size
+    if n > 1:
+        sorted_already = bool(
+            np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (session[1:] > session[:-1])))
+        )
+        if not sorted_already:
+            order = np.lexsort((session, codes))
+            codes, session, values = codes[order], session[order], values[order]
+        else:
+            order = None
+        dup = (codes[1:] == codes[:-1]) & (session[1:] == session[:-1])
+        if dup.any():
+            pos = np.flatnonzero(dup)
+            pos = np.unique(np.concatenate([pos, pos + 1]))
+            rows_pos = pos if order is None else order[pos]
+            labels = list(scores.index[np.sort(rows_pos)])
+            raise AnalyticsInputError(
+                f"the same patient and session appear more than once; rows {_describe_rows(labels)}",
+                rows=labels,
+            )
+    return _Prepared(patients=patients, codes=codes, session=session, values=values)
+
+
+def _successive_differences(x_out: np.ndarray, stats: UnitStatistics) -> tuple[np.ndarray, np.ndarray]:
+    """Within-unit successive differences and the scale index of each."""
+    d = np.diff(x_out)
+    first = np.concatenate(([0], np.cumsum(stats.n)[:-1]))  # first row of each unit
+    keep = np.ones(d.size, dtype=bool)
+    keep[first[1:] - 1] = False  # a difference across two units is not a difference
+    scale = np.repeat((stats.units % _N_SCALES).astype(np.int8), stats.n)[1:]
+    return d[keep], scale[keep]
+
+
+def _estimate_clinic(stats: UnitStatistics, x_out: np.ndarray, config: AnalysisConfig) -> ClinicParameters:
+    scale_idx = stats.units % _N_SCALES
+    diffs, diff_scale = _successive_differences(x_out, stats)
+    prior = config.prior()
+    params: dict[str, ScaleParameters] = {}
+    for i, name in enumerate(c.SCALES):
+        sel = scale_idx == i
+        params[name] = estimate_scale(
+            n=stats.n[sel].astype(float), mean=stats.mean[sel], ss_within=stats.ss_within[sel],
+            ceiling=stats.ceiling[sel], diffs=diffs[diff_scale == i], trim=config.noise_trim,
+            min_patients=config.min_patients,
+            min_sessions=config.min_sessions, prior=prior,
+            low_quantile=config.pattern_low_quantile, high_quantile=config.pattern_high_quantile,
+        )
+    n_patients = int(np.unique(stats.units // _N_SCALES).size)
+    return ClinicParameters(scales=params, n_patients=n_patients)
+
+
+def _scale_arrays(clinic: ClinicParameters, config: AnalysisConfig) -> dict[str, np.ndarray]:
+    """Per-scale reference values as arrays indexed by scale position."""
+    rows = []
+    for name in c.SCALES:
+        p = clinic.scales.get(name) or config.prior()
+        sem = config.sem(name, p)
+        rows.append((p.floor_sd(config.spread_floor), sem, 1.96 * np.sqrt(2.0) * sem, p.clinic_mean, p.tau2,
+                     p.sigma2, p.level_q_low, p.level_q_high))
+    a = np.array(rows, dtype=float)
+    keys = ("pooled", "sem", "rc", "clinic_mean", "tau2", "sigma2", "q_low", "q_high")
+    return {key: a[:, i] for i, key in enumerate(keys)}
+
+
+def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analysis:
+    """Analyse alliance scores: levels, deviations, prospective flags and pattern labels.
+
+    ``scores`` has one row per patient-rated response: ``patient`` (any hashable id),
+    ``session`` (whole number, increasing within a patient, gaps allowed), ``goal``, ``task``,
+    ``bond`` (1-5 or NaN) and optionally ``total`` (otherwise the mean of the available
+    subscales). ``agreement`` is the mean of goal and task when both are present.
+
+    Row order does not matter. With ``config.clinic`` given, every flag at session t depends only
+    on that patient's sessions up to t. Raises :class:`AnalyticsInputError` for unusable input.
+    The rules and their references are in docs/methods.md.
+    """
+    config = config or AnalysisConfig()
+    prep = _prepare(scores, config)
+    valid = ~np.isnan(prep.values)
+    layout, flat = build_layout(prep.codes, valid, prep.patients.size)
+    rows, _ = np.nonzero(valid)
+    x_flat = np.empty(flat.size)
+    x_flat[flat] = prep.values[valid]
+    sess_flat = np.empty(flat.size, dtype=np.int64)
+    sess_flat[flat] = prep.session[rows]
+    del rows, flat
+
+    x_out = x_flat[layout.gather]
+    sess_out = sess_flat[layout.gather]
+    stats = unit_statistics(
+        x_out, sess_out, n_unit=layout.n_unit, unit_start=layout.unit_start,
+        detrend_min_sessions=config.detrend_min_sessions, scale_max=config.scale_max,
+    )
+    clinic = config.clinic if config.clinic is not None else _estimate_clinic(stats, x_out, config)
+    ref = _scale_arrays(clinic, config)
+    scale_of_rank = layout.unit_of_rank % _N_SCALES
+    result = run_rules(
+        x_flat, layout, pooled_by_rank=ref["pooled"][scale_of_rank],
+        sem_by_rank=ref["sem"][scale_of_rank], rc_by_rank=ref["rc"][scale_of_rank], config=config,
+    )
+    events = _events_frame(result, layout, x_flat, sess_flat, prep.patients, ref, config)
+    sessions = _sessions_frame(result, layout, x_out, sess_out, stats, prep.patients, ref, config)
+    levels = _levels_frame(stats, result, layout, events, prep.patients, ref, config)
+    patterns = _patterns_frame(stats, layout, x_out, sess_out, events, result, prep.patients, ref, config)
+    summary = _summary_frame(levels, events)
+    return Analysis(
+        sessions=sessions, levels=levels, events=events, patterns=patterns, summary=summary,
+        clinic=clinic, config=config,
+    )
+
+
+def _patient_column(codes: np.ndarray, patients: pd.Index) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, categories=patients)
+
+
+def _sessions_frame(
+    result: EngineResult, layout: Layout, x_out: np.ndarray, sess_out: np.ndarray,
+    stats: UnitStatistics, patients: pd.Index, ref: dict[str, np.ndarray], config: AnalysisConfig,
+) -> pd.DataFrame:
+    # Per-unit values are computed on the (small) unit arrays and repeated once: every temporary
+    # of observation length costs memory bandwidth, the bottleneck at a million sessions.
+    n = stats.n
+    g = layout.gather
+    unit_scale = (stats.units % _N_SCALES).astype(np.int8)
+    sem_unit = ref["sem"][unit_scale]
+    if config.detrend:
+        trend = ~np.isnan(stats.slope)
+        denom_unit = np.fmax(np.where(trend, stats.residual_sd, stats.within_sd), sem_unit)
+        slope_rep = np.repeat(np.where(trend, stats.slope, 0.0), n)
+        level = np.repeat(np.where(trend, stats.intercept, stats.mean), n) + slope_rep * sess_out
+        del slope_rep
+    else:
+        denom_unit = np.fmax(stats.within_sd, sem_unit)
+        level = np.repeat(stats.mean, n)
+    state = x_out - level
+    z = state / np.repeat(denom_unit, n)
+    baseline = result.baseline[g]
+    s_used = result.s_used[g]
+    with np.errstate(invalid="ignore"):
+        z_base = x_out - baseline
+        z_base /= s_used
+    t_out = np.arange(1, x_out.size + 1, dtype=np.int32)
+    t_out -= np.repeat(layout.unit_start[stats.units].astype(np.int32), n)
+    return pd.DataFrame({
+        c.PATIENT: _patient_column(np.repeat((stats.units // _N_SCALES).astype(np.int32), n), patients),
+        c.SESSION: sess_out,
+        c.SCALE: pd.Categorical.from_codes(np.repeat(unit_scale, n), dtype=c.SCALE_DTYPE),
+        c.T: t_out,
+        c.SCORE: x_out,
+        c.LEVEL: level,
+        c.STATE: state,
+        c.Z: z,
+        c.BASELINE: baseline,
+        c.N_BASELINE: result.n_baseline[g],
+        c.S_USED: s_used,
+        c.Z_BASELINE: z_base,
+        c.CUSUM: result.cusum[g],
+        c.IN_RUPTURE: result.in_rupture[g],
+    }, copy=False)
+
+
+def _events_frame(
+    result: EngineResult, layout: Layout, x_flat: np.ndarray, sess_flat: np.ndarray,
+    patients: pd.Index, ref: dict[str, np.ndarray], config: AnalysisConfig,
+) -> pd.DataFrame:
+    ev = result.events
+    rank = ev["rank"]
+    t = ev["t"]
+    unit = layout.unit_of_rank[rank]
+    pcode = unit // _N_SCALES
+    scale = unit % _N_SCALES
+    kind = ev["kind"]
+    order = np.lexsort((kind, scale, sess_flat[layout.offset[t] + rank] if t.size else t, pcode))
+    rank, t, unit, pcode, scale, kind = rank[order], t[order], unit[order], pcode[order], scale[order], kind[order]
+    ev = {name: values[order] for name, values in ev.items()}
+    idx = layout.offset[t] + rank
+    session = sess_flat[idx]
+    score = x_flat[idx]
+
+    def session_at(pos: np.ndarray) -> np.ndarray:
+        ok = pos >= 0
+        out = np.full(pos.size, -1, dtype=np.int64)
+        out[ok] = sess_flat[layout.offset[pos[ok]] + rank[ok]]
+        return out
+
+    rupture_session = session_at(ev["rupture_t"])
+    from_session = session_at(ev["from_t"])
+    to_session = session_at(ev["to_t"])
+    # OLS slope over the last `slope_window` sessions, for decline rows (quoted in the sentence).
+    slope = np.full(t.size, np.nan)
+    slope_n = np.zeros(t.size, dtype=np.int64)
+    dec = np.flatnonzero(kind == KIND_DECLINE)
+    if dec.size:
+        w = config.slope_window
+        n_pts = np.minimum(t[dec] + 1, w)
+        pos = t[dec][:, None] - np.arange(w)[None, :]
+        mask = np.arange(w)[None, :] < n_pts[:, None]
+        pos = np.where(mask, pos, 0)
+        flat_pos = layout.offset[pos] + rank[dec][:, None]
+        xs = x_flat[flat_pos]
+        ss = sess_flat[flat_pos].astype(float)
+        cnt = n_pts.astype(float)
+        mx = np.where(mask, xs, 0).sum(axis=1) / cnt
+        ms = np.where(mask, ss, 0).sum(axis=1) / cnt
+        dx = np.where(mask, xs - mx[:, None], 0)
+        ds = np.where(mask, ss - ms[:, None], 0)
+        sxx = (ds * ds).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope[dec] = np.where(sxx > 0, (ds * dx).sum(axis=1) / sxx, np.nan)
+        slope_n[dec] = n_pts
+    previous = ev["rule"] == RULE_PREVIOUS
+    explanation = explain_events(
+        kind=kind, scale=scale, rule_previous=previous, session=session, score=score,
+        magnitude=ev["magnitude"], threshold=ev["threshold"], baseline=ev["baseline"],
+        s_used=ev["s_used"], k=config.k, rupture_session=rupture_session,
+        sessions_since=t - ev["rupture_t"], from_session=from_session, to_session=to_session,
+        mean_before=ev["mean_before"], mean_after=ev["mean_after"], slope=slope, slope_n=slope_n,
+        tolerance=config.repair_tolerance,
+    )
+    k_col = np.where((kind == KIND_RUPTURE) & ~previous, config.k, np.nan)
+    k_col = np.where(np.isin(kind, (KIND_REPAIR, KIND_UNREPAIRED)) | previous, config.k, k_col)
+
+    n_base = ev["n_baseline"]
+
+    return pd.DataFrame({
+        c.PATIENT: _patient_column(pcode.astype(np.int32), patients),
+        c.SESSION: session,
+        c.SCALE: pd.Categorical.from_codes(scale.astype(np.int8), dtype=c.SCALE_DTYPE),
+        c.KIND: pd.Categorical.from_codes(kind.astype(np.int8), dtype=c.KIND_DTYPE),
+        c.MAGNITUDE: ev["magnitude"],
+        c.THRESHOLD: ev["threshold"],
+        c.EXPLANATION: explanation,
+        c.RULE: _RULE_NAMES[ev["rule"]] if t.size else np.empty(0, dtype=object),
+        c.T: (t + 1).astype(np.int32),
+        c.SCORE: score,
+        c.BASELINE: ev["baseline"],
+        c.N_BASELINE: _nullable_int(np.where(np.isnan(n_base), -1, n_base).astype(np.int64)),
+        c.S_USED: ev["s_used"],
+        c.K: k_col,
+        c.SEM: ref["sem"][scale],
+        c.RC: ref["rc"][scale],
+        c.POOLED_SD: ref["pooled"][scale],
+        c.RUPTURE_SESSION: _nullable_int(rupture_session),
+        c.FROM_SESSION: _nullable_int(from_session),
+        c.TO_SESSION: _nullable_int(to_session),
+        c.CUSUM: ev["cusum"],
+        c.SLOPE: slope,
+        c.MEAN_BEFORE: ev["mean_before"],
+        c.MEAN_AFTER: ev["mean_after"],
+        c.SD_WINDOW: ev["sd_window"],
+        c.T_CRIT: ev["t_crit"],
+    })
+
+
+def _nullable_int(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Int64 column with <NA> where ``values`` is negative (not applicable)."""
+    return pd.arrays.IntegerArray(np.where(values >= 0, values, 0).astype(np.int64), values < 0)
+
+
+def _unit_event_counts(events: pd.DataFrame, patients: pd.Index, units: np.ndarray) -> dict[str, np.ndarray]:
+    n_units = patients.size * _N_SCALES
+    unit = events[c.PATIENT].cat.codes.to_numpy(dtype=np.int64) * _N_SCALES + events[c.SCALE].cat.codes.to_numpy(dtype=np.int64)
+    kind = events[c.KIND].cat.codes.to_numpy()
+    out = {}
+    for name, code in ((c.N_RUPTURES, KIND_RUPTURE), (c.N_REPAIRS, KIND_REPAIR),
+                       (c.N_UNREPAIRED, KIND_UNREPAIRED), (c.N_DECLINES, KIND_DECLINE)):
+        out[name] = np.bincount(unit[kind == code], minlength=n_units)[units]
+    return out
+
+
+def _levels_frame(
+    stats: UnitStatistics, result: EngineResult, layout: Layout, events: pd.DataFrame,
+    patients: pd.Index, ref: dict[str, np.ndarray], config: AnalysisConfig,
+) -> pd.DataFrame:
+    scale = stats.units % _N_SCALES
+    lam = eb_weight(n=stats.n.astype(float), tau2=ref["tau2"][scale], sigma2=ref["sigma2"][scale])
+    counts = _unit_event_counts(events, patients, stats.units)
+    open_rupture = result.open_rupture_by_rank[layout.rank_of_unit[stats.units]]
+    return pd.DataFrame({
+        c.PATIENT: _patient_column((stats.units // _N_SCALES).astype(np.int32), patients),
+        c.SCALE: pd.Categorical.from_codes(scale.astype(np.int8), dtype=c.SCALE_DTYPE),
+        c.N: stats.n,
+        c.FIRST_SESSION: stats.first_session,
+        c.LAST_SESSION: stats.last_session,
+        c.LEVEL: stats.mean,
+        c.LEVEL_EB: eb_level(mean=stats.mean, lam=lam, clinic_mean=ref["clinic_mean"][scale]),
+        c.RELIABILITY: lam,
+        c.PROVISIONAL: lam < config.provisional_lambda,
+        c.WITHIN_SD: stats.within_sd,
+        c.S_LEVEL: np.fmax(stats.within_sd, ref["sem"][scale]),
+        c.SLOPE: stats.slope,
+        c.DETRENDED_LEVEL: stats.detrended_level,
+        c.RESIDUAL_SD: stats.residual_sd,
+        c.CEILING: stats.ceiling,
+        c.LAST_SCORE: stats.last_score,
+        **counts,
+        c.OPEN_RUPTURE: open_rupture,
+    })
+
+
+def _patterns_frame(
+    stats: UnitStatistics, layout: Layout, x_out: np.ndarray, sess_out: np.ndarray,
+    events: pd.DataFrame, result: EngineResult, patients: pd.Index, ref: dict[str, np.ndarray],
+    config: AnalysisConfig,
+) -> pd.DataFrame:
+    """Pattern labels (Zilcha-Mano & Fisher 2022): low level + rising, high level + falling."""
+    si = c.SCALES.index(config.pattern_scale)
+    n_p = patients.size
+    level = np.full(n_p, np.nan)
+    n = np.zeros(n_p, dtype=np.int64)
+    trend = np.full(n_p, np.nan)
+    tval = np.full(n_p, np.nan)
+    window_n = np.zeros(n_p, dtype=np.int64)
+    open_r = np.zeros(n_p, dtype=bool)
+    sel = np.flatnonzero(stats.units % _N_SCALES == si)
+    if sel.size:
+        units = stats.units[sel]
+        pcode = units // _N_SCALES
+        ends = layout.unit_start[units] + stats.n[sel]
+        slope, tv, w = window_trend(x_out, sess_out, ends=ends, lengths=stats.n[sel], window=config.pattern_window)
+        level[pcode] = stats.mean[sel]
+        n[pcode] = stats.n[sel]
+        trend[pcode] = slope
+        tval[pcode] = tv
+        window_n[pcode] = w
+        open_r[pcode] = result.open_rupture_by_rank[layout.rank_of_unit[units]]
+        # An unrepaired rupture raised within the window counts as a rupture that is not repaired.
+        unrep = events[(events[c.KIND] == c.UNREPAIRED) & (events[c.SCALE] == config.pattern_scale)]
+        if len(unrep):
+            ecode = unrep[c.PATIENT].cat.codes.to_numpy(dtype=np.int64)
+            et = unrep[c.T].to_numpy(dtype=np.int64)
+            recent = et > n[ecode] - window_n[ecode]
+            open_r[ecode[recent]] = True
+    q_low, q_high = float(ref["q_low"][si]), float(ref["q_high"][si])
+    enough = n >= config.pattern_min_sessions
+    with np.errstate(invalid="ignore"):
+        rising = (trend > 0) & (tval >= config.pattern_trend_t)
+        falling = (trend < 0) & (tval <= -config.pattern_trend_t)
+        corrective = enough & (level <= q_low) & rising
+        crisis = enough & (level >= q_high) & (falling | open_r)
+    pattern = np.where(corrective, c.CORRECTIVE_EXPERIENCE, np.where(crisis, c.CRISIS, c.NO_PATTERN)).astype(object)
+    labels = np.array([c.PATTERN_LABELS[p] for p in c.PATTERN_LABELS], dtype=object)
+    label_of = {p: labels[i] for i, p in enumerate(c.PATTERN_LABELS)}
+    flagged = np.flatnonzero(pattern != c.NO_PATTERN)
+    explanation = np.full(n_p, "", dtype=object)
+    if flagged.size:
+        explanation[flagged] = explain_patterns(
+            pattern=list(pattern[flagged]), scale=config.pattern_scale, level=level[flagged],
+            q_low=q_low, q_high=q_high, trend=np.where(falling[flagged] | rising[flagged], trend[flagged], np.nan),
+            window_n=window_n[flagged], open_rupture=open_r[flagged],
+        )
+    return pd.DataFrame({
+        c.PATIENT: _patient_column(np.arange(n_p, dtype=np.int32), patients),
+        c.PATTERN: pattern,
+        c.LABEL: np.array([label_of[p] for p in pattern], dtype=object) if n_p else np.empty(0, dtype=object),
+        c.EXPLANATION: explanation,
+        c.SCALE: config.pattern_scale,
+        c.N: n,
+        c.LEVEL: level,
+        c.QUANTILE_LOW: q_low,
+        c.QUANTILE_HIGH: q_high,
+        c.TREND: trend,
+        c.OPEN_RUPTURE: open_r,
+    })
+
+
+def _summary_frame(levels: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """Per-scale clinic figures: patients, sessions, flag counts, rates and ceiling share."""
+    lv_scale = levels[c.SCALE].cat.codes.to_numpy()
+    ev_scale = events[c.SCALE].cat.codes.to_numpy()
+    ev_kind = events[c.KIND].cat.codes.to_numpy()
+    ev_unit = events[c.PATIENT].cat.codes.to_numpy(dtype=np.int64) * _N_SCALES + ev_scale
+    rows = []
+    for i, name in enumerate(c.SCALES):
+        lv = lv_scale == i
+        counts = np.bincount(ev_kind[ev_scale == i], minlength=len(c.KINDS))
+        ruptured = np.unique(ev_unit[(ev_scale == i) & (ev_kind == KIND_RUPTURE)]).size
+        n_pat = int(lv.sum())
+        resolved = counts[KIND_REPAIR] + counts[KIND_UNREPAIRED]
+        rows.append({
+            c.SCALE: name,
+            "n_patients": n_pat,
+            "n_sessions": int(levels[c.N].to_numpy()[lv].sum()),
+            "n_ruptures": int(counts[KIND_RUPTURE]),
+            "n_repairs": int(counts[KIND_REPAIR]),
+            "n_unrepaired": int(counts[KIND_UNREPAIRED]),
+            "n_declines": int(counts[KIND_DECLINE]),
+            "n_sudden_gains": int(counts[KIND_GAIN]),
+            "n_sudden_losses": int(counts[KIND_LOSS]),
+            "share_patients_with_rupture": ruptured / n_pat if n_pat else np.nan,
+            "share_ruptures_repaired": counts[KIND_REPAIR] / resolved if resolved else np.nan,
+            "ceiling_share": float(levels[c.CEILING].to_numpy()[lv].mean()) if n_pat else np.nan,
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,184 @@
+"""Plain-language sentences for flags and pattern labels, with the numbers behind them.
+
+The wording is for a therapist between sessions: what happened, compared with what, and how sure.
+Only numbers available at the flag's own session are used (the baseline, not the retrospective
+level), so a stored sentence stays true later. Explanations are built for event rows only, which
+are few, so a Python loop over them is fine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from monitoring.analytics.columns import (
+    CORRECTIVE_EXPERIENCE,
+    CRISIS,
+    DECLINE,
+    KINDS,
+    REPAIR,
+    RUPTURE,
+    SCALE_LABELS,
+    SCALES,
+    SUDDEN_GAIN,
+    SUDDEN_LOSS,
+    UNREPAIRED,
+)
+
+_LABELS = [SCALE_LABELS[s] for s in SCALES]
+_LOWER = [label[0].lower() + label[1:] for label in _LABELS]
+#: A slope flatter than this (points per session) is described as "stayed below", not "fallen".
+_FLAT = 0.005
+
+
+_TABLES: dict[int, np.ndarray] = {}
+_TABLE_RANGE = 10  # values in [-10, 10] are looked up; others are formatted one by one
+
+
+def _fmt(values: np.ndarray, decimals: int) -> np.ndarray:
+    """``values`` as strings with ``decimals`` decimals (object array).
+
+    Scores, levels and spreads live in a small range, so the strings come from a lookup table;
+    formatting hundreds of thousands of floats one by one would dominate a cohort analysis.
+    """
+    step = 10**decimals
+    table = _TABLES.get(decimals)
+    if table is None:
+        lo = -_TABLE_RANGE * step
+        table = np.array([f"{i / step:.{decimals}f}" for i in range(lo, -lo + 1)], dtype=object)
+        _TABLES[decimals] = table
+    values = np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore"):
+        idx = np.rint(values * step)
+        ok = np.isfinite(idx) & (np.abs(idx) <= _TABLE_RANGE * step)
+    out = np.empty(values.size, dtype=object)
+    out[ok] = table[(idx[ok] + _TABLE_RANGE * step).astype(np.int64)]
+    for i in np.flatnonzero(~ok):
+        out[i] = f"{values[i]:.{decimals}f}"
+    return out
+
+
+def explain_events(
+    *, kind: np.ndarray, scale: np.ndarray, rule_previous: np.ndarray, session: np.ndarray,
+    score: np.ndarray, magnitude: np.ndarray, threshold: np.ndarray, baseline: np.ndarray,
+    s_used: np.ndarray, k: float, rupture_session: np.ndarray, sessions_since: np.ndarray,
+    from_session: np.ndarray, to_session: np.ndarray, mean_before: np.ndarray,
+    mean_after: np.ndarray, slope: np.ndarray, slope_n: np.ndarray, tolerance: float = 1.0,
+) -> np.ndarray:
+    """One sentence per event row; arguments are parallel arrays (kind and scale as codes)."""
+    out = np.empty(kind.size, dtype=object)
+    if kind.size == 0:
+        return out
+    label = np.array(_LABELS, dtype=object)[scale]
+    lower = np.array(_LOWER, dtype=object)[scale]
+    x = _fmt(score, 1)
+    mag = _fmt(magnitude, 1)
+    base = _fmt(baseline, 1)
+    kk = f"{k:g}"
+
+    def rows(code: str, extra: np.ndarray | None = None) -> np.ndarray:
+        mask = kind == KINDS.index(code)
+        if extra is not None:
+            mask &= extra
+        return np.flatnonzero(mask)
+
+    i = rows(RUPTURE, ~rule_previous)
+    if i.size:
+        spread = _fmt(s_used[i], 2)
+        out[i] = [
+            f"{lab} {m} points below this patient's usual level ({b}), at {v}; that is at least "
+            f"{kk} times their usual session-to-session variation ({sd} points)."
+            for lab, m, b, v, sd in zip(label[i], mag[i], base[i], x[i], spread, strict=True)
+        ]
+    i = rows(RUPTURE, rule_previous)
+    if i.size:
+        thr = _fmt(threshold[i], 2)
+        out[i] = [
+            f"{lab} fell {m} points since the previous session, to {v}. There are not yet enough "
+            f"sessions to know this patient's usual level, and a drop this size (at least {th}) "
+            f"is more than measurement noise."
+            for lab, m, v, th in zip(label[i], mag[i], x[i], thr, strict=True)
+        ]
+    i = rows(REPAIR)
+    if i.size:
+        target = _fmt(baseline[i] - tolerance * s_used[i], 1)
+        out[i] = [
+            f"Back to usual: {low} {v}, within this patient's usual range ({tg} or more) after "
+            f"the drop at session {rs}."
+            for low, v, tg, rs in zip(lower[i], x[i], target, rupture_session[i].tolist(), strict=True)
+        ]
+    i = rows(UNREPAIRED)
+    if i.size:
+        out[i] = [
+            f"Not back to usual {n} sessions after the drop at session {rs}: {low} {v}, still {m} "
+            f"points below the earlier usual level ({b}). From here on this is taken as the "
+            f"patient's new level."
+            for n, rs, low, v, m, b in zip(
+                sessions_since[i].tolist(), rupture_session[i].tolist(), lower[i], x[i], mag[i],
+                base[i], strict=True,
+            )
+        ]
+    i = rows(DECLINE)
+    if i.size:
+        falling = slope[i] < -_FLAT
+        per = _fmt(-slope[i], 2)
+        out[i] = [
+            f"{lab} has fallen about {p} points per session over the last {sn} sessions (now {v}; "
+            f"usual level {b}). Small drops that no single session shows have added up."
+            if fall else
+            f"{lab} has stayed below this patient's usual level ({b}) for several sessions "
+            f"(now {v}). Small drops that no single session shows have added up."
+            for lab, p, sn, v, b, fall in zip(
+                label[i], per, slope_n[i].tolist(), x[i], base[i], falling.tolist(), strict=True,
+            )
+        ]
+    for code, verb, where in ((SUDDEN_GAIN, "rose", "up"), (SUDDEN_LOSS, "fell", "down")):
+        i = rows(code)
+        if i.size:
+            mb, ma = _fmt(mean_before[i], 1), _fmt(mean_after[i], 1)
+            head = "Sudden gain" if code == SUDDEN_GAIN else "Sudden loss"
+            out[i] = [
+                f"{head}: {low} {verb} {m} points between sessions {fs} and {ts} and stayed "
+                f"{where} (mean {b} before, {a} after)."
+                for low, m, fs, ts, b, a in zip(
+                    lower[i], mag[i], from_session[i].tolist(), to_session[i].tolist(), mb, ma,
+                    strict=True,
+                )
+            ]
+    return out
+
+
+def explain_patterns(
+    *, pattern: Sequence[str], scale: str, level: np.ndarray, q_low: float, q_high: float,
+    trend: np.ndarray, window_n: np.ndarray, open_rupture: np.ndarray,
+) -> list[str]:
+    """Sentence per patient for the pattern labels (prompts, worded as such)."""
+    lower = SCALE_LABELS[scale][0].lower() + SCALE_LABELS[scale][1:]
+    out: list[str] = []
+    for pat, lev, tr, wn, op in zip(
+        pattern, level.tolist(), trend.tolist(), window_n.tolist(), open_rupture.tolist(), strict=True,
+    ):
+        if pat == CORRECTIVE_EXPERIENCE:
+            out.append(
+                f"Possible corrective experience: {lower} is low for this clinic (level {lev:.1f}, "
+                f"lowest quarter, below {q_low:.1f}) and has been rising (about {tr:+.2f} points "
+                f"per session over the last {wn} sessions). A prompt to reflect on, not a finding."
+            )
+        elif pat == CRISIS:
+            reasons = []
+            if tr == tr and tr < 0:
+                reasons.append(
+                    f"has been falling (about {tr:+.2f} points per session over the last {wn} sessions)"
+                )
+            if op:
+                reasons.append("has a rupture that is not repaired")
+            why = " and ".join(reasons) or "is falling"
+            out.append(
+                f"Possible crisis, in or outside therapy: {lower} is usually high for this clinic "
+                f"(level {lev:.1f}, top quarter, above {q_high:.1f}) but {why}. Worth exploring "
+                f"with the patient."
+            )
+        else:
+            out.append("")
+    return out

@@ -1,0 +1,66 @@
+"""Nothing lost, nothing doubled: concurrent submissions against the real database."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from clinics.errors import ApplicationError
+from monitoring.models import Answer, Invitation, Response
+from monitoring.services import invitation_create, invitation_for_token, submission_create
+
+FULL = {n: 4 for n in range(1, 13)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_submissions_with_one_token_store_exactly_one(session, alice):
+    if connection.vendor != "postgresql":
+        pytest.skip("threads sharing one SQLite test database serialise anyway; this proves PostgreSQL")
+    _, token = invitation_create(session=session, created_by=alice)
+    clients = 8
+    barrier = threading.Barrier(clients)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def submit(value: int) -> None:
+        try:
+            barrier.wait()
+            submission_create(invitation=invitation_for_token(token=token), answers={n: value for n in range(1, 13)})
+            result = "stored"
+        except ApplicationError as error:
+            result = error.code
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=submit, args=(1 + i % 5,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["stored"] + ["used"] * (clients - 1)
+    assert Response.objects.count() == 1
+    response = Response.objects.get()
+    assert response.answers.count() == 12
+    assert len(set(response.answers.values_list("value", flat=True))) == 1  # one submission's answers, whole
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_while_storing_keeps_the_link_usable(session, alice, monkeypatch):
+    _, token = invitation_create(session=session, created_by=alice)
+    original = Answer.objects.bulk_create
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Answer.objects, "bulk_create", broken)
+    with pytest.raises(RuntimeError):
+        submission_create(invitation=invitation_for_token(token=token), answers=FULL)
+    assert not Response.objects.exists()
+    assert Invitation.objects.get().used_at is None  # the claim was rolled back with the answers
+    monkeypatch.setattr(Answer.objects, "bulk_create", original)
+    submission_create(invitation=invitation_for_token(token=token), answers=FULL)
+    assert Response.objects.get().answers.count() == 12
