@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
@@ -19,7 +20,7 @@ from clinics.models import Clinic, Episode, Membership, Patient, Session
 from clinics.services import staff_create
 from monitoring.analytics.simulate import simulate_cohort
 from monitoring.models import Answer, Instrument, Response
-from monitoring.services import instruments_load_bundled
+from monitoring.services import clinic_estimate_refresh, episode_flags_refresh, instruments_load_bundled
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "demo-alliance-2026"  # noqa: S105 - printed by `make run`; demo data only
@@ -29,6 +30,11 @@ THERAPISTS = (
     ("bob@demo.bordin.test", "Bob Okafor"),
     ("carol@demo.bordin.test", "Carol Nguyen"),
 )
+# The demo's mix of courses, so that every kind of flag and pattern appears on some patient.
+DEMO_MIX = {
+    "stable": 9, "growth": 5, "ceiling": 4, "rupture_repair": 9, "rupture_unrepaired": 4,
+    "task_decline": 4, "sudden_gain": 2, "high_falling": 2, "low_rising": 1,
+}
 TREATMENTS = {
     "task_decline": Episode.Treatment.EXPOSURE,
     "rupture_unrepaired": Episode.Treatment.CBT,
@@ -85,20 +91,24 @@ def demo_delete() -> None:
 def demo_create(*, n_patients: int, seed: int, today: date) -> str:
     instruments_load_bundled()
     instrument = Instrument.objects.get(code="bordin-alliance", version=1)
-    items = {i.number: i for i in instrument.items.all()}
-    clinic = Clinic.objects.create(slug=DEMO_SLUG, name="Lindenhof Psychotherapy Centre (demo)")
+    form_items = {i.number: i for i in instrument.items.all()}
+    clinic = Clinic.objects.create(
+        slug=DEMO_SLUG, name="Lindenhof Psychotherapy Centre (demo)", therapist_rating_enabled=True
+    )
     staff_create(clinic=clinic, email=ADMIN[0], name=ADMIN[1], role=Membership.Role.ADMIN, password=DEMO_PASSWORD)
     therapists = [
         staff_create(clinic=clinic, email=e, name=n, role=Membership.Role.THERAPIST, password=DEMO_PASSWORD)
         for e, n in THERAPISTS
     ]
 
-    cohort = simulate_cohort(n_patients, seed=seed)
+    items, therapist_items, truth = _demo_cohort(n_patients, seed)
     rng = np.random.default_rng(seed)
-    truth = cohort.truth.set_index("patient")
     labels = _labels(len(truth), rng)
-    answers_by_patient = {pid: frame.sort_values("session") for pid, frame in cohort.items.groupby("patient")}
+    answers_by_patient = {pid: frame.sort_values("session") for pid, frame in items.groupby("patient")}
+    therapist_by_patient = {pid: frame.sort_values("session") for pid, frame in therapist_items.groupby("patient")}
 
+    therapist_form = Instrument.objects.get(code="bordin-alliance-therapist", version=1)
+    therapist_form_items = {i.number: i for i in therapist_form.items.all()}
     responses: list[Response] = []
     answer_rows: list[tuple[int, dict[int, int]]] = []
     for index, (pid, frame) in enumerate(sorted(answers_by_patient.items())):
@@ -141,13 +151,46 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
                 )
             )
             answer_rows.append((len(responses) - 1, {k: int(row[f"item_{k}"]) for k in range(1, 13)}))
+            if therapist == therapists[0]:
+                # Alice also rates her sessions with the therapist form (the clinic has it on).
+                own = therapist_by_patient[pid].set_index("session").loc[session.number]
+                responses.append(
+                    Response(
+                        session=session,
+                        instrument=therapist_form,
+                        rater="therapist",
+                        source=Response.Source.STAFF,
+                        submitted_at=submitted + timedelta(minutes=5),
+                        entered_by=therapist,
+                    )
+                )
+                answer_rows.append((len(responses) - 1, {k: int(own[f"item_{k}"]) for k in range(1, 13)}))
     Response.objects.bulk_create(responses, batch_size=1000)
     Answer.objects.bulk_create(
         (
-            Answer(response=responses[i], item=items[number], value=value)
+            Answer(
+                response=responses[i],
+                item=(form_items if responses[i].rater == "patient" else therapist_form_items)[number],
+                value=value,
+            )
             for i, values in answer_rows
             for number, value in values.items()
         ),
         batch_size=2000,
     )
+    clinic_estimate_refresh(clinic=clinic)
+    for episode_id in Episode.objects.filter(patient__clinic=clinic).values_list("pk", flat=True):
+        episode_flags_refresh(episode_id=episode_id)
     return f"{len(answers_by_patient)} patients, {len(responses)} responses, {len(therapists)} therapists"
+
+
+def _demo_cohort(n_patients: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Simulated courses in the demo mix (scaled to ``n_patients``), with unique patient keys."""
+    total = sum(DEMO_MIX.values())
+    items, therapist_items, truth = [], [], []
+    for offset, (scenario, weight) in enumerate(DEMO_MIX.items()):
+        count = max(1, round(weight * n_patients / total))
+        cohort = simulate_cohort(count, seed=seed + offset, sessions=(8, 30), scenarios={scenario: 1.0})
+        for frame, out in ((cohort.items, items), (cohort.therapist_items, therapist_items), (cohort.truth, truth)):
+            out.append(frame.assign(patient=scenario + "-" + frame["patient"].astype(str)))
+    return pd.concat(items), pd.concat(therapist_items), pd.concat(truth).set_index("patient")

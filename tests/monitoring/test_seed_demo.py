@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from django.core.management import call_command
+
+from clinics.models import Clinic, Membership, Patient
+from monitoring.models import Answer, Flag, Response
+
+pytestmark = pytest.mark.django_db
+TODAY = date(2026, 11, 20)
+
+
+def snapshot() -> list[tuple]:
+    return list(
+        Answer.objects.order_by(
+            "response__session__episode__patient__label", "response__session__number", "response__rater", "item__number"
+        ).values_list(
+            "response__session__episode__patient__label",
+            "response__session__number",
+            "response__session__date",
+            "response__rater",
+            "item__number",
+            "value",
+        )
+    )
+
+
+def test_the_demo_is_deterministic(capsys):
+    call_command("seed_demo", patients=12, today=TODAY)
+    first = snapshot()
+    call_command("seed_demo", patients=12, today=TODAY, reset=True)
+    assert snapshot() == first
+    assert len(first) > 12 * 6 * 12
+
+
+def test_the_demo_is_idempotent(capsys):
+    call_command("seed_demo", patients=12, today=TODAY)
+    counts = (Patient.objects.count(), Response.objects.count(), Flag.objects.count())
+    call_command("seed_demo", patients=12, today=TODAY)
+    assert "nothing changed" in capsys.readouterr().out
+    assert (Patient.objects.count(), Response.objects.count(), Flag.objects.count()) == counts
+    assert Clinic.objects.filter(slug="demo").count() == 1
+
+
+def test_the_demo_has_staff_and_every_kind_of_flag():
+    call_command("seed_demo", today=TODAY)
+    clinic = Clinic.objects.get(slug="demo")
+    roles = sorted(Membership.objects.filter(clinic=clinic).values_list("role", flat=True))
+    assert roles == ["admin", "therapist", "therapist", "therapist"]
+    assert 38 <= clinic.patients.count() <= 42
+    assert set(Flag.objects.values_list("kind", flat=True)) == {
+        "rupture", "repair", "unrepaired", "decline", "sudden_gain", "sudden_loss"
+    }
+    assert Response.objects.filter(rater="therapist").exists()
+    # Some patients have not yet answered for their last held session.
+    waiting = [p for p in clinic.patients.all()
+               if p.episodes.get().sessions.filter(status="held").exclude(responses__rater="patient").exists()]
+    assert 3 <= len(waiting) <= 8
