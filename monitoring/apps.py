@@ -19,4 +19,13 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Alliance monitoring"
 
     def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from monitoring import models
+
         post_migrate.connect(_load_bundled_instruments, sender=self)
+        # Every change to these is kept in the audit trail with who made it (AuditlogMiddleware).
+        auditlog.register(models.Response)
+        auditlog.register(models.Invitation, exclude_fields=["salt", "token_hash"])
+        auditlog.register(models.Flag, include_fields=["acknowledgement", "acknowledged_note", "acknowledged_at"])
+        auditlog.register(models.Instrument)

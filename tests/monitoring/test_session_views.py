@@ -114,3 +114,14 @@ def test_a_session_can_be_added_from_the_patient_page(client, alice, episode, se
     assert response["Location"] == f"/sessions/{episode.sessions.get(number=2).code}/"
     client.post(f"/patients/{episode.patient.code}/sessions/", {"date": "not a date"})
     assert episode.sessions.count() == 2
+
+
+def test_staff_entry_is_in_the_audit_trail_with_who_did_it(client, alice, session):
+    from auditlog.models import LogEntry
+
+    login(client, alice)
+    client.post(f"/sessions/{session.code}/enter/patient/", FULL)
+    entry = LogEntry.objects.get_for_object(Response.objects.get()).get()
+    assert entry.actor == alice
+    assert entry.action == LogEntry.Action.CREATE
+    assert "staff" in str(entry.changes)
