@@ -17,7 +17,7 @@ from django.utils import timezone
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode, Session
 from monitoring import links, messaging, selectors
-from monitoring.analytics import AnalysisConfig, ClinicParameters, analyse
+from monitoring.analytics import AnalysisConfig, analyse
 from monitoring.instruments.definition import InstrumentDefinition, bundled_definitions, read_definition
 from monitoring.models import (
     Answer,
@@ -365,12 +365,7 @@ def clinic_estimate_refresh(*, clinic: Clinic) -> ClinicEstimate:
 
 
 def clinic_estimate_current(*, clinic: Clinic) -> ClinicEstimate:
-    estimate = ClinicEstimate.objects.filter(clinic=clinic).order_by("-estimated_at").first()
-    return estimate or clinic_estimate_refresh(clinic=clinic)
-
-
-def analysis_config(*, clinic: Clinic, estimate: ClinicEstimate) -> AnalysisConfig:
-    return AnalysisConfig.preset(clinic.sensitivity, clinic=ClinicParameters.from_dict(estimate.parameters))
+    return selectors.clinic_estimate_latest(clinic=clinic) or clinic_estimate_refresh(clinic=clinic)
 
 
 def analysis_config_snapshot(config: AnalysisConfig) -> dict[str, object]:
@@ -403,7 +398,7 @@ def episode_flags_refresh(*, episode_id: int) -> list[Flag]:
     episode = Episode.objects.select_related("patient__clinic").get(pk=episode_id)
     clinic = episode.patient.clinic
     estimate = clinic_estimate_current(clinic=clinic)
-    config = analysis_config(clinic=clinic, estimate=estimate)
+    config = selectors.analysis_config(clinic=clinic, estimate=estimate)
     scores = selectors.scores_for_episodes(episode_ids=[episode.pk])
     if scores.empty:
         return []
@@ -431,11 +426,53 @@ def episode_flags_refresh(*, episode_id: int) -> list[Flag]:
         Flag.objects.bulk_create(flags, ignore_conflicts=True)
         # The lock on the state row serialises refreshes of one episode, so the flags after the
         # old watermark are exactly the ones this call stored.
-        stored = list(Flag.objects.filter(episode=episode, session__number__gt=state.flagged_through))
+        stored = list(
+            Flag.objects.filter(episode=episode, session__number__gt=state.flagged_through).select_related("session")
+        )
         state.flagged_through = max(state.flagged_through, int(scores["session"].max()))
         state.save(update_fields=["flagged_through", "updated_at"])
+        # An import or a first analysis stores a whole history at once: only recent events are news.
+        recent_from = state.flagged_through - selectors.ATTENTION_WINDOW
         Notification.objects.bulk_create(
-            (Notification(user=episode.therapist, flag=f) for f in stored if f.kind in NOTIFY_KINDS),
+            (
+                Notification(user=episode.therapist, flag=f)
+                for f in stored
+                if f.kind in NOTIFY_KINDS and f.session.number > recent_from
+            ),
             ignore_conflicts=True,
         )
     return stored
+
+
+def notifications_mark_read(*, user: AbstractBaseUser, flag_ids: list[int] | None = None) -> int:
+    pending = Notification.objects.filter(user=user, read_at=None)
+    if flag_ids is not None:
+        pending = pending.filter(flag_id__in=flag_ids)
+    return pending.update(read_at=timezone.now())
+
+
+def flag_acknowledge(*, flag: Flag, user: AbstractBaseUser, acknowledgement: str, note: str = "") -> list[Flag]:
+    """Mark an event as discussed with the patient or not relevant, with an optional short note.
+
+    The event is the flag with its siblings of the same kind at the same session on the other
+    scales (one rupture usually shows on several). They stay visible and stop counting for the
+    caseload's priority. Who and when are kept, and the change is in the audit trail.
+    """
+    if acknowledgement not in Flag.Acknowledgement.values:
+        raise ApplicationError("Choose “discussed with patient” or “not relevant”.")
+    note = note.strip()
+    if len(note) > 500:
+        raise ApplicationError(f"Keep the note to 500 characters (it has {len(note)}).")
+    now = timezone.now()
+    siblings = list(
+        Flag.objects.filter(episode_id=flag.episode_id, session_id=flag.session_id, kind=flag.kind, acknowledgement="")
+    )
+    for sibling in siblings:
+        sibling.acknowledgement = acknowledgement
+        sibling.acknowledged_note = note
+        sibling.acknowledged_at = now
+        sibling.acknowledged_by = user
+        # save() one by one, not update(): each change goes into the audit trail.
+        sibling.save(update_fields=["acknowledgement", "acknowledged_note", "acknowledged_at", "acknowledged_by"])
+    Notification.objects.filter(flag__in=siblings, read_at=None).update(read_at=now)
+    return siblings

@@ -4,18 +4,22 @@ form links are /f/<token>/ (the token is the only thing in them)."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from monitoring import form_views, views
 
 app_urls = (
     [
         path("", views.caseload, name="caseload"),
+        path("notifications/read/", views.notifications_read, name="notifications-read"),
         path("patients/<uuid:code>/", views.patient_detail, name="patient"),
         path("patients/<uuid:code>/sessions/", views.session_add, name="session-add"),
         path("sessions/<uuid:code>/", views.session_detail, name="session"),
         path("sessions/<uuid:code>/enter/<str:rater>/", views.response_enter, name="response-enter"),
         path("sessions/<uuid:code>/<str:action>/", views.session_action, name="session-action"),
+        path("flags/<uuid:code>/acknowledge/", views.flag_acknowledge, name="flag-acknowledge"),
         path("kiosk/", views.kiosk, name="kiosk"),
         path("kiosk/<uuid:code>/", views.kiosk_start, name="kiosk-start"),
         path("f/<str:token>/", form_views.form, name="form"),
@@ -26,6 +30,7 @@ app_urls = (
 
 urlpatterns = [
     path("", include(app_urls)),
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),

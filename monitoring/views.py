@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
@@ -22,36 +23,99 @@ from django.views.decorators.http import require_http_methods, require_POST
 from clinics.errors import ApplicationError
 from clinics.models import Session
 from clinics.services import session_create
-from monitoring import links, selectors, services, tasks
+from monitoring import charts, links, selectors, services, tasks
 from monitoring.form_views import KIOSK_SESSION_KEY
 from monitoring.forms import answers_from_post, questions
-from monitoring.models import Invitation, Rater, Response
+from monitoring.models import Flag, Invitation, Rater, Response
 
 
 @login_required
 def caseload(request: HttpRequest) -> HttpResponse:
-    patients = selectors.patient_list_for_user(user=request.user)
-    return render(request, "monitoring/caseload.html", {"patients": patients})
+    """The therapist's home page: who needs attention now, and why."""
+    therapists = selectors.therapists_for_admin(user=request.user)
+    try:
+        therapist_id = int(request.GET.get("therapist", "")) if therapists else None
+    except ValueError:
+        therapist_id = None
+    query = request.GET.get("q", "").strip()[:60]
+    rows = selectors.caseload_for_user(user=request.user, therapist_id=therapist_id, query=query)
+    notifications = selectors.notifications_unread(user=request.user)
+    return render(
+        request,
+        "monitoring/caseload.html",
+        {
+            "rows": rows,
+            "attention": [r for r in rows if r.priority < 9],
+            "others": [r for r in rows if r.priority >= 9],
+            "therapists": therapists,
+            "therapist_id": therapist_id,
+            "query": query,
+            "notifications": notifications,
+            "has_patients": selectors.patients_visible_to(user=request.user).exists(),
+            "window": selectors.ATTENTION_WINDOW,
+        },
+    )
+
+
+@login_required
+@require_POST
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    services.notifications_mark_read(user=request.user)
+    return redirect("monitoring:caseload")
 
 
 @login_required
 def patient_detail(request: HttpRequest, code: str) -> HttpResponse:
-    patient = selectors.patient_get_for_user(user=request.user, code=code)
-    episode = patient.episodes.filter(ended_on=None).first()
-    sessions = (
-        episode.sessions.prefetch_related("responses").order_by("-number") if episode else Session.objects.none()
-    )
-    rows = [
-        {
-            "session": s,
-            "patient_in": any(r.rater == Rater.PATIENT for r in s.responses.all()),
-            "therapist_in": any(r.rater == Rater.THERAPIST for r in s.responses.all()),
+    """One patient's alliance: own level, deviations, flags with their reasons, the answers."""
+    dashboard = selectors.patient_dashboard(user=request.user, code=code)
+    services.notifications_mark_read(user=request.user, flag_ids=[f.flag.pk for f in dashboard.flags])
+    figures = {}
+    if dashboard.analysis is not None and dashboard.episode is not None:
+        analysis, pk = dashboard.analysis, dashboard.episode.pk
+        sessions = analysis.sessions[analysis.sessions["patient"] == pk]
+        levels = analysis.levels[analysis.levels["patient"] == pk]
+        events = analysis.events[analysis.events["patient"] == pk]
+        dates = {row.session.number: row.session.date for row in dashboard.sessions}
+        figures = {
+            "trajectory": charts.trajectory(sessions=sessions, levels=levels, events=events, session_dates=dates),
+            "deviations": charts.deviations(sessions=sessions, events=events, k=analysis.config.k),
+            "subscales": charts.subscales(sessions=sessions, events=events),
         }
-        for s in sessions
-    ]
+        patient_totals = sessions[sessions["scale"] == "total"][["session", "score"]].rename(columns={"score": "total"})
+        if not dashboard.therapist_scores.empty:
+            figures["raters"] = charts.raters(patient=patient_totals, therapist=dashboard.therapist_scores)
     return render(
-        request, "monitoring/patient.html", {"patient": patient, "episode": episode, "rows": rows, "today": date.today()}
+        request,
+        "monitoring/patient.html",
+        {
+            "d": dashboard,
+            "patient": dashboard.patient,
+            "episode": dashboard.episode,
+            "figures": figures,
+            "open_flags": sum(f.counts for f in dashboard.flags),
+            "total_level": dashboard.levels.get("total"),
+            "latest": next((r for r in dashboard.sessions if r.scores.get("total") is not None), None),
+            "today": date.today(),
+            "choices": Flag.Acknowledgement.choices,
+        },
     )
+
+
+@login_required
+@require_POST
+def flag_acknowledge(request: HttpRequest, code: str) -> HttpResponse:
+    flag = selectors.flag_get_for_user(user=request.user, code=code)
+    try:
+        services.flag_acknowledge(
+            flag=flag,
+            user=request.user,
+            acknowledgement=request.POST.get("acknowledgement", ""),
+            note=request.POST.get("note", ""),
+        )
+        messages.success(request, "Noted. The flag stays on this page and no longer counts on your caseload.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect(f"{reverse('monitoring:patient', args=[flag.episode.patient.code])}#flag-{flag.code}")
 
 
 @login_required

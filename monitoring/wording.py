@@ -1,0 +1,181 @@
+"""Plain clinical words for what the analysis finds: flag names, what they mean, what to try.
+
+The prompts draw on the literature summarised in docs/methods.md (Safran & Muran's rupture and
+repair work; Eubanks, Muran & Safran 2018; McLaughlin et al. 2014; Zilcha-Mano & Fisher on
+trait-like and state-like alliance). They are prompts for the clinician's judgement, not
+instructions. Pure Python.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SCALE_NAMES = {
+    "total": "Total alliance",
+    "goal": "Goal agreement",
+    "task": "Task agreement",
+    "bond": "Bond",
+    "agreement": "Goal and task agreement",
+}
+
+#: Order of attention on the caseload (lower first); acknowledged flags do not count.
+PRIORITY = {
+    "unrepaired": 1,
+    "rupture": 2,
+    "decline": 3,
+    "sudden_loss": 4,
+    "crisis": 5,
+    "form_missing": 6,
+}
+NO_PRIORITY = 9
+
+
+@dataclass(frozen=True)
+class FlagWording:
+    title: str
+    short: str
+    meaning: str
+    prompt: str
+    tone: str  # alert, warn, ok, info: the badge colour
+
+
+FLAGS = {
+    "unrepaired": FlagWording(
+        title="Unrepaired rupture",
+        short="Unrepaired rupture",
+        meaning=(
+            "The alliance dropped clearly below this patient's usual level and has not come back "
+            "within the following sessions. Unrepaired ruptures go with poorer outcome and dropout."
+        ),
+        prompt=(
+            "Make the relationship itself the topic: ask directly how therapy feels at the moment, "
+            "listen without defending, acknowledge your share, and consider renegotiating the goals "
+            "or the way you work together."
+        ),
+        tone="alert",
+    ),
+    "rupture": FlagWording(
+        title="Rupture",
+        short="Rupture",
+        meaning=(
+            "This session's rating is clearly below the patient's own usual level, more than their "
+            "ordinary session-to-session variation. Ruptures are common (about one therapy in two) "
+            "and, once repaired, go with better outcome."
+        ),
+        prompt=(
+            "Raise it gently at the start of the next session: invite the patient's view of what "
+            "felt off, validate their experience, and explore it together rather than moving on."
+        ),
+        tone="alert",
+    ),
+    "repair": FlagWording(
+        title="Repair",
+        short="Repaired",
+        meaning=(
+            "After a drop, the rating is back within the patient's usual range. Repaired ruptures "
+            "are associated with better outcome (Eubanks, Muran & Safran 2018: r = .29)."
+        ),
+        prompt="It can help to name with the patient what changed, and what made it possible to go on.",
+        tone="ok",
+    ),
+    "decline": FlagWording(
+        title="Declining trend",
+        short="Declining",
+        meaning=(
+            "Small drops have added up over several sessions, although no single session stands out. "
+            "In structured treatments (CBT, exposure) within-patient changes in task agreement "
+            "predicted symptom change."
+        ),
+        prompt=(
+            "Revisit the rationale for what you are doing in sessions and whether it still fits; "
+            "agree the next tasks together with the patient."
+        ),
+        tone="warn",
+    ),
+    "sudden_loss": FlagWording(
+        title="Sudden loss",
+        short="Sudden loss",
+        meaning=(
+            "A large drop between two sessions that has lasted, rather than a one-session dip "
+            "(Tang & DeRubeis 1999 criteria)."
+        ),
+        prompt="Check in about events inside or outside therapy around that session.",
+        tone="warn",
+    ),
+    "sudden_gain": FlagWording(
+        title="Sudden gain",
+        short="Sudden gain",
+        meaning="A large rise between two sessions that has lasted (Tang & DeRubeis 1999 criteria).",
+        prompt="Explore with the patient what helped; sudden gains often come before good outcomes.",
+        tone="ok",
+    ),
+}
+
+PATTERNS = {
+    "crisis": FlagWording(
+        title="Possible crisis: explore with the patient",
+        short="Possible crisis",
+        meaning=(
+            "A patient who usually rates the alliance highly (top quarter of this clinic) is now "
+            "falling or in an open rupture. In the research this can signal a crisis, in or "
+            "outside therapy."
+        ),
+        prompt="Ask openly how things are, in therapy and in the patient's life.",
+        tone="warn",
+    ),
+    "corrective_experience": FlagWording(
+        title="Possible corrective experience",
+        short="Corrective experience?",
+        meaning=(
+            "A patient who usually rates the alliance low (bottom quarter of this clinic) is rating "
+            "it higher and higher. For some patients a growing alliance is itself part of the change."
+        ),
+        prompt="Notice it with the patient; it may be worth talking about what feels different.",
+        tone="ok",
+    ),
+}
+
+RULES = {
+    "baseline_k_sd": "{scale} {score:.2f} was at or below {threshold:.2f}: the patient's usual level {baseline:.2f} "
+    "(mean of {n_baseline:.0f} earlier sessions) minus {k} times their spread {s_used:.2f}.",
+    "previous_session": "{scale} fell from the previous session by at least {threshold:.2f} points "
+    "(the larger of the reliable-change index {rc:.2f} and {k} times the clinic's usual spread).",
+    "back_within_s": "{scale} {score:.2f} is back above {threshold:.2f}: the level before the rupture at "
+    "session {rupture_session:.0f} ({baseline:.2f}) minus one spread ({s_used:.2f}).",
+    "window_ended": "{scale} did not come back above {threshold:.2f} within the sessions after the rupture "
+    "at session {rupture_session:.0f}.",
+    "lower_cusum": "The running sum of drops below the usual level ({baseline:.2f}), in units of the "
+    "patient's spread, reached {cusum:.1f}, over the decision limit {threshold:.1f} (a CUSUM chart).",
+    "tang_derubeis": "{scale} moved between sessions {from_session:.0f} and {to_session:.0f} by at least the "
+    "reliable-change index ({rc:.2f}), and the mean of the sessions after ({mean_after:.2f}) differs from "
+    "the mean before ({mean_before:.2f}) by more than {t_crit:.2f} times their pooled spread.",
+}
+
+
+def rule_text(*, rule: str, scale: str, detail: dict[str, object], threshold: float | None) -> str:
+    """The rule and numbers behind a stored flag, in one sentence; empty if unknown."""
+    template = RULES.get(rule)
+    if template is None:
+        return ""
+    values = {k: (math.nan if v is None else v) for k, v in detail.items()}
+    values.update(scale=SCALE_NAMES.get(scale, scale), threshold=math.nan if threshold is None else threshold)
+    try:
+        return template.format(**values)
+    except (KeyError, ValueError, TypeError):
+        return ""
+
+
+def deviation_words(z: float | None) -> str:
+    """How the latest session sits against the patient's own level, in the patient's spread."""
+    if z is None or math.isnan(z):
+        return ""
+    if z <= -2.0:
+        return "well below usual"
+    if z <= -1.0:
+        return "below usual"
+    if z < 1.0:
+        return "usual"
+    if z < 2.0:
+        return "above usual"
+    return "well above usual"
