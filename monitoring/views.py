@@ -222,6 +222,9 @@ def response_enter(request: HttpRequest, code: str, rater: str) -> HttpResponse:
         if not errors:
             try:
                 with transaction.atomic():
+                    if session.status != Session.Status.HELD:  # a filled-in form means it took place
+                        session.status = Session.Status.HELD
+                        session.save(update_fields=["status"])
                     services.response_create(
                         session=session,
                         instrument=instrument,
