@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import date, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.models import Session as DjangoSession
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from clinics.errors import ApplicationError
-from clinics.models import Clinic, Episode, Membership, Patient, Session
+from clinics.models import Clinic, Episode, Membership, Patient, Session, StaffInvitation
 
 
 def staff_create(*, clinic: Clinic, email: str, role: str, password: str | None = None, name: str = "") -> AbstractUser:
@@ -31,14 +40,27 @@ def staff_create(*, clinic: Clinic, email: str, role: str, password: str | None 
 
 
 def patient_create(
-    *, clinic: Clinic, label: str, therapist: AbstractUser, external_id: str = "", language: str = "en"
+    *,
+    clinic: Clinic,
+    label: str,
+    therapist: AbstractUser,
+    external_id: str = "",
+    language: str = "en",
+    contact_email: str = "",
+    contact_phone: str = "",
 ) -> Patient:
     if not Membership.objects.filter(clinic=clinic, user=therapist, is_active=True).exists():
         raise ApplicationError("The therapist is not a member of this clinic.")
     try:
         with transaction.atomic():
             return Patient.objects.create(
-                clinic=clinic, label=label.strip(), external_id=external_id.strip(), therapist=therapist, language=language
+                clinic=clinic,
+                label=label.strip(),
+                external_id=external_id.strip(),
+                therapist=therapist,
+                language=language,
+                contact_email=contact_email.strip(),
+                contact_phone=contact_phone.strip(),
             )
     except IntegrityError as exc:
         raise ApplicationError(f"A patient labelled '{label}' or with that external id already exists.") from exc
@@ -61,3 +83,227 @@ def session_create(*, episode: Episode, date: date, status: str = Session.Status
     with transaction.atomic():
         last = episode.sessions.select_for_update().order_by("-number").values_list("number", flat=True).first()
         return Session.objects.create(episode=episode, number=(last or 0) + 1, date=date, status=status)
+
+
+# --- Staff administration ----------------------------------------------------------------------
+
+STAFF_INVITATION_DAYS = 7
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def staff_invite(
+    *, clinic: Clinic, email: str, role: str, name: str = "", invited_by: AbstractUser, join_url: Callable[[str], str]
+) -> tuple[StaffInvitation, str]:
+    """Invite someone to the clinic by email; returns the invitation and its one-time link.
+
+    ``join_url`` turns the token into an absolute URL (the view knows the site's address).
+    """
+    email = email.strip().lower()
+    if role not in Membership.Role.values:
+        raise ApplicationError("Choose a role: therapist or clinic admin.")
+    if Membership.objects.filter(clinic=clinic, user__email__iexact=email, is_active=True).exists():
+        raise ApplicationError(f"{email} already works in {clinic.name}.")
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    with transaction.atomic():
+        clinic.staff_invitations.filter(email=email, accepted_at=None, revoked_at=None).update(revoked_at=now)
+        invitation = StaffInvitation.objects.create(
+            clinic=clinic,
+            email=email,
+            name=name.strip(),
+            role=role,
+            token_hash=_token_hash(token),
+            created_by=invited_by,
+            expires_at=now + timedelta(days=STAFF_INVITATION_DAYS),
+        )
+    url = join_url(token)
+    send_mail(
+        f"You are invited to {clinic.name} on Bordin",
+        f"{invited_by.get_full_name() or invited_by.email} invites you to join {clinic.name} on Bordin as "
+        f"{invitation.get_role_display().lower()}.\n\nChoose your password here (the link works once, for "
+        f"{STAFF_INVITATION_DAYS} days):\n{url}\n",
+        settings.DEFAULT_FROM_EMAIL,
+        [email],
+    )
+    return invitation, url
+
+
+def staff_invitation_for_token(*, token: str) -> StaffInvitation:
+    invitation = StaffInvitation.objects.select_related("clinic").filter(token_hash=_token_hash(token)).first()
+    if invitation is None:
+        raise ApplicationError("This invitation link is not known. Ask your clinic admin for a new one.", code="unknown")
+    if invitation.accepted_at is not None:
+        raise ApplicationError("This invitation has been used already. Sign in instead.", code="used")
+    if invitation.revoked_at is not None:
+        raise ApplicationError("This invitation was withdrawn. Ask your clinic admin for a new one.", code="revoked")
+    if invitation.expires_at <= timezone.now():
+        raise ApplicationError("This invitation has expired. Ask your clinic admin for a new one.", code="expired")
+    return invitation
+
+
+def staff_invitation_accept(*, token: str, password: str, name: str = "") -> AbstractUser:
+    """Create (or reuse) the account, check the password against the validators, join the clinic."""
+    invitation = staff_invitation_for_token(token=token)
+    User = get_user_model()
+    with transaction.atomic():
+        claimed = StaffInvitation.objects.filter(pk=invitation.pk, accepted_at=None, revoked_at=None).update(
+            accepted_at=timezone.now()
+        )
+        if not claimed:
+            raise ApplicationError("This invitation has been used already. Sign in instead.", code="used")
+        user = User.objects.filter(email__iexact=invitation.email).first()
+        if user is None:
+            first, _, last = (name or invitation.name).strip().partition(" ")
+            user = User(username=invitation.email, email=invitation.email, first_name=first, last_name=last)
+            try:
+                validate_password(password, user)
+            except DjangoValidationError as exc:
+                raise ApplicationError("Please choose another password.", problems=list(exc.messages)) from exc
+            user.set_password(password)
+            user.save()
+        elif not user.check_password(password):
+            raise ApplicationError("You have an account already: enter its password to join this clinic.")
+        Membership.objects.update_or_create(
+            user=user, clinic=invitation.clinic, defaults={"role": invitation.role, "is_active": True}
+        )
+    return user
+
+
+def membership_set_role(*, membership: Membership, role: str, by: AbstractUser) -> Membership:
+    if role not in Membership.Role.values:
+        raise ApplicationError("Choose a role: therapist or clinic admin.")
+    if membership.user_id == by.pk and role != Membership.Role.ADMIN:
+        raise ApplicationError("You cannot remove your own admin role; ask another admin.")
+    if membership.role == Membership.Role.ADMIN and role != Membership.Role.ADMIN:
+        _keep_one_admin(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+def _keep_one_admin(membership: Membership) -> None:
+    others = Membership.objects.filter(clinic=membership.clinic_id, role=Membership.Role.ADMIN, is_active=True)
+    if not others.exclude(pk=membership.pk).exists():
+        raise ApplicationError("A clinic needs at least one active admin; make someone else admin first.")
+
+
+def membership_deactivate(*, membership: Membership, by: AbstractUser) -> int:
+    """End someone's work in the clinic. Their patients must have been reassigned first; their
+    signed-in sessions end at once. Returns the number of sessions ended."""
+    if membership.user_id == by.pk:
+        raise ApplicationError("You cannot deactivate yourself; ask another admin.")
+    assigned = Patient.objects.filter(clinic=membership.clinic_id, therapist=membership.user_id, is_active=True)
+    if assigned.exists():
+        raise ApplicationError(
+            f"{membership.user.get_full_name() or membership.user.email} still has {assigned.count()} active "
+            "patient(s). Transfer them to another therapist first, then deactivate.",
+            code="has_patients",
+        )
+    if membership.role == Membership.Role.ADMIN:
+        _keep_one_admin(membership)
+    with transaction.atomic():
+        membership.is_active = False
+        membership.save(update_fields=["is_active"])
+        user = membership.user
+        if not user.memberships.filter(is_active=True).exists():
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+    return user_sessions_end(user=membership.user)
+
+
+def user_sessions_end(*, user: AbstractUser) -> int:
+    """Delete every signed-in session of ``user`` (database session store).
+
+    Django keeps no index from users to sessions, so this reads the unexpired sessions; at a
+    clinic's scale that is a few thousand rows at most.
+    """
+    ended = 0
+    for session in DjangoSession.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
+            session.delete()
+            ended += 1
+    return ended
+
+
+# --- Patients and episodes ---------------------------------------------------------------------
+
+
+def patient_update(
+    *, patient: Patient, label: str, external_id: str, language: str, contact_email: str, contact_phone: str
+) -> Patient:
+    patient.label = label.strip()
+    patient.external_id = external_id.strip()
+    patient.language = language
+    patient.contact_email = contact_email.strip()
+    patient.contact_phone = contact_phone.strip()
+    try:
+        with transaction.atomic():
+            patient.save()
+    except IntegrityError as exc:
+        raise ApplicationError("Another patient of this clinic has that label or external id.") from exc
+    return patient
+
+
+def patient_transfer(*, patient: Patient, therapist: AbstractUser, on: date) -> Episode | None:
+    """Give the patient a new therapist. The open episode ends and a new one starts with the new
+    therapist (the alliance is with a therapist, so its level starts afresh); the earlier
+    episode, its answers and flags stay as they were."""
+    if not Membership.objects.filter(
+        clinic=patient.clinic_id, user=therapist, role=Membership.Role.THERAPIST, is_active=True
+    ).exists():
+        raise ApplicationError("Choose an active therapist of this clinic.")
+    if patient.therapist_id == therapist.pk:
+        raise ApplicationError("The patient already sees this therapist.")
+    with transaction.atomic():
+        current = patient.episodes.select_for_update().filter(ended_on=None).first()
+        new_episode = None
+        if current is not None:
+            if on < current.started_on:
+                raise ApplicationError("The transfer date cannot be before the episode started.")
+            current.ended_on = on
+            current.save(update_fields=["ended_on"])
+            new_episode = Episode.objects.create(
+                patient=patient, therapist=therapist, treatment=current.treatment, started_on=on
+            )
+        patient.therapist = therapist
+        patient.save(update_fields=["therapist"])
+    return new_episode
+
+
+def episode_close(*, episode: Episode, on: date) -> Episode:
+    if episode.ended_on is not None:
+        raise ApplicationError("This episode of care is closed already.")
+    if on < episode.started_on:
+        raise ApplicationError("An episode cannot end before it started.")
+    episode.ended_on = on
+    episode.save(update_fields=["ended_on"])
+    return episode
+
+
+def patient_discharge(*, patient: Patient, on: date) -> Patient:
+    """Close the open episode and mark the patient inactive; all their data stays."""
+    with transaction.atomic():
+        current = patient.episodes.filter(ended_on=None).first()
+        if current is not None:
+            episode_close(episode=current, on=max(on, current.started_on))
+        patient.is_active = False
+        patient.save(update_fields=["is_active"])
+    return patient
+
+
+def clinic_settings_update(*, clinic: Clinic, **values: object) -> Clinic:
+    allowed = {
+        "name", "default_language", "instrument_code", "link_expiry_hours", "reminder_delay_hours",
+        "patients_see_results", "therapist_rating_enabled", "sensitivity", "retention_years", "idle_timeout_minutes",
+    }
+    unknown = set(values) - allowed
+    if unknown:
+        raise ApplicationError("Unknown setting(s): " + ", ".join(sorted(unknown)))
+    for key, value in values.items():
+        setattr(clinic, key, value)
+    clinic.full_clean()
+    clinic.save()
+    return clinic

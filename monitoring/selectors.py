@@ -13,6 +13,7 @@ import pandas as pd
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connections
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -524,3 +525,49 @@ def _instrument_structure_for_episode(episode: Episode) -> list[tuple[int, str]]
     if instrument is None:
         return []
     return list(instrument.items.order_by("number").values_list("number", "subscale"))
+
+
+# --- Clinic administration ------------------------------------------------------------------------
+
+
+def clinic_for_admin(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Clinic:
+    """The clinic, if the user is one of its active admins; 404 for everyone else."""
+    if not user.is_authenticated:
+        raise Http404
+    return get_object_or_404(
+        Clinic.objects.filter(memberships__user=user, memberships__role=Membership.Role.ADMIN, memberships__is_active=True),
+        slug=slug,
+    )
+
+
+def clinics_administered(*, user: AbstractBaseUser | AnonymousUser) -> list[Clinic]:
+    if not user.is_authenticated:
+        return []
+    return list(
+        Clinic.objects.filter(
+            memberships__user=user, memberships__role=Membership.Role.ADMIN, memberships__is_active=True
+        ).order_by("name")
+    )
+
+
+def staff_for_clinic(*, clinic: Clinic) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(clinic=clinic)
+        .select_related("user")
+        .annotate(
+            active_patients=Count(
+                "user__patients", filter=Q(user__patients__clinic=clinic, user__patients__is_active=True)
+            )
+        )
+        .order_by("-is_active", "user__last_name", "user__first_name")
+    )
+
+
+def patients_for_admin(*, clinic: Clinic, active: bool, query: str = "") -> QuerySet[Patient]:
+    patients = Patient.objects.filter(clinic=clinic, is_active=active).select_related("therapist")
+    if query:
+        patients = patients.filter(Q(label__icontains=query) | Q(external_id__icontains=query))
+    return patients.annotate(
+        open_episodes=Count("episodes", filter=Q(episodes__ended_on=None)),
+        sessions_held=Count("episodes__sessions", filter=Q(episodes__sessions__status="held")),
+    ).order_by("label")

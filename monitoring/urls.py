@@ -8,7 +8,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from monitoring import form_views, views
+from monitoring import admin_views, form_views, views
 
 app_urls = (
     [
@@ -22,6 +22,18 @@ app_urls = (
         path("flags/<uuid:code>/acknowledge/", views.flag_acknowledge, name="flag-acknowledge"),
         path("kiosk/", views.kiosk, name="kiosk"),
         path("kiosk/<uuid:code>/", views.kiosk_start, name="kiosk-start"),
+        path("clinic/<slug:slug>/", admin_views.admin_home, name="admin"),
+        path("clinic/<slug:slug>/staff/", admin_views.staff, name="admin-staff"),
+        path("clinic/<slug:slug>/staff/<uuid:code>/<str:action>/", admin_views.staff_action, name="admin-staff-action"),
+        path(
+            "clinic/<slug:slug>/invitations/<uuid:code>/revoke/",
+            admin_views.staff_invitation_revoke,
+            name="admin-invitation-revoke",
+        ),
+        path("clinic/<slug:slug>/patients/", admin_views.patients, name="admin-patients"),
+        path("clinic/<slug:slug>/patients/<uuid:code>/", admin_views.patient, name="admin-patient"),
+        path("clinic/<slug:slug>/settings/", admin_views.clinic_settings, name="admin-settings"),
+        path("join/<str:token>/", admin_views.join, name="join"),
         path("f/<str:token>/", form_views.form, name="form"),
         path("f/<str:token>/done/", form_views.form_done, name="form-done"),
     ],

@@ -1,0 +1,120 @@
+"""Forms of the clinic admin area. Each settings field says, in a sentence, what it changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+
+from clinics.models import Clinic, Episode, Membership, Patient
+from monitoring.analytics import PRESETS
+from monitoring.models import Instrument
+
+
+def _therapist_choices(clinic: Clinic) -> list[tuple[int, str]]:
+    memberships = Membership.objects.filter(clinic=clinic, role=Membership.Role.THERAPIST, is_active=True)
+    return [(m.user_id, m.user.get_full_name() or m.user.email) for m in memberships.select_related("user")]
+
+
+class StaffInviteForm(forms.Form):
+    email = forms.EmailField(label="Email")
+    name = forms.CharField(label="Name", max_length=150, required=False)
+    role = forms.ChoiceField(label="Role", choices=Membership.Role.choices, initial=Membership.Role.THERAPIST)
+
+
+class PatientForm(forms.ModelForm):
+    therapist = forms.TypedChoiceField(label="Therapist", coerce=int)
+    treatment = forms.ChoiceField(label="Treatment", choices=Episode.Treatment.choices)
+    started_on = forms.DateField(label="Start of treatment", widget=forms.DateInput(attrs={"type": "date"}))
+
+    class Meta:
+        model = Patient
+        fields = ["label", "external_id", "language", "contact_email", "contact_phone"]
+        labels = {"label": "Label", "external_id": "Health-record id", "language": "Language of the form",
+                  "contact_email": "Email for form links", "contact_phone": "Mobile number for form links"}
+        widgets = {"language": forms.Select(choices=settings.LANGUAGES)}
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["therapist"].choices = _therapist_choices(clinic)
+
+
+class PatientEditForm(forms.ModelForm):
+    class Meta:
+        model = Patient
+        fields = ["label", "external_id", "language", "contact_email", "contact_phone"]
+        labels = PatientForm.Meta.labels
+        widgets = PatientForm.Meta.widgets
+
+
+class TransferForm(forms.Form):
+    therapist = forms.TypedChoiceField(label="New therapist", coerce=int)
+    on = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, clinic: Clinic, current: AbstractUser | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["therapist"].choices = [c for c in _therapist_choices(clinic) if not current or c[0] != current.pk]
+
+
+class EpisodeOpenForm(forms.Form):
+    treatment = forms.ChoiceField(label="Treatment", choices=Episode.Treatment.choices)
+    started_on = forms.DateField(label="Starts", widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class DateForm(forms.Form):
+    on = forms.DateField(label="On", widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class ClinicSettingsForm(forms.ModelForm):
+    class Meta:
+        model = Clinic
+        fields = [
+            "name", "instrument_code", "default_language", "link_expiry_hours", "reminder_delay_hours",
+            "patients_see_results", "therapist_rating_enabled", "sensitivity", "retention_years",
+            "idle_timeout_minutes",
+        ]
+        labels = {
+            "name": "Clinic name",
+            "instrument_code": "Questionnaire",
+            "default_language": "Default language for new patients",
+            "link_expiry_hours": "Form links expire after (hours)",
+            "reminder_delay_hours": "Send one reminder after (hours)",
+            "patients_see_results": "Patients see their own results",
+            "therapist_rating_enabled": "Therapists rate sessions too",
+            "sensitivity": "Flag sensitivity",
+            "retention_years": "Keep data of discharged patients for (years)",
+            "idle_timeout_minutes": "Sign staff out after inactivity (minutes)",
+        }
+        help_texts = {
+            "name": "Shown to patients on the form and in the messages that carry their links.",
+            "instrument_code": "The patient form used for new links; answers already stored keep their own version.",
+            "default_language": "Patients can still switch language on the form.",
+            "link_expiry_hours": "After this, an unused link shows “expired” and the patient needs a new one.",
+            "reminder_delay_hours": "If the form is not done by then, the patient gets one reminder with the same "
+            "link (only for links sent by email or text message). 0 turns reminders off.",
+            "patients_see_results": "After sending, the thank-you page shows the patient their session averages. "
+            "Some clinics consider alliance results sensitive; off by default.",
+            "therapist_rating_enabled": "The patient's therapist can fill in the parallel therapist form for each "
+            "session; the patient page then compares both views.",
+            "retention_years": "After this many years from discharge, a patient's data is due for deletion.",
+            "idle_timeout_minutes": "Protects patient data on shared computers.",
+        }
+        widgets = {"default_language": forms.Select(choices=settings.LANGUAGES)}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        codes = Instrument.objects.filter(rater="patient").values_list("code", flat=True).distinct()
+        self.fields["instrument_code"].widget = forms.Select(choices=[(c, c) for c in codes])
+        described = []
+        for value, label in Clinic.Sensitivity.choices:
+            preset = PRESETS[value]
+            described.append(f"{label} (a rupture at {preset['k']:g} spreads below the usual level; "
+                             f"decline limit {preset['cusum_decision']:g})")
+        self.fields["sensitivity"].help_text = (
+            "How far below a patient's usual level a session must fall to be flagged, in units of that "
+            "patient's session-to-session spread. " + "; ".join(described) + ". See the methods documentation."
+        )
+        self.fields["link_expiry_hours"].min_value = 1
+        self.fields["idle_timeout_minutes"].min_value = 5

@@ -1,0 +1,225 @@
+"""The clinic admin area: staff, patients, settings. Every view starts with
+``selectors.clinic_for_admin``, which is 404 for anyone who is not an active admin of that clinic
+(therapists included: they cannot tell an admin page from a missing one)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from clinics import services as clinic_services
+from clinics.errors import ApplicationError
+from clinics.models import Episode, Membership, Patient, StaffInvitation
+from monitoring import selectors
+from monitoring.admin_forms import (
+    ClinicSettingsForm,
+    DateForm,
+    EpisodeOpenForm,
+    PatientEditForm,
+    PatientForm,
+    StaffInviteForm,
+    TransferForm,
+)
+from monitoring.decorators import staff_required
+
+
+@staff_required
+def admin_home(request: HttpRequest, slug: str) -> HttpResponse:
+    return redirect("monitoring:admin-patients", slug=selectors.clinic_for_admin(user=request.user, slug=slug).slug)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def staff(request: HttpRequest, slug: str) -> HttpResponse:
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    form = StaffInviteForm(request.POST or None)
+    new_link = ""
+    failed = request.method == "POST"
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitation, new_link = clinic_services.staff_invite(
+                clinic=clinic,
+                invited_by=request.user,
+                join_url=lambda token: request.build_absolute_uri(reverse("monitoring:join", args=[token])),
+                **form.cleaned_data,
+            )
+            messages.success(request, f"Invitation sent to {invitation.email}. The link below works once, for 7 days.")
+            form, failed = StaffInviteForm(), False
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+    memberships = selectors.staff_for_clinic(clinic=clinic)
+    pending = clinic.staff_invitations.filter(accepted_at=None, revoked_at=None)
+    return render(
+        request,
+        "monitoring/admin/staff.html",
+        {"clinic": clinic, "form": form, "memberships": memberships, "pending": pending, "new_link": new_link,
+         "roles": Membership.Role.choices},
+        status=400 if failed else 200,
+    )
+
+
+@staff_required
+@require_POST
+def staff_action(request: HttpRequest, slug: str, code: str, action: str) -> HttpResponse:
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    membership = get_object_or_404(Membership.objects.select_related("user"), clinic=clinic, code=code)
+    try:
+        if action == "role":
+            clinic_services.membership_set_role(membership=membership, role=request.POST.get("role", ""), by=request.user)
+            messages.success(request, f"{membership.user.get_full_name()} is now {membership.get_role_display().lower()}.")
+        elif action == "deactivate":
+            ended = clinic_services.membership_deactivate(membership=membership, by=request.user)
+            messages.success(
+                request, f"{membership.user.get_full_name()} no longer has access; {ended} signed-in session(s) ended."
+            )
+        else:
+            raise ApplicationError("Unknown action.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("monitoring:admin-staff", slug=clinic.slug)
+
+
+@staff_required
+@require_POST
+def staff_invitation_revoke(request: HttpRequest, slug: str, code: str) -> HttpResponse:
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    invitation = get_object_or_404(StaffInvitation, clinic=clinic, code=code)
+    StaffInvitation.objects.filter(pk=invitation.pk, accepted_at=None).update(revoked_at=timezone.now())
+    messages.success(request, f"The invitation for {invitation.email} has been withdrawn.")
+    return redirect("monitoring:admin-staff", slug=clinic.slug)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def join(request: HttpRequest, token: str) -> HttpResponse:
+    """Accept a staff invitation: choose a password (or confirm an existing account's)."""
+    try:
+        invitation = clinic_services.staff_invitation_for_token(token=token)
+    except ApplicationError as error:
+        return render(request, "monitoring/admin/join_problem.html", {"message": error.message}, status=410)
+    problems: list[str] = []
+    if request.method == "POST":
+        password = request.POST.get("password", "")
+        if password != request.POST.get("password_again", password):
+            problems = ["The two passwords differ."]
+        else:
+            try:
+                user = clinic_services.staff_invitation_accept(
+                    token=token, password=password, name=request.POST.get("name", "")
+                )
+            except ApplicationError as error:
+                problems = error.problems or [error.message]
+            else:
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                messages.success(request, f"Welcome to {invitation.clinic.name}.")
+                return redirect("monitoring:caseload")
+    existing = Membership.objects.filter(user__email__iexact=invitation.email).exists()
+    return render(
+        request,
+        "monitoring/admin/join.html",
+        {"invitation": invitation, "problems": problems, "existing": existing},
+        status=400 if problems else 200,
+    )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def patients(request: HttpRequest, slug: str) -> HttpResponse:
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    form = PatientForm(request.POST or None, clinic=clinic, initial={"language": clinic.default_language,
+                                                                     "started_on": date.today()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = clinic_services.patient_create(
+                clinic=clinic,
+                therapist=clinic.memberships.get(user_id=form.cleaned_data["therapist"]).user,
+                **{k: form.cleaned_data[k] for k in ("label", "external_id", "language", "contact_email", "contact_phone")},
+            )
+            clinic_services.episode_open(
+                patient=patient, started_on=form.cleaned_data["started_on"], treatment=form.cleaned_data["treatment"]
+            )
+            messages.success(request, f"{patient.label} added, with an episode of care from {form.cleaned_data['started_on']:%d %b %Y}.")
+            return redirect("monitoring:admin-patient", slug=clinic.slug, code=patient.code)
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+    show = request.GET.get("show", "active")
+    listing = selectors.patients_for_admin(clinic=clinic, active=show != "discharged", query=request.GET.get("q", ""))
+    return render(
+        request,
+        "monitoring/admin/patients.html",
+        {"clinic": clinic, "form": form, "patients": listing, "show": show, "query": request.GET.get("q", "")},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def patient(request: HttpRequest, slug: str, code: str) -> HttpResponse:
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    record = get_object_or_404(Patient.objects.select_related("therapist"), clinic=clinic, code=code)
+    edit = PatientEditForm(request.POST if request.POST.get("form") == "edit" else None, instance=record)
+    transfer = TransferForm(request.POST if request.POST.get("form") == "transfer" else None, clinic=clinic,
+                            current=record.therapist, initial={"on": date.today()})
+    open_form = EpisodeOpenForm(request.POST if request.POST.get("form") == "open" else None,
+                                initial={"started_on": date.today()})
+    close_form = DateForm(request.POST if request.POST.get("form") in ("close", "discharge") else None,
+                          initial={"on": date.today()})
+    if request.method == "POST":
+        action = request.POST.get("form")
+        try:
+            if action == "edit" and edit.is_valid():
+                clinic_services.patient_update(patient=record, **{k: edit.cleaned_data[k] for k in edit.Meta.fields})
+                messages.success(request, "Saved.")
+            elif action == "transfer" and transfer.is_valid():
+                therapist = clinic.memberships.get(user_id=transfer.cleaned_data["therapist"]).user
+                clinic_services.patient_transfer(patient=record, therapist=therapist, on=transfer.cleaned_data["on"])
+                messages.success(request, f"{record.label} now sees {therapist.get_full_name()}; the earlier episode is kept.")
+            elif action == "open" and open_form.is_valid():
+                record.is_active = True
+                record.save(update_fields=["is_active"])
+                clinic_services.episode_open(patient=record, **open_form.cleaned_data)
+                messages.success(request, "A new episode of care is open.")
+            elif action == "close" and close_form.is_valid():
+                current = record.episodes.filter(ended_on=None).first()
+                if current is None:
+                    raise ApplicationError("There is no open episode to close.")
+                clinic_services.episode_close(episode=current, on=close_form.cleaned_data["on"])
+                messages.success(request, "The episode of care is closed.")
+            elif action == "discharge" and close_form.is_valid():
+                clinic_services.patient_discharge(patient=record, on=close_form.cleaned_data["on"])
+                messages.success(request, f"{record.label} is discharged. All their data stays.")
+            else:
+                raise ApplicationError("Please correct the form below.")
+            return redirect("monitoring:admin-patient", slug=clinic.slug, code=record.code)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+    return render(
+        request,
+        "monitoring/admin/patient.html",
+        {"clinic": clinic, "patient": record, "edit": edit, "transfer": transfer, "open_form": open_form,
+         "close_form": close_form, "episodes": record.episodes.select_related("therapist").order_by("-started_on")},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def clinic_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    form = ClinicSettingsForm(request.POST or None, instance=clinic)
+    if request.method == "POST" and form.is_valid():
+        clinic_services.clinic_settings_update(
+            clinic=clinic, **{name: form.cleaned_data[name] for name in ClinicSettingsForm.Meta.fields}
+        )
+        messages.success(request, "Settings saved. They apply from now on; flags already stored keep the rules they were computed with.")
+        return redirect("monitoring:admin-settings", slug=clinic.slug)
+    return render(request, "monitoring/admin/settings.html", {"clinic": clinic, "form": form},
+                  status=400 if request.method == "POST" else 200)

@@ -1,0 +1,164 @@
+"""The clinic admin area: who may use it, staff, patients, episodes, settings."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+
+from clinics.models import Episode, Membership, Patient, StaffInvitation
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client, user):
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+ROUTES = ["/clinic/clinic-a/staff/", "/clinic/clinic-a/patients/", "/clinic/clinic-a/settings/"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("who", "status"), [("dana", 200), ("alice", 404), ("charlie", 404), ("erin", 404), (None, 302)])
+def test_only_the_clinics_own_admins_reach_its_admin_pages(client, request, dana, alice, erin, route, who, status):
+    if who:
+        login(client, request.getfixturevalue(who))
+    assert client.get(route).status_code == status
+
+
+@pytest.mark.parametrize("who", ["alice", "erin"])
+def test_outsiders_change_nothing(client, request, dana, alice, bob, erin, patient, who):
+    membership = Membership.objects.get(user=bob)
+    login(client, request.getfixturevalue(who))
+    client.post(f"/clinic/clinic-a/staff/{membership.code}/role/", {"role": "admin"})
+    client.post(f"/clinic/clinic-a/staff/{membership.code}/deactivate/")
+    client.post("/clinic/clinic-a/settings/", {"name": "Hacked"})
+    client.post(f"/clinic/clinic-a/patients/{patient.code}/", {"form": "discharge", "on": "2026-11-01"})
+    membership.refresh_from_db()
+    patient.refresh_from_db()
+    assert (membership.role, membership.is_active, patient.is_active) == ("therapist", True, True)
+    assert Patient.objects.get(pk=patient.pk).clinic.name == "Clinic A"
+
+
+def test_an_admin_invites_a_therapist_who_joins_with_a_password(client, dana, clinic_a):
+    login(client, dana)
+    page = client.post("/clinic/clinic-a/staff/", {"email": "new@a.test", "name": "Nora New", "role": "therapist"})
+    assert page.status_code == 200
+    link = page.context["new_link"]
+    assert link in mail.outbox[-1].body and "Clinic A" in mail.outbox[-1].subject
+    other = Client()
+    weak = other.post(link, {"password": "12345", "password_again": "12345"})
+    assert weak.status_code == 400 and "too short" in weak.content.decode()
+    joined = other.post(link, {"name": "Nora New", "password": "a-long-and-good-passphrase", "password_again": "a-long-and-good-passphrase"})
+    assert joined["Location"] == "/"
+    nora = User.objects.get(email="new@a.test")
+    assert Membership.objects.get(user=nora, clinic=clinic_a).role == "therapist"
+    assert other.get(link).status_code == 410  # works once
+
+
+def test_an_expired_invitation_is_refused(client, dana):
+    login(client, dana)
+    link = client.post("/clinic/clinic-a/staff/", {"email": "late@a.test", "role": "therapist"}).context["new_link"]
+    with time_machine.travel(timezone.now() + timedelta(days=8)):
+        page = Client().get(link)
+    assert page.status_code == 410 and "expired" in page.content.decode()
+    assert not User.objects.filter(email="late@a.test").exists()
+
+
+def test_the_last_admin_cannot_lose_the_role(client, dana, alice):
+    login(client, dana)
+    own = Membership.objects.get(user=dana)
+    client.post(f"/clinic/clinic-a/staff/{own.code}/role/", {"role": "therapist"})
+    own.refresh_from_db()
+    assert own.role == "admin"
+
+
+def test_deactivation_waits_for_patients_to_be_transferred(client, dana, alice, bob, patient, episode):
+    login(client, dana)
+    membership = Membership.objects.get(user=alice)
+    page = client.post(f"/clinic/clinic-a/staff/{membership.code}/deactivate/", follow=True)
+    assert "Transfer them to another therapist first" in page.content.decode()
+    membership.refresh_from_db()
+    assert membership.is_active
+    client.post(f"/clinic/clinic-a/patients/{patient.code}/", {"form": "transfer", "therapist": bob.pk, "on": "2026-10-01"})
+    client.post(f"/clinic/clinic-a/staff/{membership.code}/deactivate/")
+    membership.refresh_from_db()
+    assert not membership.is_active
+
+
+def test_deactivation_ends_the_therapists_sessions_at_once(dana, bob):
+    bobs_browser = login(Client(), bob)
+    assert bobs_browser.get("/").status_code == 200
+    admin = login(Client(), dana)
+    admin.post(f"/clinic/clinic-a/staff/{Membership.objects.get(user=bob).code}/deactivate/")
+    assert bobs_browser.get("/").status_code == 302
+
+
+def test_a_transfer_keeps_the_history_in_the_earlier_episode(client, dana, alice, bob, patient, episode, session):
+    login(client, dana)
+    client.post(f"/clinic/clinic-a/patients/{patient.code}/", {"form": "transfer", "therapist": bob.pk, "on": "2026-10-01"})
+    patient.refresh_from_db()
+    episodes = list(patient.episodes.order_by("started_on"))
+    assert patient.therapist == bob
+    assert [(e.therapist, e.ended_on) for e in episodes] == [(alice, date(2026, 10, 1)), (bob, None)]
+    assert episodes[0].sessions.get() == session
+
+
+def test_an_admin_adds_a_patient_with_an_episode(client, dana, alice, clinic_a):
+    login(client, dana)
+    response = client.post(
+        "/clinic/clinic-a/patients/",
+        {"label": "K.L.", "external_id": "HR-9", "language": "de", "therapist": alice.pk, "treatment": "cbt",
+         "started_on": "2026-11-02", "contact_email": "", "contact_phone": ""},
+    )
+    patient = Patient.objects.get(label="K.L.")
+    assert response.status_code == 302
+    assert (patient.therapist, patient.language, patient.clinic) == (alice, "de", clinic_a)
+    assert patient.episodes.get().treatment == "cbt"
+
+
+def test_a_duplicate_label_is_refused_with_a_message(client, dana, alice, patient):
+    login(client, dana)
+    page = client.post(
+        "/clinic/clinic-a/patients/",
+        {"label": "P.A.", "language": "en", "therapist": alice.pk, "treatment": "cbt", "started_on": "2026-11-02"},
+    )
+    assert page.status_code == 400
+    assert Patient.objects.filter(label="P.A.").count() == 1
+
+
+def test_discharge_closes_the_episode_and_keeps_the_data(client, dana, patient, episode, session):
+    login(client, dana)
+    client.post(f"/clinic/clinic-a/patients/{patient.code}/", {"form": "discharge", "on": "2026-11-10"})
+    patient.refresh_from_db()
+    episode.refresh_from_db()
+    assert not patient.is_active and episode.ended_on == date(2026, 11, 10)
+    assert Episode.objects.get(pk=episode.pk).sessions.count() == 1
+
+
+def test_settings_explain_themselves_and_refuse_bad_values(client, dana, clinic_a):
+    login(client, dana)
+    page = client.get("/clinic/clinic-a/settings/").content.decode()
+    assert "one reminder with the same link" in page and "spreads below the usual level" in page
+    data = {"name": "Clinic A", "instrument_code": "bordin-alliance", "default_language": "en",
+            "link_expiry_hours": 0, "reminder_delay_hours": 24, "sensitivity": "sensitive",
+            "retention_years": 10, "idle_timeout_minutes": 30}
+    assert client.post("/clinic/clinic-a/settings/", data).status_code == 400
+    clinic_a.refresh_from_db()
+    assert clinic_a.link_expiry_hours == 72
+    client.post("/clinic/clinic-a/settings/", {**data, "link_expiry_hours": 48, "patients_see_results": "on"})
+    clinic_a.refresh_from_db()
+    assert (clinic_a.link_expiry_hours, clinic_a.sensitivity, clinic_a.patients_see_results) == (48, "sensitive", True)
+
+
+def test_the_invitation_table_only_lists_this_clinics_invitations(client, dana, erin, clinic_b):
+    login(Client(), erin).post("/clinic/clinic-b/staff/", {"email": "b-only@b.test", "role": "therapist"})
+    login(client, dana)
+    assert "b-only@b.test" not in client.get("/clinic/clinic-a/staff/").content.decode()
+    assert StaffInvitation.objects.filter(clinic=clinic_b).count() == 1
