@@ -31,7 +31,12 @@ from monitoring.analytics.engine import (
 )
 from monitoring.analytics.explain import explain_events, explain_patterns
 from monitoring.analytics.levels import UnitStatistics, eb_level, eb_weight, unit_statistics, window_trend
-from monitoring.analytics.scoring import AnalyticsInputError, _describe_rows, check_scores
+from monitoring.analytics.scoring import (
+    AnalyticsInputError,
+    _describe_rows,
+    missing_patient_error,
+    score_arrays,
+)
 
 _N_SCALES = len(c.SCALES)
 _RULE_NAMES = np.array(
@@ -67,7 +72,7 @@ class _Prepared:
     patients: pd.Index
     codes: np.ndarray
     session: np.ndarray
-    values: np.ndarray  # (N, 5) in SCALES order
+    values: np.ndarray  # (N, 5) in SCALES order; dropped once laid out
 
 
 def _sorted_patients(uniques: pd.Index) -> np.ndarray:
@@ -80,27 +85,30 @@ def _sorted_patients(uniques: pd.Index) -> np.ndarray:
 
 
 def _prepare(scores: pd.DataFrame, config: AnalysisConfig) -> _Prepared:
-    check_scores(scores, scale_min=config.scale_min, scale_max=config.scale_max, duplicates=False)
+    arrays = score_arrays(scores, scale_min=config.scale_min, scale_max=config.scale_max)
     codes0, uniques = pd.factorize(scores[c.PATIENT], sort=False)
+    if codes0.size and codes0.min() < 0:
+        raise missing_patient_error(scores, codes0 < 0)
     uniques = pd.Index(uniques)
     order_u = _sorted_patients(uniques)
     remap = np.empty(order_u.size, dtype=np.int64)
     remap[order_u] = np.arange(order_u.size)
     codes = remap[codes0]
     patients = uniques[order_u]
-    session = scores[c.SESSION].to_numpy(dtype=float).astype(np.int64)
-    sub = [scores[name].to_numpy(dtype=float, na_value=np.nan) for name in c.SUBSCALES]
-    if c.TOTAL in scores.columns:
-        total = scores[c.TOTAL].to_numpy(dtype=float, na_value=np.nan)
+    session = arrays[c.SESSION].astype(np.int64)
+    goal, task, bond = (arrays[name] for name in c.SUBSCALES)
+    values = np.empty((codes.size, _N_SCALES))
+    values[:, 0], values[:, 1], values[:, 2] = goal, task, bond
+    if c.TOTAL in arrays:
+        values[:, 3] = arrays[c.TOTAL]
     else:
-        stack = np.vstack(sub)
-        present = ~np.isnan(stack)
-        count = present.sum(axis=0)
+        sub = values[:, :3]
+        present = ~np.isnan(sub)
+        count = present.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            total = np.where(count > 0, np.where(present, stack, 0.0).sum(axis=0) / count, np.nan)
-    goal, task, bond = sub
-    agreement = (goal + task) / 2.0  # NaN unless both are present
-    values = np.column_stack([goal, task, bond, total, agreement])
+            values[:, 3] = np.where(count > 0, np.where(present, sub, 0.0).sum(axis=1) / count, np.nan)
+    np.add(goal, task, out=values[:, 4])
+    values[:, 4] /= 2.0  # agreement: NaN unless both are present
     n = codes.size
     if n > 1:
         sorted_already = bool(
@@ -124,26 +132,28 @@ def _prepare(scores: pd.DataFrame, config: AnalysisConfig) -> _Prepared:
     return _Prepared(patients=patients, codes=codes, session=session, values=values)
 
 
-def _successive_differences(x_out: np.ndarray, stats: UnitStatistics) -> tuple[np.ndarray, np.ndarray]:
-    """Within-unit successive differences and the scale index of each."""
-    d = np.diff(x_out)
-    first = np.concatenate(([0], np.cumsum(stats.n)[:-1]))  # first row of each unit
-    keep = np.ones(d.size, dtype=bool)
-    keep[first[1:] - 1] = False  # a difference across two units is not a difference
-    scale = np.repeat((stats.units % _N_SCALES).astype(np.int8), stats.n)[1:]
-    return d[keep], scale[keep]
+def _successive_differences(codes: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
+    """Per scale, the differences between successive completed sessions of the same patient
+    (rows sorted by patient and session; NaN scores skipped)."""
+    out = []
+    for col in range(values.shape[1]):
+        v = values[:, col]
+        ok = ~np.isnan(v)
+        vc, cc = v[ok], codes[ok]
+        d = np.diff(vc)
+        out.append(d[cc[1:] == cc[:-1]])
+    return out
 
 
-def _estimate_clinic(stats: UnitStatistics, x_out: np.ndarray, config: AnalysisConfig) -> ClinicParameters:
+def _estimate_clinic(stats: UnitStatistics, diffs: list[np.ndarray], config: AnalysisConfig) -> ClinicParameters:
     scale_idx = stats.units % _N_SCALES
-    diffs, diff_scale = _successive_differences(x_out, stats)
     prior = config.prior()
     params: dict[str, ScaleParameters] = {}
     for i, name in enumerate(c.SCALES):
         sel = scale_idx == i
         params[name] = estimate_scale(
             n=stats.n[sel].astype(float), mean=stats.mean[sel], ss_within=stats.ss_within[sel],
-            ceiling=stats.ceiling[sel], diffs=diffs[diff_scale == i], trim=config.noise_trim,
+            ceiling=stats.ceiling[sel], diffs=diffs[i], trim=config.noise_trim,
             min_patients=config.min_patients,
             min_sessions=config.min_sessions, prior=prior,
             low_quantile=config.pattern_low_quantile, high_quantile=config.pattern_high_quantile,
@@ -179,22 +189,19 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
     """
     config = config or AnalysisConfig()
     prep = _prepare(scores, config)
-    valid = ~np.isnan(prep.values)
-    layout, flat = build_layout(prep.codes, valid, prep.patients.size)
-    rows, _ = np.nonzero(valid)
-    x_flat = np.empty(flat.size)
-    x_flat[flat] = prep.values[valid]
-    sess_flat = np.empty(flat.size, dtype=np.int64)
-    sess_flat[flat] = prep.session[rows]
-    del rows, flat
+    diffs = _successive_differences(prep.codes, prep.values) if config.clinic is None else []
+    layout, x_flat, sess_flat = build_layout(prep.codes, prep.values, prep.session, prep.patients.size)
+    del prep.values
 
-    x_out = x_flat[layout.gather]
+    block = np.empty((len(_SESSION_FLOATS), x_flat.size))  # float columns of analysis.sessions
+    x_out = block[0]
+    np.take(x_flat, layout.gather, out=x_out)
     sess_out = sess_flat[layout.gather]
     stats = unit_statistics(
         x_out, sess_out, n_unit=layout.n_unit, unit_start=layout.unit_start,
         detrend_min_sessions=config.detrend_min_sessions, scale_max=config.scale_max,
     )
-    clinic = config.clinic if config.clinic is not None else _estimate_clinic(stats, x_out, config)
+    clinic = config.clinic if config.clinic is not None else _estimate_clinic(stats, diffs, config)
     ref = _scale_arrays(clinic, config)
     scale_of_rank = layout.unit_of_rank % _N_SCALES
     result = run_rules(
@@ -202,7 +209,7 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
         sem_by_rank=ref["sem"][scale_of_rank], rc_by_rank=ref["rc"][scale_of_rank], config=config,
     )
     events = _events_frame(result, layout, x_flat, sess_flat, prep.patients, ref, config)
-    sessions = _sessions_frame(result, layout, x_out, sess_out, stats, prep.patients, ref, config)
+    sessions = _sessions_frame(result, layout, block, sess_out, stats, prep.patients, ref, config)
     levels = _levels_frame(stats, result, layout, events, prep.patients, ref, config)
     patterns = _patterns_frame(stats, layout, x_out, sess_out, events, result, prep.patients, ref, config)
     summary = _summary_frame(levels, events)
@@ -216,50 +223,49 @@ def _patient_column(codes: np.ndarray, patients: pd.Index) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=patients)
 
 
+_SESSION_FLOATS = (c.SCORE, c.LEVEL, c.STATE, c.Z, c.BASELINE, c.S_USED, c.CUSUM)
+
+
 def _sessions_frame(
-    result: EngineResult, layout: Layout, x_out: np.ndarray, sess_out: np.ndarray,
+    result: EngineResult, layout: Layout, block: np.ndarray, sess_out: np.ndarray,
     stats: UnitStatistics, patients: pd.Index, ref: dict[str, np.ndarray], config: AnalysisConfig,
 ) -> pd.DataFrame:
-    # Per-unit values are computed on the (small) unit arrays and repeated once: every temporary
-    # of observation length costs memory bandwidth, the bottleneck at a million sessions.
+    """Build ``analysis.sessions``. ``block`` is the (7, N) float block of the frame, row 0
+    already holding the scores: every float column is written into it in place and the frame
+    is built on it without a copy (pandas would otherwise stack seven 8-byte columns into a
+    new block, and each full-length temporary costs fresh memory pages)."""
     n = stats.n
-    g = layout.gather
+    x_out, level, state, z, baseline, s_used, cusum = block
+    unit_idx = np.repeat(np.arange(stats.units.size, dtype=np.intp), n)
     unit_scale = (stats.units % _N_SCALES).astype(np.int8)
     sem_unit = ref["sem"][unit_scale]
     if config.detrend:
         trend = ~np.isnan(stats.slope)
         denom_unit = np.fmax(np.where(trend, stats.residual_sd, stats.within_sd), sem_unit)
-        slope_rep = np.repeat(np.where(trend, stats.slope, 0.0), n)
-        level = np.repeat(np.where(trend, stats.intercept, stats.mean), n) + slope_rep * sess_out
-        del slope_rep
+        np.take(np.where(trend, stats.slope, 0.0), unit_idx, out=level)
+        level *= sess_out
+        np.take(np.where(trend, stats.intercept, stats.mean), unit_idx, out=state)
+        level += state
     else:
         denom_unit = np.fmax(stats.within_sd, sem_unit)
-        level = np.repeat(stats.mean, n)
-    state = x_out - level
-    z = state / np.repeat(denom_unit, n)
-    baseline = result.baseline[g]
-    s_used = result.s_used[g]
-    with np.errstate(invalid="ignore"):
-        z_base = x_out - baseline
-        z_base /= s_used
+        np.take(stats.mean, unit_idx, out=level)
+    np.subtract(x_out, level, out=state)
+    np.take(denom_unit, unit_idx, out=z)
+    np.divide(state, z, out=z)
+    g = layout.gather
+    np.take(result.baseline, g, out=baseline)
+    np.take(result.s_used, g, out=s_used)
+    np.take(result.cusum, g, out=cusum)
     t_out = np.arange(1, x_out.size + 1, dtype=np.int32)
-    t_out -= np.repeat(layout.unit_start[stats.units].astype(np.int32), n)
-    return pd.DataFrame({
-        c.PATIENT: _patient_column(np.repeat((stats.units // _N_SCALES).astype(np.int32), n), patients),
-        c.SESSION: sess_out,
-        c.SCALE: pd.Categorical.from_codes(np.repeat(unit_scale, n), dtype=c.SCALE_DTYPE),
-        c.T: t_out,
-        c.SCORE: x_out,
-        c.LEVEL: level,
-        c.STATE: state,
-        c.Z: z,
-        c.BASELINE: baseline,
-        c.N_BASELINE: result.n_baseline[g],
-        c.S_USED: s_used,
-        c.Z_BASELINE: z_base,
-        c.CUSUM: result.cusum[g],
-        c.IN_RUPTURE: result.in_rupture[g],
-    }, copy=False)
+    t_out -= np.take(layout.unit_start[stats.units].astype(np.int32), unit_idx)
+    frame = pd.DataFrame(block.T, columns=list(_SESSION_FLOATS), copy=False)
+    frame.insert(0, c.PATIENT, _patient_column(np.take((stats.units // _N_SCALES).astype(np.int32), unit_idx), patients))
+    frame.insert(1, c.SESSION, sess_out)
+    frame.insert(2, c.SCALE, pd.Categorical.from_codes(np.take(unit_scale, unit_idx), dtype=c.SCALE_DTYPE))
+    frame.insert(3, c.T, t_out)
+    frame.insert(frame.columns.get_loc(c.BASELINE) + 1, c.N_BASELINE, result.n_baseline[g])
+    frame[c.IN_RUPTURE] = result.in_rupture[g]
+    return frame
 
 
 def _events_frame(
@@ -332,8 +338,8 @@ def _events_frame(
         c.KIND: pd.Categorical.from_codes(kind.astype(np.int8), dtype=c.KIND_DTYPE),
         c.MAGNITUDE: ev["magnitude"],
         c.THRESHOLD: ev["threshold"],
-        c.EXPLANATION: explanation,
-        c.RULE: _RULE_NAMES[ev["rule"]] if t.size else np.empty(0, dtype=object),
+        c.EXPLANATION: pd.array(explanation, dtype="str"),
+        c.RULE: pd.array(_RULE_NAMES[ev["rule"]], dtype="str"),
         c.T: (t + 1).astype(np.int32),
         c.SCORE: score,
         c.BASELINE: ev["baseline"],
@@ -421,7 +427,17 @@ def _patterns_frame(
         pcode = units // _N_SCALES
         ends = layout.unit_start[units] + stats.n[sel]
         slope, tv, w = window_trend(x_out, sess_out, ends=ends, lengths=stats.n[sel], window=config.pattern_window)
-        level[pcode] = stats.mean[sel]
+        # The trait-like level the pattern compares is the level before the trend window (the
+        # person mean when fewer than 3 sessions precede it): a rise or fall should not move
+        # the level it is compared against.
+        starts = layout.unit_start[units]
+        before = stats.n[sel] - w
+        # Sums of each unit's first `before` scores: reduceat over [start, start + before) pairs.
+        bounds = np.column_stack([starts, starts + np.maximum(before, 1)]).reshape(-1)
+        sums = np.add.reduceat(x_out, np.minimum(bounds, x_out.size - 1))[::2]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            early = sums / before
+        level[pcode] = np.where(before >= 3, early, stats.mean[sel])
         n[pcode] = stats.n[sel]
         trend[pcode] = slope
         tval[pcode] = tv
@@ -456,7 +472,7 @@ def _patterns_frame(
         c.PATIENT: _patient_column(np.arange(n_p, dtype=np.int32), patients),
         c.PATTERN: pattern,
         c.LABEL: np.array([label_of[p] for p in pattern], dtype=object) if n_p else np.empty(0, dtype=object),
-        c.EXPLANATION: explanation,
+        c.EXPLANATION: pd.array(explanation, dtype="str"),
         c.SCALE: config.pattern_scale,
         c.N: n,
         c.LEVEL: level,

@@ -14,9 +14,9 @@ has fewer than 20 patients with 3+ sessions on a scale the configured priors sta
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
+from statistics import NormalDist
 from types import MappingProxyType
 from typing import Any
 
@@ -217,7 +217,7 @@ def robust_noise_sd(diffs: np.ndarray, *, trim: float = 0.10) -> float:
     d = np.abs(diffs[~np.isnan(diffs)])
     if d.size == 0:
         return float("nan")
-    keep = max(1, int(math.floor((1.0 - trim) * d.size)))
+    keep = max(1, math.floor((1.0 - trim) * d.size))
     kept = np.partition(d, keep - 1)[:keep] if keep < d.size else d
     p = keep / d.size
     if p < 1.0:

@@ -41,13 +41,12 @@ Z: Final = "z"
 BASELINE: Final = "baseline"
 N_BASELINE: Final = "n_baseline"
 S_USED: Final = "s_used"
-Z_BASELINE: Final = "z_baseline"
 CUSUM: Final = "cusum"
 IN_RUPTURE: Final = "in_rupture"
 
 SESSION_COLUMNS: Final = (
     PATIENT, SESSION, SCALE, T, SCORE, LEVEL, STATE, Z,
-    BASELINE, N_BASELINE, S_USED, Z_BASELINE, CUSUM, IN_RUPTURE,
+    BASELINE, N_BASELINE, S_USED, CUSUM, IN_RUPTURE,
 )
 
 # analysis.levels (one row per patient and scale).

@@ -27,13 +27,13 @@ T_CRITICAL: Mapping[int, float] = MappingProxyType({
 #: Named sensitivity levels -> field overrides. "standard" is the default of methods.md.
 PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     # Fewer alerts: ruptures at 3 spreads below the usual level, a longer CUSUM decision interval.
-    "strict": MappingProxyType({"k": 3.0, "cusum_decision": 5.0}),
+    "strict": MappingProxyType({"k": 3.0, "cusum_decision": 4.5}),
     # methods.md defaults, calibrated on simulation (docs/methods.md, "Simulation study").
-    "standard": MappingProxyType({"k": 2.5, "cusum_decision": 4.0}),
+    "standard": MappingProxyType({"k": 2.5, "cusum_decision": 3.5}),
     # methods.md: "k = 2 ... selectable as sensitive"; the CUSUM signals a little earlier too.
-    "sensitive": MappingProxyType({"k": 2.0, "cusum_decision": 3.5}),
+    "sensitive": MappingProxyType({"k": 2.0, "cusum_decision": 3.0}),
     # methods.md: k = 1. Flags many ordinary dips; for research or very close follow-up only.
-    "very_sensitive": MappingProxyType({"k": 1.0, "cusum_decision": 3.0}),
+    "very_sensitive": MappingProxyType({"k": 1.0, "cusum_decision": 2.5}),
 })
 
 SuddenSpread = Literal["stricter", "window"]
@@ -73,7 +73,11 @@ class AnalysisConfig:
 
     Declining trend (Page 1954, lower one-sided CUSUM on ``(baseline - x_t) / s_used``):
 
-    - ``cusum_reference`` = 0.5 (k of the CUSUM, in spreads); ``cusum_decision`` = 4.0 (h).
+    - ``cusum_reference`` = 0.5 (k of the CUSUM, in spreads); ``cusum_decision`` = 3.5 (h;
+      methods.md has 4, see docs/methods.md "Deviations" for the evidence).
+    - ``cusum_prediction_sd`` = True: each deviation is divided by ``s_used * sqrt(1 + 1/n)``,
+      the SD of a new session around a baseline mean of n sessions, so early sessions with a
+      short, noisy baseline do not add spurious evidence.
     - ``cusum_cap`` = 2.5: one session adds at most ``cap - reference`` to the sum, so a single
       rupture-sized dip (already flagged as a rupture) cannot alone make a "decline"; an
       engineering choice, see docs/methods.md.
@@ -108,7 +112,8 @@ class AnalysisConfig:
 
     - ``pattern_scale`` = "total"; ``pattern_low_quantile`` = 0.25 and
       ``pattern_high_quantile`` = 0.75 of the clinic's patient levels;
-      ``pattern_window`` = 8 most recent sessions for the trend; ``pattern_trend_t`` = 2.0, the
+      ``pattern_window`` = 12 most recent sessions for the trend (the level compared is the
+      mean of the sessions before them, or the person mean if fewer than 3); ``pattern_trend_t`` = 2.0, the
       t value of the OLS slope needed to call a trend rising or falling;
       ``pattern_min_sessions`` = 4.
 
@@ -130,9 +135,10 @@ class AnalysisConfig:
     scale_reliability: Mapping[str, float] = field(default_factory=dict)
     sd_ref_default: float = 0.6
     cusum_reference: float = 0.5
-    cusum_decision: float = 4.0
+    cusum_decision: float = 3.5
     cusum_cap: float = 2.5
     cusum_min_baseline: int = 3
+    cusum_prediction_sd: bool = True
     decline_during_rupture: DeclineDuringRupture = "if_drifting"
     slope_window: int = 5
     sudden_window: int = 3
@@ -150,7 +156,7 @@ class AnalysisConfig:
     pattern_scale: str = "total"
     pattern_low_quantile: float = 0.25
     pattern_high_quantile: float = 0.75
-    pattern_window: int = 8
+    pattern_window: int = 12
     pattern_trend_t: float = 2.0
     pattern_min_sessions: int = 4
     scale_min: float = 1.0

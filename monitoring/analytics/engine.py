@@ -62,22 +62,28 @@ class Layout:
         return int(self.active.size)
 
 
-def build_layout(codes: np.ndarray, valid: np.ndarray, n_patients: int) -> tuple[Layout, np.ndarray]:
-    """Layout for observations sorted by (patient code, session).
+def build_layout(
+    codes: np.ndarray, values: np.ndarray, session: np.ndarray, n_patients: int,
+) -> tuple[Layout, np.ndarray, np.ndarray]:
+    """Layout for observations sorted by (patient code, session), and the flat arrays.
 
-    ``codes`` (N,) are sorted patient codes, ``valid`` (N, S) marks present scores. Returns the
-    layout and, for every valid cell in row-major order of ``valid``, its flat index.
+    ``codes`` (N,) are sorted patient codes, ``values`` (N, S) the scores (NaN = missing) and
+    ``session`` (N,) the session numbers. Returns the layout, the scores and the session numbers
+    in the layout's flat step-major order.
     """
+    valid = ~np.isnan(values)
     n_rows, n_scales = valid.shape
     starts = np.searchsorted(codes, np.arange(n_patients), side="left")
-    cum = np.cumsum(valid, axis=0, dtype=np.int64)
-    before = np.zeros((n_patients, n_scales), dtype=np.int64)
+    cum = np.cumsum(valid, axis=0, dtype=np.int32)
+    before = np.zeros((n_patients, n_scales), dtype=np.int32)
     nonzero = starts > 0
     before[nonzero] = cum[starts[nonzero] - 1]
     ends = np.append(starts[1:], n_rows)
-    at_end = cum[ends - 1] if n_rows else np.zeros((0, n_scales), dtype=np.int64)
-    n_unit = (at_end - before).reshape(-1)
-    rank_in_unit = cum - 1 - before[codes]
+    at_end = cum[ends - 1] if n_rows else np.zeros((0, n_scales), dtype=np.int32)
+    n_unit = (at_end - before).reshape(-1).astype(np.int64)
+    cum -= before[codes]
+    cum -= 1
+    rank_in_unit = cum  # position of each cell within its unit
     unit_of_rank = np.argsort(-n_unit, kind="stable")
     rank_of_unit = np.empty_like(unit_of_rank)
     rank_of_unit[unit_of_rank] = np.arange(unit_of_rank.size)
@@ -85,18 +91,31 @@ def build_layout(codes: np.ndarray, valid: np.ndarray, n_patients: int) -> tuple
     counts = np.bincount(n_unit, minlength=steps + 1)
     active = (n_unit.size - np.cumsum(counts))[:steps]  # units with more than t sessions
     offset = np.concatenate(([0], np.cumsum(active)[:-1])).astype(np.int64)
-    rows, cols = np.nonzero(valid)
-    unit = codes[rows].astype(np.int64) * n_scales + cols
-    pos = rank_in_unit[rows, cols]
-    flat = offset[pos] + rank_of_unit[unit]
     unit_start = np.concatenate(([0], np.cumsum(n_unit)[:-1])).astype(np.int64)
-    gather = np.empty(flat.size, dtype=np.int64)
-    gather[unit_start[unit] + pos] = flat
+    total = int(n_unit.sum())
+    x_flat = np.empty(total)
+    sess_flat = np.empty(total, dtype=np.int64)
+    gather = np.empty(total, dtype=np.int64)
+    # One scale at a time: arrays of one row per response rather than one per cell, which the
+    # allocator can recycle between scales (full-length temporaries are fresh pages each time).
+    unit_base = codes * n_scales
+    for col in range(n_scales):
+        rows = np.flatnonzero(valid[:, col])
+        pos = rank_in_unit[rows, col].astype(np.int64)
+        unit = unit_base[rows]
+        unit += col
+        flat = offset[pos]
+        flat += rank_of_unit[unit]
+        x_flat[flat] = values[rows, col]
+        sess_flat[flat] = session[rows]
+        pos += unit_start[unit]
+        gather[pos] = flat
+    del valid
     layout = Layout(
         n_scales=n_scales, n_unit=n_unit, unit_of_rank=unit_of_rank, rank_of_unit=rank_of_unit,
         offset=offset, active=active, gather=gather, unit_start=unit_start,
     )
-    return layout, flat
+    return layout, x_flat, sess_flat
 
 
 @dataclass
@@ -135,7 +154,8 @@ class _EventBuffer:
 
 @dataclass
 class EngineResult:
-    """Flat (step-major) per-observation outputs plus the raw event cells."""
+    """Per-observation outputs in the flat step-major order, the state of each rank after its
+    last session, and the raw event cells (located by step and rank)."""
 
     baseline: np.ndarray
     n_baseline: np.ndarray
@@ -171,12 +191,18 @@ def run_rules(
     cmin = config.cusum_min_baseline
     tol = config.repair_tolerance
     during = config.decline_during_rupture
+    pred_sd = config.cusum_prediction_sd
+    # sqrt(1 + 1/n) by baseline size n, looked up rather than computed every step.
+    with np.errstate(divide="ignore"):
+        pred_table = np.sqrt(1.0 + 1.0 / np.arange(layout.steps + 2, dtype=float))
 
-    baseline_f = np.full(total, np.nan)
-    n_base_f = np.zeros(total, dtype=np.int32)
-    s_used_f = np.full(total, np.nan)
-    cusum_f = np.full(total, np.nan)
-    in_rupture_f = np.zeros(total, dtype=bool)
+    # Per-observation outputs, step-major like x_flat (written as contiguous slices; the
+    # caller gathers them into output order).
+    baseline_f = np.empty(total)
+    n_base_f = np.empty(total, dtype=np.int32)
+    s_used_f = np.empty(total)
+    cusum_f = np.empty(total)
+    in_rupture_f = np.empty(total, dtype=bool)
 
     base_sum = np.zeros(n_ranks)
     base_sq = np.zeros(n_ranks)
@@ -208,117 +234,144 @@ def run_rules(
         bn = base_n[:m]
         bs = base_sum[:m]
         bq = base_sq[:m]
+        # Outputs are written in place into their flat slices; only few temporaries per step.
+        mean = baseline_f[sl]
+        s = s_used_f[sl]
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = bs / bn
-            var = (bq - bs * mean) / (bn - 1)
-        sd_own = np.sqrt(np.maximum(var, 0.0))
-        s = np.fmax(np.fmax(sd_own, pooled_by_rank[:m]), sem_by_rank[:m])
-        baseline_f[sl] = mean
+            np.divide(bs, bn, out=mean)
+            var = bs * mean
+            np.subtract(bq, var, out=var)
+            var /= bn - 1
+            np.maximum(var, 0.0, out=var)
+            np.sqrt(var, out=var)
+        np.fmax(var, pooled_by_rank[:m], out=s)
+        np.fmax(s, sem_by_rank[:m], out=s)
         n_base_f[sl] = bn
-        s_used_f[sl] = s
+        dev = mean - x  # points below the baseline
 
-        inr = in_rupt[:m].copy()
+        # Units inside an open rupture are few: handle them by index.
+        ir = np.flatnonzero(in_rupt[:m])
 
         # Rupture: person-relative drop (3+ baseline sessions) or drop since last session.
-        thr_main = k * s
         with np.errstate(invalid="ignore"):
-            main = ~inr & (bn >= min_base) & (mean - x >= thr_main - EPS)
-        if t >= 1:
-            prev = x_flat[int(layout.offset[t - 1]): int(layout.offset[t - 1]) + m]
-            drop = prev - x
-            early_thr = early_thr_all[:m]
-            early = ~inr & (bn >= 1) & (bn < min_base) & (drop >= early_thr - EPS)
-            early &= ~main
-        else:
-            early = np.zeros(m, dtype=bool)
-        rupt = main | early
+            main = dev >= k * s - EPS
+        main &= bn >= min_base
+        main[ir] = False
+        early_idx = np.empty(0, dtype=np.int64)
+        if t >= 1 and int(bn.min()) < min_base:
+            young = np.flatnonzero((bn >= 1) & (bn < min_base))
+            if young.size:
+                prev_o = int(layout.offset[t - 1])
+                drop_y = x_flat[prev_o + young] - x[young]
+                hit = (drop_y >= early_thr_all[young] - EPS) & ~in_rupt[young] & ~main[young]
+                early_idx = young[hit]
+                drop_e = drop_y[hit]
+        rupt = main.copy()
+        rupt[early_idx] = True
+        main_idx = np.flatnonzero(main)
+        rupt_idx = np.flatnonzero(rupt)
 
         # Repair or unrepaired, for units inside an open rupture.
-        rj_new = rupt_j[:m] + 1
-        rep = inr & (x >= rupt_base[:m] - tol * rupt_s[:m] - EPS)
-        unrep = inr & ~rep & (rj_new >= big_k)
-        stay = inr & ~rep & ~unrep
+        xi = x[ir]
+        rj = rupt_j[ir] + 1
+        rep_i = xi >= rupt_base[ir] - tol * rupt_s[ir] - EPS
+        unrep_i = ~rep_i & (rj >= big_k)
+        stay_i = ~rep_i & ~unrep_i
+        rep_idx, unrep_idx = ir[rep_i], ir[unrep_i]
 
         # Lower CUSUM on standardised deviations from the baseline (Page 1954), capped per session.
-        ok = bn >= cmin
-        ref_mean, ref_s = mean, s
-        with np.errstate(invalid="ignore"):
-            z = (ref_mean - x) / ref_s
-            s_new = np.where(ok, np.maximum(0.0, cus[:m] + np.minimum(z, cap) - ref), cus[:m])
-        cusum_f[sl] = np.where(ok, s_new, np.nan)
-        dec = ok & (s_new > h)
-        if during == "never":
-            dec &= ~(inr | rupt)
-        elif during == "if_drifting":
-            # Inside a rupture, a decline needs a drift that started before the drop.
-            drift_before = np.where(inr, rupt_cus[:m], cus[:m]) > 0
-            dec &= ~(inr | rupt) | drift_before
+        all_ok = int(bn.min()) >= cmin
+        ok = None if all_ok else bn >= cmin
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s_new = dev / s
+            if pred_sd:
+                s_new /= pred_table[bn]
+            np.minimum(s_new, cap, out=s_new)
+            s_new += cus[:m]
+            s_new -= ref
+            np.maximum(s_new, 0.0, out=s_new)
+        np.copyto(cusum_f[sl], s_new)
+        if ok is not None:
+            not_ok = np.flatnonzero(~ok)
+            s_new[not_ok] = 0.0  # before the CUSUM starts it stays at zero
+            cusum_f[o + not_ok] = np.nan
+        dec_idx = np.flatnonzero(s_new > h)
+        if dec_idx.size and during != "always":
+            busy = in_rupt[dec_idx] | rupt[dec_idx]
+            if during == "never":
+                dec_idx = dec_idx[~busy]
+            else:
+                # Inside a rupture, a decline needs a drift that started before the drop.
+                before = np.where(in_rupt[dec_idx], rupt_cus[dec_idx], cus[dec_idx])
+                dec_idx = dec_idx[~busy | (before > 0)]
 
-        # Record events (few cells: flatnonzero on small boolean arrays).
-        idx = np.flatnonzero(main)
-        if idx.size:
+        # Record events.
+        if main_idx.size:
             events.add(
-                kind=KIND_RUPTURE, rule=RULE_BASELINE, t=t, ranks=idx,
-                magnitude=(mean - x)[idx], threshold=thr_main[idx], baseline=mean[idx],
-                s_used=s[idx], n_baseline=bn[idx],
+                kind=KIND_RUPTURE, rule=RULE_BASELINE, t=t, ranks=main_idx,
+                magnitude=dev[main_idx], threshold=k * s[main_idx], baseline=mean[main_idx],
+                s_used=s[main_idx], n_baseline=bn[main_idx],
             )
-        idx = np.flatnonzero(early)
-        if idx.size:
+        if early_idx.size:
             events.add(
-                kind=KIND_RUPTURE, rule=RULE_PREVIOUS, t=t, ranks=idx,
-                magnitude=drop[idx], threshold=early_thr[idx], baseline=mean[idx],
-                s_used=s[idx], n_baseline=bn[idx],
+                kind=KIND_RUPTURE, rule=RULE_PREVIOUS, t=t, ranks=early_idx,
+                magnitude=drop_e, threshold=early_thr_all[early_idx], baseline=mean[early_idx],
+                s_used=s[early_idx], n_baseline=bn[early_idx],
             )
-        idx = np.flatnonzero(rep)
-        if idx.size:
-            target = rupt_base[idx] - tol * rupt_s[idx]
+        if rep_idx.size:
+            target = rupt_base[rep_idx] - tol * rupt_s[rep_idx]
             events.add(
-                kind=KIND_REPAIR, rule=RULE_BACK, t=t, ranks=idx,
-                magnitude=x[idx] - rupt_x[idx], threshold=target - rupt_x[idx],
-                baseline=rupt_base[idx], s_used=rupt_s[idx], rupture_t=rupt_t[idx],
+                kind=KIND_REPAIR, rule=RULE_BACK, t=t, ranks=rep_idx,
+                magnitude=x[rep_idx] - rupt_x[rep_idx], threshold=target - rupt_x[rep_idx],
+                baseline=rupt_base[rep_idx], s_used=rupt_s[rep_idx], rupture_t=rupt_t[rep_idx],
             )
-        idx = np.flatnonzero(unrep)
-        if idx.size:
+        if unrep_idx.size:
             events.add(
-                kind=KIND_UNREPAIRED, rule=RULE_WINDOW, t=t, ranks=idx,
-                magnitude=rupt_base[idx] - x[idx], threshold=rupt_s[idx],
-                baseline=rupt_base[idx], s_used=rupt_s[idx], rupture_t=rupt_t[idx],
+                kind=KIND_UNREPAIRED, rule=RULE_WINDOW, t=t, ranks=unrep_idx,
+                magnitude=rupt_base[unrep_idx] - x[unrep_idx], threshold=rupt_s[unrep_idx],
+                baseline=rupt_base[unrep_idx], s_used=rupt_s[unrep_idx], rupture_t=rupt_t[unrep_idx],
             )
-        idx = np.flatnonzero(dec)
-        if idx.size:
+        if dec_idx.size:
             events.add(
-                kind=KIND_DECLINE, rule=RULE_CUSUM, t=t, ranks=idx,
-                magnitude=s_new[idx], threshold=h, baseline=ref_mean[idx], s_used=ref_s[idx],
-                n_baseline=bn[idx], cusum=s_new[idx],
+                kind=KIND_DECLINE, rule=RULE_CUSUM, t=t, ranks=dec_idx,
+                magnitude=s_new[dec_idx], threshold=h, baseline=mean[dec_idx], s_used=s[dec_idx],
+                n_baseline=bn[dec_idx], cusum=s_new[dec_idx],
             )
 
         # State updates. Sessions inside a rupture stay out of the baseline.
-        cus_before = cus[:m].copy()
-        s_new[dec] = 0.0
-        s_new[unrep] = 0.0
+        rupt_cus[rupt_idx] = cus[rupt_idx]
+        s_new[dec_idx] = 0.0
+        s_new[unrep_idx] = 0.0
         cus[:m] = s_new
-        add = (~inr & ~rupt) | rep
-        base_sum[:m] = bs + np.where(add, x, 0.0)
-        base_sq[:m] = bq + np.where(add, x * x, 0.0)
-        base_n[:m] = bn + add
-        in_episode = stay | unrep
-        ep_sum[:m] = np.where(rupt, x, np.where(in_episode, ep_sum[:m] + x, ep_sum[:m]))
-        ep_sq[:m] = np.where(rupt, x * x, np.where(in_episode, ep_sq[:m] + x * x, ep_sq[:m]))
-        ep_n[:m] = np.where(rupt, 1, np.where(in_episode, ep_n[:m] + 1, ep_n[:m]))
-        if unrep.any():
-            # Not back within K sessions: the rupture's sessions become the new baseline.
-            base_sum[:m] = np.where(unrep, ep_sum[:m], base_sum[:m])
-            base_sq[:m] = np.where(unrep, ep_sq[:m], base_sq[:m])
-            base_n[:m] = np.where(unrep, ep_n[:m], base_n[:m])
-        in_rupt[:m] = rupt | stay
-        rupt_j[:m] = np.where(rupt, 0, np.where(inr, rj_new, rupt_j[:m]))
-        if rupt.any():
-            rupt_cus[:m] = np.where(rupt, cus_before, rupt_cus[:m])
-            rupt_t[:m] = np.where(rupt, t, rupt_t[:m])
-            rupt_base[:m] = np.where(rupt, mean, rupt_base[:m])
-            rupt_s[:m] = np.where(rupt, s, rupt_s[:m])
-            rupt_x[:m] = np.where(rupt, x, rupt_x[:m])
-        in_rupture_f[sl] = rupt | stay | unrep
+        add = ~rupt
+        add[ir] = rep_i
+        np.add(bs, x, out=bs, where=add)
+        np.add(bq, x * x, out=bq, where=add)
+        bn += add
+        xr = x[rupt_idx]
+        ep_sum[rupt_idx] = xr
+        ep_sq[rupt_idx] = xr * xr
+        ep_n[rupt_idx] = 1
+        episode = ir[~rep_i]  # stayed in the rupture or became unrepaired now
+        xe = x[episode]
+        ep_sum[episode] += xe
+        ep_sq[episode] += xe * xe
+        ep_n[episode] += 1
+        # Not back within K sessions: the rupture's sessions become the new baseline.
+        base_sum[unrep_idx] = ep_sum[unrep_idx]
+        base_sq[unrep_idx] = ep_sq[unrep_idx]
+        base_n[unrep_idx] = ep_n[unrep_idx]
+        in_rupt[ir[~stay_i]] = False
+        in_rupt[rupt_idx] = True
+        rupt_j[ir] = rj
+        rupt_j[rupt_idx] = 0
+        rupt_t[rupt_idx] = t
+        rupt_base[rupt_idx] = mean[rupt_idx]
+        rupt_s[rupt_idx] = s[rupt_idx]
+        rupt_x[rupt_idx] = xr
+        flag = in_rupture_f[sl]
+        np.copyto(flag, rupt)
+        flag[episode] = True
 
         # Sudden gain / loss between positions p and p+1, decided once the window after is full.
         p = t - window

@@ -8,7 +8,7 @@ are few, so a Python loop over them is fine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -59,6 +59,31 @@ def _fmt(values: np.ndarray, decimals: int) -> np.ndarray:
     return out
 
 
+def _distinct(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with distinct key tuples: (index of one row per distinct tuple, inverse map).
+
+    The keys are the displayed (rounded) numbers of a sentence, so rows with equal keys get
+    the same sentence: each distinct sentence is formatted once (at a clinic's scale, hundreds
+    of thousands of flags share a few tens of thousands of sentences)."""
+    cols = [np.nan_to_num(np.asarray(k, dtype=float), nan=-1e6).astype(np.int64) for k in keys]
+    packed = cols[0] - cols[0].min()
+    bits = int(packed.max()).bit_length() if packed.size else 0
+    for col in cols[1:]:
+        col = col - col.min()
+        width = max(int(col.max()).bit_length(), 1) if col.size else 1
+        bits += width
+        if bits > 62:  # too wide to pack into one integer: compare the rows themselves
+            _, first, inverse = np.unique(np.column_stack(cols), axis=0, return_index=True, return_inverse=True)
+            return first, inverse.reshape(-1)
+        packed = (packed << width) | col
+    _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+    return first, inverse
+
+
+def _r(values: np.ndarray, decimals: int) -> np.ndarray:
+    return np.rint(np.asarray(values, dtype=float) * 10**decimals)
+
+
 def explain_events(
     *, kind: np.ndarray, scale: np.ndarray, rule_previous: np.ndarray, session: np.ndarray,
     score: np.ndarray, magnitude: np.ndarray, threshold: np.ndarray, baseline: np.ndarray,
@@ -70,12 +95,10 @@ def explain_events(
     out = np.empty(kind.size, dtype=object)
     if kind.size == 0:
         return out
-    label = np.array(_LABELS, dtype=object)[scale]
-    lower = np.array(_LOWER, dtype=object)[scale]
-    x = _fmt(score, 1)
-    mag = _fmt(magnitude, 1)
-    base = _fmt(baseline, 1)
+    labels = np.array(_LABELS, dtype=object)
+    lowers = np.array(_LOWER, dtype=object)
     kk = f"{k:g}"
+    target = baseline - tolerance * s_used
 
     def rows(code: str, extra: np.ndarray | None = None) -> np.ndarray:
         mask = kind == KINDS.index(code)
@@ -83,69 +106,69 @@ def explain_events(
             mask &= extra
         return np.flatnonzero(mask)
 
-    i = rows(RUPTURE, ~rule_previous)
-    if i.size:
-        spread = _fmt(s_used[i], 2)
-        out[i] = [
-            f"{lab} {m} points below this patient's usual level ({b}), at {v}; that is at least "
-            f"{kk} times their usual session-to-session variation ({sd} points)."
-            for lab, m, b, v, sd in zip(label[i], mag[i], base[i], x[i], spread, strict=True)
-        ]
-    i = rows(RUPTURE, rule_previous)
-    if i.size:
-        thr = _fmt(threshold[i], 2)
-        out[i] = [
-            f"{lab} fell {m} points since the previous session, to {v}. There are not yet enough "
-            f"sessions to know this patient's usual level, and a drop this size (at least {th}) "
-            f"is more than measurement noise."
-            for lab, m, v, th in zip(label[i], mag[i], x[i], thr, strict=True)
-        ]
-    i = rows(REPAIR)
-    if i.size:
-        target = _fmt(baseline[i] - tolerance * s_used[i], 1)
-        out[i] = [
-            f"Back to usual: {low} {v}, within this patient's usual range ({tg} or more) after "
-            f"the drop at session {rs}."
-            for low, v, tg, rs in zip(lower[i], x[i], target, rupture_session[i].tolist(), strict=True)
-        ]
-    i = rows(UNREPAIRED)
-    if i.size:
-        out[i] = [
-            f"Not back to usual {n} sessions after the drop at session {rs}: {low} {v}, still {m} "
-            f"points below the earlier usual level ({b}). From here on this is taken as the "
-            f"patient's new level."
-            for n, rs, low, v, m, b in zip(
-                sessions_since[i].tolist(), rupture_session[i].tolist(), lower[i], x[i], mag[i],
-                base[i], strict=True,
-            )
-        ]
-    i = rows(DECLINE)
-    if i.size:
-        falling = slope[i] < -_FLAT
-        per = _fmt(-slope[i], 2)
-        out[i] = [
-            f"{lab} has fallen about {p} points per session over the last {sn} sessions (now {v}; "
-            f"usual level {b}). Small drops that no single session shows have added up."
-            if fall else
-            f"{lab} has stayed below this patient's usual level ({b}) for several sessions "
-            f"(now {v}). Small drops that no single session shows have added up."
-            for lab, p, sn, v, b, fall in zip(
-                label[i], per, slope_n[i].tolist(), x[i], base[i], falling.tolist(), strict=True,
-            )
-        ]
+    def fill(i: np.ndarray, keys: list[np.ndarray], build: Callable[[np.ndarray], list[str]]) -> None:
+        if not i.size:
+            return
+        first, inverse = _distinct(*[key[i] for key in keys])
+        sentences = np.array(build(i[first]), dtype=object)
+        out[i] = sentences[inverse]
+
+    fill(rows(RUPTURE, ~rule_previous), [scale, _r(magnitude, 1), _r(baseline, 1), _r(score, 1), _r(s_used, 2)],
+         lambda j: [
+             f"{lab} {m} points below this patient's usual level ({b}), at {v}; that is at least "
+             f"{kk} times their usual session-to-session variation ({sd} points)."
+             for lab, m, b, v, sd in zip(labels[scale[j]], _fmt(magnitude[j], 1), _fmt(baseline[j], 1),
+                                         _fmt(score[j], 1), _fmt(s_used[j], 2), strict=True)
+         ])
+    fill(rows(RUPTURE, rule_previous), [scale, _r(magnitude, 1), _r(score, 1), _r(threshold, 2)],
+         lambda j: [
+             f"{lab} fell {m} points since the previous session, to {v}. There are not yet enough "
+             f"sessions to know this patient's usual level, and a drop this size (at least {th}) "
+             f"is more than measurement noise."
+             for lab, m, v, th in zip(labels[scale[j]], _fmt(magnitude[j], 1), _fmt(score[j], 1),
+                                      _fmt(threshold[j], 2), strict=True)
+         ])
+    fill(rows(REPAIR), [scale, _r(score, 1), _r(target, 1), rupture_session],
+         lambda j: [
+             f"Back to usual: {low} {v}, within this patient's usual range ({tg} or more) after "
+             f"the drop at session {rs}."
+             for low, v, tg, rs in zip(lowers[scale[j]], _fmt(score[j], 1), _fmt(target[j], 1),
+                                       rupture_session[j].tolist(), strict=True)
+         ])
+    fill(rows(UNREPAIRED), [scale, sessions_since, rupture_session, _r(score, 1), _r(magnitude, 1), _r(baseline, 1)],
+         lambda j: [
+             f"Not back to usual {n} sessions after the drop at session {rs}: {low} {v}, still {m} "
+             f"points below the earlier usual level ({b}). From here on this is taken as the "
+             f"patient's new level."
+             for n, rs, low, v, m, b in zip(
+                 sessions_since[j].tolist(), rupture_session[j].tolist(), lowers[scale[j]],
+                 _fmt(score[j], 1), _fmt(magnitude[j], 1), _fmt(baseline[j], 1), strict=True,
+             )
+         ])
+    falling = slope < -_FLAT
+    fill(rows(DECLINE), [scale, falling, _r(-slope, 2), slope_n, _r(score, 1), _r(baseline, 1)],
+         lambda j: [
+             f"{lab} has fallen about {p} points per session over the last {sn} sessions (now {v}; "
+             f"usual level {b}). Small drops that no single session shows have added up."
+             if fall else
+             f"{lab} has stayed below this patient's usual level ({b}) for several sessions "
+             f"(now {v}). Small drops that no single session shows have added up."
+             for lab, p, sn, v, b, fall in zip(
+                 labels[scale[j]], _fmt(-slope[j], 2), slope_n[j].tolist(), _fmt(score[j], 1),
+                 _fmt(baseline[j], 1), falling[j].tolist(), strict=True,
+             )
+         ])
     for code, verb, where in ((SUDDEN_GAIN, "rose", "up"), (SUDDEN_LOSS, "fell", "down")):
-        i = rows(code)
-        if i.size:
-            mb, ma = _fmt(mean_before[i], 1), _fmt(mean_after[i], 1)
-            head = "Sudden gain" if code == SUDDEN_GAIN else "Sudden loss"
-            out[i] = [
-                f"{head}: {low} {verb} {m} points between sessions {fs} and {ts} and stayed "
-                f"{where} (mean {b} before, {a} after)."
-                for low, m, fs, ts, b, a in zip(
-                    lower[i], mag[i], from_session[i].tolist(), to_session[i].tolist(), mb, ma,
-                    strict=True,
-                )
-            ]
+        head = "Sudden gain" if code == SUDDEN_GAIN else "Sudden loss"
+        fill(rows(code), [scale, _r(magnitude, 1), from_session, to_session, _r(mean_before, 1), _r(mean_after, 1)],
+             lambda j, head=head, verb=verb, where=where: [  # type: ignore[misc]
+                 f"{head}: {low} {verb} {m} points between sessions {fs} and {ts} and stayed "
+                 f"{where} (mean {b} before, {a} after)."
+                 for low, m, fs, ts, b, a in zip(
+                     lowers[scale[j]], _fmt(magnitude[j], 1), from_session[j].tolist(),
+                     to_session[j].tolist(), _fmt(mean_before[j], 1), _fmt(mean_after[j], 1), strict=True,
+                 )
+             ])
     return out
 
 
@@ -161,7 +184,7 @@ def explain_patterns(
     ):
         if pat == CORRECTIVE_EXPERIENCE:
             out.append(
-                f"Possible corrective experience: {lower} is low for this clinic (level {lev:.1f}, "
+                f"Possible corrective experience: {lower} started low for this clinic (level {lev:.1f}, "
                 f"lowest quarter, below {q_low:.1f}) and has been rising (about {tr:+.2f} points "
                 f"per session over the last {wn} sessions). A prompt to reflect on, not a finding."
             )
@@ -175,7 +198,7 @@ def explain_patterns(
                 reasons.append("has a rupture that is not repaired")
             why = " and ".join(reasons) or "is falling"
             out.append(
-                f"Possible crisis, in or outside therapy: {lower} is usually high for this clinic "
+                f"Possible crisis, in or outside therapy: {lower} was high for this clinic "
                 f"(level {lev:.1f}, top quarter, above {q_high:.1f}) but {why}. Worth exploring "
                 f"with the patient."
             )

@@ -57,17 +57,24 @@ def unit_statistics(
     if units.size == 0:
         empty = np.empty(0)
         return UnitStatistics(units, n, *(empty,) * 10, np.empty(0, dtype=bool))
-    mean = np.add.reduceat(x, starts) / n
-    dx = x - np.repeat(mean, n)
-    ss = np.add.reduceat(dx * dx, starts)
+    # One pass of sums per unit (values are 1-5 and sessions small, so the textbook
+    # sum-of-squares formulas lose nothing that matters here and save full-length temporaries).
     sess = session.astype(float)
-    mean_s = np.add.reduceat(sess, starts) / n
-    ds = sess - np.repeat(mean_s, n)
-    sxx = np.add.reduceat(ds * ds, starts)
-    sxy = np.add.reduceat(ds * dx, starts)
+    sum_x = np.add.reduceat(x, starts)
+    sum_xx = np.add.reduceat(x * x, starts)
+    sum_s = np.add.reduceat(sess, starts)
+    sum_ss = np.add.reduceat(sess * sess, starts)
+    sess *= x
+    sum_sx = np.add.reduceat(sess, starts)
+    del sess
+    mean = sum_x / n
+    mean_s = sum_s / n
+    ss = np.maximum(sum_xx - sum_x * mean, 0.0)
+    sxx = np.maximum(sum_ss - sum_s * mean_s, 0.0)
+    sxy = sum_sx - sum_s * mean
     with np.errstate(invalid="ignore", divide="ignore"):
         within_sd = np.where(n >= 2, np.sqrt(ss / (n - 1)), np.nan)
-        enough = (n >= detrend_min_sessions) & (sxx > 0)
+        enough = (n >= detrend_min_sessions) & (sxx > 1e-9)
         slope = np.where(enough, sxy / sxx, np.nan)
         intercept = mean - slope * mean_s
         detrended = intercept + slope * mean_s

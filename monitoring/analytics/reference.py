@@ -78,7 +78,13 @@ def unit_rules(
         stay = in_rupt and not rep and not unrep
         ok = bn >= config.cusum_min_baseline
         s_prev = cus
-        s_new = max(0.0, cus + min((mean - x) / s, config.cusum_cap) - config.cusum_reference) if ok else cus
+        if ok:
+            z = (mean - x) / s
+            if config.cusum_prediction_sd:
+                z = z / math.sqrt(1.0 + 1.0 / bn)
+            s_new = max(0.0, cus + min(z, config.cusum_cap) - config.cusum_reference)
+        else:
+            s_new = cus
         dec = ok and s_new > config.cusum_decision
         if config.decline_during_rupture == "never":
             dec = dec and not (in_rupt or rupt)
@@ -170,7 +176,8 @@ def patient_rules(group: pd.DataFrame, *, clinic: ClinicParameters, config: Anal
         for row in rows:
             row[c.LEVEL] = level
             row[c.STATE] = row[c.SCORE] - level
-        frames.append(pd.DataFrame(rows).assign(**{c.SCALE: scale, "event": False}))
+        row_cols = [c.SESSION, c.SCORE, c.BASELINE, c.S_USED, c.CUSUM, c.IN_RUPTURE, c.LEVEL, c.STATE]
+        frames.append(pd.DataFrame(rows, columns=row_cols).assign(**{c.SCALE: scale, "event": False}))
         if events:
             frames.append(pd.DataFrame(events).assign(**{c.SCALE: scale, "event": True}))
     return pd.concat(frames, ignore_index=True)
@@ -188,7 +195,7 @@ def reference_events(scores: pd.DataFrame, *, clinic: ClinicParameters, config: 
     """Only the events of :func:`reference_analyse`, in the engine's order, with the key columns."""
     out = reference_analyse(scores, clinic=clinic, config=config).reset_index(level=0)
     ev = out[out["event"]].copy()
-    for col in (c.RUPTURE_SESSION, c.FROM_SESSION, c.TO_SESSION):
+    for col in (c.KIND, c.MAGNITUDE, c.THRESHOLD, c.RUPTURE_SESSION, c.FROM_SESSION, c.TO_SESSION):
         if col not in ev.columns:
             ev[col] = np.nan
     ev[c.SCALE] = pd.Categorical(ev[c.SCALE], dtype=c.SCALE_DTYPE)

@@ -82,7 +82,7 @@ def _check_values(
 ) -> None:
     bad = ~np.isnan(values) & ((values < scale_min) | (values > scale_max))
     if bad.any():
-        rows = [labels[i] for i in np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad)]
+        rows = [labels[int(i)] for i in np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad)]
         raise AnalyticsInputError(
             f"item answers must be between {scale_min:g} and {scale_max:g}; rows {_describe_rows(rows)}",
             rows=rows,
@@ -188,26 +188,19 @@ def score_items_wide(
     return pd.concat([rest, pd.DataFrame(scores)], axis=1)
 
 
-def check_scores(
+def score_arrays(
     scores: pd.DataFrame, *, scale_min: float = SCALE_MIN, scale_max: float = SCALE_MAX,
-    duplicates: bool = True,
-) -> None:
-    """Raise :class:`AnalyticsInputError` unless ``scores`` is usable by ``analyse``.
-
-    Checks: the columns ``patient``, ``session``, ``goal``, ``task``, ``bond`` exist; sessions
-    are whole numbers; no patient is missing; every score (and ``total`` if given) is NaN or on
-    the scale; no (patient, session) pair appears twice. Error messages name the rows by index
-    label. ``duplicates=False`` skips the duplicate check (``analyse`` does it after sorting).
-    """
+) -> dict[str, np.ndarray]:
+    """The checked numeric columns of a scores frame: ``session`` and every score column, as
+    float arrays (NaN = missing). Raises :class:`AnalyticsInputError` for a missing column, a
+    session that is not a whole number, or a score off the scale; used by :func:`check_scores`
+    and ``analyse`` so the columns are converted once."""
     required = [PATIENT, SESSION, *SUBSCALES]
     missing = [c for c in required if c not in scores.columns]
     if missing:
         raise AnalyticsInputError(f"scores frame lacks column(s) {missing}")
     labels = scores.index
-    patient_missing = scores[PATIENT].isna().to_numpy()
-    if patient_missing.any():
-        rows = list(labels[patient_missing])
-        raise AnalyticsInputError(f"patient is missing in rows {_describe_rows(rows)}", rows=rows)
+    out: dict[str, np.ndarray] = {}
     try:
         session = scores[SESSION].to_numpy(dtype=float, na_value=np.nan)
     except (TypeError, ValueError):
@@ -222,6 +215,7 @@ def check_scores(
         raise AnalyticsInputError(
             f"session must be a whole number; rows {_describe_rows(rows)}", rows=rows,
         )
+    out[SESSION] = session
     columns = [*SUBSCALES, *([TOTAL] if TOTAL in scores.columns else [])]
     for column in columns:
         try:
@@ -232,18 +226,41 @@ def check_scores(
             raise AnalyticsInputError(
                 f"{column} must be a number; rows {_describe_rows(rows)}", rows=rows,
             ) from None
-        out = ~np.isnan(values) & ((values < scale_min) | (values > scale_max))
-        if out.any():
-            rows = list(labels[out])
+        with np.errstate(invalid="ignore"):
+            out_of_scale = (values < scale_min) | (values > scale_max)
+        if out_of_scale.any():
+            rows = list(labels[out_of_scale])
             raise AnalyticsInputError(
                 f"{column} must be between {scale_min:g} and {scale_max:g}; rows {_describe_rows(rows)}",
                 rows=rows,
             )
-    if not duplicates:
-        return
+        out[column] = values
+    return out
+
+
+def missing_patient_error(scores: pd.DataFrame, missing: np.ndarray) -> AnalyticsInputError:
+    """The error for rows whose patient is missing (``missing`` is a boolean mask)."""
+    rows = list(scores.index[missing])
+    return AnalyticsInputError(f"patient is missing in rows {_describe_rows(rows)}", rows=rows)
+
+
+def check_scores(
+    scores: pd.DataFrame, *, scale_min: float = SCALE_MIN, scale_max: float = SCALE_MAX,
+) -> None:
+    """Raise :class:`AnalyticsInputError` unless ``scores`` is usable by ``analyse``.
+
+    Checks: the columns ``patient``, ``session``, ``goal``, ``task``, ``bond`` exist; sessions
+    are whole numbers; no patient is missing; every score (and ``total`` if given) is NaN or on
+    the scale; no (patient, session) pair appears twice. Error messages name the rows by index
+    label (``AnalyticsInputError.rows``).
+    """
+    score_arrays(scores, scale_min=scale_min, scale_max=scale_max)
+    missing = scores[PATIENT].isna().to_numpy()
+    if missing.any():
+        raise missing_patient_error(scores, missing)
     dup = scores.duplicated([PATIENT, SESSION], keep=False).to_numpy()
     if dup.any():
-        rows = list(labels[dup])
+        rows = list(scores.index[dup])
         raise AnalyticsInputError(
             f"the same patient and session appear more than once; rows {_describe_rows(rows)}",
             rows=rows,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -57,7 +57,7 @@ class Condition:
     item_noise: float = 0.35
     rounding: bool = True
     sessions: tuple[int, int] = (6, 30)
-    config: AnalysisConfig = AnalysisConfig()
+    config: AnalysisConfig = field(default_factory=AnalysisConfig)
 
 
 def _by_patient(events: pd.DataFrame, kind: str, scale: str) -> pd.DataFrame:
@@ -162,13 +162,15 @@ def run_condition(
     condition: Condition, *, n_patients: int = 3000, calibration_patients: int = 2000, seed: int = 2026,
 ) -> dict[str, float | str]:
     """Calibrate on a default-mix clinic, then evaluate on a study-mix cohort (module docstring)."""
-    sim = {
-        "noise": condition.noise, "item_noise": condition.item_noise,
-        "rounding": condition.rounding, "sessions": condition.sessions,
-    }
-    calibration = simulate_cohort(calibration_patients, seed=seed, **sim)
+    def simulate(n: int, seed_: int, scenarios: Mapping[str, float] | None) -> SimulatedCohort:
+        return simulate_cohort(
+            n, seed=seed_, scenarios=scenarios, noise=condition.noise, item_noise=condition.item_noise,
+            rounding=condition.rounding, sessions=condition.sessions,
+        )
+
+    calibration = simulate(calibration_patients, seed, None)
     clinic = analyse(calibration.scores, replace(condition.config, clinic=None)).clinic
-    cohort = simulate_cohort(n_patients, seed=seed + 1, scenarios=STUDY_SCENARIOS, **sim)
+    cohort = simulate(n_patients, seed + 1, STUDY_SCENARIOS)
     analysis = analyse(cohort.scores, replace(condition.config, clinic=clinic))
     out: dict[str, float | str] = {"condition": condition.name}
     out.update(evaluate(cohort, analysis.events))
@@ -188,8 +190,13 @@ def meets_floors(result: Mapping[str, float | str]) -> dict[str, bool]:
 
 
 def default_conditions() -> list[Condition]:
-    """The grid reported in docs/methods.md."""
+    """The grid reported in docs/methods.md: simulation settings, then the rules of methods.md
+    restored one at a time (ablations of each deviation), then the presets."""
     base = Condition()
+
+    def rule(name: str, **overrides: object) -> Condition:
+        return replace(base, name=name, config=AnalysisConfig(**overrides))  # type: ignore[arg-type]
+
     return [
         base,
         replace(base, name="noise 0.1", noise=0.1),
@@ -199,12 +206,19 @@ def default_conditions() -> list[Condition]:
         replace(base, name="item noise 0.6", item_noise=0.6),
         replace(base, name="8-12 sessions", sessions=(8, 12)),
         replace(base, name="20-40 sessions", sessions=(20, 40)),
-        replace(base, name="methods.md floor (anova)", config=AnalysisConfig(spread_floor="anova")),
+        rule("methods.md: floor = ANOVA pooled SD", spread_floor="anova"),
+        rule("methods.md: 1-2 session rule without sqrt(2)", previous_sd_factor=1.0),
+        rule("methods.md: CUSUM h 4, no prediction SD", cusum_decision=4.0, cusum_prediction_sd=False),
+        rule("CUSUM without the per-session cap", cusum_cap=float("inf")),
+        rule("decline never during a rupture", decline_during_rupture="never"),
+        rule("decline always during a rupture", decline_during_rupture="always"),
+        rule("sudden change: window SD only", sudden_spread="window"),
+        rule("all methods.md rules (literal)", spread_floor="anova", previous_sd_factor=1.0,
+             cusum_decision=4.0, cusum_prediction_sd=False, cusum_cap=float("inf"),
+             decline_during_rupture="always", sudden_spread="window"),
         replace(base, name="preset strict", config=AnalysisConfig.preset("strict")),
         replace(base, name="preset sensitive", config=AnalysisConfig.preset("sensitive")),
         replace(base, name="preset very_sensitive", config=AnalysisConfig.preset("very_sensitive")),
-        replace(base, name="no decline during rupture", config=AnalysisConfig(decline_during_rupture="never")),
-        replace(base, name="decline during rupture always", config=AnalysisConfig(decline_during_rupture="always")),
     ]
 
 

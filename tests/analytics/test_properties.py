@@ -107,3 +107,15 @@ def test_patient_ids_of_mixed_types_are_accepted_and_order_independent() -> None
     b = analyse(frame.iloc[::-1].reset_index(drop=True)).levels
     pd.testing.assert_frame_equal(a, b)
     assert len(a[c.PATIENT].unique()) == 3
+
+
+def test_flags_are_prospective_on_a_simulated_clinic() -> None:
+    scores = simulate_cohort(150, seed=31).scores
+    clinic = analyse(scores).clinic
+    config = AnalysisConfig(clinic=clinic)
+    full = analyse(scores, config).events
+    for cut in (4, 7, 12, 19, 26):
+        partial = analyse(scores[scores[c.SESSION] <= cut], config).events
+        pd.testing.assert_frame_equal(
+            normalised(partial), normalised(full[full[c.SESSION] <= cut]), check_categorical=False,
+        )

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.analytics import WAI_SR_SUBSCALES, AnalyticsInputError, analyse, check_scores, score_items, score_items_wide
+from monitoring.analytics import (
+    WAI_SR_SUBSCALES,
+    AnalyticsInputError,
+    analyse,
+    check_scores,
+    score_items,
+    score_items_wide,
+)
 from monitoring.analytics import columns as c
 
 
