@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1:8000
-export DJANGO_SETTINGS_MODULE ?= monitoring.settings
 
 .PHONY: run test test-sqlite test-postgres lint typecheck bench install clean
 
@@ -26,7 +25,7 @@ run: $(STAMP)
 
 # The whole suite. DATABASE_URL=postgres://... runs it against PostgreSQL instead of SQLite.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -q --ds=tests.settings $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

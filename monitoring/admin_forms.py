@@ -118,3 +118,21 @@ class ClinicSettingsForm(forms.ModelForm):
         )
         self.fields["link_expiry_hours"].min_value = 1
         self.fields["idle_timeout_minutes"].min_value = 5
+
+
+class ReportFilterForm(forms.Form):
+    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    therapist = forms.TypedChoiceField(label="Therapist", required=False, coerce=int, empty_value=None)
+    treatment = forms.ChoiceField(label="Treatment", required=False)
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["therapist"].choices = [("", "All therapists"), *_therapist_choices(clinic)]
+        self.fields["treatment"].choices = [("", "All treatments"), *Episode.Treatment.choices]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise forms.ValidationError("The period must start before it ends.")
+        return data

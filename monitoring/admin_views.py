@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -18,13 +18,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from clinics import services as clinic_services
 from clinics.errors import ApplicationError
 from clinics.models import Episode, Membership, Patient, StaffInvitation
-from monitoring import selectors
+from monitoring import charts, selectors
 from monitoring.admin_forms import (
     ClinicSettingsForm,
     DateForm,
     EpisodeOpenForm,
     PatientEditForm,
     PatientForm,
+    ReportFilterForm,
     StaffInviteForm,
     TransferForm,
 )
@@ -223,3 +224,33 @@ def clinic_settings(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("monitoring:admin-settings", slug=clinic.slug)
     return render(request, "monitoring/admin/settings.html", {"clinic": clinic, "form": form},
                   status=400 if request.method == "POST" else 200)
+
+
+@staff_required
+def report(request: HttpRequest, slug: str) -> HttpResponse:
+    """Clinic-level figures over a period, filterable by therapist and treatment."""
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    form = ReportFilterForm(request.GET or None, clinic=clinic)
+    today = date.today()
+    filters = selectors.ReportFilters(start=today.replace(year=today.year - 1) + timedelta(days=1), end=today)
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        filters = selectors.ReportFilters(
+            start=data["start"] or filters.start,
+            end=data["end"] or filters.end,
+            therapist_id=data["therapist"] or None,
+            treatment=data["treatment"] or "",
+        )
+    result = selectors.clinic_report(clinic=clinic, filters=filters)
+    figures = {
+        "completion": charts.completion_by_month(
+            months=result.months, held=result.held_by_month, completed=result.completed_by_month
+        ),
+        "levels": charts.level_distribution(levels=result.levels),
+    }
+    return render(
+        request,
+        "monitoring/admin/report.html",
+        {"clinic": clinic, "form": form, "report": result, "figures": figures, "small": selectors.SMALL_NUMBERS},
+        status=400 if form.is_bound and not form.is_valid() else 200,
+    )

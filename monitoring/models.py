@@ -260,3 +260,51 @@ class EpisodeAnalysis(models.Model):
     episode = models.OneToOneField("clinics.Episode", on_delete=models.CASCADE, related_name="analysis_state")
     flagged_through = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class ExportJob(models.Model):
+    """One requested export, run in the background (or inline with no worker configured).
+
+    The job is what the admin page polls for progress and what the download link points at,
+    by its opaque ``code``. The file lives under ``MEDIA_ROOT/exports/<code>/`` and is served
+    only through an access check (``monitoring.export_services.export_file``), never as a
+    public media URL. ``filters`` is ``ExportFilters.to_json()``, so a job can be re-run.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="export_jobs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    exporter = models.CharField(max_length=50)
+    format = models.CharField(max_length=8)
+    filters = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    file_path = models.CharField(max_length=300, blank=True, help_text=_("Relative to MEDIA_ROOT."))
+    filename = models.CharField(max_length=200, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["clinic", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="export_job_progress_percent"),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "done", "failed"]), name="export_job_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(format__in=["csv", "xlsx", "pdf", "fhir"]), name="export_job_format_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exporter} ({self.format}) for {self.clinic}, {self.status}"

@@ -33,6 +33,7 @@ app_urls = (
         path("clinic/<slug:slug>/patients/", admin_views.patients, name="admin-patients"),
         path("clinic/<slug:slug>/patients/<uuid:code>/", admin_views.patient, name="admin-patient"),
         path("clinic/<slug:slug>/settings/", admin_views.clinic_settings, name="admin-settings"),
+        path("clinic/<slug:slug>/report/", admin_views.report, name="admin-report"),
         path("join/<str:token>/", admin_views.join, name="join"),
         path("f/<str:token>/", form_views.form, name="form"),
         path("f/<str:token>/done/", form_views.form_done, name="form-done"),

@@ -162,3 +162,54 @@ def test_the_invitation_table_only_lists_this_clinics_invitations(client, dana, 
     login(client, dana)
     assert "b-only@b.test" not in client.get("/clinic/clinic-a/staff/").content.decode()
     assert StaffInvitation.objects.filter(clinic=clinic_b).count() == 1
+
+
+def test_the_report_counts_sessions_forms_and_flags_of_this_clinic_only(client, dana, alice, bob, charlie, clinic_a, clinic_b):
+    from monitoring.models import Flag
+    from tests.monitoring.test_dashboards import import_cohort
+
+    import_cohort(clinic_a, alice, 2, 12, scenarios={"rupture_unrepaired": 1}, prefix="a")
+    import_cohort(clinic_a, bob, 3, 10, seed=8, scenarios={"stable": 1}, prefix="b")
+    import_cohort(clinic_b, charlie, 4, 10, seed=9, scenarios={"rupture_unrepaired": 1}, prefix="c")
+    login(client, dana)
+    page = client.get("/clinic/clinic-a/report/?start=2026-01-01&end=2026-12-31")
+    report = page.context["report"]
+    assert page.status_code == 200
+    assert (report.totals.patients, report.totals.held, report.totals.completed) == (5, 2 * 12 + 3 * 10, 54)
+    expected_unrepaired = Flag.objects.filter(episode__patient__clinic=clinic_a, scale="total", kind="unrepaired").count()
+    assert report.totals.unrepaired == expected_unrepaired >= 1
+    assert [t.therapist for t in report.therapists] == [alice, bob]
+    assert all(t.small for t in report.therapists)
+    assert "small numbers" in page.content.decode()
+    only_bob = client.get(f"/clinic/clinic-a/report/?start=2026-01-01&end=2026-12-31&therapist={bob.pk}").context["report"]
+    assert (only_bob.totals.patients, only_bob.totals.unrepaired) == (3, 0)
+
+
+def test_the_report_refuses_a_backwards_period(client, dana):
+    login(client, dana)
+    page = client.get("/clinic/clinic-a/report/?start=2026-12-01&end=2026-01-01")
+    assert page.status_code == 400
+    assert "The period must start before it ends." in page.content.decode()
+
+
+@pytest.mark.parametrize(("who", "status"), [("dana", 200), ("alice", 404), ("erin", 404)])
+def test_only_admins_see_the_report(client, request, dana, alice, erin, who, status):
+    login(client, request.getfixturevalue(who))
+    assert client.get("/clinic/clinic-a/report/").status_code == status
+
+
+def test_staff_are_signed_out_after_the_clinics_idle_timeout(client, alice, clinic_a):
+    clinic_a.idle_timeout_minutes = 10
+    clinic_a.save()
+    login(client, alice)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        assert client.get("/").status_code == 200
+    with time_machine.travel(start + timedelta(minutes=9), tick=False):
+        assert client.get("/").status_code == 200  # activity keeps the session alive
+    with time_machine.travel(start + timedelta(minutes=18), tick=False):
+        assert client.get("/").status_code == 200
+    with time_machine.travel(start + timedelta(minutes=29), tick=False):
+        response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert client.get("/").status_code == 302
