@@ -346,7 +346,7 @@ def _latest_by_episode(
             pattern = str(patterns.get(episode_id, "none"))
             out[int(episode_id)] = (
                 totals,
-                _float(levels.at[episode_id, "level_eb"]) if episode_id in levels.index else None,
+                _float(levels.at[episode_id, "level"]) if episode_id in levels.index else None,
                 bool(levels.at[episode_id, "provisional"]) if episode_id in levels.index else False,
                 _float(z.get(episode_id)),
                 "" if pattern == "none" else pattern,
