@@ -271,11 +271,13 @@ def export_file(*, job: ExportJob, user: AbstractBaseUser | None = None) -> tupl
 
     Get ``job`` through ``export_job_get_for_user`` first. Passing the user audits the download.
     """
-    if job.status != ExportJob.Status.DONE or not job.file_path:
-        raise ApplicationError("This export is not ready." if job.status != ExportJob.Status.FAILED else job.error)
+    if job.status == ExportJob.Status.FAILED:
+        raise ApplicationError(job.error or "This export failed.")
+    if job.status != ExportJob.Status.DONE:
+        raise ApplicationError("This export is not ready yet.")
     root = (Path(settings.MEDIA_ROOT) / "exports").resolve()
     path = (Path(settings.MEDIA_ROOT) / job.file_path).resolve()
-    if root not in path.parents or not path.is_file():
+    if not job.file_path or root not in path.parents or not path.is_file():
         raise ApplicationError("This export's file has been removed; run the export again.")
     if user is not None:
         export_audit(

@@ -130,6 +130,9 @@ class ExportFilters:
     pseudonymise: bool = False
 
     def __post_init__(self) -> None:
+        # Dates may arrive as ISO text (a form, the API, call_command); store them as dates.
+        for name in ("start", "end"):
+            object.__setattr__(self, name, _day(getattr(self, name)))
         if self.start and self.end and self.start > self.end:
             raise ApplicationError("The period starts after it ends: check the dates.")
         if self.treatment and self.treatment not in Episode.Treatment.values:
@@ -148,18 +151,10 @@ class ExportFilters:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExportFilters:
-        def day(value: object) -> date | None:
-            if not value:
-                return None
-            try:
-                return date.fromisoformat(str(value))
-            except ValueError as exc:
-                raise ApplicationError(f"'{value}' is not a date in the form YYYY-MM-DD.") from exc
-
         therapist = data.get("therapist_id")
         return cls(
-            start=day(data.get("start")),
-            end=day(data.get("end")),
+            start=_day(data.get("start")),
+            end=_day(data.get("end")),
             therapist_id=int(therapist) if therapist not in (None, "") else None,
             treatment=str(data.get("treatment") or ""),
             patient_code=str(data.get("patient_code") or ""),
@@ -179,6 +174,17 @@ class ExportFilters:
         if self.pseudonymise:
             words.append("Pseudonymised")
         return words
+
+
+def _day(value: object) -> date | None:
+    if not value:
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ApplicationError(f"'{value}' is not a date in the form YYYY-MM-DD.") from exc
 
 
 def pseudonym(*, clinic: Clinic, kind: str, value: object) -> str:
@@ -399,7 +405,8 @@ class ItemAnswers(Exporter):
     def count(self, *, clinic: Clinic, filters: ExportFilters) -> int:
         return self.answers(clinic=clinic, filters=filters).count()
 
-    def frame(self, *, clinic: Clinic, filters: ExportFilters, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    def frame(self, *, clinic: Clinic, filters: ExportFilters, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+        chunk_rows = chunk_rows or CHUNK_ROWS
         # The people are looked up once per patient (and guarded there, once); the answer rows
         # carry only numbers and dates.
         patients = Patient.objects.filter(clinic=clinic).values_list("pk", "code", "label", "external_id")
@@ -460,10 +467,16 @@ class PatientLevels(Exporter):
 
     def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
         total = frame[frame["scale"] == c.TOTAL]
+        if "treatment" in total.columns:
+            total = total.assign(treatment=total["treatment"].map(lambda t: Episode.Treatment(t).label))
         wanted = [n for n in ("patient", "therapist", "treatment", c.N, c.LEVEL, c.LEVEL_EB, c.PROVISIONAL,
                               c.N_RUPTURES, c.N_REPAIRS, c.N_UNREPAIRED, c.N_DECLINES, "pattern_label")
                   if n in total.columns]
-        return {"table": _table(total[wanted]), "note": "Total alliance scale; every scale is in the CSV and Excel files."}
+        return {
+            "table": _table(total[wanted]),
+            "note": "Total alliance scale; every scale is in the CSV and Excel files.",
+            "landscape": True,
+        }
 
 
 class Flags(Exporter):

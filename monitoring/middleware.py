@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.db.models import Min
@@ -45,3 +46,16 @@ class IdleTimeoutMiddleware:
             if last is None or now - last > WRITE_EVERY:
                 request.session[LAST_SEEN] = now
         return self.get_response(request)
+
+
+class PermissionsPolicyMiddleware:
+    """Adds the Permissions-Policy header (Django has no setting for it): no camera,
+    microphone, location, payment or USB for any page."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response

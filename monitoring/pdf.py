@@ -12,6 +12,7 @@ SVG strings are safe to insert into a template unescaped.
 from __future__ import annotations
 
 import html
+import logging
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
     from clinics.models import Clinic
     from monitoring.exports import Exporter, ExportFilters
+
+# WeasyPrint logs every layout step at INFO, which would drown the server log in one line per page.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 FONT = "DejaVu Sans, Liberation Sans, sans-serif"
 SCALE_MIN, SCALE_MAX = 1.0, 5.0
@@ -198,13 +202,11 @@ def histogram_svg(
     return "".join(parts)
 
 
-def report_pdf(*, exporter: Exporter, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> bytes:
-    """Render the exporter's PDF template (A4, page numbers, the filters in the header)."""
-    from django.conf import settings
+def report_html(*, exporter: Exporter, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> str:
+    """The report as HTML: the exporter's template with the header context every report shares."""
     from django.contrib.auth import get_user_model
     from django.template.loader import render_to_string
     from django.utils import timezone
-    from weasyprint import HTML
 
     therapist = ""
     if filters.therapist_id:
@@ -223,5 +225,13 @@ def report_pdf(*, exporter: Exporter, clinic: Clinic, filters: ExportFilters, fr
         "generated_at": timezone.localtime(),
         **exporter.pdf_context(clinic=clinic, filters=filters, frame=frame),
     }
-    markup = render_to_string(exporter.pdf_template, context)
+    return render_to_string(exporter.pdf_template, context)
+
+
+def report_pdf(*, exporter: Exporter, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> bytes:
+    """Render the exporter's PDF report (A4, page numbers, the filters in the header)."""
+    from django.conf import settings
+    from weasyprint import HTML
+
+    markup = report_html(exporter=exporter, clinic=clinic, filters=filters, frame=frame)
     return HTML(string=markup, base_url=str(settings.BASE_DIR)).write_pdf()  # type: ignore[no-any-return]

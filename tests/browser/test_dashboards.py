@@ -45,7 +45,7 @@ def test_a_therapist_reviews_the_caseload_opens_a_patient_and_acknowledges_a_fla
     first = page.locator("tr[data-priority]").first
     label = first.get_attribute("data-patient")
     first.locator("th a").click()
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
+    page.locator(".js-plotly-plot").nth(2).wait_for()
     traces = page.evaluate(
         "() => Object.fromEntries([...document.querySelectorAll('[data-chart]')].map("
         "d => [d.dataset.chart, (d.data || []).map(t => t.name)]))"
@@ -71,7 +71,7 @@ def test_the_pages_work_on_a_tablet(tablet, demo):
     sign_in(tablet, "bob@demo.bordin.test")
     tablet.check("caseload-tablet")
     tablet.page.locator("tr[data-priority] th a").first.click()
-    tablet.page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
+    tablet.page.locator(".js-plotly-plot").nth(2).wait_for()
     tablet.check("patient-tablet")
 
 

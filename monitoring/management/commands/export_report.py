@@ -26,17 +26,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("identifier", choices=sorted(EXPORTS), help="the report")
         parser.add_argument("--clinic", required=True, help="the clinic's slug")
-        parser.add_argument("--format", dest="fmt", required=True, choices=FORMATS)
+        parser.add_argument("--format", required=True, choices=FORMATS)
         parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first session date, YYYY-MM-DD")
         parser.add_argument("--to", dest="end", type=date.fromisoformat, help="last session date, YYYY-MM-DD")
         parser.add_argument("--therapist", help="only this therapist's episodes (email)")
         parser.add_argument("--treatment", default="", help="only episodes of this treatment (e.g. cbt)")
         parser.add_argument("--patient", default="", help="one patient, by external id or label")
         parser.add_argument("--pseudonymise", action="store_true", help="research export: keyed codes, no names")
-        parser.add_argument("--out", required=True, type=Path, help="the file to write ('-' for standard output)")
+        parser.add_argument("--out", required=True, type=Path, help="the file to write")
 
-    def handle(self, *args: Any, identifier: str, clinic: str, fmt: str, start: date | None, end: date | None,
-               therapist: str | None, treatment: str, patient: str, pseudonymise: bool, out: Path, **o: Any) -> None:
+    def handle(self, *args: Any, identifier: str, clinic: str, start: date | None, end: date | None,
+               therapist: str | None, treatment: str, patient: str, pseudonymise: bool, out: Path, **options: Any) -> None:
+        fmt = str(options["format"])
+        out = Path(out)  # call_command passes options as given, without argparse's type
         clinic_obj = Clinic.objects.filter(slug=clinic).first()
         if clinic_obj is None:
             raise CommandError(f"No clinic with slug '{clinic}'.")
@@ -60,17 +62,18 @@ class Command(BaseCommand):
             rendered = export_run(clinic=clinic_obj, user=None, identifier=identifier, fmt=fmt, filters=filters,
                                   via=VIA_COMMAND)
             blocks = [rendered.content] if isinstance(rendered.content, bytes) else rendered.content
-            if str(out) == "-":
-                for block in blocks:
-                    self.stdout.buffer.write(block) if hasattr(self.stdout, "buffer") else self.stdout.write(block.decode())
-                return
+            # Written under a temporary name and renamed, so a failed export never leaves a
+            # truncated file that looks complete.
             partial = out.with_name(out.name + ".part")
             size = 0
-            with open(partial, "wb") as handle:
-                for block in blocks:
-                    handle.write(block)
-                    size += len(block)
-            os.replace(partial, out)
+            try:
+                with open(partial, "wb") as handle:
+                    for block in blocks:
+                        handle.write(block)
+                        size += len(block)
+                os.replace(partial, out)
+            finally:
+                partial.unlink(missing_ok=True)
         except ApplicationError as exc:
             raise CommandError(str(exc)) from exc
         self.stderr.write(f"Wrote {out} ({size:,} bytes, {rendered.content_type}).")
