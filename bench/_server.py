@@ -44,16 +44,23 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
 @contextmanager
 def fresh_database(name: str) -> Iterator[str]:
     """Create an empty PostgreSQL database, migrate it, drop it afterwards."""
-    subprocess.run(["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=True)
+    subprocess.run(
+        ["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=True
+    )
     subprocess.run(["psql", f"{PG}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
     url = f"{PG}/{name}"
     try:
         subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=server_env(url), check=True
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=server_env(url),
+            check=True,
         )
         yield url
     finally:
-        subprocess.run(["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
+        subprocess.run(
+            ["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False
+        )
 
 
 @contextmanager
@@ -61,12 +68,25 @@ def gunicorn(database_url: str, *, workers: int = 2, threads: int = 4, **extra_e
     port = free_port()
     env = server_env(database_url, **extra_env)
     # Production settings serve hashed static files: build the manifest as a deployment would.
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "gunicorn", "monitoring.wsgi", "--bind", f"127.0.0.1:{port}",
-            "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "monitoring.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
         ],
         cwd=ROOT,
         env=env,

@@ -112,14 +112,19 @@ def tuned_median(patients: int, sessions: int, repeat: int) -> float:
     """Median of ``analyse`` in a child process whose allocator keeps freed memory mapped."""
     result = subprocess.run(
         [sys.executable, __file__, "--tuned-probe", "--repeat", str(repeat), "--patients", str(patients)],
-        env={**os.environ, **TUNED_ENV}, capture_output=True, text=True, check=True,
+        env={**os.environ, **TUNED_ENV},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run; prints, does not write the doc")
+    parser.add_argument(
+        "--quick", action="store_true", help="small smoke run; prints, does not write the doc"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update docs/performance.md")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs of the full cohort")
     parser.add_argument("--patients", type=int, default=50_000, help=argparse.SUPPRESS)
@@ -222,7 +227,8 @@ def main() -> int:
         f"`MALLOC_TRIM_THRESHOLD_=4G`; median of {repeat} in a child process) | {tuned:.2f} s | |",
         f"| peak memory inside `analyse` (tracemalloc) | **{traced_peak / 2**20:,.0f} MB** | <= 2 GB |",
         f"| peak RSS increase of the process during `analyse` | {rss_peak - rss_before:,.0f} MB"
-        + ("" if exact_peak else " (VmHWM could not be reset: upper bound)") + " | <= 2 GB |",
+        + ("" if exact_peak else " (VmHWM could not be reset: upper bound)")
+        + " | <= 2 GB |",
         f"| per-patient groupby-apply (`reference.py`) on {sample_patients:,} random patients | "
         f"{ref_time:.2f} s = {1000 * per_patient:.2f} ms per patient | |",
         f"| same, projected to {full_patients:,} patients (ms per patient x {full_patients:,}) | "

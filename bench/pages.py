@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import ROOT, fresh_database, server_env, write_section  # noqa: E402
+from bench._server import ROOT, fresh_database, server_env, write_section
 
 
 def seed(url: str, patients: int, sessions: int) -> str:
@@ -41,7 +41,9 @@ def seed(url: str, patients: int, sessions: int) -> str:
     lines = ["patient,session,date," + ",".join(f"item_{n}" for n in range(1, 13))]
     for row in cohort.items.itertuples(index=False):
         values = ",".join(str(getattr(row, f"item_{n}")) for n in range(1, 13))
-        lines.append(f"{row.patient},{row.session},2026-{1 + (row.session - 1) // 4:02d}-{1 + 7 * ((row.session - 1) % 4):02d},{values}")
+        lines.append(
+            f"{row.patient},{row.session},2026-{1 + (row.session - 1) // 4:02d}-{1 + 7 * ((row.session - 1) % 4):02d},{values}"
+        )
     responses_import(clinic=clinic, therapist=therapist, file=io.StringIO("\n".join(lines) + "\n"))
     clinic_estimate_refresh(clinic=clinic)
     for episode_id in Episode.objects.values_list("pk", flat=True):
@@ -79,7 +81,9 @@ def main() -> None:
         from clinics.models import Patient
 
         client = Client(HTTP_HOST="127.0.0.1")
-        client.force_login(get_user_model().objects.get(email=email), backend="django.contrib.auth.backends.ModelBackend")
+        client.force_login(
+            get_user_model().objects.get(email=email), backend="django.contrib.auth.backends.ModelBackend"
+        )
         # The patient with the most flags: the heaviest page.
         patient = max(Patient.objects.all(), key=lambda p: p.episodes.get().flags.count())
         results = {

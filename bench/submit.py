@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import ROOT, fresh_database, gunicorn, percentile, server_env, write_section  # noqa: E402
+from bench._server import ROOT, fresh_database, gunicorn, percentile, server_env, write_section
 
 PRIOR_SESSIONS = 12
 
@@ -58,10 +58,15 @@ def seed(database_url: str, patients: int, new_sessions: int) -> list[tuple[str,
 
     work = []
     later = items[items["session"] > PRIOR_SESSIONS]
-    episodes = {e.patient.label: e for e in Episode.objects.filter(patient__clinic=clinic).select_related("patient")}
+    episodes = {
+        e.patient.label: e for e in Episode.objects.filter(patient__clinic=clinic).select_related("patient")
+    }
     for row in later.itertuples(index=False):
         session = Session.objects.create(
-            episode=episodes[row.patient], number=row.session, date=start + timedelta(weeks=row.session), status="held"
+            episode=episodes[row.patient],
+            number=row.session,
+            date=start + timedelta(weeks=row.session),
+            status="held",
         )
         _, token = invitation_create(session=session, created_by=therapist)
         work.append((token, {f"item_{n}": str(getattr(row, f"item_{n}")) for n in range(1, 13)}))
@@ -98,7 +103,9 @@ def run_clients(base: str, work: list[tuple[str, dict[str, str]]], clients: int)
                 position += 1
             started = time.perf_counter()
             try:
-                conn.request("POST", f"/f/{token}/", body, {"Content-Type": "application/x-www-form-urlencoded"})
+                conn.request(
+                    "POST", f"/f/{token}/", body, {"Content-Type": "application/x-www-form-urlencoded"}
+                )
                 response = conn.getresponse()
                 response.read()
                 status = response.status
@@ -123,7 +130,13 @@ def run_clients(base: str, work: list[tuple[str, dict[str, str]]], clients: int)
     for t in threads:
         t.join()
     wall = time.perf_counter() - began
-    return {"wall": wall, "latencies": latencies, "statuses": statuses, "errors": errors, "requests": len(jobs)}
+    return {
+        "wall": wall,
+        "latencies": latencies,
+        "statuses": statuses,
+        "errors": errors,
+        "requests": len(jobs),
+    }
 
 
 def verify(tokens: list[str]) -> dict[str, int]:
@@ -132,7 +145,9 @@ def verify(tokens: list[str]) -> dict[str, int]:
     from monitoring.links import token_hash
     from monitoring.models import Invitation, Response
 
-    used = Invitation.objects.filter(token_hash__in=[token_hash(t) for t in tokens], used_at__isnull=False).count()
+    used = Invitation.objects.filter(
+        token_hash__in=[token_hash(t) for t in tokens], used_at__isnull=False
+    ).count()
     responses = Response.objects.filter(source="link")
     per_session = responses.values("session").annotate(n=Count("id")).filter(n__gt=1).count()
     incomplete = responses.annotate(n=Count("answers")).exclude(n=12).count()
@@ -149,7 +164,16 @@ def drain_worker(database_url: str, limit_seconds: float = 300) -> float:
     env = server_env(database_url, TASKS_BACKEND=DB_BACKEND)
     began = time.perf_counter()
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--queue-name", "*", "--batch", "--no-startup-delay", "-v0"],
+        [
+            sys.executable,
+            "manage.py",
+            "db_worker",
+            "--queue-name",
+            "*",
+            "--batch",
+            "--no-startup-delay",
+            "-v0",
+        ],
         cwd=ROOT,
         env=env,
     )
@@ -170,9 +194,14 @@ def analysed_episodes() -> tuple[int, int]:
 
     from clinics.models import Episode
 
-    episodes = Episode.objects.annotate(last=Max("sessions__number", filter=Q(sessions__responses__rater="patient")))
-    done = sum(1 for e in episodes.select_related("analysis_state") if getattr(e, "analysis_state", None)
-               and e.analysis_state.flagged_through == e.last)
+    episodes = Episode.objects.annotate(
+        last=Max("sessions__number", filter=Q(sessions__responses__rater="patient"))
+    )
+    done = sum(
+        1
+        for e in episodes.select_related("analysis_state")
+        if getattr(e, "analysis_state", None) and e.analysis_state.flagged_through == e.last
+    )
     return done, episodes.count()
 
 
@@ -202,7 +231,11 @@ def row(mode: str, r: dict[str, object]) -> tuple[str, bool]:
         and checks["incomplete"] == 0
         and r["analysed"][0] == r["analysed"][1]
     )
-    label = "in the request (immediate backend, default)" if mode == "immediate" else "database worker (`db_worker`)"
+    label = (
+        "in the request (immediate backend, default)"
+        if mode == "immediate"
+        else "database worker (`db_worker`)"
+    )
     drain = f"{r['drain']:.1f} s" if mode == "worker" else "none"
     line = (
         f"| {label} | {accepted / r['wall']:.0f} | {percentile(lat, 50):.0f} / {percentile(lat, 95):.0f} / "

@@ -63,7 +63,9 @@ class Membership(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "clinic"], name="membership_one_per_clinic"),
-            models.CheckConstraint(condition=Q(role__in=["admin", "therapist"]), name="membership_role_valid"),
+            models.CheckConstraint(
+                condition=Q(role__in=["admin", "therapist"]), name="membership_role_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -78,10 +80,14 @@ class Patient(models.Model):
     label = models.CharField(
         max_length=60, help_text=_("How staff recognise the patient, e.g. initials. No full names.")
     )
-    external_id = models.CharField(max_length=100, blank=True, help_text=_("Identifier in the health record."))
+    external_id = models.CharField(
+        max_length=100, blank=True, help_text=_("Identifier in the health record.")
+    )
     language = models.CharField(max_length=8, default="en")
     contact_email = models.EmailField(blank=True, help_text=_("Where form links and reminders go. Optional."))
-    contact_phone = models.CharField(max_length=32, blank=True, help_text=_("For text-message links. Optional."))
+    contact_phone = models.CharField(
+        max_length=32, blank=True, help_text=_("For text-message links. Optional.")
+    )
     is_active = models.BooleanField(default=True)
     therapist = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="patients", null=True, blank=True
@@ -132,12 +138,12 @@ class Episode(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.patient} from {self.started_on}"
+
     @property
     def is_open(self) -> bool:
         return self.ended_on is None
-
-    def __str__(self) -> str:
-        return f"{self.patient} from {self.started_on}"
 
 
 class Session(models.Model):
@@ -159,7 +165,8 @@ class Session(models.Model):
             models.UniqueConstraint(fields=["episode", "number"], name="session_number_unique_in_episode"),
             models.CheckConstraint(condition=Q(number__gte=1), name="session_number_positive"),
             models.CheckConstraint(
-                condition=Q(status__in=["scheduled", "held", "cancelled", "no_show"]), name="session_status_valid"
+                condition=Q(status__in=["scheduled", "held", "cancelled", "no_show"]),
+                name="session_status_valid",
             ),
         ]
 

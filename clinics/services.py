@@ -21,7 +21,9 @@ from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode, Membership, Patient, Session, StaffInvitation
 
 
-def staff_create(*, clinic: Clinic, email: str, role: str, password: str | None = None, name: str = "") -> AbstractUser:
+def staff_create(
+    *, clinic: Clinic, email: str, role: str, password: str | None = None, name: str = ""
+) -> AbstractUser:
     """Create (or reuse) the user with ``email`` and give them ``role`` in ``clinic``."""
     User = get_user_model()
     email = email.strip().lower()
@@ -63,7 +65,9 @@ def patient_create(
                 contact_phone=contact_phone.strip(),
             )
     except IntegrityError as exc:
-        raise ApplicationError(f"A patient labelled '{label}' or with that external id already exists.") from exc
+        raise ApplicationError(
+            f"A patient labelled '{label}' or with that external id already exists."
+        ) from exc
 
 
 def episode_open(*, patient: Patient, started_on: date, treatment: str = Episode.Treatment.OTHER) -> Episode:
@@ -81,7 +85,9 @@ def episode_open(*, patient: Patient, started_on: date, treatment: str = Episode
 def session_create(*, episode: Episode, date: date, status: str = Session.Status.SCHEDULED) -> Session:
     """Add the next session of an episode (numbered after the last one)."""
     with transaction.atomic():
-        last = episode.sessions.select_for_update().order_by("-number").values_list("number", flat=True).first()
+        last = (
+            episode.sessions.select_for_update().order_by("-number").values_list("number", flat=True).first()
+        )
         return Session.objects.create(episode=episode, number=(last or 0) + 1, date=date, status=status)
 
 
@@ -95,7 +101,13 @@ def _token_hash(token: str) -> str:
 
 
 def staff_invite(
-    *, clinic: Clinic, email: str, role: str, name: str = "", invited_by: AbstractUser, join_url: Callable[[str], str]
+    *,
+    clinic: Clinic,
+    email: str,
+    role: str,
+    name: str = "",
+    invited_by: AbstractUser,
+    join_url: Callable[[str], str],
 ) -> tuple[StaffInvitation, str]:
     """Invite someone to the clinic by email; returns the invitation and its one-time link.
 
@@ -132,15 +144,23 @@ def staff_invite(
 
 
 def staff_invitation_for_token(*, token: str) -> StaffInvitation:
-    invitation = StaffInvitation.objects.select_related("clinic").filter(token_hash=_token_hash(token)).first()
+    invitation = (
+        StaffInvitation.objects.select_related("clinic").filter(token_hash=_token_hash(token)).first()
+    )
     if invitation is None:
-        raise ApplicationError("This invitation link is not known. Ask your clinic admin for a new one.", code="unknown")
+        raise ApplicationError(
+            "This invitation link is not known. Ask your clinic admin for a new one.", code="unknown"
+        )
     if invitation.accepted_at is not None:
         raise ApplicationError("This invitation has been used already. Sign in instead.", code="used")
     if invitation.revoked_at is not None:
-        raise ApplicationError("This invitation was withdrawn. Ask your clinic admin for a new one.", code="revoked")
+        raise ApplicationError(
+            "This invitation was withdrawn. Ask your clinic admin for a new one.", code="revoked"
+        )
     if invitation.expires_at <= timezone.now():
-        raise ApplicationError("This invitation has expired. Ask your clinic admin for a new one.", code="expired")
+        raise ApplicationError(
+            "This invitation has expired. Ask your clinic admin for a new one.", code="expired"
+        )
     return invitation
 
 
@@ -161,7 +181,9 @@ def staff_invitation_accept(*, token: str, password: str, name: str = "") -> Abs
             try:
                 validate_password(password, user)
             except DjangoValidationError as exc:
-                raise ApplicationError("Please choose another password.", problems=list(exc.messages)) from exc
+                raise ApplicationError(
+                    "Please choose another password.", problems=list(exc.messages)
+                ) from exc
             user.set_password(password)
             user.save()
         elif not user.check_password(password):
@@ -185,7 +207,9 @@ def membership_set_role(*, membership: Membership, role: str, by: AbstractUser) 
 
 
 def _keep_one_admin(membership: Membership) -> None:
-    others = Membership.objects.filter(clinic=membership.clinic_id, role=Membership.Role.ADMIN, is_active=True)
+    others = Membership.objects.filter(
+        clinic=membership.clinic_id, role=Membership.Role.ADMIN, is_active=True
+    )
     if not others.exclude(pk=membership.pk).exists():
         raise ApplicationError("A clinic needs at least one active admin; make someone else admin first.")
 
@@ -195,7 +219,9 @@ def membership_deactivate(*, membership: Membership, by: AbstractUser) -> int:
     signed-in sessions end at once. Returns the number of sessions ended."""
     if membership.user_id == by.pk:
         raise ApplicationError("You cannot deactivate yourself; ask another admin.")
-    assigned = Patient.objects.filter(clinic=membership.clinic_id, therapist=membership.user_id, is_active=True)
+    assigned = Patient.objects.filter(
+        clinic=membership.clinic_id, therapist=membership.user_id, is_active=True
+    )
     if assigned.exists():
         raise ApplicationError(
             f"{membership.user.get_full_name() or membership.user.email} still has {assigned.count()} active "
@@ -296,8 +322,16 @@ def patient_discharge(*, patient: Patient, on: date) -> Patient:
 
 def clinic_settings_update(*, clinic: Clinic, **values: object) -> Clinic:
     allowed = {
-        "name", "default_language", "instrument_code", "link_expiry_hours", "reminder_delay_hours",
-        "patients_see_results", "therapist_rating_enabled", "sensitivity", "retention_years", "idle_timeout_minutes",
+        "name",
+        "default_language",
+        "instrument_code",
+        "link_expiry_hours",
+        "reminder_delay_hours",
+        "patients_see_results",
+        "therapist_rating_enabled",
+        "sensitivity",
+        "retention_years",
+        "idle_timeout_minutes",
     }
     unknown = set(values) - allowed
     if unknown:

@@ -32,8 +32,13 @@ class PatientForm(forms.ModelForm):
     class Meta:
         model = Patient
         fields = ["label", "external_id", "language", "contact_email", "contact_phone"]
-        labels = {"label": "Label", "external_id": "Health-record id", "language": "Language of the form",
-                  "contact_email": "Email for form links", "contact_phone": "Mobile number for form links"}
+        labels = {
+            "label": "Label",
+            "external_id": "Health-record id",
+            "language": "Language of the form",
+            "contact_email": "Email for form links",
+            "contact_phone": "Mobile number for form links",
+        }
         widgets = {"language": forms.Select(choices=settings.LANGUAGES)}
 
     def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
@@ -55,7 +60,9 @@ class TransferForm(forms.Form):
 
     def __init__(self, *args: Any, clinic: Clinic, current: AbstractUser | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["therapist"].choices = [c for c in _therapist_choices(clinic) if not current or c[0] != current.pk]
+        self.fields["therapist"].choices = [
+            c for c in _therapist_choices(clinic) if not current or c[0] != current.pk
+        ]
 
 
 class EpisodeOpenForm(forms.Form):
@@ -71,8 +78,15 @@ class ClinicSettingsForm(forms.ModelForm):
     class Meta:
         model = Clinic
         fields = [
-            "name", "instrument_code", "default_language", "link_expiry_hours", "reminder_delay_hours",
-            "patients_see_results", "therapist_rating_enabled", "sensitivity", "retention_years",
+            "name",
+            "instrument_code",
+            "default_language",
+            "link_expiry_hours",
+            "reminder_delay_hours",
+            "patients_see_results",
+            "therapist_rating_enabled",
+            "sensitivity",
+            "retention_years",
             "idle_timeout_minutes",
         ]
         labels = {
@@ -110,11 +124,15 @@ class ClinicSettingsForm(forms.ModelForm):
         described = []
         for value, label in Clinic.Sensitivity.choices:
             preset = PRESETS[value]
-            described.append(f"{label} (a rupture at {preset['k']:g} spreads below the usual level; "
-                             f"decline limit {preset['cusum_decision']:g})")
+            described.append(
+                f"{label} (a rupture at {preset['k']:g} spreads below the usual level; "
+                f"decline limit {preset['cusum_decision']:g})"
+            )
         self.fields["sensitivity"].help_text = (
             "How far below a patient's usual level a session must fall to be flagged, in units of that "
-            "patient's session-to-session spread. " + "; ".join(described) + ". See the methods documentation."
+            "patient's session-to-session spread. "
+            + "; ".join(described)
+            + ". See the methods documentation."
         )
         self.fields["link_expiry_hours"].min_value = 1
         self.fields["idle_timeout_minutes"].min_value = 5

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from clinics import services as clinic_services
 from clinics.errors import ApplicationError
-from clinics.models import Episode, Membership, Patient, StaffInvitation
+from clinics.models import Membership, Patient, StaffInvitation
 from monitoring import charts, selectors
 from monitoring.admin_forms import (
     ClinicSettingsForm,
@@ -34,7 +34,9 @@ from monitoring.decorators import staff_required
 
 @staff_required
 def admin_home(request: HttpRequest, slug: str) -> HttpResponse:
-    return redirect("monitoring:admin-patients", slug=selectors.clinic_for_admin(user=request.user, slug=slug).slug)
+    return redirect(
+        "monitoring:admin-patients", slug=selectors.clinic_for_admin(user=request.user, slug=slug).slug
+    )
 
 
 @staff_required
@@ -52,7 +54,9 @@ def staff(request: HttpRequest, slug: str) -> HttpResponse:
                 join_url=lambda token: request.build_absolute_uri(reverse("monitoring:join", args=[token])),
                 **form.cleaned_data,
             )
-            messages.success(request, f"Invitation sent to {invitation.email}. The link below works once, for 7 days.")
+            messages.success(
+                request, f"Invitation sent to {invitation.email}. The link below works once, for 7 days."
+            )
             form, failed = StaffInviteForm(), False
         except ApplicationError as error:
             form.add_error(None, error.message)
@@ -61,8 +65,14 @@ def staff(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "monitoring/admin/staff.html",
-        {"clinic": clinic, "form": form, "memberships": memberships, "pending": pending, "new_link": new_link,
-         "roles": Membership.Role.choices},
+        {
+            "clinic": clinic,
+            "form": form,
+            "memberships": memberships,
+            "pending": pending,
+            "new_link": new_link,
+            "roles": Membership.Role.choices,
+        },
         status=400 if failed else 200,
     )
 
@@ -74,12 +84,17 @@ def staff_action(request: HttpRequest, slug: str, code: str, action: str) -> Htt
     membership = get_object_or_404(Membership.objects.select_related("user"), clinic=clinic, code=code)
     try:
         if action == "role":
-            clinic_services.membership_set_role(membership=membership, role=request.POST.get("role", ""), by=request.user)
-            messages.success(request, f"{membership.user.get_full_name()} is now {membership.get_role_display().lower()}.")
+            clinic_services.membership_set_role(
+                membership=membership, role=request.POST.get("role", ""), by=request.user
+            )
+            messages.success(
+                request, f"{membership.user.get_full_name()} is now {membership.get_role_display().lower()}."
+            )
         elif action == "deactivate":
             ended = clinic_services.membership_deactivate(membership=membership, by=request.user)
             messages.success(
-                request, f"{membership.user.get_full_name()} no longer has access; {ended} signed-in session(s) ended."
+                request,
+                f"{membership.user.get_full_name()} no longer has access; {ended} signed-in session(s) ended.",
             )
         else:
             raise ApplicationError("Unknown action.")
@@ -135,28 +150,47 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def patients(request: HttpRequest, slug: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
-    form = PatientForm(request.POST or None, clinic=clinic, initial={"language": clinic.default_language,
-                                                                     "started_on": date.today()})
+    form = PatientForm(
+        request.POST or None,
+        clinic=clinic,
+        initial={"language": clinic.default_language, "started_on": date.today()},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             patient = clinic_services.patient_create(
                 clinic=clinic,
                 therapist=clinic.memberships.get(user_id=form.cleaned_data["therapist"]).user,
-                **{k: form.cleaned_data[k] for k in ("label", "external_id", "language", "contact_email", "contact_phone")},
+                **{
+                    k: form.cleaned_data[k]
+                    for k in ("label", "external_id", "language", "contact_email", "contact_phone")
+                },
             )
             clinic_services.episode_open(
-                patient=patient, started_on=form.cleaned_data["started_on"], treatment=form.cleaned_data["treatment"]
+                patient=patient,
+                started_on=form.cleaned_data["started_on"],
+                treatment=form.cleaned_data["treatment"],
             )
-            messages.success(request, f"{patient.label} added, with an episode of care from {form.cleaned_data['started_on']:%d %b %Y}.")
+            messages.success(
+                request,
+                f"{patient.label} added, with an episode of care from {form.cleaned_data['started_on']:%d %b %Y}.",
+            )
             return redirect("monitoring:admin-patient", slug=clinic.slug, code=patient.code)
         except ApplicationError as error:
             form.add_error(None, error.message)
     show = request.GET.get("show", "active")
-    listing = selectors.patients_for_admin(clinic=clinic, active=show != "discharged", query=request.GET.get("q", ""))
+    listing = selectors.patients_for_admin(
+        clinic=clinic, active=show != "discharged", query=request.GET.get("q", "")
+    )
     return render(
         request,
         "monitoring/admin/patients.html",
-        {"clinic": clinic, "form": form, "patients": listing, "show": show, "query": request.GET.get("q", "")},
+        {
+            "clinic": clinic,
+            "form": form,
+            "patients": listing,
+            "show": show,
+            "query": request.GET.get("q", ""),
+        },
         status=400 if request.method == "POST" else 200,
     )
 
@@ -167,22 +201,36 @@ def patient(request: HttpRequest, slug: str, code: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
     record = get_object_or_404(Patient.objects.select_related("therapist"), clinic=clinic, code=code)
     edit = PatientEditForm(request.POST if request.POST.get("form") == "edit" else None, instance=record)
-    transfer = TransferForm(request.POST if request.POST.get("form") == "transfer" else None, clinic=clinic,
-                            current=record.therapist, initial={"on": date.today()})
-    open_form = EpisodeOpenForm(request.POST if request.POST.get("form") == "open" else None,
-                                initial={"started_on": date.today()})
-    close_form = DateForm(request.POST if request.POST.get("form") in ("close", "discharge") else None,
-                          initial={"on": date.today()})
+    transfer = TransferForm(
+        request.POST if request.POST.get("form") == "transfer" else None,
+        clinic=clinic,
+        current=record.therapist,
+        initial={"on": date.today()},
+    )
+    open_form = EpisodeOpenForm(
+        request.POST if request.POST.get("form") == "open" else None, initial={"started_on": date.today()}
+    )
+    close_form = DateForm(
+        request.POST if request.POST.get("form") in ("close", "discharge") else None,
+        initial={"on": date.today()},
+    )
     if request.method == "POST":
         action = request.POST.get("form")
         try:
             if action == "edit" and edit.is_valid():
-                clinic_services.patient_update(patient=record, **{k: edit.cleaned_data[k] for k in edit.Meta.fields})
+                clinic_services.patient_update(
+                    patient=record, **{k: edit.cleaned_data[k] for k in edit.Meta.fields}
+                )
                 messages.success(request, "Saved.")
             elif action == "transfer" and transfer.is_valid():
                 therapist = clinic.memberships.get(user_id=transfer.cleaned_data["therapist"]).user
-                clinic_services.patient_transfer(patient=record, therapist=therapist, on=transfer.cleaned_data["on"])
-                messages.success(request, f"{record.label} now sees {therapist.get_full_name()}; the earlier episode is kept.")
+                clinic_services.patient_transfer(
+                    patient=record, therapist=therapist, on=transfer.cleaned_data["on"]
+                )
+                messages.success(
+                    request,
+                    f"{record.label} now sees {therapist.get_full_name()}; the earlier episode is kept.",
+                )
             elif action == "open" and open_form.is_valid():
                 record.is_active = True
                 record.save(update_fields=["is_active"])
@@ -205,8 +253,15 @@ def patient(request: HttpRequest, slug: str, code: str) -> HttpResponse:
     return render(
         request,
         "monitoring/admin/patient.html",
-        {"clinic": clinic, "patient": record, "edit": edit, "transfer": transfer, "open_form": open_form,
-         "close_form": close_form, "episodes": record.episodes.select_related("therapist").order_by("-started_on")},
+        {
+            "clinic": clinic,
+            "patient": record,
+            "edit": edit,
+            "transfer": transfer,
+            "open_form": open_form,
+            "close_form": close_form,
+            "episodes": record.episodes.select_related("therapist").order_by("-started_on"),
+        },
         status=400 if request.method == "POST" else 200,
     )
 
@@ -220,10 +275,17 @@ def clinic_settings(request: HttpRequest, slug: str) -> HttpResponse:
         clinic_services.clinic_settings_update(
             clinic=clinic, **{name: form.cleaned_data[name] for name in ClinicSettingsForm.Meta.fields}
         )
-        messages.success(request, "Settings saved. They apply from now on; flags already stored keep the rules they were computed with.")
+        messages.success(
+            request,
+            "Settings saved. They apply from now on; flags already stored keep the rules they were computed with.",
+        )
         return redirect("monitoring:admin-settings", slug=clinic.slug)
-    return render(request, "monitoring/admin/settings.html", {"clinic": clinic, "form": form},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "monitoring/admin/settings.html",
+        {"clinic": clinic, "form": form},
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 @staff_required
@@ -251,6 +313,12 @@ def report(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "monitoring/admin/report.html",
-        {"clinic": clinic, "form": form, "report": result, "figures": figures, "small": selectors.SMALL_NUMBERS},
+        {
+            "clinic": clinic,
+            "form": form,
+            "report": result,
+            "figures": figures,
+            "small": selectors.SMALL_NUMBERS,
+        },
         status=400 if form.is_bound and not form.is_valid() else 200,
     )

@@ -27,5 +27,7 @@ class MonitoringConfig(AppConfig):
         # Every change to these is kept in the audit trail with who made it (AuditlogMiddleware).
         auditlog.register(models.Response)
         auditlog.register(models.Invitation, exclude_fields=["salt", "token_hash"])
-        auditlog.register(models.Flag, include_fields=["acknowledgement", "acknowledged_note", "acknowledged_at"])
+        auditlog.register(
+            models.Flag, include_fields=["acknowledgement", "acknowledged_note", "acknowledged_at"]
+        )
         auditlog.register(models.Instrument)

@@ -127,7 +127,9 @@ def trajectory(
     rows = _scale_rows(sessions, c.TOTAL)
     if rows.empty:
         return _empty_chart(
-            height=HEIGHT, y_title="Alliance (1-5)", columns=["Session", "Total", "Flags"],
+            height=HEIGHT,
+            y_title="Alliance (1-5)",
+            columns=["Session", "Total", "Flags"],
             summary="No answers yet. The chart appears after the first completed questionnaire.",
         )
     dates = {int(k): v for k, v in (session_dates or {}).items()}
@@ -149,11 +151,19 @@ def trajectory(
         if half is not None:
             lo, hi = max(SCALE_MIN, level - half), min(SCALE_MAX, level + half)
             xs = [x[0] - 0.3, x[-1] + 0.3]
-            traces.append({
-                "type": "scatter", "name": "Level uncertainty", "x": [xs[0], xs[1], xs[1], xs[0]],
-                "y": [lo, lo, hi, hi], "fill": "toself", "fillcolor": BAND, "mode": "lines",
-                "line": {"width": 0}, "hoverinfo": "skip",
-            })
+            traces.append(
+                {
+                    "type": "scatter",
+                    "name": "Level uncertainty",
+                    "x": [xs[0], xs[1], xs[1], xs[0]],
+                    "y": [lo, lo, hi, hi],
+                    "fill": "toself",
+                    "fillcolor": BAND,
+                    "mode": "lines",
+                    "line": {"width": 0},
+                    "hoverinfo": "skip",
+                }
+            )
     level_name = f"Usual level {_f1(level)}"
     # Retrospective (it moves as sessions are added), so the hover says what it is.
     level_hover = f"{level_name}: mean of all {n} sessions{' (provisional)' if provisional else ''}"
@@ -161,17 +171,31 @@ def trajectory(
     if provisional and eb is not None:
         level_hover += f"<br>Best estimate allowing for the clinic average: {_f1(eb)}"
     if show_level:
-        traces.append({
-            "type": "scatter", "name": level_name, "x": x, "y": [level] * n, "mode": "lines",
-            "line": {"color": LEVEL, "width": 1.5, "dash": "dash"},
-            "text": [level_hover] * n, "hovertemplate": "%{text}<extra></extra>",
-        })
-    traces.append({
-        "type": "scatter", "name": "Total", "x": x, "y": y, "mode": "lines+markers",
-        "line": {"color": ACCENT, "width": 2.5}, "marker": {"color": ACCENT, "size": 7},
-        "text": [_score_hover("Total", s, v, dates) for s, v in zip(x, y, strict=True)],
-        "hovertemplate": "%{text}<extra></extra>",
-    })
+        traces.append(
+            {
+                "type": "scatter",
+                "name": level_name,
+                "x": x,
+                "y": [level] * n,
+                "mode": "lines",
+                "line": {"color": LEVEL, "width": 1.5, "dash": "dash"},
+                "text": [level_hover] * n,
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
+    traces.append(
+        {
+            "type": "scatter",
+            "name": "Total",
+            "x": x,
+            "y": y,
+            "mode": "lines+markers",
+            "line": {"color": ACCENT, "width": 2.5},
+            "marker": {"color": ACCENT, "size": 7},
+            "text": [_score_hover("Total", s, v, dates) for s, v in zip(x, y, strict=True)],
+            "hovertemplate": "%{text}<extra></extra>",
+        }
+    )
     traces.extend(_event_traces(ev, rows))
 
     layout = _layout(height=HEIGHT)
@@ -188,7 +212,11 @@ def trajectory(
 
 
 def deviations(
-    *, sessions: pd.DataFrame, events: pd.DataFrame, k: float, min_baseline: int = MIN_BASELINE,
+    *,
+    sessions: pd.DataFrame,
+    events: pd.DataFrame,
+    k: float,
+    min_baseline: int = MIN_BASELINE,
 ) -> Chart:
     """How far each session's total sits from the patient's baseline, in units of their spread.
 
@@ -215,8 +243,11 @@ def deviations(
     columns = ["Session", "Total", "Baseline", "Usual variation", "Deviation (units)", "Note"]
     if rows.empty:
         return _empty_chart(
-            height=HEIGHT, y_title="Deviation (units of usual variation)", columns=columns,
-            summary="No answers yet.", threshold=threshold,
+            height=HEIGHT,
+            y_title="Deviation (units of usual variation)",
+            columns=columns,
+            summary="No answers yet.",
+            threshold=threshold,
         )
     x = rows[c.SESSION].astype(int).to_numpy()
     score = rows[c.SCORE].to_numpy(dtype=float)
@@ -239,8 +270,10 @@ def deviations(
 
     def hover(i: int) -> str:
         if early[i]:
-            extra = (f"<br>Baseline from only {int(n_base[i])} session{'s' if n_base[i] != 1 else ''}: "
-                     f"the threshold applies from {min_baseline}.")
+            extra = (
+                f"<br>Baseline from only {int(n_base[i])} session{'s' if n_base[i] != 1 else ''}: "
+                f"the threshold applies from {min_baseline}."
+            )
         else:
             extra = "<br><b>Below the rupture threshold</b>" if below[i] else ""
         direction = "below" if dev[i] < 0 else "above"
@@ -258,12 +291,21 @@ def deviations(
     ):
         if mask.any():
             idx = np.flatnonzero(mask)
-            traces.append({
-                "type": "bar", "name": name, "x": x[idx].tolist(), "y": dev[idx].tolist(),
-                "marker": {"color": colour, "line": {"width": 1, "color": AXIS} if colour == EARLY_BAR else {"width": 0}},
-                "text": [hover(int(i)) for i in idx], "hovertemplate": "%{text}<extra></extra>",
-                "textposition": "none",
-            })
+            traces.append(
+                {
+                    "type": "bar",
+                    "name": name,
+                    "x": x[idx].tolist(),
+                    "y": dev[idx].tolist(),
+                    "marker": {
+                        "color": colour,
+                        "line": {"width": 1, "color": AXIS} if colour == EARLY_BAR else {"width": 0},
+                    },
+                    "text": [hover(int(i)) for i in idx],
+                    "hovertemplate": "%{text}<extra></extra>",
+                    "textposition": "none",
+                }
+            )
     ev = _scale_rows(events, c.TOTAL)
     rup = ev[ev[c.KIND].astype(str) == c.RUPTURE] if not ev.empty else ev
     if not rup.empty:
@@ -278,11 +320,23 @@ def deviations(
             my.append(min(tip, 0.0) - 0.45)
             mt.append(_event_hover(c.RUPTURE, e))
         name, symbol, colour, size = MARKERS[c.RUPTURE]
-        traces.append({
-            "type": "scatter", "name": name, "x": mx, "y": my, "mode": "markers",
-            "marker": {"symbol": symbol, "color": colour, "size": size - 2, "line": {"color": "white", "width": 1}},
-            "text": mt, "hovertemplate": "%{text}<extra></extra>",
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "name": name,
+                "x": mx,
+                "y": my,
+                "mode": "markers",
+                "marker": {
+                    "symbol": symbol,
+                    "color": colour,
+                    "size": size - 2,
+                    "line": {"color": "white", "width": 1},
+                },
+                "text": mt,
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
 
     finite = dev[has]
     lo = min(threshold - 1.0, float(finite.min()) - 0.8) if finite.size else threshold - 1.0
@@ -292,16 +346,25 @@ def deviations(
     layout["bargap"] = 0.35
     layout["xaxis"] = _session_axis(x.tolist(), title=True)
     layout["yaxis"] = {
-        **_axis_style(), "title": _title("Units of usual variation"), "range": [lo, hi],
-        "zeroline": True, "zerolinecolor": AXIS, "zerolinewidth": 1, "fixedrange": True,
+        **_axis_style(),
+        "title": _title("Units of usual variation"),
+        "range": [lo, hi],
+        "zeroline": True,
+        "zerolinecolor": AXIS,
+        "zerolinewidth": 1,
+        "fixedrange": True,
     }
     layout["shapes"] = [_threshold_shape(threshold)]
     layout["annotations"] = [_threshold_label(threshold)]
 
     table = [
         [
-            str(int(x[i])), _f2(score[i]), _f2(baseline[i]), _f2(s_used[i]),
-            _signed(dev[i]), note(i),
+            str(int(x[i])),
+            _f2(score[i]),
+            _f2(baseline[i]),
+            _f2(s_used[i]),
+            _signed(dev[i]),
+            note(i),
         ]
         for i in range(x.size)
     ]
@@ -346,17 +409,30 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
         rows = panels[scale]
         label = c.SCALE_LABELS[scale]
         layout[f"xaxis{suffix}"] = {
-            **_session_axis(all_x, title=row == 1), "domain": x_domains[col], "anchor": ya,
+            **_session_axis(all_x, title=row == 1),
+            "domain": x_domains[col],
+            "anchor": ya,
             **({"matches": "x"} if i else {}),
         }
         layout[f"yaxis{suffix}"] = {
-            **_score_axis(None), "domain": y_domains[row], "anchor": xa,
+            **_score_axis(None),
+            "domain": y_domains[row],
+            "anchor": xa,
         }
-        annotations.append({
-            "text": f"<b>{label}</b>", "xref": f"{xa} domain", "yref": f"{ya} domain", "x": 0, "y": 1,
-            "xanchor": "left", "yanchor": "bottom", "yshift": 4, "showarrow": False,
-            "font": {"size": 13, "color": INK},
-        })
+        annotations.append(
+            {
+                "text": f"<b>{label}</b>",
+                "xref": f"{xa} domain",
+                "yref": f"{ya} domain",
+                "x": 0,
+                "y": 1,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "yshift": 4,
+                "showarrow": False,
+                "font": {"size": 13, "color": INK},
+            }
+        )
         if rows.empty:
             continue
         x = rows[c.SESSION].astype(int).tolist()
@@ -364,17 +440,41 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
         level = _column(rows, c.LEVEL)
         if not np.isfinite(level).any():
             level = np.full(len(y), float(np.mean(y)))
-        traces.append(_legend_once({
-            "type": "scatter", "name": "Usual level", "x": x, "y": level.tolist(), "mode": "lines",
-            "xaxis": xa, "yaxis": ya, "line": {"color": LEVEL, "width": 1.5, "dash": "dash"},
-            "text": [f"Usual level {_f1(v)}" for v in level], "hovertemplate": "%{text}<extra></extra>",
-        }, shown))
-        traces.append(_legend_once({
-            "type": "scatter", "name": "Score", "x": x, "y": y, "mode": "lines+markers",
-            "xaxis": xa, "yaxis": ya, "line": {"color": ACCENT, "width": 2},
-            "marker": {"color": ACCENT, "size": 5},
-            "text": [f"{label} {_f2(v)}" for v in y], "hovertemplate": "%{text}<extra></extra>",
-        }, shown))
+        traces.append(
+            _legend_once(
+                {
+                    "type": "scatter",
+                    "name": "Usual level",
+                    "x": x,
+                    "y": level.tolist(),
+                    "mode": "lines",
+                    "xaxis": xa,
+                    "yaxis": ya,
+                    "line": {"color": LEVEL, "width": 1.5, "dash": "dash"},
+                    "text": [f"Usual level {_f1(v)}" for v in level],
+                    "hovertemplate": "%{text}<extra></extra>",
+                },
+                shown,
+            )
+        )
+        traces.append(
+            _legend_once(
+                {
+                    "type": "scatter",
+                    "name": "Score",
+                    "x": x,
+                    "y": y,
+                    "mode": "lines+markers",
+                    "xaxis": xa,
+                    "yaxis": ya,
+                    "line": {"color": ACCENT, "width": 2},
+                    "marker": {"color": ACCENT, "size": 5},
+                    "text": [f"{label} {_f2(v)}" for v in y],
+                    "hovertemplate": "%{text}<extra></extra>",
+                },
+                shown,
+            )
+        )
         dec = _kind_rows(_scale_rows(ev_all, scale), c.DECLINE)
         if dec.empty:
             continue
@@ -391,10 +491,20 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
             while start > floor and cusum[start - 1] > 0:
                 start -= 1
             floor = j + 1  # the next decline's run-up starts after this one
-            shapes.append({
-                "type": "rect", "xref": xa, "yref": f"{ya} domain", "x0": x[start] - 0.5, "x1": s + 0.5,
-                "y0": 0, "y1": 1, "fillcolor": DECLINE_SHADE, "line": {"width": 0}, "layer": "below",
-            })
+            shapes.append(
+                {
+                    "type": "rect",
+                    "xref": xa,
+                    "yref": f"{ya} domain",
+                    "x0": x[start] - 0.5,
+                    "x1": s + 0.5,
+                    "y0": 0,
+                    "y1": 1,
+                    "fillcolor": DECLINE_SHADE,
+                    "line": {"width": 0},
+                    "layer": "below",
+                }
+            )
             declines.append((label, s, x[start]))
             flag_cells.setdefault(s, []).append(f"{label}: declining trend")
             mx.append(s)
@@ -403,15 +513,38 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
         if not mx:
             continue
         name, symbol, colour, size = MARKERS[c.DECLINE]
-        traces.append(_legend_once({
-            "type": "scatter", "name": name, "x": mx, "y": my, "mode": "markers", "xaxis": xa, "yaxis": ya,
-            "marker": {"symbol": symbol, "color": colour, "size": size, "line": {"color": INK, "width": 1}},
-            "text": mt, "hovertemplate": "%{text}<extra></extra>",
-        }, shown))
+        traces.append(
+            _legend_once(
+                {
+                    "type": "scatter",
+                    "name": name,
+                    "x": mx,
+                    "y": my,
+                    "mode": "markers",
+                    "xaxis": xa,
+                    "yaxis": ya,
+                    "marker": {
+                        "symbol": symbol,
+                        "color": colour,
+                        "size": size,
+                        "line": {"color": INK, "width": 1},
+                    },
+                    "text": mt,
+                    "hovertemplate": "%{text}<extra></extra>",
+                },
+                shown,
+            )
+        )
     layout["shapes"] = shapes
     layout["annotations"] = annotations
-    layout["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom",
-                        "font": {"size": 12, "color": INK}}
+    layout["legend"] = {
+        "orientation": "h",
+        "x": 1,
+        "xanchor": "right",
+        "y": 1.02,
+        "yanchor": "bottom",
+        "font": {"size": 12, "color": INK},
+    }
 
     cells = {scale: dict.fromkeys(all_x, _MISSING) for scale in SUBSCALE_PANELS}
     for scale, rows in panels.items():
@@ -439,8 +572,9 @@ def raters(*, patient: pd.DataFrame, therapist: pd.DataFrame) -> Chart:
     t = _totals(therapist)
     columns = ["Session", "Patient", "Therapist", f"Difference (patient {MINUS} therapist)"]
     if p.empty and t.empty:
-        return _empty_chart(height=HEIGHT_PANELS, y_title="Alliance (1-5)", columns=columns,
-                            summary="No answers yet.")
+        return _empty_chart(
+            height=HEIGHT_PANELS, y_title="Alliance (1-5)", columns=columns, summary="No answers yet."
+        )
     both = pd.concat({"patient": p, "therapist": t}, axis=1).sort_index()
     x = [int(s) for s in both.index]
     pv = both["patient"].to_numpy(dtype=float)
@@ -450,27 +584,49 @@ def raters(*, patient: pd.DataFrame, therapist: pd.DataFrame) -> Chart:
 
     traces: list[dict[str, Any]] = []
     if not p.empty:
-        traces.append({
-            "type": "scatter", "name": "Patient", "x": p.index.astype(int).tolist(), "y": p.tolist(),
-            "mode": "lines+markers", "line": {"color": ACCENT, "width": 2.5},
-            "marker": {"color": ACCENT, "size": 7, "symbol": "circle"},
-            "text": [f"Patient {_f2(v)}" for v in p], "hovertemplate": "%{text}<extra></extra>",
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "name": "Patient",
+                "x": p.index.astype(int).tolist(),
+                "y": p.tolist(),
+                "mode": "lines+markers",
+                "line": {"color": ACCENT, "width": 2.5},
+                "marker": {"color": ACCENT, "size": 7, "symbol": "circle"},
+                "text": [f"Patient {_f2(v)}" for v in p],
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
     if not t.empty:
-        traces.append({
-            "type": "scatter", "name": "Therapist", "x": t.index.astype(int).tolist(), "y": t.tolist(),
-            "mode": "lines+markers", "line": {"color": THERAPIST, "width": 2.5, "dash": "dot"},
-            "marker": {"color": THERAPIST, "size": 7, "symbol": "square"},
-            "text": [f"Therapist {_f2(v)}" for v in t], "hovertemplate": "%{text}<extra></extra>",
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "name": "Therapist",
+                "x": t.index.astype(int).tolist(),
+                "y": t.tolist(),
+                "mode": "lines+markers",
+                "line": {"color": THERAPIST, "width": 2.5, "dash": "dot"},
+                "marker": {"color": THERAPIST, "size": 7, "symbol": "square"},
+                "text": [f"Therapist {_f2(v)}" for v in t],
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
     if paired.any():
         idx = np.flatnonzero(paired)
-        traces.append({
-            "type": "bar", "name": "Difference", "x": [x[i] for i in idx], "y": diff[idx].tolist(),
-            "xaxis": "x", "yaxis": "y2", "marker": {"color": NEUTRAL_BAR},
-            "text": [f"Patient {MINUS} therapist {_signed(diff[i])}" for i in idx],
-            "hovertemplate": "%{text}<extra></extra>", "textposition": "none",
-        })
+        traces.append(
+            {
+                "type": "bar",
+                "name": "Difference",
+                "x": [x[i] for i in idx],
+                "y": diff[idx].tolist(),
+                "xaxis": "x",
+                "yaxis": "y2",
+                "marker": {"color": NEUTRAL_BAR},
+                "text": [f"Patient {MINUS} therapist {_signed(diff[i])}" for i in idx],
+                "hovertemplate": "%{text}<extra></extra>",
+                "textposition": "none",
+            }
+        )
     span = float(np.nanmax(np.abs(diff))) if paired.any() else 1.0
     span = max(1.0, math.ceil(span * 2 + 0.2) / 2)
     layout = _layout(height=HEIGHT_PANELS)
@@ -478,20 +634,26 @@ def raters(*, patient: pd.DataFrame, therapist: pd.DataFrame) -> Chart:
     layout["xaxis"] = {**_session_axis(x, title=True), "anchor": "y2"}
     layout["yaxis"] = {**_score_axis("Alliance (1-5)"), "domain": [0.38, 1.0], "anchor": "x"}
     layout["yaxis2"] = {
-        **_axis_style(), "domain": [0.0, 0.26], "anchor": "x", "range": [-span, span],
-        "title": _title(f"Patient {MINUS} therapist"), "zeroline": True,
-        "zerolinecolor": AXIS, "fixedrange": True,
+        **_axis_style(),
+        "domain": [0.0, 0.26],
+        "anchor": "x",
+        "range": [-span, span],
+        "title": _title(f"Patient {MINUS} therapist"),
+        "zeroline": True,
+        "zerolinecolor": AXIS,
+        "fixedrange": True,
     }
-    table = [
-        [str(s), _f2(pv[i]), _f2(tv[i]), _signed(diff[i])]
-        for i, s in enumerate(x)
-    ]
+    table = [[str(s), _f2(pv[i]), _f2(tv[i]), _signed(diff[i])] for i, s in enumerate(x)]
     summary = _raters_summary(x, pv, tv, diff, paired)
     return _chart(traces, layout, summary, columns, table)
 
 
 def sparkline_svg(
-    *, values: Sequence[float], level: float | None = None, width: int = 96, height: int = 24,
+    *,
+    values: Sequence[float],
+    level: float | None = None,
+    width: int = 96,
+    height: int = 24,
 ) -> str:
     """A tiny inline SVG of the last 12 (at most) totals on the fixed 1-5 scale.
 
@@ -550,7 +712,11 @@ def sparkline_svg(
 
 
 def _trajectory_summary(
-    rows: pd.DataFrame, lev: pd.Series | None, ev: pd.DataFrame, level: float, provisional: bool,
+    rows: pd.DataFrame,
+    lev: pd.Series | None,
+    ev: pd.DataFrame,
+    level: float,
+    provisional: bool,
     provisional_lambda: float,
 ) -> str:
     n = len(rows)
@@ -599,8 +765,9 @@ def _flag_sentences(ev: pd.DataFrame) -> list[str]:
         if rs is None:
             continue
         s = int(e[c.SESSION])
-        outcome[rs] = (f"repaired at session {s}" if str(e[c.KIND]) == c.REPAIR
-                       else f"not repaired by session {s}")
+        outcome[rs] = (
+            f"repaired at session {s}" if str(e[c.KIND]) == c.REPAIR else f"not repaired by session {s}"
+        )
     if len(ruptures) == 1:
         s = int(ruptures[c.SESSION].iloc[0])
         out.append(f"One rupture, at session {s}, {outcome.get(s, 'not yet repaired')}.")
@@ -615,7 +782,8 @@ def _flag_sentences(ev: pd.DataFrame) -> list[str]:
             continue
         spans = [
             f"between sessions {_int(r.get(c.FROM_SESSION))} and {_int(r.get(c.TO_SESSION))}"
-            if _int(r.get(c.FROM_SESSION)) is not None else f"at session {int(r[c.SESSION])}"
+            if _int(r.get(c.FROM_SESSION)) is not None
+            else f"at session {int(r[c.SESSION])}"
             for _, r in rows.iterrows()
         ]
         out.append(f"{word}{'s' if len(spans) > 1 else ''} {_join(spans)}.")
@@ -627,7 +795,12 @@ def _flag_sentences(ev: pd.DataFrame) -> list[str]:
 
 
 def _deviations_summary(
-    x: np.ndarray, dev: np.ndarray, below: np.ndarray, early: np.ndarray, has: np.ndarray, threshold: float,
+    x: np.ndarray,
+    dev: np.ndarray,
+    below: np.ndarray,
+    early: np.ndarray,
+    has: np.ndarray,
+    threshold: float,
     min_baseline: int,
 ) -> str:
     if not has.any():
@@ -648,8 +821,11 @@ def _deviations_summary(
             f"{count} fell below the rupture threshold ({k} units below baseline): "
             f"session{'s' if len(sessions) > 1 else ''} {_join(sessions)}"
         )
-        body += f"; the lowest was session {int(x[i])}, {_f1(-dev[i])} units below." if len(sessions) > 1 else (
-            f", {_f1(-dev[i])} units below.")
+        body += (
+            f"; the lowest was session {int(x[i])}, {_f1(-dev[i])} units below."
+            if len(sessions) > 1
+            else (f", {_f1(-dev[i])} units below.")
+        )
     else:
         usable = has & ~early
         if usable.any() and np.nanmin(dev[usable]) < 0:
@@ -668,7 +844,9 @@ def _deviations_summary(
     return f"{head} {body}"
 
 
-def _subscales_summary(panels: Mapping[str, pd.DataFrame], declines: list[tuple[str, int, int]], n: int) -> str:
+def _subscales_summary(
+    panels: Mapping[str, pd.DataFrame], declines: list[tuple[str, int, int]], n: int
+) -> str:
     levels = []
     for scale, rows in panels.items():
         if rows.empty:
@@ -690,15 +868,19 @@ def _subscales_summary(panels: Mapping[str, pd.DataFrame], declines: list[tuple[
             where = _join([str(s) for s, _ in found])
             first_s, first_start = found[0]
             since = f", building since session {first_start}" if first_start < first_s else ""
-            items.append(f"{label[0].lower() + label[1:]} (flagged at session{'s' if len(found) > 1 else ''} "
-                         f"{where}{since})")
+            items.append(
+                f"{label[0].lower() + label[1:]} (flagged at session{'s' if len(found) > 1 else ''} "
+                f"{where}{since})"
+            )
         parts.append(f"Declining trend in {_join(items)}.")
     else:
         parts.append("No declining trend in any subscale.")
     return " ".join(parts)
 
 
-def _raters_summary(x: list[int], pv: np.ndarray, tv: np.ndarray, diff: np.ndarray, paired: np.ndarray) -> str:
+def _raters_summary(
+    x: list[int], pv: np.ndarray, tv: np.ndarray, diff: np.ndarray, paired: np.ndarray
+) -> str:
     n_p, n_t = int(np.isfinite(pv).sum()), int(np.isfinite(tv).sum())
     if n_t == 0:
         return f"No therapist ratings yet; the patient rated {n_p} session{'s' if n_p != 1 else ''}."
@@ -713,7 +895,9 @@ def _raters_summary(x: list[int], pv: np.ndarray, tv: np.ndarray, diff: np.ndarr
         parts.append("They rate the alliance about the same on average.")
     else:
         side = "lower" if mean > 0 else "higher"
-        parts.append(f"The therapist rates the alliance {_f1(abs(mean))} points {side} than the patient on average.")
+        parts.append(
+            f"The therapist rates the alliance {_f1(abs(mean))} points {side} than the patient on average."
+        )
     if n_both > 1:
         idx = np.flatnonzero(paired)
         i = int(idx[np.argmax(np.abs(diff[idx]))])
@@ -730,26 +914,46 @@ def _raters_summary(x: list[int], pv: np.ndarray, tv: np.ndarray, diff: np.ndarr
 # --------------------------------------------------------------------------------------------
 
 
-def _chart(traces: list[dict[str, Any]], layout: dict[str, Any], summary: str, columns: list[str],
-           rows: list[list[str]]) -> Chart:
-    return Chart(figure=_plain({"data": traces, "layout": layout}), summary=summary, columns=columns, rows=rows)
+def _chart(
+    traces: list[dict[str, Any]],
+    layout: dict[str, Any],
+    summary: str,
+    columns: list[str],
+    rows: list[list[str]],
+) -> Chart:
+    return Chart(
+        figure=_plain({"data": traces, "layout": layout}), summary=summary, columns=columns, rows=rows
+    )
 
 
-def _empty_chart(*, height: int, y_title: str, columns: list[str], summary: str,
-                 threshold: float | None = None) -> Chart:
+def _empty_chart(
+    *, height: int, y_title: str, columns: list[str], summary: str, threshold: float | None = None
+) -> Chart:
     layout = _layout(height=height)
     layout["xaxis"] = _session_axis([], title=True)
     if threshold is None:
         layout["yaxis"] = _score_axis(y_title or None)
     else:
-        layout["yaxis"] = {**_axis_style(), "title": _title("Units of usual variation"),
-                           "range": [threshold - 1.0, 2.0], "fixedrange": True}
+        layout["yaxis"] = {
+            **_axis_style(),
+            "title": _title("Units of usual variation"),
+            "range": [threshold - 1.0, 2.0],
+            "fixedrange": True,
+        }
         layout["shapes"] = [_threshold_shape(threshold)]
     layout["showlegend"] = False
-    layout["annotations"] = [*layout.get("annotations", []), {
-        "text": "No answers yet", "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
-        "showarrow": False, "font": {"size": 14, "color": MUTED},
-    }]
+    layout["annotations"] = [
+        *layout.get("annotations", []),
+        {
+            "text": "No answers yet",
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0.5,
+            "y": 0.5,
+            "showarrow": False,
+            "font": {"size": 14, "color": MUTED},
+        },
+    ]
     return _chart([], layout, summary, columns, [])
 
 
@@ -763,19 +967,35 @@ def _layout(*, height: int) -> dict[str, Any]:
         "plot_bgcolor": "#ffffff",
         "hovermode": "x unified",
         "hoverdistance": 10,  # px: with many sessions, only the hovered session's points
-        "hoverlabel": {"bgcolor": "#ffffff", "bordercolor": AXIS, "font": {"color": INK, "size": 13},
-                       "align": "left"},
+        "hoverlabel": {
+            "bgcolor": "#ffffff",
+            "bordercolor": AXIS,
+            "font": {"color": INK, "size": 13},
+            "align": "left",
+        },
         "showlegend": True,
-        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom",
-                   "font": {"size": 12, "color": INK}, "itemclick": "toggle"},
+        "legend": {
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "y": 1.02,
+            "yanchor": "bottom",
+            "font": {"size": 12, "color": INK},
+            "itemclick": "toggle",
+        },
         "dragmode": "zoom",
     }
 
 
 def _axis_style() -> dict[str, Any]:
     return {
-        "showline": True, "linecolor": AXIS, "ticks": "outside", "tickcolor": AXIS,
-        "gridcolor": GRID, "zeroline": False, "tickfont": {"color": MUTED},
+        "showline": True,
+        "linecolor": AXIS,
+        "ticks": "outside",
+        "tickcolor": AXIS,
+        "gridcolor": GRID,
+        "zeroline": False,
+        "tickfont": {"color": MUTED},
     }
 
 
@@ -790,8 +1010,12 @@ def _session_axis(x: Sequence[int], *, title: bool) -> dict[str, Any]:
     span = last - first + 1
     step = 1 if span <= 16 else 2 if span <= 32 else 5
     axis = {
-        **_axis_style(), "range": [first - 0.5, last + 0.5], "tick0": 0, "dtick": step,
-        "showgrid": False, "unifiedhovertitle": {"text": "Session %{x}"},
+        **_axis_style(),
+        "range": [first - 0.5, last + 0.5],
+        "tick0": 0,
+        "dtick": step,
+        "showgrid": False,
+        "unifiedhovertitle": {"text": "Session %{x}"},
     }
     if title:
         axis["title"] = _title("Session")
@@ -807,15 +1031,29 @@ def _score_axis(title: str | None) -> dict[str, Any]:
 
 def _threshold_shape(threshold: float) -> dict[str, Any]:
     return {
-        "type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": threshold, "y1": threshold,
-        "line": {"color": MARKERS[c.RUPTURE][2], "width": 1.5, "dash": "dash"}, "layer": "above",
+        "type": "line",
+        "xref": "paper",
+        "x0": 0,
+        "x1": 1,
+        "yref": "y",
+        "y0": threshold,
+        "y1": threshold,
+        "line": {"color": MARKERS[c.RUPTURE][2], "width": 1.5, "dash": "dash"},
+        "layer": "above",
     }
 
 
 def _threshold_label(threshold: float) -> dict[str, Any]:
     return {
-        "text": f"Rupture threshold ({_minus(threshold)})", "xref": "paper", "x": 0, "xanchor": "left",
-        "yref": "y", "y": threshold, "yanchor": "top", "yshift": -2, "showarrow": False,
+        "text": f"Rupture threshold ({_minus(threshold)})",
+        "xref": "paper",
+        "x": 0,
+        "xanchor": "left",
+        "yref": "y",
+        "y": threshold,
+        "yanchor": "top",
+        "yshift": -2,
+        "showarrow": False,
         "font": {"size": 12, "color": "#9b3d00"},
     }
 
@@ -847,11 +1085,24 @@ def _event_traces(ev: pd.DataFrame, rows: pd.DataFrame) -> list[dict[str, Any]]:
             texts.append(_event_hover(kind, e))
         name, symbol, colour, size = MARKERS[kind]
         line_colour = colour if symbol.endswith("-open") else "white"
-        traces.append({
-            "type": "scatter", "name": name, "x": xs, "y": ys, "mode": "markers", "cliponaxis": False,
-            "marker": {"symbol": symbol, "color": colour, "size": size, "line": {"color": line_colour, "width": 1.5 if symbol.endswith("-open") else 1}},
-            "text": texts, "hovertemplate": "%{text}<extra></extra>",
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "name": name,
+                "x": xs,
+                "y": ys,
+                "mode": "markers",
+                "cliponaxis": False,
+                "marker": {
+                    "symbol": symbol,
+                    "color": colour,
+                    "size": size,
+                    "line": {"color": line_colour, "width": 1.5 if symbol.endswith("-open") else 1},
+                },
+                "text": texts,
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
     return traces
 
 
@@ -1106,10 +1357,20 @@ def completion_by_month(*, months: Sequence[str], held: Sequence[int], completed
     names = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
     months = [f"{names[int(m[5:7]) - 1]} {m[2:4]}" if len(m) == 7 else m for m in months]
     traces = [
-        {"type": "bar", "name": "Sessions held", "x": list(months), "y": list(held), "marker": {"color": EARLY_BAR}},
         {
-            "type": "bar", "name": "Forms completed", "x": list(months), "y": list(completed),
-            "marker": {"color": ACCENT}, "width": 0.5,
+            "type": "bar",
+            "name": "Sessions held",
+            "x": list(months),
+            "y": list(held),
+            "marker": {"color": EARLY_BAR},
+        },
+        {
+            "type": "bar",
+            "name": "Forms completed",
+            "x": list(months),
+            "y": list(completed),
+            "marker": {"color": ACCENT},
+            "width": 0.5,
             "customdata": [None if r is None else round(100 * r) for r in rates],
             "hovertemplate": "%{y} forms (%{customdata}% of sessions)<extra></extra>",
         },
@@ -1131,20 +1392,33 @@ def level_distribution(*, levels: Sequence[float], bins: int = 16) -> Chart:
     layout = _layout(height=HEIGHT)
     layout["showlegend"] = False
     layout["hovermode"] = "closest"
-    layout["xaxis"] = {**_axis_style(), "range": [1, 5], "dtick": 0.5, "title": _title("Usual level (total alliance, 1-5)")}
+    layout["xaxis"] = {
+        **_axis_style(),
+        "range": [1, 5],
+        "dtick": 0.5,
+        "title": _title("Usual level (total alliance, 1-5)"),
+    }
     layout["yaxis"] = {**_axis_style(), "title": _title("Patients"), "rangemode": "tozero"}
     if not values:
         return _chart([], layout, "No patient has answers in this period.", columns, [])
     counts, edges = np.histogram(values, bins=bins, range=(1.0, 5.0))
     centres = (edges[:-1] + edges[1:]) / 2
-    traces = [{
-        "type": "bar", "name": "Patients", "x": centres.tolist(), "y": counts.tolist(),
-        "width": float(edges[1] - edges[0]) * 0.92, "marker": {"color": ACCENT},
-        "hovertemplate": "%{y} patients around %{x:.2f}<extra></extra>",
-    }]
-    rows = [[f"{a:.2f}", f"{b:.2f}", str(int(n))] for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True) if n]
+    traces = [
+        {
+            "type": "bar",
+            "name": "Patients",
+            "x": centres.tolist(),
+            "y": counts.tolist(),
+            "width": float(edges[1] - edges[0]) * 0.92,
+            "marker": {"color": ACCENT},
+            "hovertemplate": "%{y} patients around %{x:.2f}<extra></extra>",
+        }
+    ]
+    rows = [
+        [f"{a:.2f}", f"{b:.2f}", str(int(n))]
+        for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True)
+        if n
+    ]
     q1, median, q3 = np.percentile(values, [25, 50, 75])
-    summary = (
-        f"{len(values)} patients. Median usual level {median:.1f}; the middle half between {q1:.1f} and {q3:.1f}."
-    )
+    summary = f"{len(values)} patients. Median usual level {median:.1f}; the middle half between {q1:.1f} and {q3:.1f}."
     return _chart(traces, layout, summary, columns, rows)

@@ -90,7 +90,9 @@ def export_job_get_for_user(*, user: AbstractBaseUser | AnonymousUser, code: obj
     return job
 
 
-def export_jobs_for_user(*, user: AbstractBaseUser | AnonymousUser, clinic: Clinic, limit: int = 50) -> list[ExportJob]:
+def export_jobs_for_user(
+    *, user: AbstractBaseUser | AnonymousUser, clinic: Clinic, limit: int = 50
+) -> list[ExportJob]:
     """The clinic's most recent export jobs, for its admins' export page (empty for anyone else)."""
     jobs = ExportJob.objects.filter(clinic=clinic, clinic__in=clinics_for_export(user=user))
     return list(jobs.select_related("requested_by").order_by("-created_at")[:limit])
@@ -143,7 +145,10 @@ def _check_request(*, clinic: Clinic, identifier: str, fmt: str, filters: Export
         raise ApplicationError(f"{exporter.verbose_name} can be exported as {names}, not '{fmt}'.")
     if filters.patient_code and not Patient.objects.filter(clinic=clinic, code=filters.patient_code).exists():
         raise ApplicationError("There is no such patient in this clinic.")
-    if filters.therapist_id and not Membership.objects.filter(clinic=clinic, user_id=filters.therapist_id).exists():
+    if (
+        filters.therapist_id
+        and not Membership.objects.filter(clinic=clinic, user_id=filters.therapist_id).exists()
+    ):
         raise ApplicationError("That therapist does not work in this clinic.")
 
 
@@ -215,8 +220,14 @@ def export_job_run(*, job_id: int) -> ExportJob:
         exporter = exporter_get(job.exporter)
         total = exporter.count(clinic=job.clinic, filters=filters)
         rendered = export_run(
-            clinic=job.clinic, user=job.requested_by, identifier=job.exporter, fmt=job.format, filters=filters,
-            via=VIA_JOB, job=job, on_rows=_progress_writer(job.pk, total),
+            clinic=job.clinic,
+            user=job.requested_by,
+            identifier=job.exporter,
+            fmt=job.format,
+            filters=filters,
+            via=VIA_JOB,
+            job=job,
+            on_rows=_progress_writer(job.pk, total),
         )
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / Path(rendered.filename).name
@@ -232,10 +243,15 @@ def export_job_run(*, job_id: int) -> ExportJob:
         return _job_failed(job, directory, str(getattr(exc, "message", exc)) or "Not allowed.")
     except Exception as exc:
         logger.exception("Export job %s failed", job.code)
-        return _job_failed(job, directory, f"The export failed unexpectedly ({type(exc).__name__}); it has been logged.")
+        return _job_failed(
+            job, directory, f"The export failed unexpectedly ({type(exc).__name__}); it has been logged."
+        )
     ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportJob.Status.DONE, progress=100, finished_at=timezone.now(),
-        file_path=str(target.relative_to(Path(settings.MEDIA_ROOT))), filename=rendered.filename,
+        status=ExportJob.Status.DONE,
+        progress=100,
+        finished_at=timezone.now(),
+        file_path=str(target.relative_to(Path(settings.MEDIA_ROOT))),
+        filename=rendered.filename,
         content_type=rendered.content_type,
     )
     job.refresh_from_db()
@@ -244,7 +260,9 @@ def export_job_run(*, job_id: int) -> ExportJob:
 
 def _job_failed(job: ExportJob, directory: Path, reason: str) -> ExportJob:
     shutil.rmtree(directory, ignore_errors=True)
-    ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.FAILED, error=reason, finished_at=timezone.now())
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportJob.Status.FAILED, error=reason, finished_at=timezone.now()
+    )
     job.refresh_from_db()
     return job
 
@@ -281,8 +299,14 @@ def export_file(*, job: ExportJob, user: AbstractBaseUser | None = None) -> tupl
         raise ApplicationError("This export's file has been removed; run the export again.")
     if user is not None:
         export_audit(
-            clinic=job.clinic, actor=user, identifier=job.exporter, fmt=job.format,
-            filters=ExportFilters.from_json(job.filters), via=VIA_WEB, job=job, event="download",
+            clinic=job.clinic,
+            actor=user,
+            identifier=job.exporter,
+            fmt=job.format,
+            filters=ExportFilters.from_json(job.filters),
+            via=VIA_WEB,
+            job=job,
+            event="download",
         )
     return path, job.filename, job.content_type
 

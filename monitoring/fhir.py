@@ -39,16 +39,41 @@ from monitoring.exports import ExportFilters, ItemAnswers, ProgressCallback, pse
 from monitoring.models import Answer, Instrument, Response
 
 #: R4 value sets of the codes this module writes (hl7.org/fhir/R4/valueset-*.html).
-BUNDLE_TYPES = frozenset({
-    "document", "message", "transaction", "transaction-response", "batch", "batch-response", "history",
-    "searchset", "collection",
-})
+BUNDLE_TYPES = frozenset(
+    {
+        "document",
+        "message",
+        "transaction",
+        "transaction-response",
+        "batch",
+        "batch-response",
+        "history",
+        "searchset",
+        "collection",
+    }
+)
 PUBLICATION_STATUSES = frozenset({"draft", "active", "retired", "unknown"})
 #: item-type without the abstract "question" code, which instances may not use.
-ITEM_TYPES = frozenset({
-    "group", "display", "boolean", "decimal", "integer", "date", "dateTime", "time", "string", "text", "url",
-    "choice", "open-choice", "attachment", "reference", "quantity",
-})
+ITEM_TYPES = frozenset(
+    {
+        "group",
+        "display",
+        "boolean",
+        "decimal",
+        "integer",
+        "date",
+        "dateTime",
+        "time",
+        "string",
+        "text",
+        "url",
+        "choice",
+        "open-choice",
+        "attachment",
+        "reference",
+        "quantity",
+    }
+)
 RESPONSE_STATUSES = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
 #: subjectType is a resource type; a questionnaire about patients names exactly this one.
 SUBJECT_TYPES = frozenset({"Patient"})
@@ -148,7 +173,9 @@ def questionnaire_resource(*, instrument: Instrument, language: str) -> dict[str
                 "extension": [{"url": ORDINAL_VALUE, "valueDecimal": value}],
                 "system": answer_system(instrument),
                 "code": str(value),
-                "display": labels[value - instrument.scale_min] if value - instrument.scale_min < len(labels) else str(value),
+                "display": labels[value - instrument.scale_min]
+                if value - instrument.scale_min < len(labels)
+                else str(value),
             }
         }
         for value in range(instrument.scale_min, instrument.scale_max + 1)
@@ -156,11 +183,13 @@ def questionnaire_resource(*, instrument: Instrument, language: str) -> dict[str
     items = [
         {
             "linkId": str(item.number),
-            "code": [{
-                "system": f"{base_url()}/CodeSystem/{instrument.code}-subscales",
-                "code": item.subscale,
-                "display": wording.subscale_names.get(item.subscale, item.subscale),
-            }],
+            "code": [
+                {
+                    "system": f"{base_url()}/CodeSystem/{instrument.code}-subscales",
+                    "code": item.subscale,
+                    "display": wording.subscale_names.get(item.subscale, item.subscale),
+                }
+            ],
             "text": wording.item_texts.get(str(item.number), f"Item {item.number}"),
             "type": "choice",
             "required": True,
@@ -192,8 +221,10 @@ def patient_identifier(
 ) -> dict[str, str]:
     """The patient's logical identifier: external id, else opaque code; the pseudonym if asked."""
     if pseudonymise:
-        return {"system": f"{base_url()}/clinics/{clinic.code}/pseudonym",
-                "value": pseudonym(clinic=clinic, kind="patient", value=patient_code)}
+        return {
+            "system": f"{base_url()}/clinics/{clinic.code}/pseudonym",
+            "value": pseudonym(clinic=clinic, kind="patient", value=patient_code),
+        }
     if external_id:
         return {"system": f"{base_url()}/clinics/{clinic.code}/external-id", "value": external_id}
     return {"system": f"{base_url()}/patient-code", "value": str(patient_code)}
@@ -207,8 +238,16 @@ def bundle_stream(
     responses = (
         Response.objects.filter(pk__in=answers.values("response_id"))
         .order_by("session__episode__patient_id", "session__episode__started_on", "session__number")
-        .values_list("pk", "instrument_id", "submitted_at", "session__code", "session__number", "session__date",
-                     "session__episode__patient__code", "session__episode__patient__external_id")
+        .values_list(
+            "pk",
+            "instrument_id",
+            "submitted_at",
+            "session__code",
+            "session__number",
+            "session__date",
+            "session__episode__patient__code",
+            "session__episode__patient__external_id",
+        )
     )
     header = {
         "resourceType": "Bundle",
@@ -220,15 +259,21 @@ def bundle_stream(
     yield (opening[:-1] + ',"entry":[').encode()
 
     language = clinic.default_language
-    instruments = Instrument.objects.filter(pk__in=answers.values("response__instrument_id")).order_by("code", "version")
+    instruments = Instrument.objects.filter(pk__in=answers.values("response__instrument_id")).order_by(
+        "code", "version"
+    )
     first = True
     for instrument in instruments:
         resource = _validated(Questionnaire, questionnaire_resource(instrument=instrument, language=language))
-        entry = f'{{"fullUrl":{json.dumps(f"{base_url()}/Questionnaire/{instrument.code}-{instrument.version}")},' \
-                f'"resource":{resource}}}'
+        entry = (
+            f'{{"fullUrl":{json.dumps(f"{base_url()}/Questionnaire/{instrument.code}-{instrument.version}")},'
+            f'"resource":{resource}}}'
+        )
         yield (("" if first else ",") + entry).encode()
         first = False
-    canonical = {i.pk: _AnswerCoding.of(i, language) for i in Instrument.objects.prefetch_related("translations")}
+    canonical = {
+        i.pk: _AnswerCoding.of(i, language) for i in Instrument.objects.prefetch_related("translations")
+    }
 
     written = 0
     batch: list[tuple[Any, ...]] = []
@@ -252,24 +297,35 @@ def bundle_stream(
 
 
 def _response_entries(
-    batch: list[tuple[Any, ...]], *, clinic: Clinic, filters: ExportFilters, canonical: Mapping[int, _AnswerCoding]
+    batch: list[tuple[Any, ...]],
+    *,
+    clinic: Clinic,
+    filters: ExportFilters,
+    canonical: Mapping[int, _AnswerCoding],
 ) -> Iterator[tuple[str, int]]:
     if not batch:
         return
     answers: dict[int, list[tuple[int, int]]] = {}
     for response_id, number, value in (
-        Answer.objects.filter(response_id__in=[r[0] for r in batch]).order_by("response_id", "item__number")
+        Answer.objects.filter(response_id__in=[r[0] for r in batch])
+        .order_by("response_id", "item__number")
         .values_list("response_id", "item__number", "value")
     ):
         answers.setdefault(response_id, []).append((number, value))
     for pk, instrument_id, submitted, session_code, number, day, patient_code, external_id in batch:
         key = uuid.uuid5(clinic.code, f"response:{pk}")
         who = patient_identifier(
-            clinic=clinic, patient_code=patient_code, external_id=external_id, pseudonymise=filters.pseudonymise
+            clinic=clinic,
+            patient_code=patient_code,
+            external_id=external_id,
+            pseudonymise=filters.pseudonymise,
         )
         encounter: dict[str, Any] = {"display": f"Session {number}, {day.isoformat()}"}
         if not filters.pseudonymise:
-            encounter["identifier"] = {"system": f"{base_url()}/clinics/{clinic.code}/session", "value": str(session_code)}
+            encounter["identifier"] = {
+                "system": f"{base_url()}/clinics/{clinic.code}/session",
+                "value": str(session_code),
+            }
         items = answers.get(pk, [])
         coding = canonical[instrument_id]
         resource = {
@@ -283,10 +339,22 @@ def _response_entries(
             "authored": timezone.localtime(submitted).isoformat(),
             "source": {"identifier": who, "type": "Patient"},
             "item": [
-                {"linkId": str(item), "answer": [{"valueCoding": {
-                    "system": coding.system, "code": str(value), "display": coding.labels.get(value, str(value)),
-                }}]}
+                {
+                    "linkId": str(item),
+                    "answer": [
+                        {
+                            "valueCoding": {
+                                "system": coding.system,
+                                "code": str(value),
+                                "display": coding.labels.get(value, str(value)),
+                            }
+                        }
+                    ],
+                }
                 for item, value in items
             ],
         }
-        yield f'{{"fullUrl":"urn:uuid:{key}","resource":{_validated(QuestionnaireResponse, resource)}}}', len(items)
+        yield (
+            f'{{"fullUrl":"urn:uuid:{key}","resource":{_validated(QuestionnaireResponse, resource)}}}',
+            len(items),
+        )

@@ -48,7 +48,9 @@ def _language(request: HttpRequest, invitation: Invitation | None) -> str:
     return preferred if preferred in available else settings.LANGUAGE_CODE
 
 
-def _link_problem(request: HttpRequest, error: ApplicationError, invitation: Invitation | None) -> HttpResponse:
+def _link_problem(
+    request: HttpRequest, error: ApplicationError, invitation: Invitation | None
+) -> HttpResponse:
     context = {
         "reason": error.code,
         "clinic": invitation.session.episode.patient.clinic if invitation else None,
@@ -84,7 +86,9 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
                     if error.code == "used":
                         # A double click, a resubmit after "back", a second tab: the answers
                         # are in once already, which is what the patient wanted.
-                        return render(request, "monitoring/form_done.html", _done_context(request, invitation, None))
+                        return render(
+                            request, "monitoring/form_done.html", _done_context(request, invitation, None)
+                        )
                     return _link_problem(request, error, invitation)
                 episode_id = response.session.episode_id
                 transaction.on_commit(lambda: tasks.episode_analyse.enqueue(episode_id))

@@ -12,7 +12,9 @@ from django.utils.translation import gettext as _
 from monitoring.models import Instrument
 
 
-def answers_from_post(data: QueryDict, instrument: Instrument) -> tuple[dict[int, int], dict[int, str], dict[int, str]]:
+def answers_from_post(
+    data: QueryDict, instrument: Instrument
+) -> tuple[dict[int, int], dict[int, str], dict[int, str]]:
     """Read ``item_<n>`` fields: the valid answers, what was posted (to show again) and errors.
 
     Tampered values (outside the scale, not a number) get the same specific message as a missing
@@ -39,7 +41,10 @@ def answers_from_post(data: QueryDict, instrument: Instrument) -> tuple[dict[int
 
 
 def questions(
-    instrument: Instrument, language: str, posted: dict[int, str] | None = None, errors: dict[int, str] | None = None
+    instrument: Instrument,
+    language: str,
+    posted: dict[int, str] | None = None,
+    errors: dict[int, str] | None = None,
 ) -> list[dict[str, Any]]:
     posted, errors = posted or {}, errors or {}
     wording = instrument.translation(language)

@@ -81,7 +81,9 @@ def _parse(reader: csv.DictReader[str], *, item_numbers: set[int], problems: lis
         problems.append("Line 1: unknown column(s) " + ", ".join(unknown) + ".")
     for column, number in wide_columns.items():
         if number not in item_numbers:
-            problems.append(f"Line 1, column {column}: the instrument has no item {column.removeprefix('item_')}.")
+            problems.append(
+                f"Line 1, column {column}: the instrument has no item {column.removeprefix('item_')}."
+            )
 
     sessions: dict[tuple[str, int], _SessionRows] = {}
     for row in reader:
@@ -112,7 +114,10 @@ def _parse(reader: csv.DictReader[str], *, item_numbers: set[int], problems: lis
             bad("session", f"session {number} of {key[0]} appears twice (first on line {entry.line}).")
             continue
         elif entry.date != when:
-            bad("date", f"session {number} of {key[0]} has date {entry.date} on line {entry.line}, here {when}.")
+            bad(
+                "date",
+                f"session {number} of {key[0]} has date {entry.date} on line {entry.line}, here {when}.",
+            )
             continue
 
         cells = (
@@ -122,7 +127,10 @@ def _parse(reader: csv.DictReader[str], *, item_numbers: set[int], problems: lis
         )
         for column, item, raw in cells:
             if item is None or item not in item_numbers:
-                bad(column, f"'{row.get('item')}' is not an item of the instrument (1 to {max(item_numbers)}).")
+                bad(
+                    column,
+                    f"'{row.get('item')}' is not an item of the instrument (1 to {max(item_numbers)}).",
+                )
                 continue
             if is_wide and not raw.strip():
                 continue  # a missing answer in a session row
@@ -166,7 +174,9 @@ def responses_import(
         raise ApplicationError("The file has a header but no rows.")
 
     patients = _existing_patients(clinic=clinic, rows=rows, problems=problems)
-    open_episodes = {e.patient_id: e for e in Episode.objects.filter(patient__in=patients.values(), ended_on=None)}
+    open_episodes = {
+        e.patient_id: e for e in Episode.objects.filter(patient__in=patients.values(), ended_on=None)
+    }
     existing_sessions = {
         (s.episode_id, s.number): s
         for s in Session.objects.filter(episode__in=open_episodes.values()).prefetch_related("responses")
@@ -201,7 +211,10 @@ def responses_import(
             patient = patients.get(key)
             if patient is None:
                 patient = Patient.objects.create(
-                    clinic=clinic, label=r.patient or r.external_id, external_id=r.external_id, therapist=therapist
+                    clinic=clinic,
+                    label=r.patient or r.external_id,
+                    external_id=r.external_id,
+                    therapist=therapist,
                 )
                 patients_created += 1
             episode = open_episodes.get(patient.pk)
@@ -211,12 +224,19 @@ def responses_import(
                 )
             episodes[key] = episode
         new_sessions = [
-            Session(episode=episodes[r.external_id or r.patient], number=r.number, date=r.date, status=Session.Status.HELD)
+            Session(
+                episode=episodes[r.external_id or r.patient],
+                number=r.number,
+                date=r.date,
+                status=Session.Status.HELD,
+            )
             for r in rows
             if (episodes[r.external_id or r.patient].pk, r.number) not in existing_sessions
         ]
         Session.objects.bulk_create(new_sessions, batch_size=1000)
-        sessions = {(s.episode_id, s.number): s for s in Session.objects.filter(episode__in=episodes.values())}
+        sessions = {
+            (s.episode_id, s.number): s for s in Session.objects.filter(episode__in=episodes.values())
+        }
         responses = [
             Response(
                 session=sessions[(episodes[r.external_id or r.patient].pk, r.number)],
@@ -238,7 +258,9 @@ def responses_import(
     return ImportResult(patients_created, len(new_sessions), len(responses), len(answers))
 
 
-def _existing_patients(*, clinic: Clinic, rows: list[_SessionRows], problems: list[str]) -> dict[str, Patient]:
+def _existing_patients(
+    *, clinic: Clinic, rows: list[_SessionRows], problems: list[str]
+) -> dict[str, Patient]:
     """Match file rows to the clinic's patients: by external_id when given, else by label."""
     external_ids = {r.external_id for r in rows if r.external_id}
     labels = {r.patient for r in rows if r.patient}
@@ -250,7 +272,11 @@ def _existing_patients(*, clinic: Clinic, rows: list[_SessionRows], problems: li
     for r in rows:
         if r.external_id:
             p = found.get(r.external_id)
-            if p is None and r.patient in by_label and by_label[r.patient].external_id not in ("", r.external_id):
+            if (
+                p is None
+                and r.patient in by_label
+                and by_label[r.patient].external_id not in ("", r.external_id)
+            ):
                 problems.append(
                     f"Line {r.line}: label '{r.patient}' belongs to another patient "
                     f"(external id {by_label[r.patient].external_id})."

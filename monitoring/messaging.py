@@ -35,7 +35,9 @@ def sms_backend() -> SmsBackend:
     return import_string(settings.BORDIN_SMS_BACKEND)()  # type: ignore[no-any-return]
 
 
-def form_link_send(*, channel: str, to: str, clinic_name: str, url: str, language: str, reminder: bool) -> None:
+def form_link_send(
+    *, channel: str, to: str, clinic_name: str, url: str, language: str, reminder: bool
+) -> None:
     with override(language):
         if reminder:
             subject = _("Reminder: a short question from %(clinic)s") % {"clinic": clinic_name}
@@ -43,7 +45,9 @@ def form_link_send(*, channel: str, to: str, clinic_name: str, url: str, languag
         else:
             subject = _("A short question from %(clinic)s") % {"clinic": clinic_name}
             intro = _("Please take one minute to tell us how your last session went.")
-        body = "\n\n".join([intro, url, _("The link works once. With thanks, %(clinic)s") % {"clinic": clinic_name}])
+        body = "\n\n".join(
+            [intro, url, _("The link works once. With thanks, %(clinic)s") % {"clinic": clinic_name}]
+        )
     if channel == "email":
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
     else:

@@ -41,7 +41,9 @@ class IdleTimeoutMiddleware:
             last = request.session.get(LAST_SEEN)
             if last is not None and now - last > limit:
                 logout(request)
-                messages.info(request, "You were signed out after a period of inactivity, to protect patient data.")
+                messages.info(
+                    request, "You were signed out after a period of inactivity, to protect patient data."
+                )
                 return redirect(f"/accounts/login/?next={request.path}")
             if last is None or now - last > WRITE_EVERY:
                 request.session[LAST_SEEN] = now

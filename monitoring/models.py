@@ -248,6 +248,9 @@ class Notification(models.Model):
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["user", "flag"], name="notification_once_per_flag")]
 
+    def __str__(self) -> str:
+        return f"Notification of {self.flag} for {self.user}"
+
 
 class EpisodeAnalysis(models.Model):
     """How far an episode's flags have been stored (the prospective watermark).
@@ -260,6 +263,9 @@ class EpisodeAnalysis(models.Model):
     episode = models.OneToOneField("clinics.Episode", on_delete=models.CASCADE, related_name="analysis_state")
     flagged_through = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.episode} flagged through session {self.flagged_through}"
 
 
 class ExportJob(models.Model):

@@ -48,7 +48,9 @@ def _marker(kind: str, x: float, y: float) -> str:
         pts = f"{_num(x - r)},{_num(y + r)} {_num(x + r)},{_num(y + r)} {_num(x)},{_num(y - r)}"
         return f'<polygon points="{pts}" fill="{colour}" stroke="{colour}" stroke-width="1.5"/>'
     if symbol == "diamond":
-        pts = f"{_num(x)},{_num(y - r)} {_num(x + r)},{_num(y)} {_num(x)},{_num(y + r)} {_num(x - r)},{_num(y)}"
+        pts = (
+            f"{_num(x)},{_num(y - r)} {_num(x + r)},{_num(y)} {_num(x)},{_num(y + r)} {_num(x - r)},{_num(y)}"
+        )
         return f'<polygon points="{pts}" fill="{colour}" stroke="{colour}" stroke-width="1"/>'
     if symbol == "x":
         return (
@@ -83,7 +85,9 @@ def trajectory_svg(
         f'role="img" font-family="{FONT}" font-size="10"><title>{label}</title>'
     ]
     if not sessions:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="{MUTED}">No answers yet.</text></svg>')
+        parts.append(
+            f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="{MUTED}">No answers yet.</text></svg>'
+        )
         return "".join(parts)
     lo, hi = sessions[0], sessions[-1]
     span = max(hi - lo, 1)
@@ -97,15 +101,23 @@ def trajectory_svg(
 
     for tick in range(1, 6):
         y = py(tick)
-        parts.append(f'<line x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" stroke="{GRID}"/>')
-        parts.append(f'<text x="{left - 6}" y="{_num(y + 3.5)}" text-anchor="end" fill="{MUTED}">{tick}</text>')
+        parts.append(
+            f'<line x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" stroke="{GRID}"/>'
+        )
+        parts.append(
+            f'<text x="{left - 6}" y="{_num(y + 3.5)}" text-anchor="end" fill="{MUTED}">{tick}</text>'
+        )
     step = max(1, math.ceil(len(range(lo, hi + 1)) / 16))
     for s in range(lo, hi + 1, step):
-        parts.append(f'<text x="{_num(px(s))}" y="{_num(top + plot_h + 14)}" text-anchor="middle" fill="{MUTED}">{s}</text>')
+        parts.append(
+            f'<text x="{_num(px(s))}" y="{_num(top + plot_h + 14)}" text-anchor="middle" fill="{MUTED}">{s}</text>'
+        )
     parts.append(
         f'<text x="{_num(left + plot_w / 2)}" y="{_num(top + plot_h + 27)}" text-anchor="middle" fill="{MUTED}">Session</text>'
     )
-    parts.append(f'<line x1="{left}" y1="{_num(top + plot_h)}" x2="{width - right}" y2="{_num(top + plot_h)}" stroke="{AXIS}"/>')
+    parts.append(
+        f'<line x1="{left}" y1="{_num(top + plot_h)}" x2="{width - right}" y2="{_num(top + plot_h)}" stroke="{AXIS}"/>'
+    )
     if level is not None and math.isfinite(level):
         y = py(level)
         parts.append(
@@ -123,7 +135,9 @@ def trajectory_svg(
     for segment in segments:
         if len(segment) > 1:
             pts = " ".join(f"{_num(px(s))},{_num(py(v))}" for s, v in segment)
-            parts.append(f'<polyline points="{pts}" fill="none" stroke="{ACCENT}" stroke-width="2" stroke-linejoin="round"/>')
+            parts.append(
+                f'<polyline points="{pts}" fill="none" stroke="{ACCENT}" stroke-width="2" stroke-linejoin="round"/>'
+            )
     for s, v in valid:
         parts.append(f'<circle cx="{_num(px(s))}" cy="{_num(py(v))}" r="2.6" fill="{ACCENT}"/>')
     kinds: list[str] = []
@@ -134,11 +148,16 @@ def trajectory_svg(
             kinds.append(kind)
     # Legend: the series, the level, then each kind of flag shown.
     x, y = left, height - 10.0
-    legend = [("line", "Score"), *([("level", "Usual level")] if level is not None else []),
-              *[(k, MARKERS[k][0] if k in MARKERS else k) for k in kinds]]
+    legend = [
+        ("line", "Score"),
+        *([("level", "Usual level")] if level is not None else []),
+        *[(k, MARKERS[k][0] if k in MARKERS else k) for k in kinds],
+    ]
     for key, name in legend:
         if key == "line":
-            parts.append(f'<line x1="{_num(x)}" y1="{_num(y - 3)}" x2="{_num(x + 16)}" y2="{_num(y - 3)}" stroke="{ACCENT}" stroke-width="2"/>')
+            parts.append(
+                f'<line x1="{_num(x)}" y1="{_num(y - 3)}" x2="{_num(x + 16)}" y2="{_num(y - 3)}" stroke="{ACCENT}" stroke-width="2"/>'
+            )
         elif key == "level":
             parts.append(
                 f'<line x1="{_num(x)}" y1="{_num(y - 3)}" x2="{_num(x + 16)}" y2="{_num(y - 3)}" stroke="{MUTED}" '
@@ -181,8 +200,12 @@ def histogram_svg(
     step = max(1, math.ceil(peak / 5))
     for tick in range(0, peak + 1, step):
         y = top + plot_h - tick * plot_h / peak
-        parts.append(f'<line x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" stroke="{GRID}"/>')
-        parts.append(f'<text x="{left - 6}" y="{_num(y + 3.5)}" text-anchor="end" fill="{MUTED}">{tick}</text>')
+        parts.append(
+            f'<line x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" stroke="{GRID}"/>'
+        )
+        parts.append(
+            f'<text x="{left - 6}" y="{_num(y + 3.5)}" text-anchor="end" fill="{MUTED}">{tick}</text>'
+        )
     bar_w = plot_w / bins
     for i, n in enumerate(counts):
         if n:
@@ -193,8 +216,12 @@ def histogram_svg(
             )
     for tick in range(int(lo), int(hi) + 1):
         x = left + (tick - lo) * plot_w / (hi - lo)
-        parts.append(f'<text x="{_num(x)}" y="{_num(top + plot_h + 14)}" text-anchor="middle" fill="{MUTED}">{tick}</text>')
-    parts.append(f'<line x1="{left}" y1="{_num(top + plot_h)}" x2="{width - right}" y2="{_num(top + plot_h)}" stroke="{AXIS}"/>')
+        parts.append(
+            f'<text x="{_num(x)}" y="{_num(top + plot_h + 14)}" text-anchor="middle" fill="{MUTED}">{tick}</text>'
+        )
+    parts.append(
+        f'<line x1="{left}" y1="{_num(top + plot_h)}" x2="{width - right}" y2="{_num(top + plot_h)}" stroke="{AXIS}"/>'
+    )
     parts.append(
         f'<text x="{_num(left + plot_w / 2)}" y="{_num(top + plot_h + 28)}" text-anchor="middle" fill="{MUTED}">'
         f"{html.escape(x_label)}</text></svg>"

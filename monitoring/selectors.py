@@ -44,7 +44,9 @@ def patients_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[P
     memberships = Membership.objects.filter(user=user, is_active=True)
     admin_clinics = memberships.filter(role=Membership.Role.ADMIN).values("clinic")
     therapist_clinics = memberships.filter(role=Membership.Role.THERAPIST).values("clinic")
-    return Patient.objects.filter(Q(clinic__in=admin_clinics) | Q(clinic__in=therapist_clinics, therapist=user))
+    return Patient.objects.filter(
+        Q(clinic__in=admin_clinics) | Q(clinic__in=therapist_clinics, therapist=user)
+    )
 
 
 def patient_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Patient]:
@@ -113,7 +115,9 @@ def scores_for_episodes(*, episode_ids: Iterable[int], rater: str = "patient") -
     response_ids, item_ids, values = flat[:, 0], flat[:, 1], flat[:, 2]
     keys = pd.DataFrame.from_records(responses, columns=["response", "patient", "session", "instrument"])
     number_of = dict(
-        InstrumentItem.objects.filter(instrument_id__in=keys["instrument"].unique().tolist()).values_list("pk", "number")
+        InstrumentItem.objects.filter(instrument_id__in=keys["instrument"].unique().tolist()).values_list(
+            "pk", "number"
+        )
     )
     item_numbers = pd.Series(item_ids).map(number_of).to_numpy()
     instrument_of = keys.set_index("response")["instrument"]
@@ -121,7 +125,9 @@ def scores_for_episodes(*, episode_ids: Iterable[int], rater: str = "patient") -
     frames = []
     for instrument_id in pd.unique(answer_instrument):
         mask = answer_instrument == instrument_id
-        group = pd.DataFrame({"response": response_ids[mask], "item": item_numbers[mask], "value": values[mask]})
+        group = pd.DataFrame(
+            {"response": response_ids[mask], "item": item_numbers[mask], "value": values[mask]}
+        )
         frames.append(score_items(group, **_instrument_structure(int(instrument_id))))
     scored = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     merged = keys.merge(scored, on="response", how="inner")
@@ -144,7 +150,8 @@ def _instrument_structure(instrument_id: int) -> dict[str, Any]:
 def response_scores(*, response: Response) -> list[dict[str, Any]]:
     """One response's subscale and total scores, for the patient's own thank-you page."""
     answers = pd.DataFrame.from_records(
-        list(response.answers.values_list("response_id", "item__number", "value")), columns=["response", "item", "value"]
+        list(response.answers.values_list("response_id", "item__number", "value")),
+        columns=["response", "item", "value"],
     )
     scored = score_items(answers, **_instrument_structure(response.instrument_id)).iloc[0]
     wording = response.instrument.translation(get_language() or "en")
@@ -234,7 +241,10 @@ def _badges(flags: list[Flag], last_session: int) -> list[Badge]:
         f
         for f in flags
         if counts_for_attention(
-            kind=f.kind, session=f.session.number, acknowledged=bool(f.acknowledgement), last_held=last_session
+            kind=f.kind,
+            session=f.session.number,
+            acknowledged=bool(f.acknowledgement),
+            last_held=last_session,
         )
     ]
     # A rupture that has since been repaired or declared unrepaired is no longer "open".
@@ -296,11 +306,16 @@ def caseload_for_user(
     for patient in patients_list:
         episode = episode_of.get(patient.pk)
         history = held.get(episode.pk, []) if episode else []
-        totals, level, provisional, z, pattern = latest.get(episode.pk if episode else None, ([], None, False, None, ""))
+        totals, level, provisional, z, pattern = latest.get(
+            episode.pk if episode else None, ([], None, False, None, "")
+        )
         last_number = history[-1][0] if history else 0
         badges = _badges(flags.get(episode.pk, []) if episode else [], last_number)
         form_missing = bool(history) and not history[-1][2]
-        candidates = [(wording.PRIORITY[b.kind], f"{b.label} ({', '.join(b.scales)}) at session {b.session}") for b in badges]
+        candidates = [
+            (wording.PRIORITY[b.kind], f"{b.label} ({', '.join(b.scales)}) at session {b.session}")
+            for b in badges
+        ]
         if pattern == "crisis":
             candidates.append((wording.PRIORITY["crisis"], wording.PATTERNS["crisis"].title))
         if form_missing:
@@ -366,9 +381,15 @@ def therapists_for_admin(*, user: AbstractBaseUser | AnonymousUser) -> list[Any]
     """The therapists an admin may filter the caseload by (empty for a therapist)."""
     if not user.is_authenticated:
         return []
-    admin_clinics = Membership.objects.filter(user=user, is_active=True, role=Membership.Role.ADMIN).values("clinic")
-    memberships = Membership.objects.filter(clinic__in=admin_clinics, role=Membership.Role.THERAPIST, is_active=True)
-    return [m.user for m in memberships.select_related("user").order_by("user__last_name", "user__first_name")]
+    admin_clinics = Membership.objects.filter(user=user, is_active=True, role=Membership.Role.ADMIN).values(
+        "clinic"
+    )
+    memberships = Membership.objects.filter(
+        clinic__in=admin_clinics, role=Membership.Role.THERAPIST, is_active=True
+    )
+    return [
+        m.user for m in memberships.select_related("user").order_by("user__last_name", "user__first_name")
+    ]
 
 
 @dataclass(frozen=True)
@@ -421,7 +442,9 @@ def flag_views(flags: Iterable[Flag], *, last_held: int) -> list[FlagView]:
     for f in flags:
         groups.setdefault((f.session.number, f.kind), []).append(f)
     views = []
-    for (number, kind), group in sorted(groups.items(), key=lambda kv: (-kv[0][0], wording.PRIORITY.get(kv[0][1], 9))):
+    for (number, kind), group in sorted(
+        groups.items(), key=lambda kv: (-kv[0][0], wording.PRIORITY.get(kv[0][1], 9))
+    ):
         order = HEADLINE_ORDER.get(kind, DEFAULT_HEADLINE_ORDER)
         group.sort(key=lambda f: order.index(f.scale) if f.scale in order else len(order))
         head = group[0]
@@ -435,10 +458,16 @@ def flag_views(flags: Iterable[Flag], *, last_held: int) -> list[FlagView]:
                 meaning=words.meaning,
                 prompt=words.prompt,
                 rule=wording.rule_text(
-                    rule=str(head.detail.get("rule", "")), scale=head.scale, detail=head.detail, threshold=head.threshold
+                    rule=str(head.detail.get("rule", "")),
+                    scale=head.scale,
+                    detail=head.detail,
+                    threshold=head.threshold,
                 ),
                 counts=counts_for_attention(
-                    kind=kind, session=number, acknowledged=all(f.acknowledgement for f in group), last_held=last_held
+                    kind=kind,
+                    session=number,
+                    acknowledged=all(f.acknowledgement for f in group),
+                    last_held=last_held,
                 ),
             )
         )
@@ -471,15 +500,19 @@ def flags_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Flag
 
 
 def flag_get_for_user(*, user: AbstractBaseUser | AnonymousUser, code: object) -> Flag:
-    return get_object_or_404(flags_visible_to(user=user).select_related("episode__patient", "session"), code=code)
+    return get_object_or_404(
+        flags_visible_to(user=user).select_related("episode__patient", "session"), code=code
+    )
 
 
 def patient_dashboard(*, user: AbstractBaseUser | AnonymousUser, code: object) -> PatientDashboard:
     """Everything the patient page shows, in a constant number of queries."""
     patient = patient_get_for_user(user=user, code=code)
     episode = (
-        Episode.objects.filter(patient=patient).select_related("patient__clinic", "therapist")
-        .order_by(F("ended_on").desc(nulls_first=True), "-started_on").first()
+        Episode.objects.filter(patient=patient)
+        .select_related("patient__clinic", "therapist")
+        .order_by(F("ended_on").desc(nulls_first=True), "-started_on")
+        .first()
     )
     if episode is None:
         return PatientDashboard(patient, None, None, [], [], pd.DataFrame(), {}, None, [])
@@ -501,8 +534,12 @@ def patient_dashboard(*, user: AbstractBaseUser | AnonymousUser, code: object) -
         pat = analysis.patterns[analysis.patterns["patient"] == episode.pk]
         if len(pat) and pat["pattern"].iloc[0] in wording.PATTERNS:
             words = wording.PATTERNS[str(pat["pattern"].iloc[0])]
-            pattern = {"title": words.title, "meaning": words.meaning, "prompt": words.prompt,
-                       "explanation": str(pat["explanation"].iloc[0])}
+            pattern = {
+                "title": words.title,
+                "meaning": words.meaning,
+                "prompt": words.prompt,
+                "explanation": str(pat["explanation"].iloc[0]),
+            }
     sessions = list(episode.sessions.order_by("-number"))
     last_held = max((s.number for s in sessions if s.status == Session.Status.HELD), default=0)
     flags = flag_views(
@@ -514,7 +551,12 @@ def patient_dashboard(*, user: AbstractBaseUser | AnonymousUser, code: object) -
         episode=episode,
         analysis=analysis,
         sessions=[
-            SessionRow(s, answers.get((s.number, "patient"), {}), answers.get((s.number, "therapist"), {}), scores.get(s.number, {}))
+            SessionRow(
+                s,
+                answers.get((s.number, "patient"), {}),
+                answers.get((s.number, "therapist"), {}),
+                scores.get(s.number, {}),
+            )
             for s in sessions
         ],
         flags=flags,
@@ -528,7 +570,9 @@ def patient_dashboard(*, user: AbstractBaseUser | AnonymousUser, code: object) -
 def _instrument_structure_for_episode(episode: Episode) -> list[tuple[int, str]]:
     """(item number, subscale) of the clinic's patient instrument, for the answers table."""
     instrument = (
-        Instrument.objects.filter(code=episode.patient.clinic.instrument_code, rater="patient").order_by("-version").first()
+        Instrument.objects.filter(code=episode.patient.clinic.instrument_code, rater="patient")
+        .order_by("-version")
+        .first()
         or Instrument.objects.filter(rater="patient").first()
     )
     if instrument is None:
@@ -544,7 +588,9 @@ def clinic_for_admin(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Cl
     if not user.is_authenticated:
         raise Http404
     return get_object_or_404(
-        Clinic.objects.filter(memberships__user=user, memberships__role=Membership.Role.ADMIN, memberships__is_active=True),
+        Clinic.objects.filter(
+            memberships__user=user, memberships__role=Membership.Role.ADMIN, memberships__is_active=True
+        ),
         slug=slug,
     )
 
@@ -651,18 +697,24 @@ def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
     held_rows = list(held)
     active_episodes = list(episodes.filter(pk__in={r[0] for r in held_rows}))
     flags = list(
-        Flag.objects.filter(episode__in=active_episodes, session__date__gte=filters.start, session__date__lte=filters.end)
+        Flag.objects.filter(
+            episode__in=active_episodes, session__date__gte=filters.start, session__date__lte=filters.end
+        )
         .filter(Q(scale="total") | Q(kind="decline", scale="task"))
         .exclude(Q(kind="decline") & ~Q(scale="task"))
         .values_list("episode_id", "episode__therapist_id", "kind")
     )
     links_sent = Invitation.objects.filter(
-        session__episode__in=active_episodes, created_at__date__gte=filters.start, created_at__date__lte=filters.end
+        session__episode__in=active_episodes,
+        created_at__date__gte=filters.start,
+        created_at__date__lte=filters.end,
     ).count()
 
     months = sorted({d.strftime("%Y-%m") for _, _, d, _ in held_rows})
     held_by_month = [sum(1 for *_, d, _ in held_rows if d.strftime("%Y-%m") == m) for m in months]
-    completed_by_month = [sum(1 for *_, d, done in held_rows if done and d.strftime("%Y-%m") == m) for m in months]
+    completed_by_month = [
+        sum(1 for *_, d, done in held_rows if done and d.strftime("%Y-%m") == m) for m in months
+    ]
 
     levels: list[float] = []
     ceiling_share = None
@@ -670,7 +722,9 @@ def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
         scores = scores_for_episodes(episode_ids=[e.pk for e in active_episodes])
         session_dates = {
             (e, n): d
-            for e, n, d in Session.objects.filter(episode__in=active_episodes).values_list("episode_id", "number", "date")
+            for e, n, d in Session.objects.filter(episode__in=active_episodes).values_list(
+                "episode_id", "number", "date"
+            )
         }
         # Levels as they stood at the end of the period: only sessions up to then.
         keep = [

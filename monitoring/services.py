@@ -58,7 +58,9 @@ def instrument_load(*, definition: InstrumentDefinition, using: str = "default")
                 subscales=list(definition.subscales),
             )
             InstrumentItem.objects.using(using).bulk_create(
-                InstrumentItem(instrument=instrument, number=i.number, subscale=i.subscale, reverse_keyed=i.reverse_keyed)
+                InstrumentItem(
+                    instrument=instrument, number=i.number, subscale=i.subscale, reverse_keyed=i.reverse_keyed
+                )
                 for i in definition.items
             )
             action = "created"
@@ -129,7 +131,8 @@ def response_create(
                 entered_by=entered_by,
             )
             Answer.objects.bulk_create(
-                Answer(response=response, item=items[number], value=value) for number, value in answers.items()
+                Answer(response=response, item=items[number], value=value)
+                for number, value in answers.items()
             )
     except IntegrityError as exc:
         if Response.objects.filter(session=session, rater=instrument.rater).exists():
@@ -139,7 +142,11 @@ def response_create(
 
 
 def response_problems(
-    *, instrument: Instrument, items: Mapping[int, InstrumentItem], answers: Mapping[int, int], require_all: bool
+    *,
+    instrument: Instrument,
+    items: Mapping[int, InstrumentItem],
+    answers: Mapping[int, int],
+    require_all: bool,
 ) -> list[str]:
     problems = []
     for number, value in sorted(answers.items()):
@@ -216,7 +223,9 @@ def session_mark_held(*, session: Session, user: AbstractBaseUser) -> tuple[Invi
 
 
 def invitation_revoke(*, invitation: Invitation) -> None:
-    Invitation.objects.filter(pk=invitation.pk, revoked_at=None, used_at=None).update(revoked_at=timezone.now())
+    Invitation.objects.filter(pk=invitation.pk, revoked_at=None, used_at=None).update(
+        revoked_at=timezone.now()
+    )
 
 
 def invitation_send(*, invitation: Invitation, channel: str) -> None:
@@ -227,7 +236,9 @@ def invitation_send(*, invitation: Invitation, channel: str) -> None:
         raise ApplicationError("Choose email or text message.")
     if not to:
         what = "email address" if channel == "email" else "mobile number"
-        raise ApplicationError(f"There is no {what} on file for {patient.label}. Add one on the patient's page.")
+        raise ApplicationError(
+            f"There is no {what} on file for {patient.label}. Add one on the patient's page."
+        )
     invitation_problem = invitation_state(invitation=invitation)
     if invitation_problem:
         raise ApplicationError(invitation_problem.message, code=invitation_problem.code)
@@ -334,7 +345,9 @@ def submission_create(*, invitation: Invitation, answers: Mapping[int, int]) -> 
             session=invitation.session,
             instrument=instrument,
             answers=answers,
-            source=Response.Source.TABLET if invitation.channel == Invitation.Channel.TABLET else Response.Source.LINK,
+            source=Response.Source.TABLET
+            if invitation.channel == Invitation.Channel.TABLET
+            else Response.Source.LINK,
             submitted_at=now,
         )
     return response
@@ -346,9 +359,25 @@ def submission_create(*, invitation: Invitation, answers: Mapping[int, int]) -> 
 NOTIFY_KINDS = (Flag.Kind.RUPTURE, Flag.Kind.UNREPAIRED, Flag.Kind.DECLINE)
 #: Event columns kept with each flag as "the numbers behind it".
 _DETAIL_COLUMNS = (
-    "rule", "t", "score", "baseline", "n_baseline", "s_used", "k", "sem", "rc", "pooled_sd",
-    "rupture_session", "from_session", "to_session", "cusum", "slope", "mean_before", "mean_after",
-    "sd_window", "t_crit",
+    "rule",
+    "t",
+    "score",
+    "baseline",
+    "n_baseline",
+    "s_used",
+    "k",
+    "sem",
+    "rc",
+    "pooled_sd",
+    "rupture_session",
+    "from_session",
+    "to_session",
+    "cusum",
+    "slope",
+    "mean_before",
+    "mean_after",
+    "sd_window",
+    "t_crit",
 )
 
 
@@ -427,7 +456,9 @@ def episode_flags_refresh(*, episode_id: int) -> list[Flag]:
         # The lock on the state row serialises refreshes of one episode, so the flags after the
         # old watermark are exactly the ones this call stored.
         stored = list(
-            Flag.objects.filter(episode=episode, session__number__gt=state.flagged_through).select_related("session")
+            Flag.objects.filter(episode=episode, session__number__gt=state.flagged_through).select_related(
+                "session"
+            )
         )
         state.flagged_through = max(state.flagged_through, int(scores["session"].max()))
         state.save(update_fields=["flagged_through", "updated_at"])
@@ -451,7 +482,9 @@ def notifications_mark_read(*, user: AbstractBaseUser, flag_ids: list[int] | Non
     return pending.update(read_at=timezone.now())
 
 
-def flag_acknowledge(*, flag: Flag, user: AbstractBaseUser, acknowledgement: str, note: str = "") -> list[Flag]:
+def flag_acknowledge(
+    *, flag: Flag, user: AbstractBaseUser, acknowledgement: str, note: str = ""
+) -> list[Flag]:
     """Mark an event as discussed with the patient or not relevant, with an optional short note.
 
     The event is the flag with its siblings of the same kind at the same session on the other
@@ -465,7 +498,9 @@ def flag_acknowledge(*, flag: Flag, user: AbstractBaseUser, acknowledgement: str
         raise ApplicationError(f"Keep the note to 500 characters (it has {len(note)}).")
     now = timezone.now()
     siblings = list(
-        Flag.objects.filter(episode_id=flag.episode_id, session_id=flag.session_id, kind=flag.kind, acknowledgement="")
+        Flag.objects.filter(
+            episode_id=flag.episode_id, session_id=flag.session_id, kind=flag.kind, acknowledgement=""
+        )
     )
     for sibling in siblings:
         sibling.acknowledgement = acknowledgement
@@ -473,6 +508,8 @@ def flag_acknowledge(*, flag: Flag, user: AbstractBaseUser, acknowledgement: str
         sibling.acknowledged_at = now
         sibling.acknowledged_by = user
         # save() one by one, not update(): each change goes into the audit trail.
-        sibling.save(update_fields=["acknowledgement", "acknowledged_note", "acknowledged_at", "acknowledged_by"])
+        sibling.save(
+            update_fields=["acknowledgement", "acknowledged_note", "acknowledged_at", "acknowledged_by"]
+        )
     Notification.objects.filter(flag__in=siblings, read_at=None).update(read_at=now)
     return siblings

@@ -24,7 +24,11 @@ app_urls = (
         path("kiosk/<uuid:code>/", views.kiosk_start, name="kiosk-start"),
         path("clinic/<slug:slug>/", admin_views.admin_home, name="admin"),
         path("clinic/<slug:slug>/staff/", admin_views.staff, name="admin-staff"),
-        path("clinic/<slug:slug>/staff/<uuid:code>/<str:action>/", admin_views.staff_action, name="admin-staff-action"),
+        path(
+            "clinic/<slug:slug>/staff/<uuid:code>/<str:action>/",
+            admin_views.staff_action,
+            name="admin-staff-action",
+        ),
         path(
             "clinic/<slug:slug>/invitations/<uuid:code>/revoke/",
             admin_views.staff_invitation_revoke,

@@ -28,27 +28,37 @@ def clinic_b(db) -> Clinic:
 
 @pytest.fixture
 def alice(clinic_a) -> User:
-    return staff_create(clinic=clinic_a, email="alice@a.test", name="Alice A", role="therapist", password=PASSWORD)
+    return staff_create(
+        clinic=clinic_a, email="alice@a.test", name="Alice A", role="therapist", password=PASSWORD
+    )
 
 
 @pytest.fixture
 def bob(clinic_a) -> User:
-    return staff_create(clinic=clinic_a, email="bob@a.test", name="Bob A", role="therapist", password=PASSWORD)
+    return staff_create(
+        clinic=clinic_a, email="bob@a.test", name="Bob A", role="therapist", password=PASSWORD
+    )
 
 
 @pytest.fixture
 def dana(clinic_a) -> User:
-    return staff_create(clinic=clinic_a, email="dana@a.test", name="Dana A", role=Membership.Role.ADMIN, password=PASSWORD)
+    return staff_create(
+        clinic=clinic_a, email="dana@a.test", name="Dana A", role=Membership.Role.ADMIN, password=PASSWORD
+    )
 
 
 @pytest.fixture
 def charlie(clinic_b) -> User:
-    return staff_create(clinic=clinic_b, email="charlie@b.test", name="Charlie B", role="therapist", password=PASSWORD)
+    return staff_create(
+        clinic=clinic_b, email="charlie@b.test", name="Charlie B", role="therapist", password=PASSWORD
+    )
 
 
 @pytest.fixture
 def erin(clinic_b) -> User:
-    return staff_create(clinic=clinic_b, email="erin@b.test", name="Erin B", role=Membership.Role.ADMIN, password=PASSWORD)
+    return staff_create(
+        clinic=clinic_b, email="erin@b.test", name="Erin B", role=Membership.Role.ADMIN, password=PASSWORD
+    )
 
 
 @pytest.fixture
@@ -68,4 +78,6 @@ def episode(patient, alice) -> Episode:
 
 @pytest.fixture
 def session(episode) -> Session:
-    return Session.objects.create(episode=episode, number=1, date=date(2026, 9, 1), status=Session.Status.HELD)
+    return Session.objects.create(
+        episode=episode, number=1, date=date(2026, 9, 1), status=Session.Status.HELD
+    )

@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("BORDIN_TESTING", "1")
 
-from monitoring.settings import *  # noqa: E402, F403
+from monitoring.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -40,14 +40,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m monitoring.analytics",
         description="Alliance levels, deviations and flags (ruptures, repairs, declines, sudden "
-                    "changes) from a CSV of session scores. See docs/methods.md.",
+        "changes) from a CSV of session scores. See docs/methods.md.",
     )
     parser.add_argument("input", type=Path, help="CSV: patient, session, goal, task, bond[, total]")
     parser.add_argument("--out", type=Path, required=True, help="directory for the result CSVs")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="standard",
-                        help="sensitivity preset (default: standard)")
-    parser.add_argument("--clinic", type=Path, help="clinic.json from an earlier run, to reuse its reference values")
-    parser.add_argument("--detrend", action="store_true", help="levels and states from per-patient trend lines")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default="standard", help="sensitivity preset (default: standard)"
+    )
+    parser.add_argument(
+        "--clinic", type=Path, help="clinic.json from an earlier run, to reuse its reference values"
+    )
+    parser.add_argument(
+        "--detrend", action="store_true", help="levels and states from per-patient trend lines"
+    )
     args = parser.parse_args(argv)
 
     try:

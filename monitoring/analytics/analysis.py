@@ -40,8 +40,15 @@ from monitoring.analytics.scoring import (
 
 _N_SCALES = len(c.SCALES)
 _RULE_NAMES = np.array(
-    [c.RULE_BASELINE, c.RULE_PREVIOUS, c.RULE_BACK_IN_RANGE, c.RULE_WINDOW_ENDED, c.RULE_CUSUM,
-     c.RULE_TANG_DERUBEIS], dtype=object,
+    [
+        c.RULE_BASELINE,
+        c.RULE_PREVIOUS,
+        c.RULE_BACK_IN_RANGE,
+        c.RULE_WINDOW_ENDED,
+        c.RULE_CUSUM,
+        c.RULE_TANG_DERUBEIS,
+    ],
+    dtype=object,
 )
 
 
@@ -145,18 +152,26 @@ def _successive_differences(codes: np.ndarray, values: np.ndarray) -> list[np.nd
     return out
 
 
-def _estimate_clinic(stats: UnitStatistics, diffs: list[np.ndarray], config: AnalysisConfig) -> ClinicParameters:
+def _estimate_clinic(
+    stats: UnitStatistics, diffs: list[np.ndarray], config: AnalysisConfig
+) -> ClinicParameters:
     scale_idx = stats.units % _N_SCALES
     prior = config.prior()
     params: dict[str, ScaleParameters] = {}
     for i, name in enumerate(c.SCALES):
         sel = scale_idx == i
         params[name] = estimate_scale(
-            n=stats.n[sel].astype(float), mean=stats.mean[sel], ss_within=stats.ss_within[sel],
-            ceiling=stats.ceiling[sel], diffs=diffs[i], trim=config.noise_trim,
+            n=stats.n[sel].astype(float),
+            mean=stats.mean[sel],
+            ss_within=stats.ss_within[sel],
+            ceiling=stats.ceiling[sel],
+            diffs=diffs[i],
+            trim=config.noise_trim,
             min_patients=config.min_patients,
-            min_sessions=config.min_sessions, prior=prior,
-            low_quantile=config.pattern_low_quantile, high_quantile=config.pattern_high_quantile,
+            min_sessions=config.min_sessions,
+            prior=prior,
+            low_quantile=config.pattern_low_quantile,
+            high_quantile=config.pattern_high_quantile,
         )
     n_patients = int(np.unique(stats.units // _N_SCALES).size)
     return ClinicParameters(scales=params, n_patients=n_patients)
@@ -168,8 +183,18 @@ def _scale_arrays(clinic: ClinicParameters, config: AnalysisConfig) -> dict[str,
     for name in c.SCALES:
         p = clinic.scales.get(name) or config.prior()
         sem = config.sem(name, p)
-        rows.append((p.floor_sd(config.spread_floor), sem, 1.96 * np.sqrt(2.0) * sem, p.clinic_mean, p.tau2,
-                     p.sigma2, p.level_q_low, p.level_q_high))
+        rows.append(
+            (
+                p.floor_sd(config.spread_floor),
+                sem,
+                1.96 * np.sqrt(2.0) * sem,
+                p.clinic_mean,
+                p.tau2,
+                p.sigma2,
+                p.level_q_low,
+                p.level_q_high,
+            )
+        )
     a = np.array(rows, dtype=float)
     keys = ("pooled", "sem", "rc", "clinic_mean", "tau2", "sigma2", "q_low", "q_high")
     return {key: a[:, i] for i, key in enumerate(keys)}
@@ -198,15 +223,23 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
     np.take(x_flat, layout.gather, out=x_out)
     sess_out = sess_flat[layout.gather]
     stats = unit_statistics(
-        x_out, sess_out, n_unit=layout.n_unit, unit_start=layout.unit_start,
-        detrend_min_sessions=config.detrend_min_sessions, scale_max=config.scale_max,
+        x_out,
+        sess_out,
+        n_unit=layout.n_unit,
+        unit_start=layout.unit_start,
+        detrend_min_sessions=config.detrend_min_sessions,
+        scale_max=config.scale_max,
     )
     clinic = config.clinic if config.clinic is not None else _estimate_clinic(stats, diffs, config)
     ref = _scale_arrays(clinic, config)
     scale_of_rank = layout.unit_of_rank % _N_SCALES
     result = run_rules(
-        x_flat, layout, pooled_by_rank=ref["pooled"][scale_of_rank],
-        sem_by_rank=ref["sem"][scale_of_rank], rc_by_rank=ref["rc"][scale_of_rank], config=config,
+        x_flat,
+        layout,
+        pooled_by_rank=ref["pooled"][scale_of_rank],
+        sem_by_rank=ref["sem"][scale_of_rank],
+        rc_by_rank=ref["rc"][scale_of_rank],
+        config=config,
     )
     events = _events_frame(result, layout, x_flat, sess_flat, prep.patients, ref, config)
     sessions = _sessions_frame(result, layout, block, sess_out, stats, prep.patients, ref, config)
@@ -214,8 +247,13 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
     patterns = _patterns_frame(stats, layout, x_out, sess_out, events, result, prep.patients, ref, config)
     summary = _summary_frame(levels, events)
     return Analysis(
-        sessions=sessions, levels=levels, events=events, patterns=patterns, summary=summary,
-        clinic=clinic, config=config,
+        sessions=sessions,
+        levels=levels,
+        events=events,
+        patterns=patterns,
+        summary=summary,
+        clinic=clinic,
+        config=config,
     )
 
 
@@ -227,8 +265,14 @@ _SESSION_FLOATS = (c.SCORE, c.LEVEL, c.STATE, c.Z, c.BASELINE, c.S_USED, c.CUSUM
 
 
 def _sessions_frame(
-    result: EngineResult, layout: Layout, block: np.ndarray, sess_out: np.ndarray,
-    stats: UnitStatistics, patients: pd.Index, ref: dict[str, np.ndarray], config: AnalysisConfig,
+    result: EngineResult,
+    layout: Layout,
+    block: np.ndarray,
+    sess_out: np.ndarray,
+    stats: UnitStatistics,
+    patients: pd.Index,
+    ref: dict[str, np.ndarray],
+    config: AnalysisConfig,
 ) -> pd.DataFrame:
     """Build ``analysis.sessions``. ``block`` is the (7, N) float block of the frame, row 0
     already holding the scores: every float column is written into it in place and the frame
@@ -259,7 +303,11 @@ def _sessions_frame(
     t_out = np.arange(1, x_out.size + 1, dtype=np.int32)
     t_out -= np.take(layout.unit_start[stats.units].astype(np.int32), unit_idx)
     frame = pd.DataFrame(block.T, columns=list(_SESSION_FLOATS), copy=False)
-    frame.insert(0, c.PATIENT, _patient_column(np.take((stats.units // _N_SCALES).astype(np.int32), unit_idx), patients))
+    frame.insert(
+        0,
+        c.PATIENT,
+        _patient_column(np.take((stats.units // _N_SCALES).astype(np.int32), unit_idx), patients),
+    )
     frame.insert(1, c.SESSION, sess_out)
     frame.insert(2, c.SCALE, pd.Categorical.from_codes(np.take(unit_scale, unit_idx), dtype=c.SCALE_DTYPE))
     frame.insert(3, c.T, t_out)
@@ -269,8 +317,13 @@ def _sessions_frame(
 
 
 def _events_frame(
-    result: EngineResult, layout: Layout, x_flat: np.ndarray, sess_flat: np.ndarray,
-    patients: pd.Index, ref: dict[str, np.ndarray], config: AnalysisConfig,
+    result: EngineResult,
+    layout: Layout,
+    x_flat: np.ndarray,
+    sess_flat: np.ndarray,
+    patients: pd.Index,
+    ref: dict[str, np.ndarray],
+    config: AnalysisConfig,
 ) -> pd.DataFrame:
     ev = result.events
     rank = ev["rank"]
@@ -280,7 +333,14 @@ def _events_frame(
     scale = unit % _N_SCALES
     kind = ev["kind"]
     order = np.lexsort((kind, scale, sess_flat[layout.offset[t] + rank] if t.size else t, pcode))
-    rank, t, unit, pcode, scale, kind = rank[order], t[order], unit[order], pcode[order], scale[order], kind[order]
+    rank, t, unit, pcode, scale, kind = (
+        rank[order],
+        t[order],
+        unit[order],
+        pcode[order],
+        scale[order],
+        kind[order],
+    )
     ev = {name: values[order] for name, values in ev.items()}
     idx = layout.offset[t] + rank
     session = sess_flat[idx]
@@ -319,11 +379,24 @@ def _events_frame(
         slope_n[dec] = n_pts
     previous = ev["rule"] == RULE_PREVIOUS
     explanation = explain_events(
-        kind=kind, scale=scale, rule_previous=previous, session=session, score=score,
-        magnitude=ev["magnitude"], threshold=ev["threshold"], baseline=ev["baseline"],
-        s_used=ev["s_used"], k=config.k, rupture_session=rupture_session,
-        sessions_since=t - ev["rupture_t"], from_session=from_session, to_session=to_session,
-        mean_before=ev["mean_before"], mean_after=ev["mean_after"], slope=slope, slope_n=slope_n,
+        kind=kind,
+        scale=scale,
+        rule_previous=previous,
+        session=session,
+        score=score,
+        magnitude=ev["magnitude"],
+        threshold=ev["threshold"],
+        baseline=ev["baseline"],
+        s_used=ev["s_used"],
+        k=config.k,
+        rupture_session=rupture_session,
+        sessions_since=t - ev["rupture_t"],
+        from_session=from_session,
+        to_session=to_session,
+        mean_before=ev["mean_before"],
+        mean_after=ev["mean_after"],
+        slope=slope,
+        slope_n=slope_n,
         tolerance=config.repair_tolerance,
     )
     k_col = np.where((kind == KIND_RUPTURE) & ~previous, config.k, np.nan)
@@ -331,34 +404,36 @@ def _events_frame(
 
     n_base = ev["n_baseline"]
 
-    return pd.DataFrame({
-        c.PATIENT: _patient_column(pcode.astype(np.int32), patients),
-        c.SESSION: session,
-        c.SCALE: pd.Categorical.from_codes(scale.astype(np.int8), dtype=c.SCALE_DTYPE),
-        c.KIND: pd.Categorical.from_codes(kind.astype(np.int8), dtype=c.KIND_DTYPE),
-        c.MAGNITUDE: ev["magnitude"],
-        c.THRESHOLD: ev["threshold"],
-        c.EXPLANATION: pd.array(explanation, dtype="str"),
-        c.RULE: pd.array(_RULE_NAMES[ev["rule"]], dtype="str"),
-        c.T: (t + 1).astype(np.int32),
-        c.SCORE: score,
-        c.BASELINE: ev["baseline"],
-        c.N_BASELINE: _nullable_int(np.where(np.isnan(n_base), -1, n_base).astype(np.int64)),
-        c.S_USED: ev["s_used"],
-        c.K: k_col,
-        c.SEM: ref["sem"][scale],
-        c.RC: ref["rc"][scale],
-        c.POOLED_SD: ref["pooled"][scale],
-        c.RUPTURE_SESSION: _nullable_int(rupture_session),
-        c.FROM_SESSION: _nullable_int(from_session),
-        c.TO_SESSION: _nullable_int(to_session),
-        c.CUSUM: ev["cusum"],
-        c.SLOPE: slope,
-        c.MEAN_BEFORE: ev["mean_before"],
-        c.MEAN_AFTER: ev["mean_after"],
-        c.SD_WINDOW: ev["sd_window"],
-        c.T_CRIT: ev["t_crit"],
-    })
+    return pd.DataFrame(
+        {
+            c.PATIENT: _patient_column(pcode.astype(np.int32), patients),
+            c.SESSION: session,
+            c.SCALE: pd.Categorical.from_codes(scale.astype(np.int8), dtype=c.SCALE_DTYPE),
+            c.KIND: pd.Categorical.from_codes(kind.astype(np.int8), dtype=c.KIND_DTYPE),
+            c.MAGNITUDE: ev["magnitude"],
+            c.THRESHOLD: ev["threshold"],
+            c.EXPLANATION: pd.array(explanation, dtype="str"),
+            c.RULE: pd.array(_RULE_NAMES[ev["rule"]], dtype="str"),
+            c.T: (t + 1).astype(np.int32),
+            c.SCORE: score,
+            c.BASELINE: ev["baseline"],
+            c.N_BASELINE: _nullable_int(np.where(np.isnan(n_base), -1, n_base).astype(np.int64)),
+            c.S_USED: ev["s_used"],
+            c.K: k_col,
+            c.SEM: ref["sem"][scale],
+            c.RC: ref["rc"][scale],
+            c.POOLED_SD: ref["pooled"][scale],
+            c.RUPTURE_SESSION: _nullable_int(rupture_session),
+            c.FROM_SESSION: _nullable_int(from_session),
+            c.TO_SESSION: _nullable_int(to_session),
+            c.CUSUM: ev["cusum"],
+            c.SLOPE: slope,
+            c.MEAN_BEFORE: ev["mean_before"],
+            c.MEAN_AFTER: ev["mean_after"],
+            c.SD_WINDOW: ev["sd_window"],
+            c.T_CRIT: ev["t_crit"],
+        }
+    )
 
 
 def _nullable_int(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -368,48 +443,67 @@ def _nullable_int(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
 
 def _unit_event_counts(events: pd.DataFrame, patients: pd.Index, units: np.ndarray) -> dict[str, np.ndarray]:
     n_units = patients.size * _N_SCALES
-    unit = events[c.PATIENT].cat.codes.to_numpy(dtype=np.int64) * _N_SCALES + events[c.SCALE].cat.codes.to_numpy(dtype=np.int64)
+    unit = events[c.PATIENT].cat.codes.to_numpy(dtype=np.int64) * _N_SCALES + events[
+        c.SCALE
+    ].cat.codes.to_numpy(dtype=np.int64)
     kind = events[c.KIND].cat.codes.to_numpy()
     out = {}
-    for name, code in ((c.N_RUPTURES, KIND_RUPTURE), (c.N_REPAIRS, KIND_REPAIR),
-                       (c.N_UNREPAIRED, KIND_UNREPAIRED), (c.N_DECLINES, KIND_DECLINE)):
+    for name, code in (
+        (c.N_RUPTURES, KIND_RUPTURE),
+        (c.N_REPAIRS, KIND_REPAIR),
+        (c.N_UNREPAIRED, KIND_UNREPAIRED),
+        (c.N_DECLINES, KIND_DECLINE),
+    ):
         out[name] = np.bincount(unit[kind == code], minlength=n_units)[units]
     return out
 
 
 def _levels_frame(
-    stats: UnitStatistics, result: EngineResult, layout: Layout, events: pd.DataFrame,
-    patients: pd.Index, ref: dict[str, np.ndarray], config: AnalysisConfig,
+    stats: UnitStatistics,
+    result: EngineResult,
+    layout: Layout,
+    events: pd.DataFrame,
+    patients: pd.Index,
+    ref: dict[str, np.ndarray],
+    config: AnalysisConfig,
 ) -> pd.DataFrame:
     scale = stats.units % _N_SCALES
     lam = eb_weight(n=stats.n.astype(float), tau2=ref["tau2"][scale], sigma2=ref["sigma2"][scale])
     counts = _unit_event_counts(events, patients, stats.units)
     open_rupture = result.open_rupture_by_rank[layout.rank_of_unit[stats.units]]
-    return pd.DataFrame({
-        c.PATIENT: _patient_column((stats.units // _N_SCALES).astype(np.int32), patients),
-        c.SCALE: pd.Categorical.from_codes(scale.astype(np.int8), dtype=c.SCALE_DTYPE),
-        c.N: stats.n,
-        c.FIRST_SESSION: stats.first_session,
-        c.LAST_SESSION: stats.last_session,
-        c.LEVEL: stats.mean,
-        c.LEVEL_EB: eb_level(mean=stats.mean, lam=lam, clinic_mean=ref["clinic_mean"][scale]),
-        c.RELIABILITY: lam,
-        c.PROVISIONAL: lam < config.provisional_lambda,
-        c.WITHIN_SD: stats.within_sd,
-        c.S_LEVEL: np.fmax(stats.within_sd, ref["sem"][scale]),
-        c.SLOPE: stats.slope,
-        c.DETRENDED_LEVEL: stats.detrended_level,
-        c.RESIDUAL_SD: stats.residual_sd,
-        c.CEILING: stats.ceiling,
-        c.LAST_SCORE: stats.last_score,
-        **counts,
-        c.OPEN_RUPTURE: open_rupture,
-    })
+    return pd.DataFrame(
+        {
+            c.PATIENT: _patient_column((stats.units // _N_SCALES).astype(np.int32), patients),
+            c.SCALE: pd.Categorical.from_codes(scale.astype(np.int8), dtype=c.SCALE_DTYPE),
+            c.N: stats.n,
+            c.FIRST_SESSION: stats.first_session,
+            c.LAST_SESSION: stats.last_session,
+            c.LEVEL: stats.mean,
+            c.LEVEL_EB: eb_level(mean=stats.mean, lam=lam, clinic_mean=ref["clinic_mean"][scale]),
+            c.RELIABILITY: lam,
+            c.PROVISIONAL: lam < config.provisional_lambda,
+            c.WITHIN_SD: stats.within_sd,
+            c.S_LEVEL: np.fmax(stats.within_sd, ref["sem"][scale]),
+            c.SLOPE: stats.slope,
+            c.DETRENDED_LEVEL: stats.detrended_level,
+            c.RESIDUAL_SD: stats.residual_sd,
+            c.CEILING: stats.ceiling,
+            c.LAST_SCORE: stats.last_score,
+            **counts,
+            c.OPEN_RUPTURE: open_rupture,
+        }
+    )
 
 
 def _patterns_frame(
-    stats: UnitStatistics, layout: Layout, x_out: np.ndarray, sess_out: np.ndarray,
-    events: pd.DataFrame, result: EngineResult, patients: pd.Index, ref: dict[str, np.ndarray],
+    stats: UnitStatistics,
+    layout: Layout,
+    x_out: np.ndarray,
+    sess_out: np.ndarray,
+    events: pd.DataFrame,
+    result: EngineResult,
+    patients: pd.Index,
+    ref: dict[str, np.ndarray],
     config: AnalysisConfig,
 ) -> pd.DataFrame:
     """Pattern labels (Zilcha-Mano & Fisher 2022): low level + rising, high level + falling."""
@@ -426,7 +520,9 @@ def _patterns_frame(
         units = stats.units[sel]
         pcode = units // _N_SCALES
         ends = layout.unit_start[units] + stats.n[sel]
-        slope, tv, w = window_trend(x_out, sess_out, ends=ends, lengths=stats.n[sel], window=config.pattern_window)
+        slope, tv, w = window_trend(
+            x_out, sess_out, ends=ends, lengths=stats.n[sel], window=config.pattern_window
+        )
         # The trait-like level the pattern compares is the level before the trend window (the
         # person mean when fewer than 3 sessions precede it): a rise or fall should not move
         # the level it is compared against.
@@ -457,30 +553,41 @@ def _patterns_frame(
         falling = (trend < 0) & (tval <= -config.pattern_trend_t)
         corrective = enough & (level <= q_low) & rising
         crisis = enough & (level >= q_high) & (falling | open_r)
-    pattern = np.where(corrective, c.CORRECTIVE_EXPERIENCE, np.where(crisis, c.CRISIS, c.NO_PATTERN)).astype(object)
+    pattern = np.where(corrective, c.CORRECTIVE_EXPERIENCE, np.where(crisis, c.CRISIS, c.NO_PATTERN)).astype(
+        object
+    )
     labels = np.array([c.PATTERN_LABELS[p] for p in c.PATTERN_LABELS], dtype=object)
     label_of = {p: labels[i] for i, p in enumerate(c.PATTERN_LABELS)}
     flagged = np.flatnonzero(pattern != c.NO_PATTERN)
     explanation = np.full(n_p, "", dtype=object)
     if flagged.size:
         explanation[flagged] = explain_patterns(
-            pattern=list(pattern[flagged]), scale=config.pattern_scale, level=level[flagged],
-            q_low=q_low, q_high=q_high, trend=np.where(falling[flagged] | rising[flagged], trend[flagged], np.nan),
-            window_n=window_n[flagged], open_rupture=open_r[flagged],
+            pattern=list(pattern[flagged]),
+            scale=config.pattern_scale,
+            level=level[flagged],
+            q_low=q_low,
+            q_high=q_high,
+            trend=np.where(falling[flagged] | rising[flagged], trend[flagged], np.nan),
+            window_n=window_n[flagged],
+            open_rupture=open_r[flagged],
         )
-    return pd.DataFrame({
-        c.PATIENT: _patient_column(np.arange(n_p, dtype=np.int32), patients),
-        c.PATTERN: pattern,
-        c.LABEL: np.array([label_of[p] for p in pattern], dtype=object) if n_p else np.empty(0, dtype=object),
-        c.EXPLANATION: pd.array(explanation, dtype="str"),
-        c.SCALE: config.pattern_scale,
-        c.N: n,
-        c.LEVEL: level,
-        c.QUANTILE_LOW: q_low,
-        c.QUANTILE_HIGH: q_high,
-        c.TREND: trend,
-        c.OPEN_RUPTURE: open_r,
-    })
+    return pd.DataFrame(
+        {
+            c.PATIENT: _patient_column(np.arange(n_p, dtype=np.int32), patients),
+            c.PATTERN: pattern,
+            c.LABEL: np.array([label_of[p] for p in pattern], dtype=object)
+            if n_p
+            else np.empty(0, dtype=object),
+            c.EXPLANATION: pd.array(explanation, dtype="str"),
+            c.SCALE: config.pattern_scale,
+            c.N: n,
+            c.LEVEL: level,
+            c.QUANTILE_LOW: q_low,
+            c.QUANTILE_HIGH: q_high,
+            c.TREND: trend,
+            c.OPEN_RUPTURE: open_r,
+        }
+    )
 
 
 def _summary_frame(levels: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
@@ -496,18 +603,20 @@ def _summary_frame(levels: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
         ruptured = np.unique(ev_unit[(ev_scale == i) & (ev_kind == KIND_RUPTURE)]).size
         n_pat = int(lv.sum())
         resolved = counts[KIND_REPAIR] + counts[KIND_UNREPAIRED]
-        rows.append({
-            c.SCALE: name,
-            "n_patients": n_pat,
-            "n_sessions": int(levels[c.N].to_numpy()[lv].sum()),
-            "n_ruptures": int(counts[KIND_RUPTURE]),
-            "n_repairs": int(counts[KIND_REPAIR]),
-            "n_unrepaired": int(counts[KIND_UNREPAIRED]),
-            "n_declines": int(counts[KIND_DECLINE]),
-            "n_sudden_gains": int(counts[KIND_GAIN]),
-            "n_sudden_losses": int(counts[KIND_LOSS]),
-            "share_patients_with_rupture": ruptured / n_pat if n_pat else np.nan,
-            "share_ruptures_repaired": counts[KIND_REPAIR] / resolved if resolved else np.nan,
-            "ceiling_share": float(levels[c.CEILING].to_numpy()[lv].mean()) if n_pat else np.nan,
-        })
+        rows.append(
+            {
+                c.SCALE: name,
+                "n_patients": n_pat,
+                "n_sessions": int(levels[c.N].to_numpy()[lv].sum()),
+                "n_ruptures": int(counts[KIND_RUPTURE]),
+                "n_repairs": int(counts[KIND_REPAIR]),
+                "n_unrepaired": int(counts[KIND_UNREPAIRED]),
+                "n_declines": int(counts[KIND_DECLINE]),
+                "n_sudden_gains": int(counts[KIND_GAIN]),
+                "n_sudden_losses": int(counts[KIND_LOSS]),
+                "share_patients_with_rupture": ruptured / n_pat if n_pat else np.nan,
+                "share_ruptures_repaired": counts[KIND_REPAIR] / resolved if resolved else np.nan,
+                "ceiling_share": float(levels[c.CEILING].to_numpy()[lv].mean()) if n_pat else np.nan,
+            }
+        )
     return pd.DataFrame(rows)

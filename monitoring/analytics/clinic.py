@@ -142,8 +142,13 @@ class ClinicParameters:
 
 
 def prior_scale_parameters(
-    *, clinic_mean: float, tau2: float, sigma2: float, sd_ref: float,
-    low_quantile: float = 0.25, high_quantile: float = 0.75,
+    *,
+    clinic_mean: float,
+    tau2: float,
+    sigma2: float,
+    sd_ref: float,
+    low_quantile: float = 0.25,
+    high_quantile: float = 0.75,
 ) -> ScaleParameters:
     """Reference values assumed before a clinic has enough data (the configured priors)."""
     tau = math.sqrt(tau2)
@@ -174,7 +179,10 @@ def _normal_quantile(p: float) -> float:
 
 
 def one_way_anova(
-    *, n: np.ndarray, mean: np.ndarray, ss_within: np.ndarray,
+    *,
+    n: np.ndarray,
+    mean: np.ndarray,
+    ss_within: np.ndarray,
 ) -> tuple[float, float, float]:
     """Variance components of the one-way random-effects model ``x_it = mu + u_i + e_it``.
 
@@ -230,9 +238,18 @@ def robust_noise_sd(diffs: np.ndarray, *, trim: float = 0.10) -> float:
 
 
 def estimate_scale(
-    *, n: np.ndarray, mean: np.ndarray, ss_within: np.ndarray, ceiling: np.ndarray,
-    diffs: np.ndarray, min_patients: int, min_sessions: int, prior: ScaleParameters,
-    low_quantile: float, high_quantile: float, trim: float = 0.10,
+    *,
+    n: np.ndarray,
+    mean: np.ndarray,
+    ss_within: np.ndarray,
+    ceiling: np.ndarray,
+    diffs: np.ndarray,
+    min_patients: int,
+    min_sessions: int,
+    prior: ScaleParameters,
+    low_quantile: float,
+    high_quantile: float,
+    trim: float = 0.10,
 ) -> ScaleParameters:
     """Estimate one scale's reference values from per-patient summaries, or use the prior.
 
@@ -249,8 +266,12 @@ def estimate_scale(
     ceiling_share = float(ceiling.mean()) if n_patients else float("nan")
     if n_enough < min_patients:
         return replace(
-            prior, n_patients=n_patients, n_patients_min_sessions=n_enough,
-            n_observations=n_obs, used_priors=True, ceiling_share=ceiling_share,
+            prior,
+            n_patients=n_patients,
+            n_patients_min_sessions=n_enough,
+            n_observations=n_obs,
+            used_priors=True,
+            ceiling_share=ceiling_share,
         )
     clinic_mean, tau2, sigma2 = one_way_anova(n=n, mean=mean, ss_within=ss_within)
     grand = float((n * mean).sum() / n_obs)
@@ -275,7 +296,10 @@ def estimate_scale(
 
 
 def known_case_clinic(
-    *, pooled_within_sd: float = 0.19, sd_ref: float = 0.6, clinic_mean: float = 3.9,
+    *,
+    pooled_within_sd: float = 0.19,
+    sd_ref: float = 0.6,
+    clinic_mean: float = 3.9,
     tau2: float = 0.25,
 ) -> ClinicParameters:
     """The clinic of methods.md's known test cases (SEM 0.19, RC 0.526, pooled SD 0.19).
@@ -283,6 +307,9 @@ def known_case_clinic(
     Handy for examples and tests: every scale gets the same values.
     """
     sp = prior_scale_parameters(
-        clinic_mean=clinic_mean, tau2=tau2, sigma2=pooled_within_sd**2, sd_ref=sd_ref,
+        clinic_mean=clinic_mean,
+        tau2=tau2,
+        sigma2=pooled_within_sd**2,
+        sd_ref=sd_ref,
     )  # noise_sd = pooled_within_sd, so both floor methods give the case's 0.19
     return ClinicParameters(scales=dict.fromkeys(SCALES, sp))

@@ -45,8 +45,19 @@ CUSUM: Final = "cusum"
 IN_RUPTURE: Final = "in_rupture"
 
 SESSION_COLUMNS: Final = (
-    PATIENT, SESSION, SCALE, T, SCORE, LEVEL, STATE, Z,
-    BASELINE, N_BASELINE, S_USED, CUSUM, IN_RUPTURE,
+    PATIENT,
+    SESSION,
+    SCALE,
+    T,
+    SCORE,
+    LEVEL,
+    STATE,
+    Z,
+    BASELINE,
+    N_BASELINE,
+    S_USED,
+    CUSUM,
+    IN_RUPTURE,
 )
 
 # analysis.levels (one row per patient and scale).
@@ -70,9 +81,27 @@ N_DECLINES: Final = "n_declines"
 OPEN_RUPTURE: Final = "open_rupture"
 
 LEVEL_COLUMNS: Final = (
-    PATIENT, SCALE, N, FIRST_SESSION, LAST_SESSION, LEVEL, LEVEL_EB, RELIABILITY, PROVISIONAL,
-    WITHIN_SD, S_LEVEL, SLOPE, DETRENDED_LEVEL, RESIDUAL_SD, CEILING, LAST_SCORE,
-    N_RUPTURES, N_REPAIRS, N_UNREPAIRED, N_DECLINES, OPEN_RUPTURE,
+    PATIENT,
+    SCALE,
+    N,
+    FIRST_SESSION,
+    LAST_SESSION,
+    LEVEL,
+    LEVEL_EB,
+    RELIABILITY,
+    PROVISIONAL,
+    WITHIN_SD,
+    S_LEVEL,
+    SLOPE,
+    DETRENDED_LEVEL,
+    RESIDUAL_SD,
+    CEILING,
+    LAST_SCORE,
+    N_RUPTURES,
+    N_REPAIRS,
+    N_UNREPAIRED,
+    N_DECLINES,
+    OPEN_RUPTURE,
 )
 
 # analysis.events (one row per flag).
@@ -103,17 +132,40 @@ SD_WINDOW: Final = "sd_window"
 T_CRIT: Final = "t_crit"
 
 #: ``rule`` values: which branch of which rule raised the event.
-RULE_BASELINE: Final = "baseline_k_sd"        # rupture: 3+ baseline sessions
-RULE_PREVIOUS: Final = "previous_session"     # rupture: 1-2 prior sessions
-RULE_BACK_IN_RANGE: Final = "back_within_s"   # repair
-RULE_WINDOW_ENDED: Final = "window_ended"     # unrepaired
-RULE_CUSUM: Final = "lower_cusum"             # decline
-RULE_TANG_DERUBEIS: Final = "tang_derubeis"   # sudden gain / loss
+RULE_BASELINE: Final = "baseline_k_sd"  # rupture: 3+ baseline sessions
+RULE_PREVIOUS: Final = "previous_session"  # rupture: 1-2 prior sessions
+RULE_BACK_IN_RANGE: Final = "back_within_s"  # repair
+RULE_WINDOW_ENDED: Final = "window_ended"  # unrepaired
+RULE_CUSUM: Final = "lower_cusum"  # decline
+RULE_TANG_DERUBEIS: Final = "tang_derubeis"  # sudden gain / loss
 
 EVENT_COLUMNS: Final = (
-    PATIENT, SESSION, SCALE, KIND, MAGNITUDE, THRESHOLD, EXPLANATION, RULE, T, SCORE,
-    BASELINE, N_BASELINE, S_USED, K, SEM, RC, POOLED_SD, RUPTURE_SESSION, FROM_SESSION,
-    TO_SESSION, CUSUM, SLOPE, MEAN_BEFORE, MEAN_AFTER, SD_WINDOW, T_CRIT,
+    PATIENT,
+    SESSION,
+    SCALE,
+    KIND,
+    MAGNITUDE,
+    THRESHOLD,
+    EXPLANATION,
+    RULE,
+    T,
+    SCORE,
+    BASELINE,
+    N_BASELINE,
+    S_USED,
+    K,
+    SEM,
+    RC,
+    POOLED_SD,
+    RUPTURE_SESSION,
+    FROM_SESSION,
+    TO_SESSION,
+    CUSUM,
+    SLOPE,
+    MEAN_BEFORE,
+    MEAN_AFTER,
+    SD_WINDOW,
+    T_CRIT,
 )
 
 # analysis.patterns (one row per patient).
@@ -131,6 +183,15 @@ PATTERN_LABELS: Final = {
     NO_PATTERN: "",
 }
 PATTERN_COLUMNS: Final = (
-    PATIENT, PATTERN, LABEL, EXPLANATION, SCALE, N, LEVEL, QUANTILE_LOW, QUANTILE_HIGH,
-    TREND, OPEN_RUPTURE,
+    PATIENT,
+    PATTERN,
+    LABEL,
+    EXPLANATION,
+    SCALE,
+    N,
+    LEVEL,
+    QUANTILE_LOW,
+    QUANTILE_HIGH,
+    TREND,
+    OPEN_RUPTURE,
 )

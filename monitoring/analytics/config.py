@@ -19,22 +19,34 @@ from monitoring.analytics.columns import SCALES
 
 #: Two-sided 5% critical values of Student's t by degrees of freedom (Tang & DeRubeis 1999 use
 #: 2.776 for 3+3 values, 3.182 with one missing, 4.303 with one missing on each side).
-T_CRITICAL: Mapping[int, float] = MappingProxyType({
-    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-    10: 2.228,
-})
+T_CRITICAL: Mapping[int, float] = MappingProxyType(
+    {
+        1: 12.706,
+        2: 4.303,
+        3: 3.182,
+        4: 2.776,
+        5: 2.571,
+        6: 2.447,
+        7: 2.365,
+        8: 2.306,
+        9: 2.262,
+        10: 2.228,
+    }
+)
 
 #: Named sensitivity levels -> field overrides. "standard" is the default of methods.md.
-PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
-    # Fewer alerts: ruptures at 3 spreads below the usual level, a longer CUSUM decision interval.
-    "strict": MappingProxyType({"k": 3.0, "cusum_decision": 4.5}),
-    # methods.md defaults, calibrated on simulation (docs/methods.md, "Simulation study").
-    "standard": MappingProxyType({"k": 2.5, "cusum_decision": 3.5}),
-    # methods.md: "k = 2 ... selectable as sensitive"; the CUSUM signals a little earlier too.
-    "sensitive": MappingProxyType({"k": 2.0, "cusum_decision": 3.0}),
-    # methods.md: k = 1. Flags many ordinary dips; for research or very close follow-up only.
-    "very_sensitive": MappingProxyType({"k": 1.0, "cusum_decision": 2.5}),
-})
+PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        # Fewer alerts: ruptures at 3 spreads below the usual level, a longer CUSUM decision interval.
+        "strict": MappingProxyType({"k": 3.0, "cusum_decision": 4.5}),
+        # methods.md defaults, calibrated on simulation (docs/methods.md, "Simulation study").
+        "standard": MappingProxyType({"k": 2.5, "cusum_decision": 3.5}),
+        # methods.md: "k = 2 ... selectable as sensitive"; the CUSUM signals a little earlier too.
+        "sensitive": MappingProxyType({"k": 2.0, "cusum_decision": 3.0}),
+        # methods.md: k = 1. Flags many ordinary dips; for research or very close follow-up only.
+        "very_sensitive": MappingProxyType({"k": 1.0, "cusum_decision": 2.5}),
+    }
+)
 
 SuddenSpread = Literal["stricter", "window"]
 SpreadFloor = Literal["robust", "anova"]
@@ -219,8 +231,11 @@ class AnalysisConfig:
     def prior(self) -> ScaleParameters:
         """The reference values assumed while a scale has too little data."""
         return prior_scale_parameters(
-            clinic_mean=self.prior_clinic_mean, tau2=self.prior_tau2, sigma2=self.prior_sigma2,
-            sd_ref=self.sd_ref_default, low_quantile=self.pattern_low_quantile,
+            clinic_mean=self.prior_clinic_mean,
+            tau2=self.prior_tau2,
+            sigma2=self.prior_sigma2,
+            sd_ref=self.sd_ref_default,
+            low_quantile=self.pattern_low_quantile,
             high_quantile=self.pattern_high_quantile,
         )
 

@@ -32,8 +32,16 @@ KIND_RUPTURE, KIND_REPAIR, KIND_UNREPAIRED, KIND_DECLINE, KIND_GAIN, KIND_LOSS =
 RULE_BASELINE, RULE_PREVIOUS, RULE_BACK, RULE_WINDOW, RULE_CUSUM, RULE_TD = range(6)
 
 _EVENT_FIELDS = (
-    "magnitude", "threshold", "baseline", "s_used", "n_baseline", "cusum",
-    "mean_before", "mean_after", "sd_window", "t_crit",
+    "magnitude",
+    "threshold",
+    "baseline",
+    "s_used",
+    "n_baseline",
+    "cusum",
+    "mean_before",
+    "mean_after",
+    "sd_window",
+    "t_crit",
 )
 _EVENT_INT_FIELDS = ("kind", "rule", "t", "rank", "rupture_t", "from_t", "to_t")
 
@@ -63,7 +71,10 @@ class Layout:
 
 
 def build_layout(
-    codes: np.ndarray, values: np.ndarray, session: np.ndarray, n_patients: int,
+    codes: np.ndarray,
+    values: np.ndarray,
+    session: np.ndarray,
+    n_patients: int,
 ) -> tuple[Layout, np.ndarray, np.ndarray]:
     """Layout for observations sorted by (patient code, session), and the flat arrays.
 
@@ -112,8 +123,14 @@ def build_layout(
         gather[pos] = flat
     del valid
     layout = Layout(
-        n_scales=n_scales, n_unit=n_unit, unit_of_rank=unit_of_rank, rank_of_unit=rank_of_unit,
-        offset=offset, active=active, gather=gather, unit_start=unit_start,
+        n_scales=n_scales,
+        n_unit=n_unit,
+        unit_of_rank=unit_of_rank,
+        rank_of_unit=rank_of_unit,
+        offset=offset,
+        active=active,
+        gather=gather,
+        unit_start=unit_start,
     )
     return layout, x_flat, sess_flat
 
@@ -124,7 +141,15 @@ class _EventBuffer:
 
     parts: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
-    def add(self, *, kind: int, rule: int | np.ndarray, t: int, ranks: np.ndarray, **values: np.ndarray | float | int) -> None:
+    def add(
+        self,
+        *,
+        kind: int,
+        rule: int | np.ndarray,
+        t: int,
+        ranks: np.ndarray,
+        **values: np.ndarray | float | int,
+    ) -> None:
         n = ranks.size
         if n == 0:
             return
@@ -308,34 +333,65 @@ def run_rules(
         # Record events.
         if main_idx.size:
             events.add(
-                kind=KIND_RUPTURE, rule=RULE_BASELINE, t=t, ranks=main_idx,
-                magnitude=dev[main_idx], threshold=k * s[main_idx], baseline=mean[main_idx],
-                s_used=s[main_idx], n_baseline=bn[main_idx],
+                kind=KIND_RUPTURE,
+                rule=RULE_BASELINE,
+                t=t,
+                ranks=main_idx,
+                magnitude=dev[main_idx],
+                threshold=k * s[main_idx],
+                baseline=mean[main_idx],
+                s_used=s[main_idx],
+                n_baseline=bn[main_idx],
             )
         if early_idx.size:
             events.add(
-                kind=KIND_RUPTURE, rule=RULE_PREVIOUS, t=t, ranks=early_idx,
-                magnitude=drop_e, threshold=early_thr_all[early_idx], baseline=mean[early_idx],
-                s_used=s[early_idx], n_baseline=bn[early_idx],
+                kind=KIND_RUPTURE,
+                rule=RULE_PREVIOUS,
+                t=t,
+                ranks=early_idx,
+                magnitude=drop_e,
+                threshold=early_thr_all[early_idx],
+                baseline=mean[early_idx],
+                s_used=s[early_idx],
+                n_baseline=bn[early_idx],
             )
         if rep_idx.size:
             target = rupt_base[rep_idx] - tol * rupt_s[rep_idx]
             events.add(
-                kind=KIND_REPAIR, rule=RULE_BACK, t=t, ranks=rep_idx,
-                magnitude=x[rep_idx] - rupt_x[rep_idx], threshold=target - rupt_x[rep_idx],
-                baseline=rupt_base[rep_idx], s_used=rupt_s[rep_idx], rupture_t=rupt_t[rep_idx],
+                kind=KIND_REPAIR,
+                rule=RULE_BACK,
+                t=t,
+                ranks=rep_idx,
+                magnitude=x[rep_idx] - rupt_x[rep_idx],
+                threshold=target - rupt_x[rep_idx],
+                baseline=rupt_base[rep_idx],
+                s_used=rupt_s[rep_idx],
+                rupture_t=rupt_t[rep_idx],
             )
         if unrep_idx.size:
             events.add(
-                kind=KIND_UNREPAIRED, rule=RULE_WINDOW, t=t, ranks=unrep_idx,
-                magnitude=rupt_base[unrep_idx] - x[unrep_idx], threshold=rupt_s[unrep_idx],
-                baseline=rupt_base[unrep_idx], s_used=rupt_s[unrep_idx], rupture_t=rupt_t[unrep_idx],
+                kind=KIND_UNREPAIRED,
+                rule=RULE_WINDOW,
+                t=t,
+                ranks=unrep_idx,
+                magnitude=rupt_base[unrep_idx] - x[unrep_idx],
+                threshold=rupt_s[unrep_idx],
+                baseline=rupt_base[unrep_idx],
+                s_used=rupt_s[unrep_idx],
+                rupture_t=rupt_t[unrep_idx],
             )
         if dec_idx.size:
             events.add(
-                kind=KIND_DECLINE, rule=RULE_CUSUM, t=t, ranks=dec_idx,
-                magnitude=s_new[dec_idx], threshold=h, baseline=mean[dec_idx], s_used=s[dec_idx],
-                n_baseline=bn[dec_idx], cusum=s_new[dec_idx],
+                kind=KIND_DECLINE,
+                rule=RULE_CUSUM,
+                t=t,
+                ranks=dec_idx,
+                magnitude=s_new[dec_idx],
+                threshold=h,
+                baseline=mean[dec_idx],
+                s_used=s[dec_idx],
+                n_baseline=bn[dec_idx],
+                cusum=s_new[dec_idx],
             )
 
         # State updates. Sessions inside a rupture stay out of the baseline.
@@ -378,28 +434,59 @@ def run_rules(
         n_before = min(window, p + 1)
         if p >= 0 and n_before >= min_before:
             _sudden(
-                events, x_flat, layout, t=t, m=m, p=p, window=window, n_before=n_before,
-                pooled=pooled_by_rank[:m], sem=sem_by_rank[:m], rc=rc_by_rank[:m],
-                t_crit=config.t_critical(n_before, window), stricter=config.sudden_spread == "stricter",
-                relative=relative, lo=lo, hi=hi,
+                events,
+                x_flat,
+                layout,
+                t=t,
+                m=m,
+                p=p,
+                window=window,
+                n_before=n_before,
+                pooled=pooled_by_rank[:m],
+                sem=sem_by_rank[:m],
+                rc=rc_by_rank[:m],
+                t_crit=config.t_critical(n_before, window),
+                stricter=config.sudden_spread == "stricter",
+                relative=relative,
+                lo=lo,
+                hi=hi,
             )
 
     return EngineResult(
-        baseline=baseline_f, n_baseline=n_base_f, s_used=s_used_f, cusum=cusum_f,
-        in_rupture=in_rupture_f, open_rupture_by_rank=in_rupt, events=events.arrays(),
+        baseline=baseline_f,
+        n_baseline=n_base_f,
+        s_used=s_used_f,
+        cusum=cusum_f,
+        in_rupture=in_rupture_f,
+        open_rupture_by_rank=in_rupt,
+        events=events.arrays(),
     )
 
 
 def _sudden(
-    events: _EventBuffer, x_flat: np.ndarray, layout: Layout, *, t: int, m: int, p: int,
-    window: int, n_before: int, pooled: np.ndarray, sem: np.ndarray, rc: np.ndarray,
-    t_crit: float, stricter: bool, relative: float | None, lo: float, hi: float,
+    events: _EventBuffer,
+    x_flat: np.ndarray,
+    layout: Layout,
+    *,
+    t: int,
+    m: int,
+    p: int,
+    window: int,
+    n_before: int,
+    pooled: np.ndarray,
+    sem: np.ndarray,
+    rc: np.ndarray,
+    t_crit: float,
+    stricter: bool,
+    relative: float | None,
+    lo: float,
+    hi: float,
 ) -> None:
     """Tang & DeRubeis (1999) criteria 1 and 3 (and optionally 2) for the jump p -> p+1."""
 
     def at(pos: int) -> np.ndarray:
         start = int(layout.offset[pos])
-        return x_flat[start: start + m]
+        return x_flat[start : start + m]
 
     after = [at(q) for q in range(p + 1, p + 1 + window)]
     before = [at(q) for q in range(p - n_before + 1, p + 1)]
@@ -429,7 +516,16 @@ def _sudden(
         sel = np.flatnonzero(mask)
         if sel.size:
             events.add(
-                kind=kind, rule=RULE_TD, t=t, ranks=idx[sel], magnitude=np.abs(j[sel]),
-                threshold=rc[idx[sel]], from_t=p, to_t=p + 1, mean_before=mean_b[sel],
-                mean_after=mean_a[sel], sd_window=spread[sel], t_crit=t_crit,
+                kind=kind,
+                rule=RULE_TD,
+                t=t,
+                ranks=idx[sel],
+                magnitude=np.abs(j[sel]),
+                threshold=rc[idx[sel]],
+                from_t=p,
+                to_t=p + 1,
+                mean_before=mean_b[sel],
+                mean_after=mean_a[sel],
+                sd_window=spread[sel],
+                t_crit=t_crit,
             )

@@ -73,7 +73,9 @@ def _distinct(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         width = max(int(col.max()).bit_length(), 1) if col.size else 1
         bits += width
         if bits > 62:  # too wide to pack into one integer: compare the rows themselves
-            _, first, inverse = np.unique(np.column_stack(cols), axis=0, return_index=True, return_inverse=True)
+            _, first, inverse = np.unique(
+                np.column_stack(cols), axis=0, return_index=True, return_inverse=True
+            )
             return first, inverse.reshape(-1)
         packed = (packed << width) | col
     _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
@@ -85,11 +87,26 @@ def _r(values: np.ndarray, decimals: int) -> np.ndarray:
 
 
 def explain_events(
-    *, kind: np.ndarray, scale: np.ndarray, rule_previous: np.ndarray, session: np.ndarray,
-    score: np.ndarray, magnitude: np.ndarray, threshold: np.ndarray, baseline: np.ndarray,
-    s_used: np.ndarray, k: float, rupture_session: np.ndarray, sessions_since: np.ndarray,
-    from_session: np.ndarray, to_session: np.ndarray, mean_before: np.ndarray,
-    mean_after: np.ndarray, slope: np.ndarray, slope_n: np.ndarray, tolerance: float = 1.0,
+    *,
+    kind: np.ndarray,
+    scale: np.ndarray,
+    rule_previous: np.ndarray,
+    session: np.ndarray,
+    score: np.ndarray,
+    magnitude: np.ndarray,
+    threshold: np.ndarray,
+    baseline: np.ndarray,
+    s_used: np.ndarray,
+    k: float,
+    rupture_session: np.ndarray,
+    sessions_since: np.ndarray,
+    from_session: np.ndarray,
+    to_session: np.ndarray,
+    mean_before: np.ndarray,
+    mean_after: np.ndarray,
+    slope: np.ndarray,
+    slope_n: np.ndarray,
+    tolerance: float = 1.0,
 ) -> np.ndarray:
     """One sentence per event row; arguments are parallel arrays (kind and scale as codes)."""
     out = np.empty(kind.size, dtype=object)
@@ -113,74 +130,131 @@ def explain_events(
         sentences = np.array(build(i[first]), dtype=object)
         out[i] = sentences[inverse]
 
-    fill(rows(RUPTURE, ~rule_previous), [scale, _r(magnitude, 1), _r(baseline, 1), _r(score, 1), _r(s_used, 2)],
-         lambda j: [
-             f"{lab} {m} points below this patient's usual level ({b}), at {v}; that is at least "
-             f"{kk} times their usual session-to-session variation ({sd} points)."
-             for lab, m, b, v, sd in zip(labels[scale[j]], _fmt(magnitude[j], 1), _fmt(baseline[j], 1),
-                                         _fmt(score[j], 1), _fmt(s_used[j], 2), strict=True)
-         ])
-    fill(rows(RUPTURE, rule_previous), [scale, _r(magnitude, 1), _r(score, 1), _r(threshold, 2)],
-         lambda j: [
-             f"{lab} fell {m} points since the previous session, to {v}. There are not yet enough "
-             f"sessions to know this patient's usual level, and a drop this size (at least {th}) "
-             f"is more than measurement noise."
-             for lab, m, v, th in zip(labels[scale[j]], _fmt(magnitude[j], 1), _fmt(score[j], 1),
-                                      _fmt(threshold[j], 2), strict=True)
-         ])
-    fill(rows(REPAIR), [scale, _r(score, 1), _r(target, 1), rupture_session],
-         lambda j: [
-             f"Back to usual: {low} {v}, within this patient's usual range ({tg} or more) after "
-             f"the drop at session {rs}."
-             for low, v, tg, rs in zip(lowers[scale[j]], _fmt(score[j], 1), _fmt(target[j], 1),
-                                       rupture_session[j].tolist(), strict=True)
-         ])
-    fill(rows(UNREPAIRED), [scale, sessions_since, rupture_session, _r(score, 1), _r(magnitude, 1), _r(baseline, 1)],
-         lambda j: [
-             f"Not back to usual {n} sessions after the drop at session {rs}: {low} {v}, still {m} "
-             f"points below the earlier usual level ({b}). From here on this is taken as the "
-             f"patient's new level."
-             for n, rs, low, v, m, b in zip(
-                 sessions_since[j].tolist(), rupture_session[j].tolist(), lowers[scale[j]],
-                 _fmt(score[j], 1), _fmt(magnitude[j], 1), _fmt(baseline[j], 1), strict=True,
-             )
-         ])
+    fill(
+        rows(RUPTURE, ~rule_previous),
+        [scale, _r(magnitude, 1), _r(baseline, 1), _r(score, 1), _r(s_used, 2)],
+        lambda j: [
+            f"{lab} {m} points below this patient's usual level ({b}), at {v}; that is at least "
+            f"{kk} times their usual session-to-session variation ({sd} points)."
+            for lab, m, b, v, sd in zip(
+                labels[scale[j]],
+                _fmt(magnitude[j], 1),
+                _fmt(baseline[j], 1),
+                _fmt(score[j], 1),
+                _fmt(s_used[j], 2),
+                strict=True,
+            )
+        ],
+    )
+    fill(
+        rows(RUPTURE, rule_previous),
+        [scale, _r(magnitude, 1), _r(score, 1), _r(threshold, 2)],
+        lambda j: [
+            f"{lab} fell {m} points since the previous session, to {v}. There are not yet enough "
+            f"sessions to know this patient's usual level, and a drop this size (at least {th}) "
+            f"is more than measurement noise."
+            for lab, m, v, th in zip(
+                labels[scale[j]], _fmt(magnitude[j], 1), _fmt(score[j], 1), _fmt(threshold[j], 2), strict=True
+            )
+        ],
+    )
+    fill(
+        rows(REPAIR),
+        [scale, _r(score, 1), _r(target, 1), rupture_session],
+        lambda j: [
+            f"Back to usual: {low} {v}, within this patient's usual range ({tg} or more) after "
+            f"the drop at session {rs}."
+            for low, v, tg, rs in zip(
+                lowers[scale[j]],
+                _fmt(score[j], 1),
+                _fmt(target[j], 1),
+                rupture_session[j].tolist(),
+                strict=True,
+            )
+        ],
+    )
+    fill(
+        rows(UNREPAIRED),
+        [scale, sessions_since, rupture_session, _r(score, 1), _r(magnitude, 1), _r(baseline, 1)],
+        lambda j: [
+            f"Not back to usual {n} sessions after the drop at session {rs}: {low} {v}, still {m} "
+            f"points below the earlier usual level ({b}). From here on this is taken as the "
+            f"patient's new level."
+            for n, rs, low, v, m, b in zip(
+                sessions_since[j].tolist(),
+                rupture_session[j].tolist(),
+                lowers[scale[j]],
+                _fmt(score[j], 1),
+                _fmt(magnitude[j], 1),
+                _fmt(baseline[j], 1),
+                strict=True,
+            )
+        ],
+    )
     falling = slope < -_FLAT
-    fill(rows(DECLINE), [scale, falling, _r(-slope, 2), slope_n, _r(score, 1), _r(baseline, 1)],
-         lambda j: [
-             f"{lab} has fallen about {p} points per session over the last {sn} sessions (now {v}; "
-             f"usual level {b}). Small drops that no single session shows have added up."
-             if fall else
-             f"{lab} has stayed below this patient's usual level ({b}) for several sessions "
-             f"(now {v}). Small drops that no single session shows have added up."
-             for lab, p, sn, v, b, fall in zip(
-                 labels[scale[j]], _fmt(-slope[j], 2), slope_n[j].tolist(), _fmt(score[j], 1),
-                 _fmt(baseline[j], 1), falling[j].tolist(), strict=True,
-             )
-         ])
+    fill(
+        rows(DECLINE),
+        [scale, falling, _r(-slope, 2), slope_n, _r(score, 1), _r(baseline, 1)],
+        lambda j: [
+            f"{lab} has fallen about {p} points per session over the last {sn} sessions (now {v}; "
+            f"usual level {b}). Small drops that no single session shows have added up."
+            if fall
+            else f"{lab} has stayed below this patient's usual level ({b}) for several sessions "
+            f"(now {v}). Small drops that no single session shows have added up."
+            for lab, p, sn, v, b, fall in zip(
+                labels[scale[j]],
+                _fmt(-slope[j], 2),
+                slope_n[j].tolist(),
+                _fmt(score[j], 1),
+                _fmt(baseline[j], 1),
+                falling[j].tolist(),
+                strict=True,
+            )
+        ],
+    )
     for code, verb, where in ((SUDDEN_GAIN, "rose", "up"), (SUDDEN_LOSS, "fell", "down")):
         head = "Sudden gain" if code == SUDDEN_GAIN else "Sudden loss"
-        fill(rows(code), [scale, _r(magnitude, 1), from_session, to_session, _r(mean_before, 1), _r(mean_after, 1)],
-             lambda j, head=head, verb=verb, where=where: [  # type: ignore[misc]
-                 f"{head}: {low} {verb} {m} points between sessions {fs} and {ts} and stayed "
-                 f"{where} (mean {b} before, {a} after)."
-                 for low, m, fs, ts, b, a in zip(
-                     lowers[scale[j]], _fmt(magnitude[j], 1), from_session[j].tolist(),
-                     to_session[j].tolist(), _fmt(mean_before[j], 1), _fmt(mean_after[j], 1), strict=True,
-                 )
-             ])
+        fill(
+            rows(code),
+            [scale, _r(magnitude, 1), from_session, to_session, _r(mean_before, 1), _r(mean_after, 1)],
+            lambda j, head=head, verb=verb, where=where: [  # type: ignore[misc]
+                f"{head}: {low} {verb} {m} points between sessions {fs} and {ts} and stayed "
+                f"{where} (mean {b} before, {a} after)."
+                for low, m, fs, ts, b, a in zip(
+                    lowers[scale[j]],
+                    _fmt(magnitude[j], 1),
+                    from_session[j].tolist(),
+                    to_session[j].tolist(),
+                    _fmt(mean_before[j], 1),
+                    _fmt(mean_after[j], 1),
+                    strict=True,
+                )
+            ],
+        )
     return out
 
 
 def explain_patterns(
-    *, pattern: Sequence[str], scale: str, level: np.ndarray, q_low: float, q_high: float,
-    trend: np.ndarray, window_n: np.ndarray, open_rupture: np.ndarray,
+    *,
+    pattern: Sequence[str],
+    scale: str,
+    level: np.ndarray,
+    q_low: float,
+    q_high: float,
+    trend: np.ndarray,
+    window_n: np.ndarray,
+    open_rupture: np.ndarray,
 ) -> list[str]:
     """Sentence per patient for the pattern labels (prompts, worded as such)."""
     lower = SCALE_LABELS[scale][0].lower() + SCALE_LABELS[scale][1:]
     out: list[str] = []
     for pat, lev, tr, wn, op in zip(
-        pattern, level.tolist(), trend.tolist(), window_n.tolist(), open_rupture.tolist(), strict=True,
+        pattern,
+        level.tolist(),
+        trend.tolist(),
+        window_n.tolist(),
+        open_rupture.tolist(),
+        strict=True,
     ):
         if pat == CORRECTIVE_EXPERIENCE:
             out.append(

@@ -42,8 +42,13 @@ class UnitStatistics:
 
 
 def unit_statistics(
-    x: np.ndarray, session: np.ndarray, *, n_unit: np.ndarray, unit_start: np.ndarray,
-    detrend_min_sessions: int, scale_max: float,
+    x: np.ndarray,
+    session: np.ndarray,
+    *,
+    n_unit: np.ndarray,
+    unit_start: np.ndarray,
+    detrend_min_sessions: int,
+    scale_max: float,
 ) -> UnitStatistics:
     """Mean, within SD (ddof 1), OLS slope per session and the rest, for every non-empty unit.
 
@@ -83,9 +88,18 @@ def unit_statistics(
     ends = starts + n - 1
     ceiling = np.minimum.reduceat(x, starts) >= scale_max
     return UnitStatistics(
-        units=units, n=n, mean=mean, ss_within=ss, within_sd=within_sd, slope=slope,
-        intercept=intercept, detrended_level=detrended, residual_sd=residual_sd,
-        first_session=session[starts], last_session=session[ends], last_score=x[ends],
+        units=units,
+        n=n,
+        mean=mean,
+        ss_within=ss,
+        within_sd=within_sd,
+        slope=slope,
+        intercept=intercept,
+        detrended_level=detrended,
+        residual_sd=residual_sd,
+        first_session=session[starts],
+        last_session=session[ends],
+        last_score=x[ends],
         ceiling=ceiling,
     )
 
@@ -103,7 +117,12 @@ def eb_level(*, mean: np.ndarray, lam: np.ndarray, clinic_mean: np.ndarray) -> n
 
 
 def window_trend(
-    x: np.ndarray, session: np.ndarray, *, ends: np.ndarray, lengths: np.ndarray, window: int,
+    x: np.ndarray,
+    session: np.ndarray,
+    *,
+    ends: np.ndarray,
+    lengths: np.ndarray,
+    window: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """OLS slope per session, its t value and the number of points, over the last ``window``
     observations of each segment (segments end at ``ends`` (exclusive) with ``lengths`` points).

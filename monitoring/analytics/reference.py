@@ -19,8 +19,17 @@ from monitoring.analytics.clinic import ClinicParameters
 from monitoring.analytics.config import AnalysisConfig
 from monitoring.analytics.engine import EPS
 
-_KEYS = (c.PATIENT, c.SESSION, c.SCALE, c.KIND, c.MAGNITUDE, c.THRESHOLD, c.RUPTURE_SESSION,
-         c.FROM_SESSION, c.TO_SESSION)
+_KEYS = (
+    c.PATIENT,
+    c.SESSION,
+    c.SCALE,
+    c.KIND,
+    c.MAGNITUDE,
+    c.THRESHOLD,
+    c.RUPTURE_SESSION,
+    c.FROM_SESSION,
+    c.TO_SESSION,
+)
 
 
 def _scale_series(group: pd.DataFrame) -> dict[str, list[tuple[int, float]]]:
@@ -45,7 +54,12 @@ def _scale_series(group: pd.DataFrame) -> dict[str, list[tuple[int, float]]]:
 
 
 def unit_rules(
-    obs: list[tuple[int, float]], *, pooled: float, sem: float, rc: float, config: AnalysisConfig,
+    obs: list[tuple[int, float]],
+    *,
+    pooled: float,
+    sem: float,
+    rc: float,
+    config: AnalysisConfig,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rules of docs/methods.md for one (patient, scale) series; returns (session rows, events)."""
     k, big_k, tol = config.k, config.repair_window, config.repair_tolerance
@@ -69,8 +83,11 @@ def unit_rules(
         s = max(v for v in (sd_own, pooled, sem) if not math.isnan(v))
         main = (not in_rupt) and bn >= config.min_baseline and mean - x >= k * s - EPS
         early = (
-            t >= 1 and not in_rupt and 1 <= bn < config.min_baseline
-            and xs[t - 1] - x >= early_thr - EPS and not main
+            t >= 1
+            and not in_rupt
+            and 1 <= bn < config.min_baseline
+            and xs[t - 1] - x >= early_thr - EPS
+            and not main
         )
         rupt = main or early
         rep = in_rupt and x >= rupt_base - tol * rupt_s - EPS
@@ -98,16 +115,37 @@ def unit_rules(
             events.append({**base, c.KIND: c.RUPTURE, c.MAGNITUDE: xs[t - 1] - x, c.THRESHOLD: early_thr})
         if rep:
             target = rupt_base - tol * rupt_s
-            events.append({**base, c.KIND: c.REPAIR, c.MAGNITUDE: x - rupt_x,
-                           c.THRESHOLD: target - rupt_x, c.RUPTURE_SESSION: sess[rupt_t]})
+            events.append(
+                {
+                    **base,
+                    c.KIND: c.REPAIR,
+                    c.MAGNITUDE: x - rupt_x,
+                    c.THRESHOLD: target - rupt_x,
+                    c.RUPTURE_SESSION: sess[rupt_t],
+                }
+            )
         if unrep:
-            events.append({**base, c.KIND: c.UNREPAIRED, c.MAGNITUDE: rupt_base - x,
-                           c.THRESHOLD: rupt_s, c.RUPTURE_SESSION: sess[rupt_t]})
+            events.append(
+                {
+                    **base,
+                    c.KIND: c.UNREPAIRED,
+                    c.MAGNITUDE: rupt_base - x,
+                    c.THRESHOLD: rupt_s,
+                    c.RUPTURE_SESSION: sess[rupt_t],
+                }
+            )
         if dec:
-            events.append({**base, c.KIND: c.DECLINE, c.MAGNITUDE: s_new,
-                           c.THRESHOLD: config.cusum_decision})
-        rows.append({c.SESSION: session, c.SCORE: x, c.BASELINE: mean, c.S_USED: s,
-                     c.CUSUM: s_new if ok else math.nan, c.IN_RUPTURE: rupt or stay or unrep})
+            events.append({**base, c.KIND: c.DECLINE, c.MAGNITUDE: s_new, c.THRESHOLD: config.cusum_decision})
+        rows.append(
+            {
+                c.SESSION: session,
+                c.SCORE: x,
+                c.BASELINE: mean,
+                c.S_USED: s,
+                c.CUSUM: s_new if ok else math.nan,
+                c.IN_RUPTURE: rupt or stay or unrep,
+            }
+        )
         # State updates, in the engine's order.
         cus = 0.0 if (dec or unrep) else s_new
         if (not in_rupt and not rupt) or rep:
@@ -129,7 +167,13 @@ def unit_rules(
 
 
 def _sudden(
-    xs: list[float], sess: list[int], t: int, *, pooled: float, sem: float, rc: float,
+    xs: list[float],
+    sess: list[int],
+    t: int,
+    *,
+    pooled: float,
+    sem: float,
+    rc: float,
     config: AnalysisConfig,
 ) -> list[dict[str, Any]]:
     w = config.sudden_window
@@ -140,8 +184,8 @@ def _sudden(
     jump = xs[p + 1] - xs[p]
     if abs(jump) < rc - EPS:
         return []
-    after = xs[p + 1: p + 1 + w]
-    before = xs[p - nb + 1: p + 1]
+    after = xs[p + 1 : p + 1 + w]
+    before = xs[p - nb + 1 : p + 1]
     mean_a = sum(after) / w
     mean_b = sum(before) / nb
     ss = sum((v - mean_a) * (v - mean_a) for v in after) + sum((v - mean_b) * (v - mean_b) for v in before)
@@ -155,10 +199,16 @@ def _sudden(
         loss = loss and -jump >= config.sudden_relative * (xs[p] - config.scale_min) - EPS
     if not (gain or loss):
         return []
-    return [{
-        c.SESSION: sess[t], c.KIND: c.SUDDEN_GAIN if gain else c.SUDDEN_LOSS, c.MAGNITUDE: abs(jump),
-        c.THRESHOLD: rc, c.FROM_SESSION: sess[p], c.TO_SESSION: sess[p + 1],
-    }]
+    return [
+        {
+            c.SESSION: sess[t],
+            c.KIND: c.SUDDEN_GAIN if gain else c.SUDDEN_LOSS,
+            c.MAGNITUDE: abs(jump),
+            c.THRESHOLD: rc,
+            c.FROM_SESSION: sess[p],
+            c.TO_SESSION: sess[p + 1],
+        }
+    ]
 
 
 def patient_rules(group: pd.DataFrame, *, clinic: ClinicParameters, config: AnalysisConfig) -> pd.DataFrame:
@@ -168,8 +218,11 @@ def patient_rules(group: pd.DataFrame, *, clinic: ClinicParameters, config: Anal
         params = clinic[scale]
         sem = config.sem(scale, params)
         rows, events = unit_rules(
-            obs, pooled=params.floor_sd(config.spread_floor), sem=sem,
-            rc=1.96 * math.sqrt(2.0) * sem, config=config,
+            obs,
+            pooled=params.floor_sd(config.spread_floor),
+            sem=sem,
+            rc=1.96 * math.sqrt(2.0) * sem,
+            config=config,
         )
         values = [x for _, x in obs]
         level = sum(values) / len(values) if values else math.nan
@@ -183,15 +236,21 @@ def patient_rules(group: pd.DataFrame, *, clinic: ClinicParameters, config: Anal
     return pd.concat(frames, ignore_index=True)
 
 
-def reference_analyse(scores: pd.DataFrame, *, clinic: ClinicParameters, config: AnalysisConfig) -> pd.DataFrame:
+def reference_analyse(
+    scores: pd.DataFrame, *, clinic: ClinicParameters, config: AnalysisConfig
+) -> pd.DataFrame:
     """Per-patient groupby-apply of the rules; returns session rows and event rows together
     (``event`` column), the way a straightforward implementation would."""
     return scores.groupby(c.PATIENT, sort=True, group_keys=True)[list(scores.columns)].apply(
-        patient_rules, clinic=clinic, config=config,
+        patient_rules,
+        clinic=clinic,
+        config=config,
     )
 
 
-def reference_events(scores: pd.DataFrame, *, clinic: ClinicParameters, config: AnalysisConfig) -> pd.DataFrame:
+def reference_events(
+    scores: pd.DataFrame, *, clinic: ClinicParameters, config: AnalysisConfig
+) -> pd.DataFrame:
     """Only the events of :func:`reference_analyse`, in the engine's order, with the key columns."""
     out = reference_analyse(scores, clinic=clinic, config=config).reset_index(level=0)
     ev = out[out["event"]].copy()

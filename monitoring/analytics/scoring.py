@@ -19,11 +19,13 @@ import pandas as pd
 from monitoring.analytics.columns import BOND, GOAL, PATIENT, SESSION, SUBSCALES, TASK, TOTAL
 
 #: WAI-SR subscale -> item numbers (Hatcher & Gillaspy 2006), all positively keyed.
-WAI_SR_SUBSCALES: Mapping[str, tuple[int, ...]] = MappingProxyType({
-    TASK: (1, 2, 10, 12),
-    BOND: (3, 5, 7, 9),
-    GOAL: (4, 6, 8, 11),
-})
+WAI_SR_SUBSCALES: Mapping[str, tuple[int, ...]] = MappingProxyType(
+    {
+        TASK: (1, 2, 10, 12),
+        BOND: (3, 5, 7, 9),
+        GOAL: (4, 6, 8, 11),
+    }
+)
 WAI_SR_ITEMS: tuple[int, ...] = tuple(range(1, 13))
 SCALE_MIN = 1
 SCALE_MAX = 5
@@ -54,8 +56,12 @@ def _describe_rows(labels: Sequence[object], limit: int = 10) -> str:
 
 
 def _score_dense(
-    values: np.ndarray, *, item_numbers: Sequence[int], subscales: Mapping[str, Sequence[int]],
-    max_missing_subscale: int, max_missing_total: int,
+    values: np.ndarray,
+    *,
+    item_numbers: Sequence[int],
+    subscales: Mapping[str, Sequence[int]],
+    max_missing_subscale: int,
+    max_missing_total: int,
 ) -> dict[str, np.ndarray]:
     """Scores from a dense (responses x items) array with NaN for unanswered items."""
     position = {number: i for i, number in enumerate(item_numbers)}
@@ -78,7 +84,11 @@ def _score_dense(
 
 
 def _check_values(
-    values: np.ndarray, labels: Sequence[object], *, scale_min: float, scale_max: float,
+    values: np.ndarray,
+    labels: Sequence[object],
+    *,
+    scale_min: float,
+    scale_max: float,
 ) -> None:
     bad = ~np.isnan(values) & ((values < scale_min) | (values > scale_max))
     if bad.any():
@@ -90,8 +100,11 @@ def _check_values(
 
 
 def _reverse(
-    values: np.ndarray, item_numbers: Sequence[int], reverse_keyed: Collection[int],
-    scale_min: float, scale_max: float,
+    values: np.ndarray,
+    item_numbers: Sequence[int],
+    reverse_keyed: Collection[int],
+    scale_min: float,
+    scale_max: float,
 ) -> np.ndarray:
     if not reverse_keyed:
         return values
@@ -134,7 +147,8 @@ def score_items(
     if (col < 0).any():
         rows = [labels[i] for i in np.flatnonzero(col < 0)]
         raise AnalyticsInputError(
-            f"unknown item number(s) in rows {_describe_rows(rows)}", rows=rows,
+            f"unknown item number(s) in rows {_describe_rows(rows)}",
+            rows=rows,
         )
     _check_values(value, labels, scale_min=scale_min, scale_max=scale_max)
     key = codes.astype(np.int64) * len(item_numbers) + col
@@ -142,14 +156,18 @@ def score_items(
     if dup.any():
         rows = [labels[i] for i in np.flatnonzero(dup)]
         raise AnalyticsInputError(
-            f"an item is answered twice in one response; rows {_describe_rows(rows)}", rows=rows,
+            f"an item is answered twice in one response; rows {_describe_rows(rows)}",
+            rows=rows,
         )
     dense = np.full((len(responses), len(item_numbers)), np.nan)
     dense[codes, col] = value
     dense = _reverse(dense, item_numbers, reverse_keyed, scale_min, scale_max)
     scores = _score_dense(
-        dense, item_numbers=item_numbers, subscales=subscales,
-        max_missing_subscale=max_missing_subscale, max_missing_total=max_missing_total,
+        dense,
+        item_numbers=item_numbers,
+        subscales=subscales,
+        max_missing_subscale=max_missing_subscale,
+        max_missing_total=max_missing_total,
     )
     frame = pd.DataFrame({RESPONSE: responses, **scores})
     frame["n_items"] = (~np.isnan(dense)).sum(axis=1)
@@ -181,15 +199,21 @@ def score_items_wide(
     _check_values(dense, list(items.index), scale_min=scale_min, scale_max=scale_max)
     dense = _reverse(dense, item_numbers, reverse_keyed, scale_min, scale_max)
     scores = _score_dense(
-        dense, item_numbers=item_numbers, subscales=subscales,
-        max_missing_subscale=max_missing_subscale, max_missing_total=max_missing_total,
+        dense,
+        item_numbers=item_numbers,
+        subscales=subscales,
+        max_missing_subscale=max_missing_subscale,
+        max_missing_total=max_missing_total,
     )
     rest = items.drop(columns=[c for c in items.columns if c in names]).reset_index(drop=True)
     return pd.concat([rest, pd.DataFrame(scores)], axis=1)
 
 
 def score_arrays(
-    scores: pd.DataFrame, *, scale_min: float = SCALE_MIN, scale_max: float = SCALE_MAX,
+    scores: pd.DataFrame,
+    *,
+    scale_min: float = SCALE_MIN,
+    scale_max: float = SCALE_MAX,
 ) -> dict[str, np.ndarray]:
     """The checked numeric columns of a scores frame: ``session`` and every score column, as
     float arrays (NaN = missing). Raises :class:`AnalyticsInputError` for a missing column, a
@@ -207,13 +231,15 @@ def score_arrays(
         session_num = pd.to_numeric(scores[SESSION], errors="coerce").to_numpy(dtype=float)
         rows = list(labels[np.isnan(session_num)])
         raise AnalyticsInputError(
-            f"session must be a whole number; rows {_describe_rows(rows)}", rows=rows,
+            f"session must be a whole number; rows {_describe_rows(rows)}",
+            rows=rows,
         ) from None
     bad = np.isnan(session) | (session != np.round(session))
     if bad.any():
         rows = list(labels[bad])
         raise AnalyticsInputError(
-            f"session must be a whole number; rows {_describe_rows(rows)}", rows=rows,
+            f"session must be a whole number; rows {_describe_rows(rows)}",
+            rows=rows,
         )
     out[SESSION] = session
     columns = [*SUBSCALES, *([TOTAL] if TOTAL in scores.columns else [])]
@@ -224,7 +250,8 @@ def score_arrays(
             coerced = pd.to_numeric(scores[column], errors="coerce")
             rows = list(labels[coerced.isna().to_numpy() & scores[column].notna().to_numpy()])
             raise AnalyticsInputError(
-                f"{column} must be a number; rows {_describe_rows(rows)}", rows=rows,
+                f"{column} must be a number; rows {_describe_rows(rows)}",
+                rows=rows,
             ) from None
         with np.errstate(invalid="ignore"):
             out_of_scale = (values < scale_min) | (values > scale_max)
@@ -245,7 +272,10 @@ def missing_patient_error(scores: pd.DataFrame, missing: np.ndarray) -> Analytic
 
 
 def check_scores(
-    scores: pd.DataFrame, *, scale_min: float = SCALE_MIN, scale_max: float = SCALE_MAX,
+    scores: pd.DataFrame,
+    *,
+    scale_min: float = SCALE_MIN,
+    scale_max: float = SCALE_MAX,
 ) -> None:
     """Raise :class:`AnalyticsInputError` unless ``scores`` is usable by ``analyse``.
 

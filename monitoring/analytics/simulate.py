@@ -39,40 +39,53 @@ from monitoring.analytics.scoring import ITEM_PREFIX, WAI_SR_SUBSCALES, score_it
 SCENARIO = "scenario"
 
 #: Scenario -> description of what is planted (the ``truth`` columns say where and how much).
-SCENARIOS: Mapping[str, str] = MappingProxyType({
-    "stable": "trait level plus noise, nothing planted",
-    "ceiling": "answers 5 to (nearly) every item",
-    "growth": "alliance rises 0.02-0.05 points per session from 0.3 below the trait level",
-    "rupture_repair": "drop of 1.0-1.5 points at `onset` for `duration` (1-2) sessions, then back "
-                      "(onset at least 3 sessions before the end)",
-    "rupture_unrepaired": "drop of 1.0-1.5 points from `onset` to the end",
-    "task_decline": "task falls 0.12-0.18 points per session after `onset` (goal 40% of that), "
-                    "for up to 8 sessions",
-    "sudden_gain": "starts at 2.6-3.5 and jumps up 0.8-1.3 points at `onset`, stays up",
-    "high_falling": "high level (4.3-4.7) falling 0.08-0.12 points per session after `onset`",
-    "low_rising": "low level (2.4-3.1) rising 0.06-0.10 points per session throughout",
-})
+SCENARIOS: Mapping[str, str] = MappingProxyType(
+    {
+        "stable": "trait level plus noise, nothing planted",
+        "ceiling": "answers 5 to (nearly) every item",
+        "growth": "alliance rises 0.02-0.05 points per session from 0.3 below the trait level",
+        "rupture_repair": "drop of 1.0-1.5 points at `onset` for `duration` (1-2) sessions, then back "
+        "(onset at least 3 sessions before the end)",
+        "rupture_unrepaired": "drop of 1.0-1.5 points from `onset` to the end",
+        "task_decline": "task falls 0.12-0.18 points per session after `onset` (goal 40% of that), "
+        "for up to 8 sessions",
+        "sudden_gain": "starts at 2.6-3.5 and jumps up 0.8-1.3 points at `onset`, stays up",
+        "high_falling": "high level (4.3-4.7) falling 0.08-0.12 points per session after `onset`",
+        "low_rising": "low level (2.4-3.1) rising 0.06-0.10 points per session throughout",
+    }
+)
 
 #: Default mix, meant to look like a clinic: mostly stable or growing, about 1 therapy in 2 with
 #: a rupture (Eubanks, Muran & Safran 2018; McLaughlin et al. 2014 found 46%).
-DEFAULT_SCENARIOS: Mapping[str, float] = MappingProxyType({
-    "stable": 0.25,
-    "growth": 0.12,
-    "ceiling": 0.08,
-    "rupture_repair": 0.35,
-    "rupture_unrepaired": 0.10,
-    "task_decline": 0.05,
-    "sudden_gain": 0.03,
-    "high_falling": 0.01,
-    "low_rising": 0.01,
-})
+DEFAULT_SCENARIOS: Mapping[str, float] = MappingProxyType(
+    {
+        "stable": 0.25,
+        "growth": 0.12,
+        "ceiling": 0.08,
+        "rupture_repair": 0.35,
+        "rupture_unrepaired": 0.10,
+        "task_decline": 0.05,
+        "sudden_gain": 0.03,
+        "high_falling": 0.01,
+        "low_rising": 0.01,
+    }
+)
 
 #: Fewest sessions a scenario needs for its event to be planted and observable; therapies drawn
 #: shorter are lengthened to this.
-MIN_SESSIONS: Mapping[str, int] = MappingProxyType({
-    "stable": 1, "ceiling": 1, "growth": 1, "rupture_repair": 8, "rupture_unrepaired": 8,
-    "task_decline": 11, "sudden_gain": 8, "high_falling": 11, "low_rising": 8,
-})
+MIN_SESSIONS: Mapping[str, int] = MappingProxyType(
+    {
+        "stable": 1,
+        "ceiling": 1,
+        "growth": 1,
+        "rupture_repair": 8,
+        "rupture_unrepaired": 8,
+        "task_decline": 11,
+        "sudden_gain": 8,
+        "high_falling": 11,
+        "low_rising": 8,
+    }
+)
 
 ITEM_COLUMNS = tuple(f"{ITEM_PREFIX}{i}" for i in range(1, 13))
 _SUBSCALE_OF_ITEM = np.empty(12, dtype=np.int64)
@@ -252,16 +265,18 @@ def simulate_cohort(
     base = {PATIENT: np.asarray(frame_ids), SESSION: session, SCENARIO: scn}
     items = pd.DataFrame({**base, **dict(zip(ITEM_COLUMNS, answers.T, strict=True))})
     therapist = pd.DataFrame({**base, **dict(zip(ITEM_COLUMNS, th_answers.T, strict=True))})
-    truth = pd.DataFrame({
-        PATIENT: ids,
-        SCENARIO: scenario,
-        "n_sessions": n_sess,
-        "trait": mu,
-        "ceiling": ceiling,
-        "onset": pd.arrays.IntegerArray(np.maximum(onset, 0), onset < 0),
-        "duration": pd.arrays.IntegerArray(np.maximum(duration, 0), duration < 0),
-        "magnitude": magnitude,
-        "affected": affected,
-    })
+    truth = pd.DataFrame(
+        {
+            PATIENT: ids,
+            SCENARIO: scenario,
+            "n_sessions": n_sess,
+            "trait": mu,
+            "ceiling": ceiling,
+            "onset": pd.arrays.IntegerArray(np.maximum(onset, 0), onset < 0),
+            "duration": pd.arrays.IntegerArray(np.maximum(duration, 0), duration < 0),
+            "magnitude": magnitude,
+            "affected": affected,
+        }
+    )
     scores = score_items_wide(items)
     return SimulatedCohort(items=items, therapist_items=therapist, truth=truth, scores=scores)

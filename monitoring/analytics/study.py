@@ -32,20 +32,30 @@ from monitoring.analytics.config import AnalysisConfig
 from monitoring.analytics.simulate import SCENARIO, SimulatedCohort, simulate_cohort
 
 #: Evaluation mix: enough of every planted scenario for a stable estimate.
-STUDY_SCENARIOS: Mapping[str, float] = MappingProxyType({
-    "stable": 0.28, "ceiling": 0.10, "rupture_repair": 0.20, "rupture_unrepaired": 0.12,
-    "task_decline": 0.18, "sudden_gain": 0.06, "low_rising": 0.03, "high_falling": 0.03,
-})
+STUDY_SCENARIOS: Mapping[str, float] = MappingProxyType(
+    {
+        "stable": 0.28,
+        "ceiling": 0.10,
+        "rupture_repair": 0.20,
+        "rupture_unrepaired": 0.12,
+        "task_decline": 0.18,
+        "sudden_gain": 0.06,
+        "low_rising": 0.03,
+        "high_falling": 0.03,
+    }
+)
 
-FLOORS: Mapping[str, tuple[str, float]] = MappingProxyType({
-    "rupture_found": (">=", 0.95),
-    "repair_found": (">=", 0.95),
-    "unrepaired_found": (">=", 0.90),
-    "stable_ruptures_per_100": ("<=", 1.5),
-    "ceiling_ruptures_per_100": ("<=", 1.0),
-    "decline_found_6": (">=", 0.75),
-    "stable_task_decline_share": ("<=", 0.05),
-})
+FLOORS: Mapping[str, tuple[str, float]] = MappingProxyType(
+    {
+        "rupture_found": (">=", 0.95),
+        "repair_found": (">=", 0.95),
+        "unrepaired_found": (">=", 0.90),
+        "stable_ruptures_per_100": ("<=", 1.5),
+        "ceiling_ruptures_per_100": ("<=", 1.0),
+        "decline_found_6": (">=", 0.75),
+        "stable_task_decline_share": ("<=", 0.05),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -62,12 +72,14 @@ class Condition:
 
 def _by_patient(events: pd.DataFrame, kind: str, scale: str) -> pd.DataFrame:
     sel = events[(events[c.KIND] == kind) & (events[c.SCALE] == scale)]
-    return pd.DataFrame({
-        c.PATIENT: sel[c.PATIENT].astype(object).to_numpy(),
-        c.SESSION: sel[c.SESSION].to_numpy(),
-        c.RUPTURE_SESSION: sel[c.RUPTURE_SESSION].to_numpy(dtype=float, na_value=np.nan),
-        c.TO_SESSION: sel[c.TO_SESSION].to_numpy(dtype=float, na_value=np.nan),
-    })
+    return pd.DataFrame(
+        {
+            c.PATIENT: sel[c.PATIENT].astype(object).to_numpy(),
+            c.SESSION: sel[c.SESSION].to_numpy(),
+            c.RUPTURE_SESSION: sel[c.RUPTURE_SESSION].to_numpy(dtype=float, na_value=np.nan),
+            c.TO_SESSION: sel[c.TO_SESSION].to_numpy(dtype=float, na_value=np.nan),
+        }
+    )
 
 
 def _share(hit: pd.Series) -> float:
@@ -110,7 +122,9 @@ def evaluate(cohort: SimulatedCohort, events: pd.DataFrame, *, scale: str = c.TO
         out[f"{label}_ruptures_per_100"] = 100.0 * len(mine) / n_sessions if n_sessions else float("nan")
         anyscale = all_rupt[all_rupt[c.PATIENT].astype(object).isin(ids)]
         n_any = anyscale[[c.PATIENT, c.SESSION]].astype({c.PATIENT: object}).drop_duplicates().shape[0]
-        out[f"{label}_any_scale_ruptures_per_100"] = 100.0 * n_any / n_sessions if n_sessions else float("nan")
+        out[f"{label}_any_scale_ruptures_per_100"] = (
+            100.0 * n_any / n_sessions if n_sessions else float("nan")
+        )
         for sc in c.SUBSCALES:
             sub = _by_patient(events, c.RUPTURE, sc)
             out[f"{label}_{sc}_ruptures_per_100"] = (
@@ -123,8 +137,15 @@ def evaluate(cohort: SimulatedCohort, events: pd.DataFrame, *, scale: str = c.TO
     in6 = (d_hit[c.SESSION] > d_hit["onset"]) & (d_hit[c.SESSION] <= d_hit["onset"] + 6)
     found6 = set(d_hit.loc[in6, c.PATIENT])
     out["decline_found_6"] = _share(pd.Series([p in found6 for p in td]))
-    task_rupt = _by_patient(events, c.RUPTURE, c.TASK).merge(onset.rename("onset"), left_on=c.PATIENT, right_index=True)
-    r6 = set(task_rupt.loc[(task_rupt[c.SESSION] > task_rupt["onset"]) & (task_rupt[c.SESSION] <= task_rupt["onset"] + 6), c.PATIENT])
+    task_rupt = _by_patient(events, c.RUPTURE, c.TASK).merge(
+        onset.rename("onset"), left_on=c.PATIENT, right_index=True
+    )
+    r6 = set(
+        task_rupt.loc[
+            (task_rupt[c.SESSION] > task_rupt["onset"]) & (task_rupt[c.SESSION] <= task_rupt["onset"] + 6),
+            c.PATIENT,
+        ]
+    )
     out["decline_or_task_rupture_6"] = _share(pd.Series([(p in found6) or (p in r6) for p in td]))
     out["n_task_decline"] = float(len(td))
     stable = truth.index[truth[SCENARIO] == "stable"]
@@ -151,21 +172,35 @@ def evaluate_patterns(cohort: SimulatedCohort, patterns: pd.DataFrame) -> dict[s
         on=c.PATIENT,
     )
     out = {}
-    for scen, pat in (("low_rising", c.CORRECTIVE_EXPERIENCE), ("high_falling", c.CRISIS),
-                      ("stable", c.CORRECTIVE_EXPERIENCE), ("stable", c.CRISIS)):
+    for scen, pat in (
+        ("low_rising", c.CORRECTIVE_EXPERIENCE),
+        ("high_falling", c.CRISIS),
+        ("stable", c.CORRECTIVE_EXPERIENCE),
+        ("stable", c.CRISIS),
+    ):
         sel = merged[merged[SCENARIO] == scen]
         out[f"{scen}_{pat}"] = float((sel[c.PATTERN] == pat).mean()) if len(sel) else float("nan")
     return out
 
 
 def run_condition(
-    condition: Condition, *, n_patients: int = 3000, calibration_patients: int = 2000, seed: int = 2026,
+    condition: Condition,
+    *,
+    n_patients: int = 3000,
+    calibration_patients: int = 2000,
+    seed: int = 2026,
 ) -> dict[str, float | str]:
     """Calibrate on a default-mix clinic, then evaluate on a study-mix cohort (module docstring)."""
+
     def simulate(n: int, seed_: int, scenarios: Mapping[str, float] | None) -> SimulatedCohort:
         return simulate_cohort(
-            n, seed=seed_, scenarios=scenarios, noise=condition.noise, item_noise=condition.item_noise,
-            rounding=condition.rounding, sessions=condition.sessions,
+            n,
+            seed=seed_,
+            scenarios=scenarios,
+            noise=condition.noise,
+            item_noise=condition.item_noise,
+            rounding=condition.rounding,
+            sessions=condition.sessions,
         )
 
     calibration = simulate(calibration_patients, seed, None)
@@ -213,9 +248,16 @@ def default_conditions() -> list[Condition]:
         rule("decline never during a rupture", decline_during_rupture="never"),
         rule("decline always during a rupture", decline_during_rupture="always"),
         rule("sudden change: window SD only", sudden_spread="window"),
-        rule("all methods.md rules (literal)", spread_floor="anova", previous_sd_factor=1.0,
-             cusum_decision=4.0, cusum_prediction_sd=False, cusum_cap=float("inf"),
-             decline_during_rupture="always", sudden_spread="window"),
+        rule(
+            "all methods.md rules (literal)",
+            spread_floor="anova",
+            previous_sd_factor=1.0,
+            cusum_decision=4.0,
+            cusum_prediction_sd=False,
+            cusum_cap=float("inf"),
+            decline_during_rupture="always",
+            sudden_spread="window",
+        ),
         replace(base, name="preset strict", config=AnalysisConfig.preset("strict")),
         replace(base, name="preset sensitive", config=AnalysisConfig.preset("sensitive")),
         replace(base, name="preset very_sensitive", config=AnalysisConfig.preset("very_sensitive")),

@@ -145,7 +145,9 @@ def parse_definition(data: Any) -> InstrumentDefinition:
         missing = [s for s in REQUIRED_SUBSCALES if s not in subscales]
         if missing:
             problems.append(
-                "Bordin's analysis needs the subscales goal, task and bond; missing: " + ", ".join(missing) + "."
+                "Bordin's analysis needs the subscales goal, task and bond; missing: "
+                + ", ".join(missing)
+                + "."
             )
 
     items: list[ItemDefinition] = []
@@ -209,7 +211,9 @@ def read_definition(path: Path) -> InstrumentDefinition:
     except FileNotFoundError as exc:
         raise ApplicationError(f"No such file: {path}.") from exc
     except json.JSONDecodeError as exc:
-        raise ApplicationError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from exc
+        raise ApplicationError(
+            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+        ) from exc
     return parse_definition(data)
 
 

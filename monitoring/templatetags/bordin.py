@@ -9,6 +9,7 @@ from django.utils.safestring import SafeString, mark_safe
 from monitoring import charts, wording
 
 register = template.Library()
+MISSING = "\u2013"  # an en dash for a missing number
 
 
 @register.simple_tag
@@ -28,8 +29,8 @@ def one_decimal(value: object) -> str:
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return "–"
-    return "–" if math.isnan(number) else f"{number:.1f}"
+        return MISSING
+    return MISSING if math.isnan(number) else f"{number:.1f}"
 
 
 @register.filter

@@ -13,13 +13,15 @@ from monitoring.analytics import AnalysisConfig, known_case_clinic
 def one_patient(scores: Sequence[float], *, patient: object = "A", first_session: int = 1) -> pd.DataFrame:
     """A patient whose goal, task and bond all equal the given total scores."""
     n = len(scores)
-    return pd.DataFrame({
-        "patient": [patient] * n,
-        "session": list(range(first_session, first_session + n)),
-        "goal": list(scores),
-        "task": list(scores),
-        "bond": list(scores),
-    })
+    return pd.DataFrame(
+        {
+            "patient": [patient] * n,
+            "session": list(range(first_session, first_session + n)),
+            "goal": list(scores),
+            "task": list(scores),
+            "bond": list(scores),
+        }
+    )
 
 
 @pytest.fixture

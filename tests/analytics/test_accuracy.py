@@ -19,13 +19,17 @@ def default_result() -> dict[str, float | str]:
 @pytest.mark.parametrize("criterion", list(FLOORS))
 def test_the_default_rules_meet_the_floor(default_result: dict[str, float | str], criterion: str) -> None:
     op, bound = FLOORS[criterion]
-    assert meets_floors(default_result)[criterion], f"{criterion} = {default_result[criterion]:.4f}, needs {op} {bound}"
+    assert meets_floors(default_result)[criterion], (
+        f"{criterion} = {default_result[criterion]:.4f}, needs {op} {bound}"
+    )
 
 
 def test_repairs_follow_almost_every_flagged_rupture(default_result: dict[str, float | str]) -> None:
     assert float(default_result["repair_found_given_rupture"]) >= 0.95
 
 
-def test_sudden_gains_are_found_and_stable_patients_rarely_get_one(default_result: dict[str, float | str]) -> None:
+def test_sudden_gains_are_found_and_stable_patients_rarely_get_one(
+    default_result: dict[str, float | str],
+) -> None:
     assert float(default_result["sudden_gain_found"]) >= 0.7
     assert float(default_result["stable_sudden_share"]) <= 0.02

@@ -30,8 +30,15 @@ def test_presets_order_the_thresholds() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"k": 0}, {"repair_window": 0}, {"reliability": 1.0}, {"sudden_window": 9}, {"pattern_scale": "x"},
-     {"spread_floor": "x"}, {"decline_during_rupture": "x"}],
+    [
+        {"k": 0},
+        {"repair_window": 0},
+        {"reliability": 1.0},
+        {"sudden_window": 9},
+        {"pattern_scale": "x"},
+        {"spread_floor": "x"},
+        {"decline_during_rupture": "x"},
+    ],
 )
 def test_invalid_configs_are_refused(overrides: dict[str, object]) -> None:
     with pytest.raises(ValueError):

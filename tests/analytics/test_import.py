@@ -14,7 +14,10 @@ def test_it_imports_without_loading_django() -> None:
         "print(','.join(loaded))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."},
     )
     assert result.stdout.strip() == ""

@@ -80,19 +80,29 @@ def test_case_e_sudden_gain_and_no_rupture(known_config: AnalysisConfig) -> None
 
 @pytest.mark.parametrize(
     ("case", "expected"),
-    [(CASE_A, [(5, c.RUPTURE), (6, c.REPAIR)]),
-     (CASE_B, [(4, c.RUPTURE), (6, c.SUDDEN_LOSS), (7, c.UNREPAIRED)]),
-     (CASE_D, []), (CASE_E, [(6, c.SUDDEN_GAIN)])],
+    [
+        (CASE_A, [(5, c.RUPTURE), (6, c.REPAIR)]),
+        (CASE_B, [(4, c.RUPTURE), (6, c.SUDDEN_LOSS), (7, c.UNREPAIRED)]),
+        (CASE_D, []),
+        (CASE_E, [(6, c.SUDDEN_GAIN)]),
+    ],
 )
-def test_the_known_cases_hold_with_the_default_priors_too(case: list[float], expected: list[tuple[int, str]]) -> None:
+def test_the_known_cases_hold_with_the_default_priors_too(
+    case: list[float], expected: list[tuple[int, str]]
+) -> None:
     # One patient, no clinic given: the configured priors (pooled SD 0.3) stand in.
     assert flags(case, AnalysisConfig()) == expected
 
 
 def test_eb_example_of_methods_md() -> None:
     prior = ScaleParameters(
-        clinic_mean=3.9, tau2=0.25, sigma2=0.09, pooled_within_sd=0.3, sd_ref=0.6,
-        level_q_low=3.56, level_q_high=4.24,
+        clinic_mean=3.9,
+        tau2=0.25,
+        sigma2=0.09,
+        pooled_within_sd=0.3,
+        sd_ref=0.6,
+        level_q_low=3.56,
+        level_q_high=4.24,
     )
     clinic = ClinicParameters(scales=dict.fromkeys(c.SCALES, prior))
     levels = analyse(one_patient([4.2, 4.3, 4.2]), AnalysisConfig(clinic=clinic)).levels

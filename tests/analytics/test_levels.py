@@ -86,7 +86,8 @@ def test_detrend_option_makes_state_the_residual_from_the_trend() -> None:
     assert detr_t[c.LEVEL].tolist() == pytest.approx(scores)
     # Flags never depend on the detrend option.
     pd.testing.assert_frame_equal(
-        analyse(one_patient(scores)).events, analyse(one_patient(scores), AnalysisConfig(detrend=True)).events,
+        analyse(one_patient(scores)).events,
+        analyse(one_patient(scores), AnalysisConfig(detrend=True)).events,
     )
 
 

@@ -46,8 +46,14 @@ def test_every_event_explains_itself_and_carries_its_numbers(cohort_analysis) ->
 def test_every_repair_or_unrepaired_follows_a_rupture_on_the_same_series(cohort_analysis) -> None:  # type: ignore[no-untyped-def]
     _, analysis = cohort_analysis
     ev = analysis.events.astype({c.PATIENT: object, c.SCALE: object})
-    ruptures = set(zip(ev[c.PATIENT][ev[c.KIND] == c.RUPTURE], ev[c.SCALE][ev[c.KIND] == c.RUPTURE],
-                       ev[c.SESSION][ev[c.KIND] == c.RUPTURE], strict=True))
+    ruptures = set(
+        zip(
+            ev[c.PATIENT][ev[c.KIND] == c.RUPTURE],
+            ev[c.SCALE][ev[c.KIND] == c.RUPTURE],
+            ev[c.SESSION][ev[c.KIND] == c.RUPTURE],
+            strict=True,
+        )
+    )
     closing = ev[ev[c.KIND].isin([c.REPAIR, c.UNREPAIRED])]
     for p, s, r in zip(closing[c.PATIENT], closing[c.SCALE], closing[c.RUPTURE_SESSION], strict=True):
         assert (p, s, r) in ruptures
@@ -64,8 +70,9 @@ def test_levels_and_summary_agree(cohort_analysis) -> None:  # type: ignore[no-u
 
 
 def test_pattern_labels_are_prompts_for_the_documented_patterns() -> None:
-    cohort = simulate_cohort(600, seed=22, scenarios={"stable": 0.6, "low_rising": 0.2, "high_falling": 0.2},
-                             sessions=(16, 24))
+    cohort = simulate_cohort(
+        600, seed=22, scenarios={"stable": 0.6, "low_rising": 0.2, "high_falling": 0.2}, sessions=(16, 24)
+    )
     clinic = analyse(simulate_cohort(1000, seed=23).scores).clinic
     patterns = analyse(cohort.scores, AnalysisConfig(clinic=clinic)).patterns
     merged = cohort.truth.merge(patterns.astype({c.PATIENT: object}), on=c.PATIENT)
@@ -103,10 +110,15 @@ def test_open_rupture_is_reported_on_the_level_row() -> None:
 
 
 def test_an_empty_frame_and_a_patient_without_scores_give_empty_results() -> None:
-    empty = pd.DataFrame({
-        c.PATIENT: pd.Series([], dtype=object), c.SESSION: pd.Series([], dtype=int),
-        c.GOAL: pd.Series([], dtype=float), c.TASK: pd.Series([], dtype=float), c.BOND: pd.Series([], dtype=float),
-    })
+    empty = pd.DataFrame(
+        {
+            c.PATIENT: pd.Series([], dtype=object),
+            c.SESSION: pd.Series([], dtype=int),
+            c.GOAL: pd.Series([], dtype=float),
+            c.TASK: pd.Series([], dtype=float),
+            c.BOND: pd.Series([], dtype=float),
+        }
+    )
     analysis = analyse(empty)
     assert analysis.sessions.empty and analysis.events.empty and analysis.levels.empty
     assert list(analysis.events.columns) == list(c.EVENT_COLUMNS)

@@ -14,8 +14,20 @@ from monitoring.analytics.reference import reference_events
 from monitoring.analytics.simulate import simulate_cohort
 
 CLINIC = known_case_clinic(pooled_within_sd=0.25, sd_ref=0.65)
-EVENT_KEYS = [c.PATIENT, c.SESSION, c.SCALE, c.KIND, c.MAGNITUDE, c.THRESHOLD, c.RUPTURE_SESSION,
-              c.FROM_SESSION, c.TO_SESSION, c.BASELINE, c.S_USED, c.EXPLANATION]
+EVENT_KEYS = [
+    c.PATIENT,
+    c.SESSION,
+    c.SCALE,
+    c.KIND,
+    c.MAGNITUDE,
+    c.THRESHOLD,
+    c.RUPTURE_SESSION,
+    c.FROM_SESSION,
+    c.TO_SESSION,
+    c.BASELINE,
+    c.S_USED,
+    c.EXPLANATION,
+]
 
 
 @st.composite
@@ -29,14 +41,26 @@ def cohorts(draw: st.DrawFn) -> pd.DataFrame:
         gaps = draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
         sessions = np.cumsum(gaps)
         level = draw(st.floats(2.0, 4.8))
-        steps = draw(st.lists(st.sampled_from([-1.25, -0.5, -0.25, 0.0, 0.0, 0.0, 0.25, 0.5, 1.0]), min_size=n, max_size=n))
+        steps = draw(
+            st.lists(
+                st.sampled_from([-1.25, -0.5, -0.25, 0.0, 0.0, 0.0, 0.25, 0.5, 1.0]), min_size=n, max_size=n
+            )
+        )
         for session, step in zip(sessions, steps, strict=True):
             level = min(5.0, max(1.0, level + step * draw(st.sampled_from([0.0, 0.5, 1.0]))))
             vals = []
             for _ in range(3):
                 v = round((level + draw(st.sampled_from([-0.25, 0.0, 0.25]))) * 4) / 4
                 vals.append(min(5.0, max(1.0, v)) if draw(st.integers(0, 19)) else np.nan)
-            rows.append({c.PATIENT: f"p{p}", c.SESSION: int(session), c.GOAL: vals[0], c.TASK: vals[1], c.BOND: vals[2]})
+            rows.append(
+                {
+                    c.PATIENT: f"p{p}",
+                    c.SESSION: int(session),
+                    c.GOAL: vals[0],
+                    c.TASK: vals[1],
+                    c.BOND: vals[2],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -99,10 +123,15 @@ def test_the_engine_agrees_with_the_reference_on_a_simulated_clinic_under_every_
 
 
 def test_patient_ids_of_mixed_types_are_accepted_and_order_independent() -> None:
-    frame = pd.DataFrame({
-        c.PATIENT: [1, "1", 2.5, 1, "1"], c.SESSION: [1, 1, 1, 2, 2],
-        c.GOAL: [4.0, 3.0, 4.0, 4.5, 3.5], c.TASK: [4.0, 3.0, 4.0, 4.5, 3.5], c.BOND: [4.0, 3.0, 4.0, 4.5, 3.5],
-    })
+    frame = pd.DataFrame(
+        {
+            c.PATIENT: [1, "1", 2.5, 1, "1"],
+            c.SESSION: [1, 1, 1, 2, 2],
+            c.GOAL: [4.0, 3.0, 4.0, 4.5, 3.5],
+            c.TASK: [4.0, 3.0, 4.0, 4.5, 3.5],
+            c.BOND: [4.0, 3.0, 4.0, 4.5, 3.5],
+        }
+    )
     a = analyse(frame).levels
     b = analyse(frame.iloc[::-1].reset_index(drop=True)).levels
     pd.testing.assert_frame_equal(a, b)
@@ -117,5 +146,7 @@ def test_flags_are_prospective_on_a_simulated_clinic() -> None:
     for cut in (4, 7, 12, 19, 26):
         partial = analyse(scores[scores[c.SESSION] <= cut], config).events
         pd.testing.assert_frame_equal(
-            normalised(partial), normalised(full[full[c.SESSION] <= cut]), check_categorical=False,
+            normalised(partial),
+            normalised(full[full[c.SESSION] <= cut]),
+            check_categorical=False,
         )

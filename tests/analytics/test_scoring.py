@@ -56,7 +56,9 @@ def test_reverse_keyed_items_are_turned_round() -> None:
 
 
 def test_several_responses_keep_their_order() -> None:
-    frame = pd.concat([long_form(dict.fromkeys(range(1, 13), 3), "b"), long_form(dict.fromkeys(range(1, 13), 5), "a")])
+    frame = pd.concat(
+        [long_form(dict.fromkeys(range(1, 13), 3), "b"), long_form(dict.fromkeys(range(1, 13), 5), "a")]
+    )
     out = score_items(frame.sample(frac=1.0, random_state=1))
     assert set(out["response"]) == {"a", "b"}
     assert out.set_index("response").loc["a", "total"] == 5.0
@@ -85,8 +87,11 @@ def test_wide_form_keeps_other_columns() -> None:
 
 def scores_frame(**overrides: list[object]) -> pd.DataFrame:
     base: dict[str, list[object]] = {
-        c.PATIENT: ["a", "a", "b"], c.SESSION: [1, 2, 1], c.GOAL: [4.0, 4.0, 3.0],
-        c.TASK: [4.0, 3.5, 3.0], c.BOND: [5.0, np.nan, 3.0],
+        c.PATIENT: ["a", "a", "b"],
+        c.SESSION: [1, 2, 1],
+        c.GOAL: [4.0, 4.0, 3.0],
+        c.TASK: [4.0, 3.5, 3.0],
+        c.BOND: [5.0, np.nan, 3.0],
     }
     base.update(overrides)
     return pd.DataFrame(base)
@@ -102,7 +107,9 @@ def scores_frame(**overrides: list[object]) -> pd.DataFrame:
         (scores_frame(**{c.PATIENT: ["a", None, "b"]}), "patient is missing", [1]),
     ],
 )
-def test_analyse_refuses_malformed_scores_naming_the_rows(frame: pd.DataFrame, message: str, rows: list[int]) -> None:
+def test_analyse_refuses_malformed_scores_naming_the_rows(
+    frame: pd.DataFrame, message: str, rows: list[int]
+) -> None:
     for check in (check_scores, analyse):
         with pytest.raises(AnalyticsInputError, match=message) as info:
             check(frame)

@@ -70,7 +70,9 @@ def test_therapist_ratings_follow_the_patient_a_bit_lower_and_less_variable() ->
 
 
 def test_planted_events_are_where_the_truth_says() -> None:
-    cohort = simulate_cohort(200, seed=9, scenarios={"rupture_repair": 1}, noise=0.01, item_noise=0.01, rounding=False)
+    cohort = simulate_cohort(
+        200, seed=9, scenarios={"rupture_repair": 1}, noise=0.01, item_noise=0.01, rounding=False
+    )
     scores = cohort.scores.merge(cohort.truth[["patient", "onset", "magnitude"]], on="patient")
     at = scores[scores["session"] == scores["onset"]]
     before = scores[scores["session"] == scores["onset"] - 1]

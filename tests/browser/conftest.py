@@ -25,7 +25,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
 DESKTOP = {"viewport": {"width": 1366, "height": 900}}
 TABLET = {"viewport": {"width": 820, "height": 1180}, "has_touch": True}
 
@@ -61,9 +66,11 @@ class Page:
         # sheet or image never is.
         page.on(  # type: ignore[attr-defined]
             "response",
-            lambda r: r.status >= 400
-            and r.request.resource_type != "document"
-            and self.console_errors.append(f"{r.status} {r.url}"),
+            lambda r: (
+                r.status >= 400
+                and r.request.resource_type != "document"
+                and self.console_errors.append(f"{r.status} {r.url}")
+            ),
         )
 
     def _console(self, message: object) -> None:
@@ -80,7 +87,9 @@ class Page:
         self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
         results = Axe().run(self.page)
         bad = [v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
-        assert not bad, f"{name}: " + "; ".join(f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes)" for v in bad)
+        assert not bad, f"{name}: " + "; ".join(
+            f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes)" for v in bad
+        )
         assert not self.console_errors, f"{name}: console errors {self.console_errors}"
 
 

@@ -26,7 +26,10 @@ def sign_in(p, email: str) -> None:
 
 
 def priorities(page) -> list[int]:
-    return [int(x) for x in page.locator("tr[data-priority]").evaluate_all("rows => rows.map(r => r.dataset.priority)")]
+    return [
+        int(x)
+        for x in page.locator("tr[data-priority]").evaluate_all("rows => rows.map(r => r.dataset.priority)")
+    ]
 
 
 def test_sign_in_page(desktop):

@@ -28,11 +28,15 @@ def test_it_refuses_session_number_zero(episode):
 
 
 def test_it_refuses_an_unknown_session_status(episode):
-    assert refused(lambda: Session.objects.create(episode=episode, number=2, date=date(2026, 9, 8), status="maybe"))
+    assert refused(
+        lambda: Session.objects.create(episode=episode, number=2, date=date(2026, 9, 8), status="maybe")
+    )
 
 
 def test_it_allows_one_open_episode_per_patient(patient, alice, episode):
-    assert refused(lambda: Episode.objects.create(patient=patient, therapist=alice, started_on=date(2026, 10, 1)))
+    assert refused(
+        lambda: Episode.objects.create(patient=patient, therapist=alice, started_on=date(2026, 10, 1))
+    )
 
 
 def test_it_allows_a_new_episode_once_the_old_one_is_closed(patient, alice, episode):
@@ -61,7 +65,9 @@ def test_it_allows_the_same_label_in_another_clinic(clinic_b, charlie, patient):
 def test_it_refuses_a_duplicate_external_id_but_allows_many_blank(clinic_a, alice, patient):
     Patient.objects.create(clinic=clinic_a, label="X", therapist=alice)
     Patient.objects.create(clinic=clinic_a, label="Y", therapist=alice)
-    assert refused(lambda: Patient.objects.create(clinic=clinic_a, label="Z", therapist=alice, external_id="EXT-1"))
+    assert refused(
+        lambda: Patient.objects.create(clinic=clinic_a, label="Z", therapist=alice, external_id="EXT-1")
+    )
 
 
 def test_a_patient_belongs_to_exactly_one_clinic(alice):

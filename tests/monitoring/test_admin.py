@@ -25,8 +25,12 @@ ROUTES = ["/clinic/clinic-a/staff/", "/clinic/clinic-a/patients/", "/clinic/clin
 
 
 @pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize(("who", "status"), [("dana", 200), ("alice", 404), ("charlie", 404), ("erin", 404), (None, 302)])
-def test_only_the_clinics_own_admins_reach_its_admin_pages(client, request, dana, alice, erin, route, who, status):
+@pytest.mark.parametrize(
+    ("who", "status"), [("dana", 200), ("alice", 404), ("charlie", 404), ("erin", 404), (None, 302)]
+)
+def test_only_the_clinics_own_admins_reach_its_admin_pages(
+    client, request, dana, alice, erin, route, who, status
+):
     if who:
         login(client, request.getfixturevalue(who))
     assert client.get(route).status_code == status
@@ -48,14 +52,23 @@ def test_outsiders_change_nothing(client, request, dana, alice, bob, erin, patie
 
 def test_an_admin_invites_a_therapist_who_joins_with_a_password(client, dana, clinic_a):
     login(client, dana)
-    page = client.post("/clinic/clinic-a/staff/", {"email": "new@a.test", "name": "Nora New", "role": "therapist"})
+    page = client.post(
+        "/clinic/clinic-a/staff/", {"email": "new@a.test", "name": "Nora New", "role": "therapist"}
+    )
     assert page.status_code == 200
     link = page.context["new_link"]
     assert link in mail.outbox[-1].body and "Clinic A" in mail.outbox[-1].subject
     other = Client()
     weak = other.post(link, {"password": "12345", "password_again": "12345"})
     assert weak.status_code == 400 and "too short" in weak.content.decode()
-    joined = other.post(link, {"name": "Nora New", "password": "a-long-and-good-passphrase", "password_again": "a-long-and-good-passphrase"})
+    joined = other.post(
+        link,
+        {
+            "name": "Nora New",
+            "password": "a-long-and-good-passphrase",
+            "password_again": "a-long-and-good-passphrase",
+        },
+    )
     assert joined["Location"] == "/"
     nora = User.objects.get(email="new@a.test")
     assert Membership.objects.get(user=nora, clinic=clinic_a).role == "therapist"
@@ -64,7 +77,9 @@ def test_an_admin_invites_a_therapist_who_joins_with_a_password(client, dana, cl
 
 def test_an_expired_invitation_is_refused(client, dana):
     login(client, dana)
-    link = client.post("/clinic/clinic-a/staff/", {"email": "late@a.test", "role": "therapist"}).context["new_link"]
+    link = client.post("/clinic/clinic-a/staff/", {"email": "late@a.test", "role": "therapist"}).context[
+        "new_link"
+    ]
     with time_machine.travel(timezone.now() + timedelta(days=8)):
         page = Client().get(link)
     assert page.status_code == 410 and "expired" in page.content.decode()
@@ -86,7 +101,10 @@ def test_deactivation_waits_for_patients_to_be_transferred(client, dana, alice, 
     assert "Transfer them to another therapist first" in page.content.decode()
     membership.refresh_from_db()
     assert membership.is_active
-    client.post(f"/clinic/clinic-a/patients/{patient.code}/", {"form": "transfer", "therapist": bob.pk, "on": "2026-10-01"})
+    client.post(
+        f"/clinic/clinic-a/patients/{patient.code}/",
+        {"form": "transfer", "therapist": bob.pk, "on": "2026-10-01"},
+    )
     client.post(f"/clinic/clinic-a/staff/{membership.code}/deactivate/")
     membership.refresh_from_db()
     assert not membership.is_active
@@ -100,9 +118,14 @@ def test_deactivation_ends_the_therapists_sessions_at_once(dana, bob):
     assert bobs_browser.get("/").status_code == 302
 
 
-def test_a_transfer_keeps_the_history_in_the_earlier_episode(client, dana, alice, bob, patient, episode, session):
+def test_a_transfer_keeps_the_history_in_the_earlier_episode(
+    client, dana, alice, bob, patient, episode, session
+):
     login(client, dana)
-    client.post(f"/clinic/clinic-a/patients/{patient.code}/", {"form": "transfer", "therapist": bob.pk, "on": "2026-10-01"})
+    client.post(
+        f"/clinic/clinic-a/patients/{patient.code}/",
+        {"form": "transfer", "therapist": bob.pk, "on": "2026-10-01"},
+    )
     patient.refresh_from_db()
     episodes = list(patient.episodes.order_by("started_on"))
     assert patient.therapist == bob
@@ -114,8 +137,16 @@ def test_an_admin_adds_a_patient_with_an_episode(client, dana, alice, clinic_a):
     login(client, dana)
     response = client.post(
         "/clinic/clinic-a/patients/",
-        {"label": "K.L.", "external_id": "HR-9", "language": "de", "therapist": alice.pk, "treatment": "cbt",
-         "started_on": "2026-11-02", "contact_email": "", "contact_phone": ""},
+        {
+            "label": "K.L.",
+            "external_id": "HR-9",
+            "language": "de",
+            "therapist": alice.pk,
+            "treatment": "cbt",
+            "started_on": "2026-11-02",
+            "contact_email": "",
+            "contact_phone": "",
+        },
     )
     patient = Patient.objects.get(label="K.L.")
     assert response.status_code == 302
@@ -127,7 +158,13 @@ def test_a_duplicate_label_is_refused_with_a_message(client, dana, alice, patien
     login(client, dana)
     page = client.post(
         "/clinic/clinic-a/patients/",
-        {"label": "P.A.", "language": "en", "therapist": alice.pk, "treatment": "cbt", "started_on": "2026-11-02"},
+        {
+            "label": "P.A.",
+            "language": "en",
+            "therapist": alice.pk,
+            "treatment": "cbt",
+            "started_on": "2026-11-02",
+        },
     )
     assert page.status_code == 400
     assert Patient.objects.filter(label="P.A.").count() == 1
@@ -146,15 +183,26 @@ def test_settings_explain_themselves_and_refuse_bad_values(client, dana, clinic_
     login(client, dana)
     page = client.get("/clinic/clinic-a/settings/").content.decode()
     assert "one reminder with the same link" in page and "spreads below the usual level" in page
-    data = {"name": "Clinic A", "instrument_code": "bordin-alliance", "default_language": "en",
-            "link_expiry_hours": 0, "reminder_delay_hours": 24, "sensitivity": "sensitive",
-            "retention_years": 10, "idle_timeout_minutes": 30}
+    data = {
+        "name": "Clinic A",
+        "instrument_code": "bordin-alliance",
+        "default_language": "en",
+        "link_expiry_hours": 0,
+        "reminder_delay_hours": 24,
+        "sensitivity": "sensitive",
+        "retention_years": 10,
+        "idle_timeout_minutes": 30,
+    }
     assert client.post("/clinic/clinic-a/settings/", data).status_code == 400
     clinic_a.refresh_from_db()
     assert clinic_a.link_expiry_hours == 72
     client.post("/clinic/clinic-a/settings/", {**data, "link_expiry_hours": 48, "patients_see_results": "on"})
     clinic_a.refresh_from_db()
-    assert (clinic_a.link_expiry_hours, clinic_a.sensitivity, clinic_a.patients_see_results) == (48, "sensitive", True)
+    assert (clinic_a.link_expiry_hours, clinic_a.sensitivity, clinic_a.patients_see_results) == (
+        48,
+        "sensitive",
+        True,
+    )
 
 
 def test_the_invitation_table_only_lists_this_clinics_invitations(client, dana, erin, clinic_b):
@@ -164,7 +212,9 @@ def test_the_invitation_table_only_lists_this_clinics_invitations(client, dana, 
     assert StaffInvitation.objects.filter(clinic=clinic_b).count() == 1
 
 
-def test_the_report_counts_sessions_forms_and_flags_of_this_clinic_only(client, dana, alice, bob, charlie, clinic_a, clinic_b):
+def test_the_report_counts_sessions_forms_and_flags_of_this_clinic_only(
+    client, dana, alice, bob, charlie, clinic_a, clinic_b
+):
     from monitoring.models import Flag
     from tests.monitoring.test_dashboards import import_cohort
 
@@ -176,12 +226,16 @@ def test_the_report_counts_sessions_forms_and_flags_of_this_clinic_only(client, 
     report = page.context["report"]
     assert page.status_code == 200
     assert (report.totals.patients, report.totals.held, report.totals.completed) == (5, 2 * 12 + 3 * 10, 54)
-    expected_unrepaired = Flag.objects.filter(episode__patient__clinic=clinic_a, scale="total", kind="unrepaired").count()
+    expected_unrepaired = Flag.objects.filter(
+        episode__patient__clinic=clinic_a, scale="total", kind="unrepaired"
+    ).count()
     assert report.totals.unrepaired == expected_unrepaired >= 1
     assert [t.therapist for t in report.therapists] == [alice, bob]
     assert all(t.small for t in report.therapists)
     assert "small numbers" in page.content.decode()
-    only_bob = client.get(f"/clinic/clinic-a/report/?start=2026-01-01&end=2026-12-31&therapist={bob.pk}").context["report"]
+    only_bob = client.get(
+        f"/clinic/clinic-a/report/?start=2026-01-01&end=2026-12-31&therapist={bob.pk}"
+    ).context["report"]
     assert (only_bob.totals.patients, only_bob.totals.unrepaired) == (3, 0)
 
 

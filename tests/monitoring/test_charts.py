@@ -35,10 +35,15 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 def one_patient(scores: list[float], *, patient: str = "A") -> pd.DataFrame:
     n = len(scores)
-    return pd.DataFrame({
-        "patient": [patient] * n, "session": list(range(1, n + 1)),
-        "goal": scores, "task": scores, "bond": scores,
-    })
+    return pd.DataFrame(
+        {
+            "patient": [patient] * n,
+            "session": list(range(1, n + 1)),
+            "goal": scores,
+            "task": scores,
+            "bond": scores,
+        }
+    )
 
 
 @cache
@@ -49,10 +54,15 @@ def known(case: tuple[float, ...]) -> Analysis:
 @cache
 def declining_task() -> Analysis:
     n = len(CASE_C_TASK)
-    frame = pd.DataFrame({
-        "patient": "C", "session": list(range(1, n + 1)),
-        "goal": [4.4, 4.5] * (n // 2), "task": CASE_C_TASK, "bond": [4.5, 4.4] * (n // 2),
-    })
+    frame = pd.DataFrame(
+        {
+            "patient": "C",
+            "session": list(range(1, n + 1)),
+            "goal": [4.4, 4.5] * (n // 2),
+            "task": CASE_C_TASK,
+            "bond": [4.5, 4.4] * (n // 2),
+        }
+    )
     return analyse(frame, AnalysisConfig(clinic=known_case_clinic()))
 
 
@@ -275,13 +285,24 @@ def test_deviation_bars_are_the_prospective_deviation_in_spreads() -> None:
 def test_deviation_summary_and_table_give_the_numbers() -> None:
     analysis = known(tuple(CASE_A))
     chart = charts.deviations(sessions=analysis.sessions, events=analysis.events, k=2.5)
-    dev5 = next(y for t in chart.figure["data"] if t["type"] == "bar" for x, y in zip(t["x"], t["y"], strict=True) if x == 5)
-    assert f"1 session fell below the rupture threshold (2.5 units below baseline): session 5, {-dev5:.1f} units below." in chart.summary
+    dev5 = next(
+        y
+        for t in chart.figure["data"]
+        if t["type"] == "bar"
+        for x, y in zip(t["x"], t["y"], strict=True)
+        if x == 5
+    )
+    assert (
+        f"1 session fell below the rupture threshold (2.5 units below baseline): session 5, {-dev5:.1f} units below."
+        in chart.summary
+    )
     row5 = chart.rows[4]
     assert row5[0] == "5" and row5[1] == "3.10" and row5[-1] == "Below rupture threshold"
     assert row5[4] == f"{dev5:+.2f}".replace("-", charts.MINUS)
     assert chart.rows[0][-1] == "First session: no baseline yet"
-    stable = charts.deviations(sessions=known(tuple(CASE_D)).sessions, events=known(tuple(CASE_D)).events, k=2.5)
+    stable = charts.deviations(
+        sessions=known(tuple(CASE_D)).sessions, events=known(tuple(CASE_D)).events, k=2.5
+    )
     assert "No session fell below the rupture threshold" in stable.summary
     assert "Below rupture threshold" not in traces(stable)
 
@@ -303,7 +324,14 @@ def test_subscales_draw_four_panels_with_their_levels() -> None:
     assert [t["yaxis"] for t in scores] == ["y", "y2", "y3", "y4"]
     assert [t["showlegend"] for t in scores] == [True, False, False, False]
     assert len(traces(chart)["Usual level"]) == 4
-    assert chart.columns == ["Session", "Goal agreement", "Task agreement", "Bond", "Goal and task agreement", "Flags"]
+    assert chart.columns == [
+        "Session",
+        "Goal agreement",
+        "Task agreement",
+        "Bond",
+        "Goal and task agreement",
+        "Flags",
+    ]
     assert len(chart.rows) == 8
     assert "No declining trend in any subscale." in chart.summary
 
@@ -377,7 +405,9 @@ def test_every_patient_of_a_simulated_clinic_gets_valid_charts() -> None:
             assert drawn == expected, (patient, kind)
         rows = f["sessions"][f["sessions"][c.SCALE] == c.TOTAL]
         patient_totals = rows[[c.SESSION, c.SCORE]].rename(columns={c.SCORE: c.TOTAL})
-        assert_valid(charts.raters(patient=patient_totals, therapist=therapist[therapist[c.PATIENT] == patient]))
+        assert_valid(
+            charts.raters(patient=patient_totals, therapist=therapist[therapist[c.PATIENT] == patient])
+        )
 
 
 @pytest.mark.parametrize("empty", [pd.DataFrame(), "filtered"])

@@ -27,7 +27,9 @@ def test_concurrent_submissions_with_one_token_store_exactly_one(session, alice)
     def submit(value: int) -> None:
         try:
             barrier.wait()
-            submission_create(invitation=invitation_for_token(token=token), answers={n: value for n in range(1, 13)})
+            submission_create(
+                invitation=invitation_for_token(token=token), answers={n: value for n in range(1, 13)}
+            )
             result = "stored"
         except ApplicationError as error:
             result = error.code

@@ -22,12 +22,16 @@ def login(client, user):
     return client
 
 
-def import_cohort(clinic, therapist, n: int, sessions: int, seed: int = 3, scenarios=None, prefix: str = "") -> None:
+def import_cohort(
+    clinic, therapist, n: int, sessions: int, seed: int = 3, scenarios=None, prefix: str = ""
+) -> None:
     cohort = simulate_cohort(n, seed=seed, sessions=(sessions, sessions), scenarios=scenarios)
     lines = ["patient,session,date," + ",".join(f"item_{k}" for k in range(1, 13))]
     for row in cohort.items.itertuples(index=False):
         values = ",".join(str(getattr(row, f"item_{k}")) for k in range(1, 13))
-        lines.append(f"{prefix}{row.patient},{row.session},2026-{1 + row.session // 4:02d}-{1 + 7 * (row.session % 4):02d},{values}")
+        lines.append(
+            f"{prefix}{row.patient},{row.session},2026-{1 + row.session // 4:02d}-{1 + 7 * (row.session % 4):02d},{values}"
+        )
     responses_import(clinic=clinic, therapist=therapist, file=io.StringIO("\n".join(lines) + "\n"))
     for patient in Patient.objects.filter(clinic=clinic, label__startswith=prefix):
         episode_flags_refresh(episode_id=patient.episodes.get().pk)
@@ -64,7 +68,13 @@ def test_the_patient_page_issues_the_same_number_of_queries_whatever_the_session
 
 @pytest.mark.parametrize(
     ("who", "sees_patient_page", "in_caseload"),
-    [("alice", 200, True), ("dana", 200, True), ("bob", 404, False), ("charlie", 404, False), ("erin", 404, False)],
+    [
+        ("alice", 200, True),
+        ("dana", 200, True),
+        ("bob", 404, False),
+        ("charlie", 404, False),
+        ("erin", 404, False),
+    ],
 )
 def test_who_sees_a_patient(client, request, clinic_a, alice, who, sees_patient_page, in_caseload):
     import_cohort(clinic_a, alice, 1, 8, prefix="x")
@@ -109,9 +119,15 @@ def test_acknowledging_a_flag_keeps_it_visible_and_drops_its_priority(client, cl
     page = client.get(f"/patients/{patient.code}/").content.decode()
     assert "How was this decided?" in page and "What might help" in page
     for flag in Flag.objects.filter(episode__patient=patient, acknowledgement=""):
-        client.post(f"/flags/{flag.code}/acknowledge/", {"acknowledgement": "discussed", "note": "Talked it through"})
+        client.post(
+            f"/flags/{flag.code}/acknowledge/", {"acknowledgement": "discussed", "note": "Talked it through"}
+        )
     flag = Flag.objects.filter(episode__patient=patient).first()
-    assert (flag.acknowledgement, flag.acknowledged_by, flag.acknowledged_note) == ("discussed", alice, "Talked it through")
+    assert (flag.acknowledgement, flag.acknowledged_by, flag.acknowledged_note) == (
+        "discussed",
+        alice,
+        "Talked it through",
+    )
     page = client.get(f"/patients/{patient.code}/").content.decode()
     assert "Discussed with patient" in page and "Talked it through" in page
     caseload = client.get("/").content.decode()

@@ -88,7 +88,9 @@ def test_a_re_estimate_never_rewrites_or_adds_earlier_flags(v_shape, instrument,
     assert ClinicEstimate.objects.filter(clinic=clinic_a).count() == 2
 
 
-def test_a_submission_through_the_link_stores_the_flags(client, v_shape, alice, django_capture_on_commit_callbacks):
+def test_a_submission_through_the_link_stores_the_flags(
+    client, v_shape, alice, django_capture_on_commit_callbacks
+):
     session = Session.objects.create(episode=v_shape, number=6, date=date(2026, 10, 20), status="held")
     _, token = invitation_create(session=session, created_by=alice)
     Flag.objects.all().delete()

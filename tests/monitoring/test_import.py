@@ -52,7 +52,9 @@ def test_a_wide_file_round_trips(clinic_a, alice):
     mk = Patient.objects.get(external_id="E-1")
     assert (mk.label, mk.therapist, mk.clinic) == ("M.K.", alice, clinic_a)
     second = Response.objects.get(session__episode__patient=mk, session__number=2)
-    assert sorted(second.answers.values_list("item__number", "value")) == [(n + 1, 1 + n % 5) for n in range(12)]
+    assert sorted(second.answers.values_list("item__number", "value")) == [
+        (n + 1, 1 + n % 5) for n in range(12)
+    ]
     assert second.source == "import" and second.session.status == "held"
     assert Episode.objects.get(patient=mk).started_on.isoformat() == "2026-09-01"
 
@@ -67,7 +69,9 @@ def test_a_long_file_round_trips(clinic_a, alice):
 
 
 def test_sessions_are_added_to_an_existing_patients_open_episode(clinic_a, alice, patient, episode, session):
-    responses_import(clinic=clinic_a, therapist=alice, file=wide("P.A.,EXT-1,2,2026-09-08," + ",".join(["4"] * 12)))
+    responses_import(
+        clinic=clinic_a, therapist=alice, file=wide("P.A.,EXT-1,2,2026-09-08," + ",".join(["4"] * 12))
+    )
     assert Patient.objects.count() == 1
     assert list(episode.sessions.values_list("number", flat=True)) == [1, 2]
 
@@ -75,16 +79,34 @@ def test_sessions_are_added_to_an_existing_patients_open_episode(clinic_a, alice
 @pytest.mark.parametrize(
     ("rows", "expected"),
     [
-        (["M.K.,,1,2026-09-01," + ",".join(["4"] * 11) + ",6"], "Line 2, column item_12: '6' is not an answer on the 1-5 scale."),
-        (["M.K.,,1,2026-09-01," + ",".join(["4"] * 11) + ",x"], "Line 2, column item_12: 'x' is not an answer on the 1-5 scale."),
-        (["M.K.,,1,01/09/2026," + ",".join(["4"] * 12)], "Line 2, column date: '01/09/2026' is not a date in the form YYYY-MM-DD."),
-        (["M.K.,,0,2026-09-01," + ",".join(["4"] * 12)], "Line 2, column session: '0' is not a session number (1 or more)."),
+        (
+            ["M.K.,,1,2026-09-01," + ",".join(["4"] * 11) + ",6"],
+            "Line 2, column item_12: '6' is not an answer on the 1-5 scale.",
+        ),
+        (
+            ["M.K.,,1,2026-09-01," + ",".join(["4"] * 11) + ",x"],
+            "Line 2, column item_12: 'x' is not an answer on the 1-5 scale.",
+        ),
+        (
+            ["M.K.,,1,01/09/2026," + ",".join(["4"] * 12)],
+            "Line 2, column date: '01/09/2026' is not a date in the form YYYY-MM-DD.",
+        ),
+        (
+            ["M.K.,,0,2026-09-01," + ",".join(["4"] * 12)],
+            "Line 2, column session: '0' is not a session number (1 or more).",
+        ),
         (
             ["M.K.,,1,2026-09-01," + ",".join(["4"] * 12), "M.K.,,1,2026-09-02," + ",".join(["4"] * 12)],
             "Line 3, column session: session 1 of M.K. appears twice (first on line 2).",
         ),
-        (["M.K.,,1,2026-09-01," + ",".join(["4"] * 9) + ",,,"], "Line 2: session 1 of M.K. has only 9 of 12 answers"),
-        ([",,1,2026-09-01," + ",".join(["4"] * 12)], "Line 2, column patient: no patient label or external_id."),
+        (
+            ["M.K.,,1,2026-09-01," + ",".join(["4"] * 9) + ",,,"],
+            "Line 2: session 1 of M.K. has only 9 of 12 answers",
+        ),
+        (
+            [",,1,2026-09-01," + ",".join(["4"] * 12)],
+            "Line 2, column patient: no patient label or external_id.",
+        ),
     ],
 )
 def test_one_bad_wide_row_aborts_the_whole_import_and_is_reported(clinic_a, alice, rows, expected):
@@ -101,8 +123,14 @@ def test_one_bad_wide_row_aborts_the_whole_import_and_is_reported(clinic_a, alic
     ("rows", "expected"),
     [
         (["A.B.,1,2026-09-01,13,4"], "Line 2, column item: '13' is not an item of the instrument (1 to 12)."),
-        (["A.B.,1,2026-09-01,1,4", "A.B.,1,2026-09-01,1,5"], "Line 3, column item: item 1 of session 1 for A.B. is given twice."),
-        (["A.B.,1,2026-09-01,1,4", "A.B.,1,2026-09-02,2,5"], "Line 3, column date: session 1 of A.B. has date 2026-09-01 on line 2"),
+        (
+            ["A.B.,1,2026-09-01,1,4", "A.B.,1,2026-09-01,1,5"],
+            "Line 3, column item: item 1 of session 1 for A.B. is given twice.",
+        ),
+        (
+            ["A.B.,1,2026-09-01,1,4", "A.B.,1,2026-09-02,2,5"],
+            "Line 3, column date: session 1 of A.B. has date 2026-09-01 on line 2",
+        ),
     ],
 )
 def test_one_bad_long_row_aborts_the_whole_import(clinic_a, alice, rows, expected):
@@ -113,28 +141,42 @@ def test_one_bad_long_row_aborts_the_whole_import(clinic_a, alice, rows, expecte
     assert counts() == before
 
 
-def test_a_session_that_already_has_a_response_is_a_duplicate(clinic_a, alice, patient, episode, session, instrument):
+def test_a_session_that_already_has_a_response_is_a_duplicate(
+    clinic_a, alice, patient, episode, session, instrument
+):
     from monitoring.services import response_create
 
-    response_create(session=session, instrument=instrument, answers={n: 4 for n in range(1, 13)}, source="link")
+    response_create(
+        session=session, instrument=instrument, answers={n: 4 for n in range(1, 13)}, source="link"
+    )
     before = counts()
     with pytest.raises(ApplicationError) as caught:
-        responses_import(clinic=clinic_a, therapist=alice, file=wide("P.A.,EXT-1,1,2026-09-01," + ",".join(["2"] * 12)))
+        responses_import(
+            clinic=clinic_a, therapist=alice, file=wide("P.A.,EXT-1,1,2026-09-01," + ",".join(["2"] * 12))
+        )
     assert caught.value.problems == ["Line 2: session 1 of EXT-1 already has a response."]
     assert counts() == before
 
 
 def test_a_missing_column_is_named(clinic_a, alice):
     with pytest.raises(ApplicationError, match="missing required columns: date"):
-        responses_import(clinic=clinic_a, therapist=alice, file=io.StringIO("patient,session,item,value\nA,1,1,4\n"))
+        responses_import(
+            clinic=clinic_a, therapist=alice, file=io.StringIO("patient,session,item,value\nA,1,1,4\n")
+        )
 
 
 def test_every_bad_row_is_reported_not_just_the_first(clinic_a, alice):
     with pytest.raises(ApplicationError) as caught:
         responses_import(
-            clinic=clinic_a, therapist=alice, file=long("A,1,2026-09-01,1,9", "A,1,2026-09-01,2,0", "A,1,2026-13-01,3,1")
+            clinic=clinic_a,
+            therapist=alice,
+            file=long("A,1,2026-09-01,1,9", "A,1,2026-09-01,2,0", "A,1,2026-13-01,3,1"),
         )
-    assert [p.split(":")[0] for p in caught.value.problems[:3]] == ["Line 2, column value", "Line 3, column value", "Line 4, column date"]
+    assert [p.split(":")[0] for p in caught.value.problems[:3]] == [
+        "Line 2, column value",
+        "Line 3, column value",
+        "Line 4, column date",
+    ]
 
 
 def test_the_command_imports_and_reports(tmp_path, clinic_a, alice, capsys):

@@ -49,12 +49,21 @@ def broken(change) -> dict:
         (lambda d: d["scale"]["labels"].pop(), "Scale has 5 values but 4 labels"),
         (lambda d: d["subscales"].pop(), "missing: bond."),
         (lambda d: d["subscales"].append({"code": "goal"}), "Subscale 'goal' is listed twice."),
-        (lambda d: d["items"][0].update(subscale="hope"), "Item 1: subscale 'hope' is not one of the listed subscales."),
+        (
+            lambda d: d["items"][0].update(subscale="hope"),
+            "Item 1: subscale 'hope' is not one of the listed subscales.",
+        ),
         (lambda d: d["items"][1].update(number=1), "Item 1: the number 1 is used twice"),
         (lambda d: d["items"][11].update(number=14), "Item numbers must run 1 to 12 without gaps"),
-        (lambda d: d["items"][2].update(keying="sideways"), "Item 3: 'keying' must be 'positive' or 'reverse'"),
+        (
+            lambda d: d["items"][2].update(keying="sideways"),
+            "Item 3: 'keying' must be 'positive' or 'reverse'",
+        ),
         (lambda d: d["items"][4].update(text=" "), "Item 5: 'text' must be the item's wording."),
-        (lambda d: d.update(items=[i for i in d["items"] if i["subscale"] != "goal"]), "Subscale 'goal' has no items."),
+        (
+            lambda d: d.update(items=[i for i in d["items"] if i["subscale"] != "goal"]),
+            "Subscale 'goal' has no items.",
+        ),
     ],
 )
 def test_each_kind_of_bad_definition_gets_its_own_message(change, message):
@@ -81,12 +90,24 @@ def test_migrate_loads_the_bundled_instruments_in_both_languages():
 
 @pytest.mark.django_db
 def test_loading_a_new_version_leaves_stored_answers_alone(session, instrument):
-    response_create(session=session, instrument=instrument, answers={n: 3 for n in range(1, 13)}, source="staff")
-    before = list(Answer.objects.values_list("item__instrument__version", "item__number", "item__subscale", "value"))
-    v2 = broken(lambda d: (d.update(version=2), d["items"][0].update(subscale="goal"), d["items"][3].update(subscale="task")))
+    response_create(
+        session=session, instrument=instrument, answers={n: 3 for n in range(1, 13)}, source="staff"
+    )
+    before = list(
+        Answer.objects.values_list("item__instrument__version", "item__number", "item__subscale", "value")
+    )
+    v2 = broken(
+        lambda d: (
+            d.update(version=2),
+            d["items"][0].update(subscale="goal"),
+            d["items"][3].update(subscale="task"),
+        )
+    )
     new, action = instrument_load(definition=parse_definition(v2))
     assert (new.version, action) == (2, "created")
-    after = list(Answer.objects.values_list("item__instrument__version", "item__number", "item__subscale", "value"))
+    after = list(
+        Answer.objects.values_list("item__instrument__version", "item__number", "item__subscale", "value")
+    )
     assert after == before
 
 

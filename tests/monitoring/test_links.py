@@ -16,13 +16,13 @@ from monitoring.messaging import ConsoleSmsBackend
 from monitoring.models import Invitation, Response
 from monitoring.services import (
     invitation_create,
+    invitation_for_token,
     invitation_revoke,
     invitation_send,
     reminder_send,
     reminders_due,
     session_mark_held,
     submission_create,
-    invitation_for_token,
 )
 
 pytestmark = pytest.mark.django_db
@@ -61,8 +61,14 @@ def test_a_link_expires_after_the_clinic_setting(session, alice, clinic_a):
     _, token = invitation_create(session=session, created_by=alice)
     with time_machine.travel(timezone.now() + timedelta(hours=47, minutes=59)):
         submission_create(invitation=invitation_for_token(token=token), answers=FULL)
-    _, token2 = invitation_create(session=Session.objects.create(episode=session.episode, number=2, date=session.date, status="held"), created_by=alice)
-    with time_machine.travel(timezone.now() + timedelta(hours=48, minutes=1)), pytest.raises(ApplicationError) as caught:
+    _, token2 = invitation_create(
+        session=Session.objects.create(episode=session.episode, number=2, date=session.date, status="held"),
+        created_by=alice,
+    )
+    with (
+        time_machine.travel(timezone.now() + timedelta(hours=48, minutes=1)),
+        pytest.raises(ApplicationError) as caught,
+    ):
         submission_create(invitation=invitation_for_token(token=token2), answers=FULL)
     assert caught.value.code == "expired"
     assert Response.objects.count() == 1

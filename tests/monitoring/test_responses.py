@@ -23,7 +23,11 @@ def test_the_database_refuses_a_second_patient_response_for_a_session(session, i
     response_create(session=session, instrument=instrument, answers=FULL, source="link")
     with pytest.raises(IntegrityError), transaction.atomic():
         Response.objects.create(
-            session=session, instrument=instrument, rater="patient", source="tablet", submitted_at=timezone.now()
+            session=session,
+            instrument=instrument,
+            rater="patient",
+            source="tablet",
+            submitted_at=timezone.now(),
         )
 
 
@@ -59,7 +63,9 @@ def test_the_database_refuses_two_answers_to_one_item(session, instrument):
         ({**FULL, 13: 3}, "Item 13 is not part of bordin-alliance v1."),
     ],
 )
-def test_it_refuses_bad_answers_with_a_specific_message_and_stores_nothing(session, instrument, answers, message):
+def test_it_refuses_bad_answers_with_a_specific_message_and_stores_nothing(
+    session, instrument, answers, message
+):
     with pytest.raises(ApplicationError) as caught:
         response_create(session=session, instrument=instrument, answers=answers, source="link")
     assert message in caught.value.problems

@@ -15,7 +15,10 @@ TODAY = date(2026, 11, 20)
 def snapshot() -> list[tuple]:
     return list(
         Answer.objects.order_by(
-            "response__session__episode__patient__label", "response__session__number", "response__rater", "item__number"
+            "response__session__episode__patient__label",
+            "response__session__number",
+            "response__rater",
+            "item__number",
         ).values_list(
             "response__session__episode__patient__label",
             "response__session__number",
@@ -51,10 +54,18 @@ def test_the_demo_has_staff_and_every_kind_of_flag():
     assert roles == ["admin", "therapist", "therapist", "therapist"]
     assert 38 <= clinic.patients.count() <= 42
     assert set(Flag.objects.values_list("kind", flat=True)) == {
-        "rupture", "repair", "unrepaired", "decline", "sudden_gain", "sudden_loss"
+        "rupture",
+        "repair",
+        "unrepaired",
+        "decline",
+        "sudden_gain",
+        "sudden_loss",
     }
     assert Response.objects.filter(rater="therapist").exists()
     # Some patients have not yet answered for their last held session.
-    waiting = [p for p in clinic.patients.all()
-               if p.episodes.get().sessions.filter(status="held").exclude(responses__rater="patient").exists()]
+    waiting = [
+        p
+        for p in clinic.patients.all()
+        if p.episodes.get().sessions.filter(status="held").exclude(responses__rater="patient").exists()
+    ]
     assert 3 <= len(waiting) <= 8

@@ -24,7 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--therapist", required=True, help="email of the therapist for new patients")
         parser.add_argument("--instrument", help="instrument code (default: the patient-rated one)")
 
-    def handle(self, *args: Any, file: Path, clinic: str, therapist: str, instrument: str | None, **o: Any) -> None:
+    def handle(
+        self, *args: Any, file: Path, clinic: str, therapist: str, instrument: str | None, **o: Any
+    ) -> None:
         try:
             clinic_obj = Clinic.objects.get(slug=clinic)
         except Clinic.DoesNotExist as exc:
@@ -39,7 +41,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No instrument with code '{instrument}'.")
         try:
             with file.open(encoding="utf-8-sig", newline="") as handle:
-                result = responses_import(clinic=clinic_obj, file=handle, therapist=user, instrument=instrument_obj)
+                result = responses_import(
+                    clinic=clinic_obj, file=handle, therapist=user, instrument=instrument_obj
+                )
         except FileNotFoundError as exc:
             raise CommandError(f"No such file: {file}.") from exc
         except UnicodeDecodeError as exc:

@@ -32,8 +32,15 @@ THERAPISTS = (
 )
 # The demo's mix of courses, so that every kind of flag and pattern appears on some patient.
 DEMO_MIX = {
-    "stable": 9, "growth": 5, "ceiling": 4, "rupture_repair": 9, "rupture_unrepaired": 4,
-    "task_decline": 4, "sudden_gain": 2, "high_falling": 2, "low_rising": 1,
+    "stable": 9,
+    "growth": 5,
+    "ceiling": 4,
+    "rupture_repair": 9,
+    "rupture_unrepaired": 4,
+    "task_decline": 4,
+    "sudden_gain": 2,
+    "high_falling": 2,
+    "low_rising": 1,
 }
 TREATMENTS = {
     "task_decline": Episode.Treatment.EXPOSURE,
@@ -43,7 +50,9 @@ TREATMENTS = {
 
 
 def demo_logins() -> list[tuple[str, str, str]]:
-    return [(ADMIN[0], "clinic admin", DEMO_PASSWORD)] + [(e, "therapist", DEMO_PASSWORD) for e, _ in THERAPISTS]
+    return [(ADMIN[0], "clinic admin", DEMO_PASSWORD)] + [
+        (e, "therapist", DEMO_PASSWORD) for e, _ in THERAPISTS
+    ]
 
 
 def _labels(n: int, rng: np.random.Generator) -> list[str]:
@@ -63,7 +72,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--patients", type=int, default=40)
         parser.add_argument("--seed", type=int, default=2026)
-        parser.add_argument("--today", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")
+        parser.add_argument(
+            "--today", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)"
+        )
         parser.add_argument("--reset", action="store_true", help="delete the demo clinic first")
 
     def handle(self, *args: Any, patients: int, seed: int, today: date | None, reset: bool, **o: Any) -> None:
@@ -95,7 +106,9 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
     clinic = Clinic.objects.create(
         slug=DEMO_SLUG, name="Lindenhof Psychotherapy Centre (demo)", therapist_rating_enabled=True
     )
-    staff_create(clinic=clinic, email=ADMIN[0], name=ADMIN[1], role=Membership.Role.ADMIN, password=DEMO_PASSWORD)
+    staff_create(
+        clinic=clinic, email=ADMIN[0], name=ADMIN[1], role=Membership.Role.ADMIN, password=DEMO_PASSWORD
+    )
     therapists = [
         staff_create(clinic=clinic, email=e, name=n, role=Membership.Role.THERAPIST, password=DEMO_PASSWORD)
         for e, n in THERAPISTS
@@ -105,7 +118,9 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
     rng = np.random.default_rng(seed)
     labels = _labels(len(truth), rng)
     answers_by_patient = {pid: frame.sort_values("session") for pid, frame in items.groupby("patient")}
-    therapist_by_patient = {pid: frame.sort_values("session") for pid, frame in therapist_items.groupby("patient")}
+    therapist_by_patient = {
+        pid: frame.sort_values("session") for pid, frame in therapist_items.groupby("patient")
+    }
 
     therapist_form = Instrument.objects.get(code="bordin-alliance-therapist", version=1)
     therapist_form_items = {i.number: i for i in therapist_form.items.all()}
@@ -125,11 +140,15 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
         episode = Episode.objects.create(
             patient=patient,
             therapist=therapist,
-            treatment=TREATMENTS.get(scenario, [Episode.Treatment.CBT, Episode.Treatment.PSYCHODYNAMIC][index % 2]),
+            treatment=TREATMENTS.get(
+                scenario, [Episode.Treatment.CBT, Episode.Treatment.PSYCHODYNAMIC][index % 2]
+            ),
             started_on=last_day - timedelta(weeks=n - 1),
         )
         sessions = Session.objects.bulk_create(
-            Session(episode=episode, number=k, date=last_day - timedelta(weeks=n - k), status=Session.Status.HELD)
+            Session(
+                episode=episode, number=k, date=last_day - timedelta(weeks=n - k), status=Session.Status.HELD
+            )
             for k in range(1, n + 1)
         )
         Session.objects.create(
@@ -191,6 +210,10 @@ def _demo_cohort(n_patients: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame
     for offset, (scenario, weight) in enumerate(DEMO_MIX.items()):
         count = max(1, round(weight * n_patients / total))
         cohort = simulate_cohort(count, seed=seed + offset, sessions=(8, 30), scenarios={scenario: 1.0})
-        for frame, out in ((cohort.items, items), (cohort.therapist_items, therapist_items), (cohort.truth, truth)):
+        for frame, out in (
+            (cohort.items, items),
+            (cohort.therapist_items, therapist_items),
+            (cohort.truth, truth),
+        ):
             out.append(frame.assign(patient=scenario + "-" + frame["patient"].astype(str)))
     return pd.concat(items), pd.concat(therapist_items), pd.concat(truth).set_index("patient")
