@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Development server with the demo clinic. DEBUG is on here only.
+run: export DEBUG = 1
+run: export SITE_URL = http://$(HOST)
 run: $(STAMP)
 	mkdir -p var
-	DEBUG=1 $(BIN)/python manage.py migrate --noinput -v0
-	DEBUG=1 $(BIN)/python manage.py seed_demo
-	@DEBUG=1 $(BIN)/python manage.py demo_logins
-	DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py seed_demo
+	@$(BIN)/python manage.py demo_logins
+	$(BIN)/python manage.py runserver $(HOST)
 
 # The whole suite. DATABASE_URL=postgres://... runs it against PostgreSQL instead of SQLite.
 test: $(STAMP)

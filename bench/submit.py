@@ -209,7 +209,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, object]:
     extra = {"TASKS_BACKEND": DB_BACKEND} if mode == "worker" else {}
     with fresh_database(f"bordin_bench_submit_{os.getpid()}") as url:
         work = seed(url, args.patients, args.new_sessions)
-        with gunicorn(url, **extra) as base:
+        with gunicorn(url, workers=args.workers, threads=args.threads, **extra) as base:
             result = run_clients(base, work, args.clients)
         result["drain"] = drain_worker(url) if mode == "worker" else 0.0
         result["checks"] = verify([t for t, _ in work])
@@ -250,6 +250,8 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=400)
     parser.add_argument("--new-sessions", type=int, default=3)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--mode", choices=["immediate", "worker", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="a small smoke run; does not write the doc")
     args = parser.parse_args()
@@ -268,7 +270,7 @@ def main() -> None:
     table = f"""
 ## Patient submissions over HTTP (`bench/submit.py`)
 
-gunicorn (gthread, 2 workers x 4 threads) and PostgreSQL on loopback, {args.clients} concurrent
+gunicorn (gthread, {args.workers} workers x {args.threads} threads) and PostgreSQL on loopback, {args.clients} concurrent
 clients posting {args.patients * args.new_sessions} form links of {args.patients} patients who have
 {PRIOR_SESSIONS} earlier sessions each; one link in ten is posted twice at once (a double click),
 {requests} requests in all. After each accepted submission that patient's analysis is recomputed

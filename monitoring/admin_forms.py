@@ -13,18 +13,26 @@ from monitoring.analytics import PRESETS
 from monitoring.models import Instrument
 
 
+class NoColon:
+    """Labels without Django's trailing colon: the layout already sets them apart."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+
+
 def _therapist_choices(clinic: Clinic) -> list[tuple[int, str]]:
     memberships = Membership.objects.filter(clinic=clinic, role=Membership.Role.THERAPIST, is_active=True)
     return [(m.user_id, m.user.get_full_name() or m.user.email) for m in memberships.select_related("user")]
 
 
-class StaffInviteForm(forms.Form):
+class StaffInviteForm(NoColon, forms.Form):
     email = forms.EmailField(label="Email")
     name = forms.CharField(label="Name", max_length=150, required=False)
     role = forms.ChoiceField(label="Role", choices=Membership.Role.choices, initial=Membership.Role.THERAPIST)
 
 
-class PatientForm(forms.ModelForm):
+class PatientForm(NoColon, forms.ModelForm):
     therapist = forms.TypedChoiceField(label="Therapist", coerce=int)
     treatment = forms.ChoiceField(label="Treatment", choices=Episode.Treatment.choices)
     started_on = forms.DateField(label="Start of treatment", widget=forms.DateInput(attrs={"type": "date"}))
@@ -46,7 +54,7 @@ class PatientForm(forms.ModelForm):
         self.fields["therapist"].choices = _therapist_choices(clinic)
 
 
-class PatientEditForm(forms.ModelForm):
+class PatientEditForm(NoColon, forms.ModelForm):
     class Meta:
         model = Patient
         fields = ["label", "external_id", "language", "contact_email", "contact_phone"]
@@ -54,7 +62,7 @@ class PatientEditForm(forms.ModelForm):
         widgets = PatientForm.Meta.widgets
 
 
-class TransferForm(forms.Form):
+class TransferForm(NoColon, forms.Form):
     therapist = forms.TypedChoiceField(label="New therapist", coerce=int)
     on = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -65,16 +73,16 @@ class TransferForm(forms.Form):
         ]
 
 
-class EpisodeOpenForm(forms.Form):
+class EpisodeOpenForm(NoColon, forms.Form):
     treatment = forms.ChoiceField(label="Treatment", choices=Episode.Treatment.choices)
     started_on = forms.DateField(label="Starts", widget=forms.DateInput(attrs={"type": "date"}))
 
 
-class DateForm(forms.Form):
+class DateForm(NoColon, forms.Form):
     on = forms.DateField(label="On", widget=forms.DateInput(attrs={"type": "date"}))
 
 
-class ClinicSettingsForm(forms.ModelForm):
+class ClinicSettingsForm(NoColon, forms.ModelForm):
     class Meta:
         model = Clinic
         fields = [
@@ -138,7 +146,7 @@ class ClinicSettingsForm(forms.ModelForm):
         self.fields["idle_timeout_minutes"].min_value = 5
 
 
-class ReportFilterForm(forms.Form):
+class ReportFilterForm(NoColon, forms.Form):
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     therapist = forms.TypedChoiceField(label="Therapist", required=False, coerce=int, empty_value=None)
@@ -154,3 +162,30 @@ class ReportFilterForm(forms.Form):
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             raise forms.ValidationError("The period must start before it ends.")
         return data
+
+
+class ExportForm(NoColon, forms.Form):
+    report = forms.ChoiceField(label="Report")
+    format = forms.ChoiceField(label="Format")
+    start = forms.DateField(
+        label="Sessions from", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(label="to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    therapist = forms.TypedChoiceField(label="Therapist", required=False, coerce=int, empty_value=None)
+    treatment = forms.ChoiceField(label="Treatment", required=False)
+    pseudonymise = forms.BooleanField(
+        label="Pseudonymise for research",
+        required=False,
+        help_text="Patient ids become keyed codes; labels, health-record ids, therapist names and notes are left out.",
+    )
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        from monitoring.exports import EXPORTS, FORMAT_NAMES
+
+        super().__init__(*args, **kwargs)
+        self.fields["report"].choices = [
+            (e.identifier, e.verbose_name) for e in EXPORTS.values() if not e.needs_patient
+        ]
+        self.fields["format"].choices = list(FORMAT_NAMES.items())
+        self.fields["therapist"].choices = [("", "All therapists"), *_therapist_choices(clinic)]
+        self.fields["treatment"].choices = [("", "All treatments"), *Episode.Treatment.choices]

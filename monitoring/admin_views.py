@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from django.contrib import messages
 from django.contrib.auth import login
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -18,11 +18,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from clinics import services as clinic_services
 from clinics.errors import ApplicationError
 from clinics.models import Membership, Patient, StaffInvitation
-from monitoring import charts, selectors
+from monitoring import charts, export_services, selectors
 from monitoring.admin_forms import (
     ClinicSettingsForm,
     DateForm,
     EpisodeOpenForm,
+    ExportForm,
     PatientEditForm,
     PatientForm,
     ReportFilterForm,
@@ -30,6 +31,7 @@ from monitoring.admin_forms import (
     TransferForm,
 )
 from monitoring.decorators import staff_required
+from monitoring.exports import EXPORTS, ExportFilters
 
 
 @staff_required
@@ -322,3 +324,60 @@ def report(request: HttpRequest, slug: str) -> HttpResponse:
         },
         status=400 if form.is_bound and not form.is_valid() else 200,
     )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def exports(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start an export (it runs in the background when a worker is configured) and list the
+    clinic's recent ones with their progress and download links."""
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    form = ExportForm(request.POST or None, clinic=clinic)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            filters = ExportFilters(
+                start=data["start"],
+                end=data["end"],
+                therapist_id=data["therapist"],
+                treatment=data["treatment"] or "",
+                pseudonymise=data["pseudonymise"],
+            )
+            job = export_services.export_start(
+                clinic=clinic,
+                user=request.user,
+                identifier=data["report"],
+                fmt=data["format"],
+                filters=filters,
+            )
+            messages.success(
+                request, f"{EXPORTS[job.exporter].verbose_name} ({job.format.upper()}) requested."
+            )
+            return redirect("monitoring:admin-exports", slug=clinic.slug)
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+    jobs = export_services.export_jobs_for_user(user=request.user, clinic=clinic, limit=20)
+    return render(
+        request,
+        "monitoring/admin/exports.html",
+        {
+            "clinic": clinic,
+            "form": form,
+            "jobs": jobs,
+            "exports": EXPORTS,
+            "running": any(j.status in ("queued", "running") for j in jobs),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@staff_required
+def export_download(request: HttpRequest, code: str) -> FileResponse:
+    job = export_services.export_job_get_for_user(user=request.user, code=code)
+    try:
+        path, filename, content_type = export_services.export_file(job=job, user=request.user)
+    except ApplicationError as error:
+        raise Http404(error.message) from error
+    response = FileResponse(path.open("rb"), as_attachment=True, filename=filename, content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response

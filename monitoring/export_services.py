@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient
-from monitoring.exports import FORMATS, ExportFilters, Rendered, exporter_get, render
+from monitoring.exports import FORMATS, PDF, ExportFilters, ProgressCallback, Rendered, exporter_get, render
 from monitoring.models import ExportJob
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def clinics_for_export(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Cl
     if not user.is_authenticated:
         return Clinic.objects.none()
     return Clinic.objects.filter(
-        memberships__user=user, memberships__is_active=True, memberships__role=Membership.Role.ADMIN
+        memberships__user_id=user.pk, memberships__is_active=True, memberships__role=Membership.Role.ADMIN
     )
 
 
@@ -143,6 +143,8 @@ def _check_request(*, clinic: Clinic, identifier: str, fmt: str, filters: Export
     if fmt not in FORMATS or fmt not in exporter.formats:
         names = ", ".join(exporter.formats)
         raise ApplicationError(f"{exporter.verbose_name} can be exported as {names}, not '{fmt}'.")
+    if exporter.needs_patient and not filters.patient_code:
+        raise ApplicationError("Choose the patient for a one-patient report.")
     if filters.patient_code and not Patient.objects.filter(clinic=clinic, code=filters.patient_code).exists():
         raise ApplicationError("There is no such patient in this clinic.")
     if (
@@ -161,7 +163,7 @@ def export_run(
     filters: ExportFilters,
     via: str = VIA_WEB,
     job: ExportJob | None = None,
-    on_rows: Any = None,
+    on_rows: ProgressCallback | None = None,
 ) -> Rendered:
     """Produce an export now and audit it. ``user`` None means the command line (trusted: whoever
     can run manage.py can read the database anyway); any user must be an active clinic admin.
@@ -192,7 +194,7 @@ def export_start(
     _require_admin(user=user, clinic=clinic)
     _check_request(clinic=clinic, identifier=identifier, fmt=fmt, filters=filters)
     job = ExportJob.objects.create(
-        clinic=clinic, requested_by=user, exporter=identifier, format=fmt, filters=filters.to_json()
+        clinic=clinic, requested_by_id=user.pk, exporter=identifier, format=fmt, filters=filters.to_json()
     )
     transaction.on_commit(partial(export_tasks.export_job_run.enqueue, job.pk))
     return job
@@ -267,7 +269,7 @@ def _job_failed(job: ExportJob, directory: Path, reason: str) -> ExportJob:
     return job
 
 
-def _progress_writer(job_id: int, total: int | None) -> Any:
+def _progress_writer(job_id: int, total: int | None) -> ProgressCallback:
     """A callback writing a job's progress (5-95%) as rows are written, in steps."""
     last = [1]
 
@@ -321,3 +323,28 @@ def export_files_purge(*, older_than: timedelta = timedelta(days=7)) -> int:
         ExportJob.objects.filter(pk=job.pk).update(file_path="")
         removed += 1
     return removed
+
+
+def patient_report_for_user(*, user: AbstractBaseUser, code: object) -> Rendered:
+    """The one-patient PDF for the health record, for anyone who may see the patient (their
+    therapist, or an admin of the clinic); audited like every export."""
+    from monitoring.selectors import patient_get_for_user
+
+    patient = patient_get_for_user(user=user, code=code)
+    filters = ExportFilters(patient_code=str(patient.code))
+    exporter = exporter_get("patient_report")
+    export_audit(
+        clinic=patient.clinic,
+        actor=user,
+        identifier=exporter.identifier,
+        fmt=PDF,
+        filters=filters,
+        via=VIA_WEB,
+    )
+    return render(
+        exporter,
+        exporter.frame(clinic=patient.clinic, filters=filters),
+        PDF,
+        clinic=patient.clinic,
+        filters=filters,
+    )

@@ -35,11 +35,11 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeAlias, TypeVar
 
 import numpy as np
 import pandas as pd
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -61,7 +61,12 @@ CONTENT_TYPES: Mapping[str, str] = {
     FHIR: "application/fhir+json",
 }
 EXTENSIONS: Mapping[str, str] = {CSV: "csv", XLSX: "xlsx", PDF: "pdf", FHIR: "json"}
-FORMAT_NAMES: Mapping[str, str] = {CSV: "CSV", XLSX: "Excel (XLSX)", PDF: "PDF report", FHIR: "FHIR R4 bundle (JSON)"}
+FORMAT_NAMES: Mapping[str, str] = {
+    CSV: "CSV",
+    XLSX: "Excel (XLSX)",
+    PDF: "PDF report",
+    FHIR: "FHIR R4 bundle (JSON)",
+}
 
 #: Rows per chunk of a streamed export: large enough that per-chunk overhead vanishes, small
 #: enough that a chunk is a few megabytes.
@@ -155,7 +160,7 @@ class ExportFilters:
         return cls(
             start=_day(data.get("start")),
             end=_day(data.get("end")),
-            therapist_id=int(therapist) if therapist not in (None, "") else None,
+            therapist_id=int(str(therapist)) if therapist not in (None, "") else None,
             treatment=str(data.get("treatment") or ""),
             patient_code=str(data.get("patient_code") or ""),
             pseudonymise=bool(data.get("pseudonymise")),
@@ -217,16 +222,19 @@ def episodes_for_export(*, clinic: Clinic, filters: ExportFilters) -> QuerySet[E
     if filters.patient_code:
         episodes = episodes.filter(patient__code=filters.patient_code)
     if filters.start or filters.end:
-        episodes = episodes.filter(Exists(_sessions_in_period(Session.objects.filter(episode=OuterRef("pk")), filters)))
+        episodes = episodes.filter(
+            Exists(_sessions_in_period(Session.objects.filter(episode=OuterRef("pk")), filters))
+        )
     return episodes
 
 
-def _sessions_in_period(sessions: QuerySet[Session], filters: ExportFilters, prefix: str = "") -> QuerySet[Session]:
+def _sessions_in_period(rows: QuerySet[_M], filters: ExportFilters, prefix: str = "") -> QuerySet[_M]:
+    """``rows`` whose session (reached through ``prefix``) is dated within the period."""
     if filters.start:
-        sessions = sessions.filter(**{f"{prefix}date__gte": filters.start})
+        rows = rows.filter(**{f"{prefix}date__gte": filters.start})
     if filters.end:
-        sessions = sessions.filter(**{f"{prefix}date__lte": filters.end})
-    return sessions
+        rows = rows.filter(**{f"{prefix}date__lte": filters.end})
+    return rows
 
 
 def _in_period(dates: pd.Series, filters: ExportFilters) -> pd.Series:
@@ -238,6 +246,8 @@ def _in_period(dates: pd.Series, filters: ExportFilters) -> pd.Series:
     return keep
 
 
+_M = TypeVar("_M", bound=Model)
+
 #: Columns that name or identify a person; left out of pseudonymised exports.
 IDENTIFYING = ("external_id", "acknowledged_by", "acknowledged_note")
 
@@ -246,8 +256,16 @@ def episode_info(*, clinic: Clinic, episode_ids: Iterable[int], pseudonymise: bo
     """Who each episode is about, indexed by episode id: ``patient`` (label or pseudonym),
     ``external_id``, ``therapist`` (name or pseudonym), ``treatment`` and ``episode_start``."""
     rows = Episode.objects.filter(pk__in=list(episode_ids), patient__clinic=clinic).values_list(
-        "pk", "patient__code", "patient__label", "patient__external_id", "therapist_id",
-        "therapist__first_name", "therapist__last_name", "therapist__email", "treatment", "started_on",
+        "pk",
+        "patient__code",
+        "patient__label",
+        "patient__external_id",
+        "therapist_id",
+        "therapist__first_name",
+        "therapist__last_name",
+        "therapist__email",
+        "treatment",
+        "started_on",
     )
     records = []
     for pk, code, label, external_id, therapist_id, first, last, email, treatment, started in rows:
@@ -289,7 +307,9 @@ def analysis_for_export(*, clinic: Clinic, filters: ExportFilters) -> PeriodAnal
     dates = _session_dates(episode_ids)
     scores = selectors.scores_for_episodes(episode_ids=episode_ids)
     if filters.end and not scores.empty:
-        dated = scores.merge(dates, left_on=["patient", "session"], right_on=["episode", "session"], how="left")
+        dated = scores.merge(
+            dates, left_on=["patient", "session"], right_on=["episode", "session"], how="left"
+        )
         scores = scores[(dated["date"] <= filters.end).to_numpy()].reset_index(drop=True)
     if scores.empty:
         return PeriodAnalysis(None, info, dates)
@@ -302,7 +322,9 @@ def _with_dates(frame: pd.DataFrame, dates: pd.DataFrame) -> pd.DataFrame:
     return keyed.drop(columns=[c.PATIENT]).merge(dates, on=["episode", "session"], how="left")
 
 
-def _join_info(frame: pd.DataFrame, info: pd.DataFrame, columns: Sequence[str], *, pseudonymise: bool) -> pd.DataFrame:
+def _join_info(
+    frame: pd.DataFrame, info: pd.DataFrame, columns: Sequence[str], *, pseudonymise: bool
+) -> pd.DataFrame:
     """Put the people first, keep ``columns`` in order, drop identifying columns if asked."""
     joined = frame.join(info, on="episode")
     keep = [name for name in columns if not (pseudonymise and name in IDENTIFYING)]
@@ -319,7 +341,7 @@ def _join_info(frame: pd.DataFrame, info: pd.DataFrame, columns: Sequence[str], 
 # --- Exporters ----------------------------------------------------------------------------------
 
 
-FrameOrChunks = pd.DataFrame | Iterator[pd.DataFrame]
+FrameOrChunks: TypeAlias = pd.DataFrame | Iterator[pd.DataFrame]
 
 
 class Exporter:
@@ -333,6 +355,8 @@ class Exporter:
     columns: ClassVar[tuple[str, ...]] = ()
     #: True when :meth:`frame` returns an iterator of chunks rather than one DataFrame.
     streaming: ClassVar[bool] = False
+    #: True for one-patient reports: ``filters.patient_code`` is required.
+    needs_patient: ClassVar[bool] = False
     #: PDF template under templates/monitoring/pdf/, for exporters that offer PDF.
     pdf_template: ClassVar[str] = "monitoring/pdf/table_report.html"
 
@@ -366,8 +390,23 @@ class SessionScores(Exporter):
         "session's deviation from it (state and z) and the baseline the flag rules compared with."
     )
     columns = (
-        "patient", "external_id", "therapist", "treatment", "episode_start", "session", "date", "scale",
-        c.T, c.SCORE, c.LEVEL, c.STATE, c.Z, c.BASELINE, c.N_BASELINE, c.S_USED, c.IN_RUPTURE,
+        "patient",
+        "external_id",
+        "therapist",
+        "treatment",
+        "episode_start",
+        "session",
+        "date",
+        "scale",
+        c.T,
+        c.SCORE,
+        c.LEVEL,
+        c.STATE,
+        c.Z,
+        c.BASELINE,
+        c.N_BASELINE,
+        c.S_USED,
+        c.IN_RUPTURE,
     )
 
     def frame(self, *, clinic: Clinic, filters: ExportFilters) -> pd.DataFrame:
@@ -400,26 +439,39 @@ class ItemAnswers(Exporter):
         answers = Answer.objects.filter(
             response__rater=Rater.PATIENT, response__session__episode__in=episodes.values("pk")
         )
-        return _sessions_in_period(answers, filters, prefix="response__session__")  # type: ignore[arg-type]
+        return _sessions_in_period(answers, filters, prefix="response__session__")
 
     def count(self, *, clinic: Clinic, filters: ExportFilters) -> int:
         return self.answers(clinic=clinic, filters=filters).count()
 
-    def frame(self, *, clinic: Clinic, filters: ExportFilters, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    def frame(
+        self, *, clinic: Clinic, filters: ExportFilters, chunk_rows: int | None = None
+    ) -> Iterator[pd.DataFrame]:
         chunk_rows = chunk_rows or CHUNK_ROWS
         # The people are looked up once per patient (and guarded there, once); the answer rows
         # carry only numbers and dates.
         patients = Patient.objects.filter(clinic=clinic).values_list("pk", "code", "label", "external_id")
         if filters.pseudonymise:
-            who = {pk: (pseudonym(clinic=clinic, kind="patient", value=code), "") for pk, code, _, _ in patients}
+            who = {
+                pk: (pseudonym(clinic=clinic, kind="patient", value=code), "") for pk, code, _, _ in patients
+            }
         else:
             who = {pk: (label, external_id) for pk, _, label, external_id in patients}
         rows = (
             self.answers(clinic=clinic, filters=filters)
-            .order_by("response__session__episode__patient_id", "response__session__episode__started_on",
-                      "response__session__number", "item__number")
-            .values_list("response__session__episode__patient_id", "response__session__number",
-                         "response__session__date", "item__number", "value")
+            .order_by(
+                "response__session__episode__patient_id",
+                "response__session__episode__started_on",
+                "response__session__number",
+                "item__number",
+            )
+            .values_list(
+                "response__session__episode__patient_id",
+                "response__session__number",
+                "response__session__date",
+                "item__number",
+                "value",
+            )
             .iterator(chunk_size=chunk_rows)
         )
         label_of = {pk: names[0] for pk, names in who.items()}
@@ -428,7 +480,9 @@ class ItemAnswers(Exporter):
             chunk = list(itertools.islice(rows, chunk_rows))
             if not chunk:
                 return
-            frame = pd.DataFrame.from_records(chunk, columns=["patient_id", "session", "date", "item", "value"])
+            frame = pd.DataFrame.from_records(
+                chunk, columns=["patient_id", "session", "date", "item", "value"]
+            )
             ids = frame.pop("patient_id")
             frame.insert(0, "patient", ids.map(label_of))
             frame.insert(1, "external_id", ids.map(external_of))
@@ -444,9 +498,29 @@ class PatientLevels(Exporter):
     )
     formats = (CSV, XLSX, PDF)
     columns = (
-        "patient", "external_id", "therapist", "treatment", "episode_start", "scale", c.N, c.FIRST_SESSION,
-        c.LAST_SESSION, c.LEVEL, c.LEVEL_EB, c.RELIABILITY, c.PROVISIONAL, c.WITHIN_SD, c.SLOPE, c.CEILING,
-        c.LAST_SCORE, c.N_RUPTURES, c.N_REPAIRS, c.N_UNREPAIRED, c.N_DECLINES, c.OPEN_RUPTURE, "pattern",
+        "patient",
+        "external_id",
+        "therapist",
+        "treatment",
+        "episode_start",
+        "scale",
+        c.N,
+        c.FIRST_SESSION,
+        c.LAST_SESSION,
+        c.LEVEL,
+        c.LEVEL_EB,
+        c.RELIABILITY,
+        c.PROVISIONAL,
+        c.WITHIN_SD,
+        c.SLOPE,
+        c.CEILING,
+        c.LAST_SCORE,
+        c.N_RUPTURES,
+        c.N_REPAIRS,
+        c.N_UNREPAIRED,
+        c.N_DECLINES,
+        c.OPEN_RUPTURE,
+        "pattern",
         "pattern_label",
     )
 
@@ -460,7 +534,9 @@ class PatientLevels(Exporter):
         levels = analysis.levels.assign(episode=analysis.levels[c.PATIENT].astype("int64"))
         levels = levels[levels["episode"].isin(in_period)]
         patterns = analysis.patterns.assign(episode=analysis.patterns[c.PATIENT].astype("int64"))
-        patterns = patterns.set_index("episode")[[c.PATTERN, c.LABEL]].rename(columns={c.LABEL: "pattern_label"})
+        patterns = patterns.set_index("episode")[[c.PATTERN, c.LABEL]].rename(
+            columns={c.LABEL: "pattern_label"}
+        )
         levels = levels.drop(columns=[c.PATIENT]).join(patterns, on="episode")
         levels = levels.sort_values(["episode", "scale"], kind="stable")
         return _join_info(levels, period.info, self.columns, pseudonymise=filters.pseudonymise)
@@ -469,9 +545,24 @@ class PatientLevels(Exporter):
         total = frame[frame["scale"] == c.TOTAL]
         if "treatment" in total.columns:
             total = total.assign(treatment=total["treatment"].map(lambda t: Episode.Treatment(t).label))
-        wanted = [n for n in ("patient", "therapist", "treatment", c.N, c.LEVEL, c.LEVEL_EB, c.PROVISIONAL,
-                              c.N_RUPTURES, c.N_REPAIRS, c.N_UNREPAIRED, c.N_DECLINES, "pattern_label")
-                  if n in total.columns]
+        wanted = [
+            n
+            for n in (
+                "patient",
+                "therapist",
+                "treatment",
+                c.N,
+                c.LEVEL,
+                c.LEVEL_EB,
+                c.PROVISIONAL,
+                c.N_RUPTURES,
+                c.N_REPAIRS,
+                c.N_UNREPAIRED,
+                c.N_DECLINES,
+                "pattern_label",
+            )
+            if n in total.columns
+        ]
         return {
             "table": _table(total[wanted]),
             "note": "Total alliance scale; every scale is in the CSV and Excel files.",
@@ -489,42 +580,119 @@ class Flags(Exporter):
     )
     formats = (CSV, XLSX, PDF)
     columns = (
-        "patient", "external_id", "therapist", "treatment", "episode_start", "session", "date", "scale", "kind",
-        "magnitude", "threshold", "rule", "score", "baseline", "s_used", "explanation", "raised_at",
-        "acknowledgement", "acknowledged_at", "acknowledged_by", "acknowledged_note",
+        "patient",
+        "external_id",
+        "therapist",
+        "treatment",
+        "episode_start",
+        "session",
+        "date",
+        "scale",
+        "kind",
+        "magnitude",
+        "threshold",
+        "rule",
+        "score",
+        "baseline",
+        "s_used",
+        "explanation",
+        "raised_at",
+        "acknowledgement",
+        "acknowledged_at",
+        "acknowledged_by",
+        "acknowledged_note",
     )
 
     def frame(self, *, clinic: Clinic, filters: ExportFilters) -> pd.DataFrame:
         episodes = episodes_for_export(clinic=clinic, filters=filters)
         flags = _sessions_in_period(
-            Flag.objects.filter(episode__in=episodes.values("pk")), filters, prefix="session__"  # type: ignore[arg-type]
+            Flag.objects.filter(episode__in=episodes.values("pk")),
+            filters,
+            prefix="session__",
         ).order_by("episode_id", "session__number", "scale", "kind")
         records = []
-        for (episode_id, number, day, scale, kind, magnitude, threshold, detail, explanation, created,
-             acknowledgement, ack_at, first, last, email, note) in flags.values_list(
-            "episode_id", "session__number", "session__date", "scale", "kind", "magnitude", "threshold",
-            "detail", "explanation", "created_at", "acknowledgement", "acknowledged_at",
-            "acknowledged_by__first_name", "acknowledged_by__last_name", "acknowledged_by__email",
+        for (
+            episode_id,
+            number,
+            day,
+            scale,
+            kind,
+            magnitude,
+            threshold,
+            detail,
+            explanation,
+            created,
+            acknowledgement,
+            ack_at,
+            first,
+            last,
+            email,
+            note,
+        ) in flags.values_list(
+            "episode_id",
+            "session__number",
+            "session__date",
+            "scale",
+            "kind",
+            "magnitude",
+            "threshold",
+            "detail",
+            "explanation",
+            "created_at",
+            "acknowledgement",
+            "acknowledged_at",
+            "acknowledged_by__first_name",
+            "acknowledged_by__last_name",
+            "acknowledged_by__email",
             "acknowledged_note",
         ):
-            records.append({
-                "episode": episode_id, "session": number, "date": day, "scale": scale, "kind": kind,
-                "magnitude": magnitude, "threshold": threshold, "rule": detail.get("rule") or "",
-                "score": detail.get("score"), "baseline": detail.get("baseline"), "s_used": detail.get("s_used"),
-                "explanation": explanation, "raised_at": _local(created),
-                "acknowledgement": acknowledgement, "acknowledged_at": _local(ack_at),
-                "acknowledged_by": _person_name(first or "", last or "", email or "") if email else "",
-                "acknowledged_note": note,
-            })
+            records.append(
+                {
+                    "episode": episode_id,
+                    "session": number,
+                    "date": day,
+                    "scale": scale,
+                    "kind": kind,
+                    "magnitude": magnitude,
+                    "threshold": threshold,
+                    "rule": detail.get("rule") or "",
+                    "score": detail.get("score"),
+                    "baseline": detail.get("baseline"),
+                    "s_used": detail.get("s_used"),
+                    "explanation": explanation,
+                    "raised_at": _local(created),
+                    "acknowledgement": acknowledgement,
+                    "acknowledged_at": _local(ack_at),
+                    "acknowledged_by": _person_name(first or "", last or "", email or "") if email else "",
+                    "acknowledged_note": note,
+                }
+            )
         if not records:
             return _empty(self.output_columns(pseudonymise=filters.pseudonymise))
-        frame = pd.DataFrame.from_records(records).astype({"score": float, "baseline": float, "s_used": float})
-        info = episode_info(clinic=clinic, episode_ids=frame["episode"].unique().tolist(), pseudonymise=filters.pseudonymise)
+        frame = pd.DataFrame.from_records(records).astype(
+            {"score": float, "baseline": float, "s_used": float}
+        )
+        info = episode_info(
+            clinic=clinic, episode_ids=frame["episode"].unique().tolist(), pseudonymise=filters.pseudonymise
+        )
         return _join_info(frame, info, self.columns, pseudonymise=filters.pseudonymise)
 
     def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
-        wanted = [n for n in ("patient", "session", "date", "scale", "kind", "explanation", "acknowledgement",
-                              "acknowledged_by", "acknowledged_note") if n in frame.columns]
+        wanted = [
+            n
+            for n in (
+                "patient",
+                "session",
+                "date",
+                "scale",
+                "kind",
+                "explanation",
+                "acknowledgement",
+                "acknowledged_by",
+                "acknowledged_note",
+            )
+            if n in frame.columns
+        ]
         return {"table": _table(frame[wanted]), "landscape": True}
 
 
@@ -538,9 +706,22 @@ class ClinicSummary(Exporter):
     )
     formats = (CSV, XLSX, PDF)
     columns = (
-        "scale", "n_patients", "n_sessions", "n_ruptures", "n_repairs", "n_unrepaired", "n_declines",
-        "n_sudden_gains", "n_sudden_losses", "share_patients_with_rupture", "share_ruptures_repaired",
-        "ceiling_rater_share", "sessions_held", "forms_sent", "forms_completed", "completion_rate",
+        "scale",
+        "n_patients",
+        "n_sessions",
+        "n_ruptures",
+        "n_repairs",
+        "n_unrepaired",
+        "n_declines",
+        "n_sudden_gains",
+        "n_sudden_losses",
+        "share_patients_with_rupture",
+        "share_ruptures_repaired",
+        "ceiling_rater_share",
+        "sessions_held",
+        "forms_sent",
+        "forms_completed",
+        "completion_rate",
         "link_completion_rate",
     )
     pdf_template = "monitoring/pdf/clinic_report.html"
@@ -561,25 +742,37 @@ class ClinicSummary(Exporter):
         period = analysis_for_export(clinic=clinic, filters=filters)
         levels: list[float] = []
         if period.analysis is not None:
+            # The patients of the period: those with a scored session in it.
+            sessions = _with_dates(period.analysis.sessions, period.dates)
+            present = set(sessions.loc[_in_period(sessions["date"], filters), "episode"])
             lv = period.analysis.levels
-            levels = [float(v) for v in lv.loc[lv[c.SCALE] == c.TOTAL, c.LEVEL].dropna()]
+            lv = lv[(lv[c.SCALE] == c.TOTAL) & lv[c.PATIENT].astype("int64").isin(present)]
+            levels = [float(v) for v in lv[c.LEVEL].dropna()]
         first = frame.iloc[0] if len(frame) else None
         rows = []
         for record in frame.to_dict("records"):
-            rows.append({
-                "scale": wording.SCALE_NAMES.get(str(record["scale"]), str(record["scale"])),
-                "n_patients": record["n_patients"], "n_sessions": record["n_sessions"],
-                "n_ruptures": record["n_ruptures"], "n_repairs": record["n_repairs"],
-                "n_unrepaired": record["n_unrepaired"], "n_declines": record["n_declines"],
-                "sudden": f"{record['n_sudden_gains']} / {record['n_sudden_losses']}",
-                "rupture_rate": _percent(record["share_patients_with_rupture"]),
-                "repair_rate": _percent(record["share_ruptures_repaired"]),
-                "ceiling": _percent(record["ceiling_rater_share"]),
-            })
+            rows.append(
+                {
+                    "scale": wording.SCALE_NAMES.get(str(record["scale"]), str(record["scale"])),
+                    "n_patients": record["n_patients"],
+                    "n_sessions": record["n_sessions"],
+                    "n_ruptures": record["n_ruptures"],
+                    "n_repairs": record["n_repairs"],
+                    "n_unrepaired": record["n_unrepaired"],
+                    "n_declines": record["n_declines"],
+                    "sudden": f"{record['n_sudden_gains']} / {record['n_sudden_losses']}",
+                    "rupture_rate": _percent(record["share_patients_with_rupture"]),
+                    "repair_rate": _percent(record["share_ruptures_repaired"]),
+                    "ceiling": _percent(record["ceiling_rater_share"]),
+                }
+            )
         return {
             "scales": rows,
-            "completion": None if first is None else {
-                "sessions_held": int(first["sessions_held"]), "forms_sent": int(first["forms_sent"]),
+            "completion": None
+            if first is None
+            else {
+                "sessions_held": int(first["sessions_held"]),
+                "forms_sent": int(first["forms_sent"]),
                 "forms_completed": int(first["forms_completed"]),
                 "completion_rate": _percent(first["completion_rate"]),
                 "link_completion_rate": _percent(first["link_completion_rate"]),
@@ -600,14 +793,20 @@ class PatientReport(Exporter):
     )
     formats = (PDF, CSV, XLSX)
     columns = ("patient", "external_id", "session", "date", *c.SCALES, "z_total", "flags")
+    needs_patient = True
     pdf_template = "monitoring/pdf/patient_report.html"
 
     def _episode(self, *, clinic: Clinic, filters: ExportFilters) -> Episode:
         if not filters.patient_code:
             raise ApplicationError("Choose the patient for a one-patient report.")
-        episodes = episodes_for_export(clinic=clinic, filters=ExportFilters(patient_code=filters.patient_code,
-                                                                            therapist_id=filters.therapist_id,
-                                                                            treatment=filters.treatment))
+        episodes = episodes_for_export(
+            clinic=clinic,
+            filters=ExportFilters(
+                patient_code=filters.patient_code,
+                therapist_id=filters.therapist_id,
+                treatment=filters.treatment,
+            ),
+        )
         episode = episodes.select_related("patient", "therapist").order_by("-started_on").first()
         if episode is None:
             raise ApplicationError("This patient has no episode of care matching the filters.")
@@ -615,14 +814,20 @@ class PatientReport(Exporter):
 
     def frame(self, *, clinic: Clinic, filters: ExportFilters) -> pd.DataFrame:
         episode = self._episode(clinic=clinic, filters=filters)
-        one = ExportFilters(start=filters.start, end=filters.end, patient_code=filters.patient_code,
-                            pseudonymise=filters.pseudonymise)
+        one = ExportFilters(
+            start=filters.start,
+            end=filters.end,
+            patient_code=filters.patient_code,
+            pseudonymise=filters.pseudonymise,
+        )
         period = analysis_for_export(clinic=clinic, filters=one)
         if period.analysis is None:
             return _empty(self.output_columns(pseudonymise=filters.pseudonymise))
         sessions = period.analysis.sessions
         sessions = sessions[sessions[c.PATIENT].astype("int64") == episode.pk]
-        wide = sessions.pivot_table(index=c.SESSION, columns=c.SCALE, values=c.SCORE, observed=False, dropna=False)
+        wide = sessions.pivot_table(
+            index=c.SESSION, columns=c.SCALE, values=c.SCORE, observed=False, dropna=False
+        )
         wide = wide.reindex(columns=list(c.SCALES))
         wide.columns = [str(name) for name in wide.columns]
         z = sessions[sessions[c.SCALE] == c.TOTAL].set_index(c.SESSION)[c.Z].rename("z_total")
@@ -630,9 +835,13 @@ class PatientReport(Exporter):
         table["episode"] = episode.pk
         table = table.merge(period.dates, on=["episode", "session"], how="left")
         kinds: dict[int, list[str]] = {}
-        for number, kind in Flag.objects.filter(episode=episode).values_list("session__number", "kind").distinct():
+        for number, kind in (
+            Flag.objects.filter(episode=episode).values_list("session__number", "kind").distinct()
+        ):
             kinds.setdefault(number, []).append(wording.FLAGS[kind].short if kind in wording.FLAGS else kind)
-        table["flags"] = table[c.SESSION].map(lambda n: "; ".join(sorted(set(kinds.get(int(n), []))))).astype(str)
+        table["flags"] = (
+            table[c.SESSION].map(lambda n: "; ".join(sorted(set(kinds.get(int(n), []))))).astype(str)
+        )
         table = table[_in_period(table["date"], filters)]
         return _join_info(table, period.info, self.columns, pseudonymise=filters.pseudonymise)
 
@@ -640,7 +849,9 @@ class PatientReport(Exporter):
         from monitoring import charts, pdf
 
         episode = self._episode(clinic=clinic, filters=filters)
-        one = ExportFilters(end=filters.end, patient_code=filters.patient_code, pseudonymise=filters.pseudonymise)
+        one = ExportFilters(
+            end=filters.end, patient_code=filters.patient_code, pseudonymise=filters.pseudonymise
+        )
         period = analysis_for_export(clinic=clinic, filters=one)
         info = period.info.loc[episode.pk]
         level: dict[str, Any] | None = None
@@ -650,27 +861,45 @@ class PatientReport(Exporter):
             mine = a.sessions[(a.sessions[c.PATIENT].astype("int64") == episode.pk)]
             lv = a.levels[a.levels[c.PATIENT].astype("int64") == episode.pk]
             ev = a.events[a.events[c.PATIENT].astype("int64") == episode.pk]
-            dates = dict(period.dates.loc[period.dates["episode"] == episode.pk, ["session", "date"]].itertuples(index=False))
-            chart_summary = charts.trajectory(sessions=mine, levels=lv, events=ev, session_dates=dates).summary
+            dates = dict(
+                period.dates.loc[period.dates["episode"] == episode.pk, ["session", "date"]].itertuples(
+                    index=False
+                )
+            )
+            chart_summary = charts.trajectory(
+                sessions=mine, levels=lv, events=ev, session_dates=dates
+            ).summary
             total_level = lv[lv[c.SCALE] == c.TOTAL]
             total = mine[mine[c.SCALE] == c.TOTAL]
             if len(total_level):
                 row = total_level.iloc[0]
-                level = {"level": f"{row[c.LEVEL]:.1f}", "level_eb": f"{row[c.LEVEL_EB]:.1f}",
-                         "provisional": bool(row[c.PROVISIONAL]), "n": int(row[c.N])}
+                level = {
+                    "level": f"{row[c.LEVEL]:.1f}",
+                    "level_eb": f"{row[c.LEVEL_EB]:.1f}",
+                    "provisional": bool(row[c.PROVISIONAL]),
+                    "n": int(row[c.N]),
+                }
             chart_svg = pdf.trajectory_svg(
                 points=[(int(s), float(v)) for s, v in total[[c.SESSION, c.SCORE]].itertuples(index=False)],
                 level=float(total_level.iloc[0][c.LEVEL]) if len(total_level) else None,
-                events=[(int(s), float(v), str(k)) for s, v, k in
-                        ev.loc[ev[c.SCALE] == c.TOTAL, [c.SESSION, c.SCORE, c.KIND]].itertuples(index=False)],
+                events=[
+                    (int(s), float(v), str(k))
+                    for s, v, k in ev.loc[ev[c.SCALE] == c.TOTAL, [c.SESSION, c.SCORE, c.KIND]].itertuples(
+                        index=False
+                    )
+                ],
                 title="Total alliance per session",
             )
             pat = a.patterns[a.patterns[c.PATIENT].astype("int64") == episode.pk]
             if len(pat) and str(pat[c.PATTERN].iloc[0]) in wording.PATTERNS:
                 words = wording.PATTERNS[str(pat[c.PATTERN].iloc[0])]
                 pattern = {"title": words.title, "explanation": str(pat[c.EXPLANATION].iloc[0])}
-        flag_filters = ExportFilters(start=filters.start, end=filters.end, patient_code=filters.patient_code,
-                                     pseudonymise=filters.pseudonymise)
+        flag_filters = ExportFilters(
+            start=filters.start,
+            end=filters.end,
+            patient_code=filters.patient_code,
+            pseudonymise=filters.pseudonymise,
+        )
         flags = EXPORTS["flags"].frame(clinic=clinic, filters=flag_filters)
         assert isinstance(flags, pd.DataFrame)
         flags = flags[flags["episode_start"] == episode.started_on] if len(flags) else flags
@@ -689,9 +918,16 @@ class PatientReport(Exporter):
             "chart_svg": chart_svg,
             "chart_summary": chart_summary,
             "flags": [
-                {**record, "kind_title": wording.FLAGS[record["kind"]].title if record["kind"] in wording.FLAGS
-                 else record["kind"], "scale_name": wording.SCALE_NAMES.get(record["scale"], record["scale"]),
-                 "acknowledgement_label": dict(Flag.Acknowledgement.choices).get(record["acknowledgement"], "")}
+                {
+                    **record,
+                    "kind_title": wording.FLAGS[record["kind"]].title
+                    if record["kind"] in wording.FLAGS
+                    else record["kind"],
+                    "scale_name": wording.SCALE_NAMES.get(record["scale"], record["scale"]),
+                    "acknowledgement_label": dict(Flag.Acknowledgement.choices).get(
+                        record["acknowledgement"], ""
+                    ),
+                }
                 for record in flags.to_dict("records")
             ],
             "table": _table(table),
@@ -712,8 +948,16 @@ def period_summary(*, period: PeriodAnalysis, filters: ExportFilters) -> pd.Data
     scales = list(c.SCALES)
     if period.analysis is None:
         out = pd.DataFrame({"scale": scales})
-        for name in ("n_patients", "n_sessions", "n_ruptures", "n_repairs", "n_unrepaired", "n_declines",
-                     "n_sudden_gains", "n_sudden_losses"):
+        for name in (
+            "n_patients",
+            "n_sessions",
+            "n_ruptures",
+            "n_repairs",
+            "n_unrepaired",
+            "n_declines",
+            "n_sudden_gains",
+            "n_sudden_losses",
+        ):
             out[name] = 0
         for name in ("share_patients_with_rupture", "share_ruptures_repaired", "ceiling_rater_share"):
             out[name] = np.nan
@@ -734,20 +978,24 @@ def period_summary(*, period: PeriodAnalysis, filters: ExportFilters) -> pd.Data
         n_patients = len(patients)
         ruptured = e.loc[e["kind"].astype(str) == c.RUPTURE, "episode"].nunique()
         repairs, unrepaired = int(kinds.get(c.REPAIR, 0)), int(kinds.get(c.UNREPAIRED, 0))
-        rows.append({
-            "scale": scale,
-            "n_patients": n_patients,
-            "n_sessions": len(s),
-            "n_ruptures": int(kinds.get(c.RUPTURE, 0)),
-            "n_repairs": repairs,
-            "n_unrepaired": unrepaired,
-            "n_declines": int(kinds.get(c.DECLINE, 0)),
-            "n_sudden_gains": int(kinds.get(c.SUDDEN_GAIN, 0)),
-            "n_sudden_losses": int(kinds.get(c.SUDDEN_LOSS, 0)),
-            "share_patients_with_rupture": ruptured / n_patients if n_patients else np.nan,
-            "share_ruptures_repaired": repairs / (repairs + unrepaired) if repairs + unrepaired else np.nan,
-            "ceiling_rater_share": float(lv[c.CEILING].mean()) if len(lv) else np.nan,
-        })
+        rows.append(
+            {
+                "scale": scale,
+                "n_patients": n_patients,
+                "n_sessions": len(s),
+                "n_ruptures": int(kinds.get(c.RUPTURE, 0)),
+                "n_repairs": repairs,
+                "n_unrepaired": unrepaired,
+                "n_declines": int(kinds.get(c.DECLINE, 0)),
+                "n_sudden_gains": int(kinds.get(c.SUDDEN_GAIN, 0)),
+                "n_sudden_losses": int(kinds.get(c.SUDDEN_LOSS, 0)),
+                "share_patients_with_rupture": ruptured / n_patients if n_patients else np.nan,
+                "share_ruptures_repaired": repairs / (repairs + unrepaired)
+                if repairs + unrepaired
+                else np.nan,
+                "ceiling_rater_share": float(lv[c.CEILING].mean()) if len(lv) else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -876,7 +1124,9 @@ def render(
         return Rendered(csv_stream(chunks, columns=columns, on_rows=on_rows), content_type, filename)
     if fmt == XLSX:
         return Rendered(
-            xlsx_stream(chunks, columns=columns, sheet=exporter.verbose_name, on_rows=on_rows), content_type, filename
+            xlsx_stream(chunks, columns=columns, sheet=exporter.verbose_name, on_rows=on_rows),
+            content_type,
+            filename,
         )
     if fmt == PDF:
         from monitoring import pdf
@@ -884,12 +1134,16 @@ def render(
         whole = pd.concat(list(chunks), ignore_index=True) if exporter.streaming else frame
         assert isinstance(whole, pd.DataFrame)
         return Rendered(
-            pdf.report_pdf(exporter=exporter, clinic=clinic, filters=filters, frame=whole), content_type, filename
+            pdf.report_pdf(exporter=exporter, clinic=clinic, filters=filters, frame=whole),
+            content_type,
+            filename,
         )
     if fmt == FHIR:
         from monitoring import fhir
 
-        return Rendered(fhir.bundle_stream(clinic=clinic, filters=filters, on_rows=on_rows), content_type, filename)
+        return Rendered(
+            fhir.bundle_stream(clinic=clinic, filters=filters, on_rows=on_rows), content_type, filename
+        )
     raise ApplicationError(f"Unknown format '{fmt}'.")
 
 
@@ -937,8 +1191,14 @@ def xlsx_stream(
     os.close(handle)
     try:
         workbook = xlsxwriter.Workbook(
-            path, {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-                   "strings_to_numbers": False, "remove_timezone": True},
+            path,
+            {
+                "constant_memory": True,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "strings_to_numbers": False,
+                "remove_timezone": True,
+            },
         )
         bold = workbook.add_format({"bold": True, "bottom": 1})
         day = workbook.add_format({"num_format": "yyyy-mm-dd"})

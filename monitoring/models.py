@@ -29,15 +29,21 @@ class Instrument(models.Model):
     rater = models.CharField(max_length=16, choices=Rater.choices)
     scale_min = models.PositiveSmallIntegerField()
     scale_max = models.PositiveSmallIntegerField()
-    subscales = models.JSONField(help_text=_("Subscale codes in display order, e.g. ['goal', 'task', 'bond']."))
+    subscales = models.JSONField(
+        help_text=_("Subscale codes in display order, e.g. ['goal', 'task', 'bond'].")
+    )
     loaded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["code", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["code", "version"], name="instrument_code_version_unique"),
-            models.CheckConstraint(condition=Q(scale_min__lt=models.F("scale_max")), name="instrument_scale_ordered"),
-            models.CheckConstraint(condition=Q(rater__in=["patient", "therapist"]), name="instrument_rater_valid"),
+            models.CheckConstraint(
+                condition=Q(scale_min__lt=models.F("scale_max")), name="instrument_scale_ordered"
+            ),
+            models.CheckConstraint(
+                condition=Q(rater__in=["patient", "therapist"]), name="instrument_rater_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -77,7 +83,9 @@ class InstrumentTranslation(models.Model):
     scale_labels = models.JSONField(help_text=_("One label per scale value, lowest first."))
     item_texts = models.JSONField(help_text=_("Item number (as a string) to wording."))
     subscale_names = models.JSONField(default=dict)
-    source = models.CharField(max_length=200, blank=True, help_text=_("Where the wording comes from (licence)."))
+    source = models.CharField(
+        max_length=200, blank=True, help_text=_("Where the wording comes from (licence).")
+    )
 
     class Meta:
         constraints = [
@@ -111,7 +119,9 @@ class Response(models.Model):
             # One patient rating and one therapist rating per session: a double submission,
             # whatever its path, is refused by the database itself.
             models.UniqueConstraint(fields=["session", "rater"], name="response_one_per_session_and_rater"),
-            models.CheckConstraint(condition=Q(rater__in=["patient", "therapist"]), name="response_rater_valid"),
+            models.CheckConstraint(
+                condition=Q(rater__in=["patient", "therapist"]), name="response_rater_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(source__in=["link", "tablet", "staff", "import"]), name="response_source_valid"
             ),
@@ -169,7 +179,13 @@ class Invitation(models.Model):
     sent_to = models.CharField(max_length=16, blank=True, help_text=_("email or sms, once sent"))
 
     class Meta:
-        indexes = [models.Index(fields=["reminder_due_at"], condition=Q(reminder_sent_at__isnull=True, used_at__isnull=True), name="invitation_reminder_due")]
+        indexes = [
+            models.Index(
+                fields=["reminder_due_at"],
+                condition=Q(reminder_sent_at__isnull=True, used_at__isnull=True),
+                name="invitation_reminder_due",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Invitation for {self.session}"
@@ -307,9 +323,12 @@ class ExportJob(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(progress__lte=100), name="export_job_progress_percent"),
             models.CheckConstraint(
-                condition=Q(status__in=["queued", "running", "done", "failed"]), name="export_job_status_valid"
+                condition=Q(status__in=["queued", "running", "done", "failed"]),
+                name="export_job_status_valid",
             ),
-            models.CheckConstraint(condition=Q(format__in=["csv", "xlsx", "pdf", "fhir"]), name="export_job_format_valid"),
+            models.CheckConstraint(
+                condition=Q(format__in=["csv", "xlsx", "pdf", "fhir"]), name="export_job_format_valid"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from clinics.errors import ApplicationError
 from clinics.models import Session
 from clinics.services import session_create
-from monitoring import charts, links, selectors, services, tasks
+from monitoring import charts, export_services, links, selectors, services, tasks
 from monitoring.form_views import KIOSK_SESSION_KEY
 from monitoring.forms import answers_from_post, questions
 from monitoring.models import Flag, Invitation, Rater, Response
@@ -304,3 +304,13 @@ def healthz(request: HttpRequest) -> HttpResponse:
     except Exception:
         return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+@login_required
+def patient_report_pdf(request: HttpRequest, code: str) -> HttpResponse:
+    """The one-patient report as a PDF to file in the health record (audited)."""
+    rendered = export_services.patient_report_for_user(user=request.user, code=code)
+    response = HttpResponse(rendered.content, content_type=rendered.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
+    response["Cache-Control"] = "no-store"
+    return response

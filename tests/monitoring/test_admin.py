@@ -267,3 +267,49 @@ def test_staff_are_signed_out_after_the_clinics_idle_timeout(client, alice, clin
         response = client.get("/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize(("who", "status"), [("dana", 200), ("alice", 404), ("erin", 404)])
+def test_only_admins_reach_the_exports_page(client, request, dana, alice, erin, who, status):
+    login(client, request.getfixturevalue(who))
+    assert client.get("/clinic/clinic-a/exports/").status_code == status
+
+
+def test_an_admin_exports_and_downloads_and_outsiders_cannot(
+    client, dana, erin, alice, patient, episode, session, instrument, django_capture_on_commit_callbacks
+):
+    from auditlog.models import LogEntry
+
+    from monitoring.models import ExportJob
+    from monitoring.services import response_create
+
+    response_create(
+        session=session, instrument=instrument, answers={n: 4 for n in range(1, 13)}, source="link"
+    )
+    login(client, dana)
+    with django_capture_on_commit_callbacks(execute=True):  # the job runs inline (immediate backend)
+        client.post("/clinic/clinic-a/exports/", {"report": "item_answers", "format": "csv"})
+    job = ExportJob.objects.get()
+    assert job.status == "done"
+    download = client.get(f"/exports/{job.code}/download/")
+    body = b"".join(download.streaming_content).decode()
+    assert download.status_code == 200 and "P.A.,EXT-1,1,2026-09-01,1,4" in body
+    assert LogEntry.objects.filter(action=LogEntry.Action.ACCESS, actor=dana).count() >= 2
+    for outsider in (erin, alice):
+        assert login(Client(), outsider).get(f"/exports/{job.code}/download/").status_code == 404
+
+
+@pytest.mark.parametrize(("who", "status"), [("alice", 200), ("dana", 200), ("bob", 404), ("erin", 404)])
+def test_the_patients_pdf_report_follows_the_patient_access_rules(
+    client, request, alice, dana, bob, erin, patient, episode, session, instrument, who, status
+):
+    from monitoring.services import response_create
+
+    response_create(
+        session=session, instrument=instrument, answers={n: 4 for n in range(1, 13)}, source="link"
+    )
+    login(client, request.getfixturevalue(who))
+    response = client.get(f"/patients/{patient.code}/report.pdf")
+    assert response.status_code == status
+    if status == 200:
+        assert response.content.startswith(b"%PDF") and response["Cache-Control"] == "no-store"

@@ -53,13 +53,25 @@ COMBINATIONS = [(identifier, fmt) for identifier, e in EXPORTS.items() for fmt i
 # --- Fixtures and helpers ----------------------------------------------------------------------
 
 
-def course(patient: Patient, therapist, instrument: Instrument, *, treatment: str, totals: list[int],
-           start: date = START) -> Episode:
+def course(
+    patient: Patient,
+    therapist,
+    instrument: Instrument,
+    *,
+    treatment: str,
+    totals: list[int],
+    start: date = START,
+) -> Episode:
     """An episode with one answered, held session a week for each value (all 12 items)."""
-    episode = Episode.objects.create(patient=patient, therapist=therapist, treatment=treatment, started_on=start)
+    episode = Episode.objects.create(
+        patient=patient, therapist=therapist, treatment=treatment, started_on=start
+    )
     for number, value in enumerate(totals, start=1):
         session = Session.objects.create(
-            episode=episode, number=number, date=start + timedelta(weeks=number - 1), status=Session.Status.HELD
+            episode=episode,
+            number=number,
+            date=start + timedelta(weeks=number - 1),
+            status=Session.Status.HELD,
         )
         answers = {item: max(1, min(5, value - (item % 2 if value == 5 else 0))) for item in range(1, 13)}
         response_create(session=session, instrument=instrument, answers=answers, source="staff")
@@ -74,22 +86,39 @@ def media(settings, tmp_path) -> Path:
 
 @pytest.fixture
 def cast(clinic_a, clinic_b, alice, bob, dana, charlie, erin, instrument) -> dict[str, object]:
-    formula = Patient.objects.create(clinic=clinic_a, label=FORMULA_LABEL, external_id="EXT-9", therapist=alice)
+    formula = Patient.objects.create(
+        clinic=clinic_a, label=FORMULA_LABEL, external_id="EXT-9", therapist=alice
+    )
     plain = Patient.objects.create(clinic=clinic_a, label="B.B.", therapist=bob)
-    other = Patient.objects.create(clinic=clinic_b, label="CHARLIE-SECRET", external_id="B-EXT", therapist=charlie)
+    other = Patient.objects.create(
+        clinic=clinic_b, label="CHARLIE-SECRET", external_id="B-EXT", therapist=charlie
+    )
     ep_formula = course(formula, alice, instrument, treatment="cbt", totals=[4, 4, 5, 2, 4, 4, 3, 4])
     ep_plain = course(plain, bob, instrument, treatment="exposure", totals=[3, 4, 4, 3, 4])
     course(other, charlie, instrument, treatment="cbt", totals=[5, 4, 4, 5])
     session = ep_formula.sessions.get(number=4)
     flag = Flag.objects.create(
-        episode=ep_formula, session=session, scale="total", kind="rupture", magnitude=2.1, threshold=2.5,
+        episode=ep_formula,
+        session=session,
+        scale="total",
+        kind="rupture",
+        magnitude=2.1,
+        threshold=2.5,
         explanation="Total alliance 2.0 points below this patient's usual level.",
         detail={"rule": "baseline_k_sd", "score": 2.0, "baseline": 4.3, "s_used": 0.4},
-        acknowledgement="discussed", acknowledged_note=FORMULA_NOTE, acknowledged_at=timezone.now(),
+        acknowledgement="discussed",
+        acknowledged_note=FORMULA_NOTE,
+        acknowledged_at=timezone.now(),
         acknowledged_by=alice,
     )
-    return {"formula": formula, "plain": plain, "other": other, "ep_formula": ep_formula, "ep_plain": ep_plain,
-            "flag": flag}
+    return {
+        "formula": formula,
+        "plain": plain,
+        "other": other,
+        "ep_formula": ep_formula,
+        "ep_plain": ep_plain,
+        "flag": flag,
+    }
 
 
 def filters_for(identifier: str, cast: dict[str, object], **kwargs: object) -> ExportFilters:
@@ -100,7 +129,9 @@ def filters_for(identifier: str, cast: dict[str, object], **kwargs: object) -> E
 
 def produce(clinic: Clinic, identifier: str, fmt: str, filters: ExportFilters) -> bytes:
     exporter = EXPORTS[identifier]
-    rendered = render(exporter, exporter.frame(clinic=clinic, filters=filters), fmt, clinic=clinic, filters=filters)
+    rendered = render(
+        exporter, exporter.frame(clinic=clinic, filters=filters), fmt, clinic=clinic, filters=filters
+    )
     return rendered.content if isinstance(rendered.content, bytes) else b"".join(rendered.content)
 
 
@@ -126,7 +157,11 @@ def pdf_pages(data: bytes) -> int:
 
 def output_columns(identifier: str, *, pseudonymise: bool = False) -> list[str]:
     exporter = EXPORTS[identifier]
-    return list(exporter.columns) if identifier == "item_answers" else exporter.output_columns(pseudonymise=pseudonymise)
+    return (
+        list(exporter.columns)
+        if identifier == "item_answers"
+        else exporter.output_columns(pseudonymise=pseudonymise)
+    )
 
 
 # --- Every report in every format -------------------------------------------------------------------
@@ -198,11 +233,25 @@ def test_a_report_refuses_a_format_it_does_not_offer(cast, clinic_a):
 def test_the_patient_report_shows_the_patient_their_course_flags_and_acknowledgements(cast, clinic_a):
     exporter = EXPORTS["patient_report"]
     filters = filters_for("patient_report", cast)
-    html = pdf.report_html(exporter=exporter, clinic=clinic_a, filters=filters,
-                           frame=exporter.frame(clinic=clinic_a, filters=filters))
-    for expected in ("=HYPERLINK(&quot;x&quot;)", "EXT-9", "Alice A", "Cognitive behavioural therapy", "Usual level",
-                     "<svg", "Total alliance 2.0 points below", "Discussed with patient", "by Alice A", FORMULA_NOTE,
-                     "Sessions"):
+    html = pdf.report_html(
+        exporter=exporter,
+        clinic=clinic_a,
+        filters=filters,
+        frame=exporter.frame(clinic=clinic_a, filters=filters),
+    )
+    for expected in (
+        "=HYPERLINK(&quot;x&quot;)",
+        "EXT-9",
+        "Alice A",
+        "Cognitive behavioural therapy",
+        "Usual level",
+        "<svg",
+        "Total alliance 2.0 points below",
+        "Discussed with patient",
+        "by Alice A",
+        FORMULA_NOTE,
+        "Sessions",
+    ):
         assert expected in html, expected
     assert len(re.findall(r"<tr>", html)) == 1 + 8  # header and one row per session
 
@@ -210,8 +259,12 @@ def test_the_patient_report_shows_the_patient_their_course_flags_and_acknowledge
 def test_the_pseudonymised_patient_report_names_nobody(cast, clinic_a):
     exporter = EXPORTS["patient_report"]
     filters = filters_for("patient_report", cast, pseudonymise=True)
-    html = pdf.report_html(exporter=exporter, clinic=clinic_a, filters=filters,
-                           frame=exporter.frame(clinic=clinic_a, filters=filters))
+    html = pdf.report_html(
+        exporter=exporter,
+        clinic=clinic_a,
+        filters=filters,
+        frame=exporter.frame(clinic=clinic_a, filters=filters),
+    )
     assert pseudonym(clinic=clinic_a, kind="patient", value=cast["formula"].code) in html  # type: ignore[attr-defined]
     for secret in ("HYPERLINK", "EXT-9", "Alice", FORMULA_NOTE):
         assert secret not in html
@@ -229,11 +282,21 @@ def test_the_clinic_report_is_a_real_pdf_with_a_chart(cast, clinic_a):
     assert "Clinic A" in html and "Form completion" in html and html.count("<svg") == 1
     data = produce(clinic_a, "clinic_summary", "pdf", ExportFilters())
     assert data.startswith(b"%PDF-") and pdf_pages(data) == 1
+    # The histogram shows the patients of the period: only alice's has sessions in October.
+    october = ExportFilters(start=date(2026, 10, 1))
+    context = exporter.pdf_context(
+        clinic=clinic_a, filters=october, frame=exporter.frame(clinic=clinic_a, filters=october)
+    )
+    assert context["n_levels"] == 1 and [s["n_patients"] for s in context["scales"]] == [1] * 5
 
 
 def test_the_trajectory_chart_breaks_at_a_missing_score_and_escapes_its_title():
-    svg = pdf.trajectory_svg(points=[(1, 4.0), (2, 4.5), (3, float("nan")), (4, 3.0), (5, 3.5)], level=4.0,
-                             events=[(4, 3.0, "rupture")], title="<script>")
+    svg = pdf.trajectory_svg(
+        points=[(1, 4.0), (2, 4.5), (3, float("nan")), (4, 3.0), (5, 3.5)],
+        level=4.0,
+        events=[(4, 3.0, "rupture")],
+        title="<script>",
+    )
     assert svg.count("<polyline") == 2 and "<script>" not in svg and "&lt;script&gt;" in svg
     assert "Rupture" in svg and "Usual level" in svg
     assert "No answers yet." in pdf.trajectory_svg(points=[], level=None)
@@ -273,9 +336,18 @@ def test_the_fhir_bundle_maps_the_instrument_and_references_patients_by_identifi
         ({"resourceType": "Bundle", "type": "pile"}, "Bundle.type: 'pile'"),
         ({"resourceType": "QuestionnaireResponse", "status": "done"}, "QuestionnaireResponse.status: 'done'"),
         ({"resourceType": "Questionnaire", "status": "final"}, "Questionnaire.status: 'final'"),
-        ({"resourceType": "Questionnaire", "status": "active", "item": [{"linkId": "1", "type": "question"}]},
-         "item[0].type: 'question'"),
-        ({"resourceType": "Questionnaire", "status": "active", "subjectType": ["Person"]}, "subjectType: 'Person'"),
+        (
+            {
+                "resourceType": "Questionnaire",
+                "status": "active",
+                "item": [{"linkId": "1", "type": "question"}],
+            },
+            "item[0].type: 'question'",
+        ),
+        (
+            {"resourceType": "Questionnaire", "status": "active", "subjectType": ["Person"]},
+            "subjectType: 'Person'",
+        ),
     ],
 )
 def test_our_code_checks_catch_codes_the_library_lets_through(resource, problem):
@@ -304,8 +376,19 @@ def test_every_code_the_bundle_uses_is_in_its_r4_value_set(cast, clinic_a):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("=1+1", "'=1+1"), ("+cmd", "'+cmd"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"),
-     ("\rx", "'\rx"), ("A.B.", "A.B."), ("", ""), (-2, -2), (-0.5, -0.5), (None, None)],
+    [
+        ("=1+1", "'=1+1"),
+        ("+cmd", "'+cmd"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("A.B.", "A.B."),
+        ("", ""),
+        (-2, -2),
+        (-0.5, -0.5),
+        (None, None),
+    ],
 )
 def test_the_guard_prefixes_formula_text_and_leaves_numbers(value, expected):
     assert guard_cell(value) == expected
@@ -403,17 +486,31 @@ def test_clinic_b_never_appears_in_clinic_a_exports(cast, clinic_a, identifier, 
 
 def test_filters_pointing_into_another_clinic_are_refused(cast, clinic_a, dana, charlie):
     with pytest.raises(ApplicationError, match="no such patient"):
-        export_services.export_run(clinic=clinic_a, user=dana, identifier="patient_report", fmt="pdf",
-                                   filters=ExportFilters(patient_code=str(cast["other"].code)))  # type: ignore[attr-defined]
+        export_services.export_run(
+            clinic=clinic_a,
+            user=dana,
+            identifier="patient_report",
+            fmt="pdf",
+            filters=ExportFilters(patient_code=str(cast["other"].code)),
+        )  # type: ignore[attr-defined]
     with pytest.raises(ApplicationError, match="does not work in this clinic"):
-        export_services.export_run(clinic=clinic_a, user=dana, identifier="item_answers", fmt="csv",
-                                   filters=ExportFilters(therapist_id=charlie.pk))
+        export_services.export_run(
+            clinic=clinic_a,
+            user=dana,
+            identifier="item_answers",
+            fmt="csv",
+            filters=ExportFilters(therapist_id=charlie.pk),
+        )
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [({"start": "2026-10-01", "end": "2026-09-01"}, "starts after it ends"), ({"start": "01/09/2026"}, "not a date"),
-     ({"treatment": "hypnosis"}, "Unknown treatment"), ({"patient_code": "P.A."}, "not a patient code")],
+    [
+        ({"start": "2026-10-01", "end": "2026-09-01"}, "starts after it ends"),
+        ({"start": "01/09/2026"}, "not a date"),
+        ({"treatment": "hypnosis"}, "Unknown treatment"),
+        ({"patient_code": "P.A."}, "not a patient code"),
+    ],
 )
 def test_bad_filters_are_refused_with_a_reason(data, message):
     with pytest.raises(ApplicationError, match=message):
@@ -421,15 +518,23 @@ def test_bad_filters_are_refused_with_a_reason(data, message):
 
 
 def test_filters_survive_a_trip_through_json():
-    filters = ExportFilters(start=date(2026, 9, 1), end=date(2026, 9, 30), therapist_id=3, treatment="cbt",
-                            patient_code=str(uuid.uuid4()), pseudonymise=True)
+    filters = ExportFilters(
+        start=date(2026, 9, 1),
+        end=date(2026, 9, 30),
+        therapist_id=3,
+        treatment="cbt",
+        patient_code=str(uuid.uuid4()),
+        pseudonymise=True,
+    )
     assert ExportFilters.from_json(json.loads(json.dumps(filters.to_json()))) == filters
 
 
 # --- Access and audit ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("who", "allowed"), [("dana", True), ("alice", False), ("bob", False), ("erin", False)])
+@pytest.mark.parametrize(
+    ("who", "allowed"), [("dana", True), ("alice", False), ("bob", False), ("erin", False)]
+)
 def test_only_active_admins_of_the_clinic_may_export(cast, clinic_a, request, who, allowed):
     user = request.getfixturevalue(who)
     run = lambda: export_services.export_run(  # noqa: E731
@@ -441,40 +546,67 @@ def test_only_active_admins_of_the_clinic_may_export(cast, clinic_a, request, wh
         with pytest.raises(PermissionDenied):
             run()
         with pytest.raises(PermissionDenied):
-            export_services.export_start(clinic=clinic_a, user=user, identifier="flags", fmt="csv",
-                                         filters=ExportFilters())
+            export_services.export_start(
+                clinic=clinic_a, user=user, identifier="flags", fmt="csv", filters=ExportFilters()
+            )
 
 
 def test_an_admin_whose_membership_ended_may_no_longer_export(cast, clinic_a, dana):
     Membership.objects.filter(user=dana).update(is_active=False)
     with pytest.raises(PermissionDenied):
-        export_services.export_run(clinic=clinic_a, user=dana, identifier="flags", fmt="csv", filters=ExportFilters())
+        export_services.export_run(
+            clinic=clinic_a, user=dana, identifier="flags", fmt="csv", filters=ExportFilters()
+        )
 
 
 def test_every_export_is_audited_with_who_what_filters_and_format(cast, clinic_a, dana, alice):
     filters = ExportFilters(start=date(2026, 9, 1), therapist_id=alice.pk, pseudonymise=True)
-    export_services.export_run(clinic=clinic_a, user=dana, identifier="item_answers", fmt="xlsx", filters=filters)
+    export_services.export_run(
+        clinic=clinic_a, user=dana, identifier="item_answers", fmt="xlsx", filters=filters
+    )
     entry = LogEntry.objects.get(action=LogEntry.Action.ACCESS)
     assert (entry.actor, entry.object_pk, entry.content_type.model) == (dana, str(clinic_a.pk), "clinic")
-    assert entry.additional_data == {"event": "export", "export": "item_answers", "format": "xlsx",
-                                     "filters": filters.to_json(), "via": "web", "job": None}
+    assert entry.additional_data == {
+        "event": "export",
+        "export": "item_answers",
+        "format": "xlsx",
+        "filters": filters.to_json(),
+        "via": "web",
+        "job": None,
+    }
     assert entry.timestamp is not None
+
+
+def test_an_export_that_cannot_be_made_is_refused_before_it_is_audited(cast, clinic_a, dana):
+    with pytest.raises(ApplicationError, match="Choose the patient"):
+        export_services.export_run(
+            clinic=clinic_a, user=dana, identifier="patient_report", fmt="pdf", filters=ExportFilters()
+        )
+    with pytest.raises(ApplicationError, match="no export called"):
+        export_services.export_run(
+            clinic=clinic_a, user=dana, identifier="nope", fmt="csv", filters=ExportFilters()
+        )
+    assert not LogEntry.objects.filter(action=LogEntry.Action.ACCESS).exists()
 
 
 def test_a_refused_export_writes_no_data_and_no_audit_entry(cast, clinic_a, alice):
     with pytest.raises(PermissionDenied):
-        export_services.export_run(clinic=clinic_a, user=alice, identifier="flags", fmt="csv", filters=ExportFilters())
+        export_services.export_run(
+            clinic=clinic_a, user=alice, identifier="flags", fmt="csv", filters=ExportFilters()
+        )
     assert not LogEntry.objects.filter(action=LogEntry.Action.ACCESS).exists()
 
 
 # --- Background jobs ---------------------------------------------------------------------------------
 
 
-def test_a_job_runs_inline_without_a_worker_and_leaves_a_file(cast, clinic_a, dana, media,
-                                                            django_capture_on_commit_callbacks):
+def test_a_job_runs_inline_without_a_worker_and_leaves_a_file(
+    cast, clinic_a, dana, media, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
-        job = export_services.export_start(clinic=clinic_a, user=dana, identifier="item_answers", fmt="csv",
-                                           filters=ExportFilters())
+        job = export_services.export_start(
+            clinic=clinic_a, user=dana, identifier="item_answers", fmt="csv", filters=ExportFilters()
+        )
         assert job.status == ExportJob.Status.QUEUED and job.progress == 0
     job.refresh_from_db()
     assert (job.status, job.progress, job.error) == ("done", 100, "")
@@ -483,8 +615,11 @@ def test_a_job_runs_inline_without_a_worker_and_leaves_a_file(cast, clinic_a, da
     assert path.is_relative_to(media / "exports" / str(job.code)) and path.name == filename
     assert content_type.startswith("text/csv")
     assert len(csv_rows(path.read_bytes())) == 1 + 13 * 12
-    events = list(LogEntry.objects.filter(action=LogEntry.Action.ACCESS).order_by("timestamp")
-                  .values_list("additional_data__event", "additional_data__via", "additional_data__job"))
+    events = list(
+        LogEntry.objects.filter(action=LogEntry.Action.ACCESS)
+        .order_by("timestamp")
+        .values_list("additional_data__event", "additional_data__via", "additional_data__job")
+    )
     assert events == [("export", "background job", str(job.code)), ("download", "web", str(job.code))]
 
 
@@ -493,7 +628,9 @@ def test_a_failing_exporter_fails_the_job_with_a_reason(cast, clinic_a, dana, me
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(EXPORTS["session_scores"], "frame", broken)
-    job = ExportJob.objects.create(clinic=clinic_a, requested_by=dana, exporter="session_scores", format="csv")
+    job = ExportJob.objects.create(
+        clinic=clinic_a, requested_by=dana, exporter="session_scores", format="csv"
+    )
     job = export_services.export_job_run(job_id=job.pk)
     assert job.status == ExportJob.Status.FAILED and job.finished_at is not None
     assert job.error == "The export failed unexpectedly (RuntimeError); it has been logged."
@@ -503,7 +640,9 @@ def test_a_failing_exporter_fails_the_job_with_a_reason(cast, clinic_a, dana, me
 
 
 def test_a_job_that_cannot_be_done_fails_with_the_domain_message(cast, clinic_a, dana, media):
-    job = ExportJob.objects.create(clinic=clinic_a, requested_by=dana, exporter="patient_report", format="pdf")
+    job = ExportJob.objects.create(
+        clinic=clinic_a, requested_by=dana, exporter="patient_report", format="pdf"
+    )
     job = export_services.export_job_run(job_id=job.pk)
     assert (job.status, job.error) == ("failed", "Choose the patient for a one-patient report.")
 
@@ -592,14 +731,17 @@ def rq_backend(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_rq_backend_runs_an_export_job_in_a_worker(clinic_a, alice, bob, dana, instrument, media, rq_backend):
+def test_the_rq_backend_runs_an_export_job_in_a_worker(
+    clinic_a, alice, bob, dana, instrument, media, rq_backend
+):
     from django_tasks_rq import Job
     from rq import SimpleWorker
 
     patient = Patient.objects.create(clinic=clinic_a, label="R.Q.", therapist=alice)
     course(patient, alice, instrument, treatment="cbt", totals=[4, 4, 3, 4])
-    job = export_services.export_start(clinic=clinic_a, user=dana, identifier="item_answers", fmt="xlsx",
-                                       filters=ExportFilters())
+    job = export_services.export_start(
+        clinic=clinic_a, user=dana, identifier="item_answers", fmt="xlsx", filters=ExportFilters()
+    )
     assert rq_backend.count == 1
     job.refresh_from_db()
     assert job.status == "queued"  # enqueued, not run inline
@@ -617,8 +759,16 @@ def test_the_rq_backend_runs_an_export_job_in_a_worker(clinic_a, alice, bob, dan
 
 def test_the_command_writes_the_report_and_audits_it_as_command_line(cast, clinic_a, alice, tmp_path):
     out = tmp_path / "answers.csv"
-    call_command("export_report", "item_answers", clinic="clinic-a", format="csv", out=str(out),
-                 therapist="alice@a.test", **{"from": "2026-09-01", "to": "2026-09-30"}, pseudonymise=True)
+    call_command(
+        "export_report",
+        "item_answers",
+        clinic="clinic-a",
+        format="csv",
+        out=str(out),
+        therapist="alice@a.test",
+        **{"from": "2026-09-01", "to": "2026-09-30"},
+        pseudonymise=True,
+    )
     rows = csv_rows(out.read_bytes())
     assert len(rows) == 1 + 5 * 12 and FORMULA_LABEL not in out.read_text()
     entry = LogEntry.objects.get(action=LogEntry.Action.ACCESS)
@@ -629,14 +779,20 @@ def test_the_command_writes_the_report_and_audits_it_as_command_line(cast, clini
 
 def test_the_command_writes_a_patient_report_pdf(cast, clinic_a, tmp_path):
     out = tmp_path / "report.pdf"
-    call_command("export_report", "patient_report", clinic="clinic-a", format="pdf", patient="EXT-9", out=str(out))
+    call_command(
+        "export_report", "patient_report", clinic="clinic-a", format="pdf", patient="EXT-9", out=str(out)
+    )
     assert out.read_bytes().startswith(b"%PDF-")
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [({"clinic": "nowhere"}, "No clinic"), ({"therapist": "charlie@b.test"}, "No member"),
-     ({"patient": "CHARLIE-SECRET"}, "No patient"), ({"fmt": "pdf"}, "not 'pdf'")],
+    [
+        ({"clinic": "nowhere"}, "No clinic"),
+        ({"therapist": "charlie@b.test"}, "No member"),
+        ({"patient": "CHARLIE-SECRET"}, "No patient"),
+        ({"fmt": "pdf"}, "not 'pdf'"),
+    ],
 )
 def test_the_command_explains_what_is_wrong(cast, tmp_path, args, message):
     options = {"clinic": "clinic-a", "format": args.pop("fmt", "csv"), "out": str(tmp_path / "x"), **args}
@@ -653,7 +809,9 @@ def test_the_summary_without_a_period_is_the_analysis_summary():
     clinic = Clinic.objects.get(slug="demo")
     frame = EXPORTS["clinic_summary"].frame(clinic=clinic, filters=ExportFilters())
     episodes = list(Episode.objects.filter(patient__clinic=clinic).values_list("pk", flat=True))
-    summary = analyse(selectors.scores_for_episodes(episode_ids=episodes), selectors.analysis_config(clinic=clinic)).summary
+    summary = analyse(
+        selectors.scores_for_episodes(episode_ids=episodes), selectors.analysis_config(clinic=clinic)
+    ).summary
     summary = summary.rename(columns={"ceiling_share": "ceiling_rater_share"})
     shared = [name for name in summary.columns if name in frame.columns]
     assert len(shared) == 12
@@ -681,8 +839,9 @@ def test_an_item_export_imported_into_a_new_clinic_gives_the_same_levels_and_fla
 
         def relabel(frame: pd.DataFrame) -> pd.DataFrame:
             out = frame.assign(patient=frame[c.PATIENT].astype("int64").map(label))
-            return out.sort_values(["patient", *[k for k in (c.SESSION, c.SCALE, c.KIND) if k in out]],
-                                   ignore_index=True)
+            return out.sort_values(
+                ["patient", *[k for k in (c.SESSION, c.SCALE, c.KIND) if k in out]], ignore_index=True
+            )
 
         return relabel(analysis.levels), relabel(analysis.events)
 
