@@ -618,6 +618,17 @@ def staff_for_clinic(*, clinic: Clinic) -> QuerySet[Membership]:
     )
 
 
+def patients_past_retention(*, clinic: Clinic, today: date) -> QuerySet[Patient]:
+    """Discharged patients whose last episode ended more than the clinic's retention period ago:
+    their data is due for deletion (the admin decides; erasure is an audited action)."""
+    cutoff = today.replace(year=today.year - clinic.retention_years)
+    open_episode = Episode.objects.filter(patient=OuterRef("pk"), ended_on=None)
+    recent_episode = Episode.objects.filter(patient=OuterRef("pk"), ended_on__gt=cutoff)
+    return Patient.objects.filter(clinic=clinic, is_active=False).exclude(Exists(open_episode)).exclude(
+        Exists(recent_episode)
+    )
+
+
 def patients_for_admin(*, clinic: Clinic, active: bool, query: str = "") -> QuerySet[Patient]:
     patients = Patient.objects.filter(clinic=clinic, is_active=active).select_related("therapist")
     if query:

@@ -313,3 +313,19 @@ def test_the_patients_pdf_report_follows_the_patient_access_rules(
     assert response.status_code == status
     if status == 200:
         assert response.content.startswith(b"%PDF") and response["Cache-Control"] == "no-store"
+
+
+def test_discharged_patients_past_retention_are_pointed_out(client, dana, alice, clinic_a, patient, episode):
+    from clinics.services import patient_discharge
+
+    clinic_a.retention_years = 2
+    clinic_a.save()
+    episode.started_on = date(2020, 1, 1)
+    episode.save()
+    patient_discharge(patient=patient, on=date(2023, 1, 10))
+    login(client, dana)
+    page = client.get("/clinic/clinic-a/patients/").content.decode()
+    assert "1 discharged patient has passed the clinic" in page and "retention period of 2 years" in page
+    clinic_a.retention_years = 10
+    clinic_a.save()
+    assert "retention period" not in client.get("/clinic/clinic-a/patients/").content.decode()
