@@ -192,6 +192,7 @@ def patients(request: HttpRequest, slug: str) -> HttpResponse:
             "patients": listing,
             "show": show,
             "query": request.GET.get("q", ""),
+            "past_retention": selectors.patients_past_retention(clinic=clinic, today=date.today()).count(),
         },
         status=400 if request.method == "POST" else 200,
     )
