@@ -12,11 +12,11 @@ Figures go to docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,19 +32,15 @@ def seed(url: str, patients: int, sessions: int) -> str:
     from clinics.models import Clinic, Episode
     from clinics.services import staff_create
     from monitoring.analytics.simulate import simulate_cohort
-    from monitoring.importing import responses_import
+    from monitoring.importing import items_import_csv, responses_import
     from monitoring.services import clinic_estimate_refresh, episode_flags_refresh
 
     clinic = Clinic.objects.create(slug="bench", name="Bench clinic")
     therapist = staff_create(clinic=clinic, email="t@bench.test", role="therapist")
     cohort = simulate_cohort(patients, seed=5, sessions=(sessions, sessions))
-    lines = ["patient,session,date," + ",".join(f"item_{n}" for n in range(1, 13))]
-    for row in cohort.items.itertuples(index=False):
-        values = ",".join(str(getattr(row, f"item_{n}")) for n in range(1, 13))
-        lines.append(
-            f"{row.patient},{row.session},2026-{1 + (row.session - 1) // 4:02d}-{1 + 7 * ((row.session - 1) % 4):02d},{values}"
-        )
-    responses_import(clinic=clinic, therapist=therapist, file=io.StringIO("\n".join(lines) + "\n"))
+    responses_import(
+        clinic=clinic, therapist=therapist, file=items_import_csv(cohort.items, first_date=date(2026, 1, 5))
+    )
     clinic_estimate_refresh(clinic=clinic)
     for episode_id in Episode.objects.values_list("pk", flat=True):
         episode_flags_refresh(episode_id=episode_id)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import io
 import os
 import subprocess
 import sys
@@ -41,7 +40,7 @@ def seed(database_url: str, patients: int, new_sessions: int) -> list[tuple[str,
     from clinics.models import Clinic, Episode, Session
     from clinics.services import staff_create
     from monitoring.analytics.simulate import simulate_cohort
-    from monitoring.importing import responses_import
+    from monitoring.importing import items_import_csv, responses_import
     from monitoring.services import invitation_create
 
     clinic = Clinic.objects.create(slug="bench", name="Bench clinic", reminder_delay_hours=0)
@@ -50,11 +49,7 @@ def seed(database_url: str, patients: int, new_sessions: int) -> list[tuple[str,
     items = cohort.items
     start = date(2026, 1, 5)
     prior = items[items["session"] <= PRIOR_SESSIONS]
-    lines = ["patient,session,date," + ",".join(f"item_{n}" for n in range(1, 13))]
-    for row in prior.itertuples(index=False):
-        values = ",".join(str(getattr(row, f"item_{n}")) for n in range(1, 13))
-        lines.append(f"{row.patient},{row.session},{start + timedelta(weeks=row.session)},{values}")
-    responses_import(clinic=clinic, therapist=therapist, file=io.StringIO("\n".join(lines) + "\n"))
+    responses_import(clinic=clinic, therapist=therapist, file=items_import_csv(prior, first_date=start))
 
     work = []
     later = items[items["session"] > PRIOR_SESSIONS]
@@ -65,7 +60,7 @@ def seed(database_url: str, patients: int, new_sessions: int) -> list[tuple[str,
         session = Session.objects.create(
             episode=episodes[row.patient],
             number=row.session,
-            date=start + timedelta(weeks=row.session),
+            date=start + timedelta(weeks=row.session - 1),
             status="held",
         )
         _, token = invitation_create(session=session, created_by=therapist)

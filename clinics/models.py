@@ -26,6 +26,20 @@ class Clinic(models.Model):
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    #: The settings an admin may change (the settings page and clinic_settings_update both use it).
+    SETTINGS = (
+        "name",
+        "instrument_code",
+        "default_language",
+        "link_expiry_hours",
+        "reminder_delay_hours",
+        "patients_see_results",
+        "therapist_rating_enabled",
+        "sensitivity",
+        "retention_years",
+        "idle_timeout_minutes",
+    )
+
     # Settings. Each one is explained to the admin on the settings page.
     default_language = models.CharField(max_length=8, default="en")
     instrument_code = models.SlugField(max_length=50, default="bordin-alliance")

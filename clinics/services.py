@@ -321,18 +321,7 @@ def patient_discharge(*, patient: Patient, on: date) -> Patient:
 
 
 def clinic_settings_update(*, clinic: Clinic, **values: object) -> Clinic:
-    allowed = {
-        "name",
-        "default_language",
-        "instrument_code",
-        "link_expiry_hours",
-        "reminder_delay_hours",
-        "patients_see_results",
-        "therapist_rating_enabled",
-        "sensitivity",
-        "retention_years",
-        "idle_timeout_minutes",
-    }
+    allowed = set(Clinic.SETTINGS)
     unknown = set(values) - allowed
     if unknown:
         raise ApplicationError("Unknown setting(s): " + ", ".join(sorted(unknown)))

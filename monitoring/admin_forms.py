@@ -85,18 +85,7 @@ class DateForm(NoColon, forms.Form):
 class ClinicSettingsForm(NoColon, forms.ModelForm):
     class Meta:
         model = Clinic
-        fields = [
-            "name",
-            "instrument_code",
-            "default_language",
-            "link_expiry_hours",
-            "reminder_delay_hours",
-            "patients_see_results",
-            "therapist_rating_enabled",
-            "sensitivity",
-            "retention_years",
-            "idle_timeout_minutes",
-        ]
+        fields = list(Clinic.SETTINGS)
         labels = {
             "name": "Clinic name",
             "instrument_code": "Questionnaire",

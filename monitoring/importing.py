@@ -21,9 +21,10 @@ import io
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import TextIO
 
+import pandas as pd
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -295,3 +296,16 @@ def _existing_patients(
             problems.append(f"Line {r.line}: label '{label}' is used for two different external ids.")
         labels_seen[label] = key
     return found
+
+
+def items_import_csv(items: pd.DataFrame, *, first_date: date, prefix: str = "") -> io.StringIO:
+    """A wide import file from simulated item answers (``monitoring.analytics.simulate``): one row
+    per session, weekly from ``first_date``; ``prefix`` keeps labels apart between cohorts. For
+    the demo, tests and benchmarks: they load data through the same importer clinics use."""
+    numbers = sorted(int(col.removeprefix("item_")) for col in items.columns if col.startswith("item_"))
+    lines = ["patient,session,date," + ",".join(f"item_{n}" for n in numbers)]
+    for row in items.itertuples(index=False):
+        when = first_date + timedelta(weeks=int(row.session) - 1)
+        values = ",".join(str(getattr(row, f"item_{n}")) for n in numbers)
+        lines.append(f"{prefix}{row.patient},{row.session},{when.isoformat()},{values}")
+    return io.StringIO("\n".join(lines) + "\n")

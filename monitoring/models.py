@@ -333,3 +333,38 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.exporter} ({self.format}) for {self.clinic}, {self.status}"
+
+
+class ApiToken(models.Model):
+    """A personal API token for an integration (health record, research tool), scoped to one clinic.
+
+    The token is ``bdn_<prefix>_<secret>`` with a 256-bit secret; it is shown once when created
+    and only its SHA-256 is stored, so a copy of the database opens nothing. ``prefix`` is not
+    secret: it lets people tell their tokens apart in lists and logs. A token sees what its user
+    sees in the pages, narrowed to ``clinic`` (``monitoring.api_auth``). Revoking keeps the row
+    for the audit trail; ``last_used_at`` is written at most once a minute.
+    """
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text=_("What the token is for, e.g. the system using it."))
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["clinic", "-created_at"]),
+            models.Index(fields=["user", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"API token {self.name} (bdn_{self.prefix}_…) of {self.user} at {self.clinic}"

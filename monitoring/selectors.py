@@ -624,8 +624,10 @@ def patients_past_retention(*, clinic: Clinic, today: date) -> QuerySet[Patient]
     cutoff = today.replace(year=today.year - clinic.retention_years)
     open_episode = Episode.objects.filter(patient=OuterRef("pk"), ended_on=None)
     recent_episode = Episode.objects.filter(patient=OuterRef("pk"), ended_on__gt=cutoff)
-    return Patient.objects.filter(clinic=clinic, is_active=False).exclude(Exists(open_episode)).exclude(
-        Exists(recent_episode)
+    return (
+        Patient.objects.filter(clinic=clinic, is_active=False)
+        .exclude(Exists(open_episode))
+        .exclude(Exists(recent_episode))
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+from datetime import date
 
 import pytest
 from django.db import connection
@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from clinics.models import Patient
 from monitoring.analytics.simulate import simulate_cohort
-from monitoring.importing import responses_import
+from monitoring.importing import items_import_csv, responses_import
 from monitoring.models import Flag, Notification
 from monitoring.services import episode_flags_refresh
 
@@ -26,13 +26,8 @@ def import_cohort(
     clinic, therapist, n: int, sessions: int, seed: int = 3, scenarios=None, prefix: str = ""
 ) -> None:
     cohort = simulate_cohort(n, seed=seed, sessions=(sessions, sessions), scenarios=scenarios)
-    lines = ["patient,session,date," + ",".join(f"item_{k}" for k in range(1, 13))]
-    for row in cohort.items.itertuples(index=False):
-        values = ",".join(str(getattr(row, f"item_{k}")) for k in range(1, 13))
-        lines.append(
-            f"{prefix}{row.patient},{row.session},2026-{1 + row.session // 4:02d}-{1 + 7 * (row.session % 4):02d},{values}"
-        )
-    responses_import(clinic=clinic, therapist=therapist, file=io.StringIO("\n".join(lines) + "\n"))
+    csv = items_import_csv(cohort.items, first_date=date(2026, 1, 5), prefix=prefix)
+    responses_import(clinic=clinic, therapist=therapist, file=csv)
     for patient in Patient.objects.filter(clinic=clinic, label__startswith=prefix):
         episode_flags_refresh(episode_id=patient.episodes.get().pk)
 
