@@ -621,7 +621,8 @@ def staff_for_clinic(*, clinic: Clinic) -> QuerySet[Membership]:
 def patients_past_retention(*, clinic: Clinic, today: date) -> QuerySet[Patient]:
     """Discharged patients whose last episode ended more than the clinic's retention period ago:
     their data is due for deletion (the admin decides; erasure is an audited action)."""
-    cutoff = today.replace(year=today.year - clinic.retention_years)
+    year = today.year - clinic.retention_years
+    cutoff = today.replace(year=year, day=28) if (today.month, today.day) == (2, 29) else today.replace(year=year)
     open_episode = Episode.objects.filter(patient=OuterRef("pk"), ended_on=None)
     recent_episode = Episode.objects.filter(patient=OuterRef("pk"), ended_on__gt=cutoff)
     return (

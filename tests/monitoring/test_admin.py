@@ -329,3 +329,9 @@ def test_discharged_patients_past_retention_are_pointed_out(client, dana, alice,
     clinic_a.retention_years = 10
     clinic_a.save()
     assert "retention period" not in client.get("/clinic/clinic-a/patients/").content.decode()
+
+
+def test_the_retention_cutoff_survives_a_leap_day(clinic_a):
+    from monitoring.selectors import patients_past_retention
+
+    assert patients_past_retention(clinic=clinic_a, today=date(2028, 2, 29)).count() == 0
