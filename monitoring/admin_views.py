@@ -297,7 +297,7 @@ def report(request: HttpRequest, slug: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
     form = ReportFilterForm(request.GET or None, clinic=clinic)
     today = date.today()
-    filters = selectors.ReportFilters(start=today.replace(year=today.year - 1) + timedelta(days=1), end=today)
+    filters = selectors.ReportFilters(start=today - timedelta(days=364), end=today)  # the last 12 months
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
         filters = selectors.ReportFilters(
