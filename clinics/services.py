@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.sessions.models import Session as DjangoSession
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -23,7 +23,7 @@ from clinics.models import Clinic, Episode, Membership, Patient, Session, StaffI
 
 def staff_create(
     *, clinic: Clinic, email: str, role: str, password: str | None = None, name: str = ""
-) -> AbstractUser:
+) -> User:
     """Create (or reuse) the user with ``email`` and give them ``role`` in ``clinic``."""
     User = get_user_model()
     email = email.strip().lower()
@@ -45,7 +45,7 @@ def patient_create(
     *,
     clinic: Clinic,
     label: str,
-    therapist: AbstractUser,
+    therapist: User,
     external_id: str = "",
     language: str = "en",
     contact_email: str = "",
@@ -106,7 +106,7 @@ def staff_invite(
     email: str,
     role: str,
     name: str = "",
-    invited_by: AbstractUser,
+    invited_by: User,
     join_url: Callable[[str], str],
 ) -> tuple[StaffInvitation, str]:
     """Invite someone to the clinic by email; returns the invitation and its one-time link.
@@ -164,7 +164,7 @@ def staff_invitation_for_token(*, token: str) -> StaffInvitation:
     return invitation
 
 
-def staff_invitation_accept(*, token: str, password: str, name: str = "") -> AbstractUser:
+def staff_invitation_accept(*, token: str, password: str, name: str = "") -> User:
     """Create (or reuse) the account, check the password against the validators, join the clinic."""
     invitation = staff_invitation_for_token(token=token)
     User = get_user_model()
@@ -194,7 +194,7 @@ def staff_invitation_accept(*, token: str, password: str, name: str = "") -> Abs
     return user
 
 
-def membership_set_role(*, membership: Membership, role: str, by: AbstractUser) -> Membership:
+def membership_set_role(*, membership: Membership, role: str, by: User) -> Membership:
     if role not in Membership.Role.values:
         raise ApplicationError("Choose a role: therapist or clinic admin.")
     if membership.user_id == by.pk and role != Membership.Role.ADMIN:
@@ -214,7 +214,7 @@ def _keep_one_admin(membership: Membership) -> None:
         raise ApplicationError("A clinic needs at least one active admin; make someone else admin first.")
 
 
-def membership_deactivate(*, membership: Membership, by: AbstractUser) -> int:
+def membership_deactivate(*, membership: Membership, by: User) -> int:
     """End someone's work in the clinic. Their patients must have been reassigned first; their
     signed-in sessions end at once. Returns the number of sessions ended."""
     if membership.user_id == by.pk:
@@ -240,7 +240,7 @@ def membership_deactivate(*, membership: Membership, by: AbstractUser) -> int:
     return user_sessions_end(user=membership.user)
 
 
-def user_sessions_end(*, user: AbstractUser) -> int:
+def user_sessions_end(*, user: User) -> int:
     """Delete every signed-in session of ``user`` (database session store).
 
     Django keeps no index from users to sessions, so this reads the unexpired sessions; at a
@@ -273,7 +273,7 @@ def patient_update(
     return patient
 
 
-def patient_transfer(*, patient: Patient, therapist: AbstractUser, on: date) -> Episode | None:
+def patient_transfer(*, patient: Patient, therapist: User, on: date) -> Episode | None:
     """Give the patient a new therapist. The open episode ends and a new one starts with the new
     therapist (the alliance is with a therapist, so its level starts afresh); the earlier
     episode, its answers and flags stay as they were."""

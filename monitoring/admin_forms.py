@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from clinics.models import Clinic, Episode, Membership, Patient
 from monitoring.analytics import PRESETS
@@ -19,6 +19,10 @@ class NoColon:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+
+
+def _choices(field: forms.Field) -> forms.ChoiceField:
+    return cast(forms.ChoiceField, field)
 
 
 def _therapist_choices(clinic: Clinic) -> list[tuple[int, str]]:
@@ -51,7 +55,7 @@ class PatientForm(NoColon, forms.ModelForm):
 
     def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["therapist"].choices = _therapist_choices(clinic)
+        _choices(self.fields["therapist"]).choices = _therapist_choices(clinic)
 
 
 class PatientEditForm(NoColon, forms.ModelForm):
@@ -66,9 +70,9 @@ class TransferForm(NoColon, forms.Form):
     therapist = forms.TypedChoiceField(label="New therapist", coerce=int)
     on = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
 
-    def __init__(self, *args: Any, clinic: Clinic, current: AbstractUser | None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, clinic: Clinic, current: User | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["therapist"].choices = [
+        _choices(self.fields["therapist"]).choices = [
             c for c in _therapist_choices(clinic) if not current or c[0] != current.pk
         ]
 
@@ -131,8 +135,8 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
             + "; ".join(described)
             + ". See the methods documentation."
         )
-        self.fields["link_expiry_hours"].min_value = 1
-        self.fields["idle_timeout_minutes"].min_value = 5
+        cast(forms.IntegerField, self.fields["link_expiry_hours"]).min_value = 1
+        cast(forms.IntegerField, self.fields["idle_timeout_minutes"]).min_value = 5
 
 
 class ReportFilterForm(NoColon, forms.Form):
@@ -143,8 +147,8 @@ class ReportFilterForm(NoColon, forms.Form):
 
     def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["therapist"].choices = [("", "All therapists"), *_therapist_choices(clinic)]
-        self.fields["treatment"].choices = [("", "All treatments"), *Episode.Treatment.choices]
+        _choices(self.fields["therapist"]).choices = [("", "All therapists"), *_therapist_choices(clinic)]
+        _choices(self.fields["treatment"]).choices = [("", "All treatments"), *Episode.Treatment.choices]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -172,9 +176,9 @@ class ExportForm(NoColon, forms.Form):
         from monitoring.exports import EXPORTS, FORMAT_NAMES
 
         super().__init__(*args, **kwargs)
-        self.fields["report"].choices = [
+        _choices(self.fields["report"]).choices = [
             (e.identifier, e.verbose_name) for e in EXPORTS.values() if not e.needs_patient
         ]
-        self.fields["format"].choices = list(FORMAT_NAMES.items())
-        self.fields["therapist"].choices = [("", "All therapists"), *_therapist_choices(clinic)]
-        self.fields["treatment"].choices = [("", "All treatments"), *Episode.Treatment.choices]
+        _choices(self.fields["format"]).choices = list(FORMAT_NAMES.items())
+        _choices(self.fields["therapist"]).choices = [("", "All therapists"), *_therapist_choices(clinic)]
+        _choices(self.fields["treatment"]).choices = [("", "All treatments"), *Episode.Treatment.choices]

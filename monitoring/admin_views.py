@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from django.contrib import messages
 from django.contrib.auth import login
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -30,12 +30,12 @@ from monitoring.admin_forms import (
     StaffInviteForm,
     TransferForm,
 )
-from monitoring.decorators import staff_required
+from monitoring.decorators import AuthenticatedRequest, staff_required
 from monitoring.exports import EXPORTS, ExportFilters
 
 
 @staff_required
-def admin_home(request: HttpRequest, slug: str) -> HttpResponse:
+def admin_home(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     return redirect(
         "monitoring:admin-patients", slug=selectors.clinic_for_admin(user=request.user, slug=slug).slug
     )
@@ -43,7 +43,7 @@ def admin_home(request: HttpRequest, slug: str) -> HttpResponse:
 
 @staff_required
 @require_http_methods(["GET", "POST"])
-def staff(request: HttpRequest, slug: str) -> HttpResponse:
+def staff(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
     form = StaffInviteForm(request.POST or None)
     new_link = ""
@@ -81,7 +81,7 @@ def staff(request: HttpRequest, slug: str) -> HttpResponse:
 
 @staff_required
 @require_POST
-def staff_action(request: HttpRequest, slug: str, code: str, action: str) -> HttpResponse:
+def staff_action(request: AuthenticatedRequest, slug: str, code: str, action: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
     membership = get_object_or_404(Membership.objects.select_related("user"), clinic=clinic, code=code)
     try:
@@ -107,7 +107,7 @@ def staff_action(request: HttpRequest, slug: str, code: str, action: str) -> Htt
 
 @staff_required
 @require_POST
-def staff_invitation_revoke(request: HttpRequest, slug: str, code: str) -> HttpResponse:
+def staff_invitation_revoke(request: AuthenticatedRequest, slug: str, code: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
     invitation = get_object_or_404(StaffInvitation, clinic=clinic, code=code)
     StaffInvitation.objects.filter(pk=invitation.pk, accepted_at=None).update(revoked_at=timezone.now())
@@ -150,7 +150,7 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
 
 @staff_required
 @require_http_methods(["GET", "POST"])
-def patients(request: HttpRequest, slug: str) -> HttpResponse:
+def patients(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
     form = PatientForm(
         request.POST or None,
@@ -200,7 +200,7 @@ def patients(request: HttpRequest, slug: str) -> HttpResponse:
 
 @staff_required
 @require_http_methods(["GET", "POST"])
-def patient(request: HttpRequest, slug: str, code: str) -> HttpResponse:
+def patient(request: AuthenticatedRequest, slug: str, code: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
     record = get_object_or_404(Patient.objects.select_related("therapist"), clinic=clinic, code=code)
     edit = PatientEditForm(request.POST if request.POST.get("form") == "edit" else None, instance=record)
@@ -271,7 +271,7 @@ def patient(request: HttpRequest, slug: str, code: str) -> HttpResponse:
 
 @staff_required
 @require_http_methods(["GET", "POST"])
-def clinic_settings(request: HttpRequest, slug: str) -> HttpResponse:
+def clinic_settings(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
     form = ClinicSettingsForm(request.POST or None, instance=clinic)
     if request.method == "POST" and form.is_valid():
@@ -292,7 +292,7 @@ def clinic_settings(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @staff_required
-def report(request: HttpRequest, slug: str) -> HttpResponse:
+def report(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """Clinic-level figures over a period, filterable by therapist and treatment."""
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
     form = ReportFilterForm(request.GET or None, clinic=clinic)
@@ -329,7 +329,7 @@ def report(request: HttpRequest, slug: str) -> HttpResponse:
 
 @staff_required
 @require_http_methods(["GET", "POST"])
-def exports(request: HttpRequest, slug: str) -> HttpResponse:
+def exports(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """Start an export (it runs in the background when a worker is configured) and list the
     clinic's recent ones with their progress and download links."""
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
@@ -373,7 +373,7 @@ def exports(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @staff_required
-def export_download(request: HttpRequest, code: str) -> FileResponse:
+def export_download(request: AuthenticatedRequest, code: str) -> HttpResponseBase:
     job = export_services.export_job_get_for_user(user=request.user, code=code)
     try:
         path, filename, content_type = export_services.export_file(job=job, user=request.user)

@@ -1356,7 +1356,7 @@ def completion_by_month(*, months: Sequence[str], held: Sequence[int], completed
     # "2026-09" -> "Sep 26": short enough for a year of months side by side.
     names = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
     months = [f"{names[int(m[5:7]) - 1]} {m[2:4]}" if len(m) == 7 else m for m in months]
-    traces = [
+    traces: list[dict[str, Any]] = [
         {
             "type": "bar",
             "name": "Sessions held",

@@ -7,15 +7,23 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponseBase
 
 
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def staff_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """A signed-in staff member. What they may see is decided by the selectors (404 otherwise)."""
 
     @wraps(view)
     @login_required
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+class AuthenticatedRequest(HttpRequest):
+    """The request type of views behind ``staff_required`` / ``login_required``: the user is a
+    real account, never AnonymousUser."""
+
+    user: User  # type: ignore[assignment]

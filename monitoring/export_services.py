@@ -31,7 +31,7 @@ from typing import Any
 
 from auditlog.models import LogEntry
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
@@ -57,7 +57,7 @@ PROGRESS_STEP = 5
 # --- Reads: access ----------------------------------------------------------------------------
 
 
-def clinics_for_export(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Clinic]:
+def clinics_for_export(*, user: User | AnonymousUser) -> QuerySet[Clinic]:
     """The clinics whose data the user may export: those where they are an active admin."""
     if not user.is_authenticated:
         return Clinic.objects.none()
@@ -66,7 +66,7 @@ def clinics_for_export(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Cl
     )
 
 
-def export_clinic_get_for_user(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Clinic:
+def export_clinic_get_for_user(*, user: User | AnonymousUser, slug: str) -> Clinic:
     """The clinic with ``slug`` if the user may export it, else 404."""
     clinic = clinics_for_export(user=user).filter(slug=slug).first()
     if clinic is None:
@@ -74,7 +74,7 @@ def export_clinic_get_for_user(*, user: AbstractBaseUser | AnonymousUser, slug: 
     return clinic
 
 
-def export_job_get_for_user(*, user: AbstractBaseUser | AnonymousUser, code: object) -> ExportJob:
+def export_job_get_for_user(*, user: User | AnonymousUser, code: object) -> ExportJob:
     """The export job with this code, or 404 unless the user is an active admin of its clinic."""
     try:
         key = uuid.UUID(str(code))
@@ -91,14 +91,14 @@ def export_job_get_for_user(*, user: AbstractBaseUser | AnonymousUser, code: obj
 
 
 def export_jobs_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, clinic: Clinic, limit: int = 50
+    *, user: User | AnonymousUser, clinic: Clinic, limit: int = 50
 ) -> list[ExportJob]:
     """The clinic's most recent export jobs, for its admins' export page (empty for anyone else)."""
     jobs = ExportJob.objects.filter(clinic=clinic, clinic__in=clinics_for_export(user=user))
     return list(jobs.select_related("requested_by").order_by("-created_at")[:limit])
 
 
-def _require_admin(*, user: AbstractBaseUser | AnonymousUser, clinic: Clinic) -> None:
+def _require_admin(*, user: User | AnonymousUser, clinic: Clinic) -> None:
     if not clinics_for_export(user=user).filter(pk=clinic.pk).exists():
         raise PermissionDenied("Only the clinic's admins may export its data.")
 
@@ -109,7 +109,7 @@ def _require_admin(*, user: AbstractBaseUser | AnonymousUser, clinic: Clinic) ->
 def export_audit(
     *,
     clinic: Clinic,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     identifier: str,
     fmt: str,
     filters: ExportFilters,
@@ -157,7 +157,7 @@ def _check_request(*, clinic: Clinic, identifier: str, fmt: str, filters: Export
 def export_run(
     *,
     clinic: Clinic,
-    user: AbstractBaseUser | None,
+    user: User | None,
     identifier: str,
     fmt: str,
     filters: ExportFilters,
@@ -181,7 +181,7 @@ def export_run(
 
 
 def export_start(
-    *, clinic: Clinic, user: AbstractBaseUser, identifier: str, fmt: str, filters: ExportFilters
+    *, clinic: Clinic, user: User, identifier: str, fmt: str, filters: ExportFilters
 ) -> ExportJob:
     """Queue an export as a background job and return it; the task is enqueued on commit.
 
@@ -286,7 +286,7 @@ def export_directory(job: ExportJob) -> Path:
     return Path(settings.MEDIA_ROOT) / "exports" / str(job.code)
 
 
-def export_file(*, job: ExportJob, user: AbstractBaseUser | None = None) -> tuple[Path, str, str]:
+def export_file(*, job: ExportJob, user: User | None = None) -> tuple[Path, str, str]:
     """The finished job's file as (path, filename, content type), for a download response.
 
     Get ``job`` through ``export_job_get_for_user`` first. Passing the user audits the download.
@@ -325,7 +325,7 @@ def export_files_purge(*, older_than: timedelta = timedelta(days=7)) -> int:
     return removed
 
 
-def patient_report_for_user(*, user: AbstractBaseUser, code: object) -> Rendered:
+def patient_report_for_user(*, user: User, code: object) -> Rendered:
     """The one-patient PDF for the health record, for anyone who may see the patient (their
     therapist, or an admin of the clinic); audited like every export."""
     from monitoring.selectors import patient_get_for_user

@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from typing import TextIO
 
 import pandas as pd
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -152,7 +152,7 @@ def responses_import(
     *,
     clinic: Clinic,
     file: TextIO | Iterable[str],
-    therapist: AbstractBaseUser,
+    therapist: User,
     instrument: Instrument | None = None,
     source: str = Response.Source.IMPORT,
 ) -> ImportResult:
@@ -268,13 +268,14 @@ def _existing_patients(
     found: dict[str, Patient] = {}
     for p in Patient.objects.filter(clinic=clinic, external_id__in=external_ids):
         found[p.external_id] = p
+    matched: Patient | None
     by_label = {p.label: p for p in Patient.objects.filter(clinic=clinic, label__in=labels)}
     labels_seen: dict[str, str] = defaultdict(str)
     for r in rows:
         if r.external_id:
-            p = found.get(r.external_id)
+            matched = found.get(r.external_id)
             if (
-                p is None
+                matched is None
                 and r.patient in by_label
                 and by_label[r.patient].external_id not in ("", r.external_id)
             ):
@@ -282,7 +283,7 @@ def _existing_patients(
                     f"Line {r.line}: label '{r.patient}' belongs to another patient "
                     f"(external id {by_label[r.patient].external_id})."
                 )
-            elif p is None and r.patient in by_label:
+            elif matched is None and r.patient in by_label:
                 problems.append(
                     f"Line {r.line}: a patient labelled '{r.patient}' exists without external id; "
                     "add the external id to that patient first, or leave the column empty."

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import connections
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
@@ -34,7 +34,7 @@ from monitoring.models import (
 )
 
 
-def patients_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Patient]:
+def patients_visible_to(*, user: User | AnonymousUser) -> QuerySet[Patient]:
     """Every patient the user may see: a therapist their own, an admin their clinic's.
 
     The one access rule for patient data; every page and endpoint reaches patients through it.
@@ -49,7 +49,7 @@ def patients_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[P
     )
 
 
-def patient_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Patient]:
+def patient_list_for_user(*, user: User | AnonymousUser) -> QuerySet[Patient]:
     """Active patients the user may see, with their number of sessions held."""
     return (
         patients_visible_to(user=user)
@@ -60,12 +60,12 @@ def patient_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet
     )
 
 
-def patient_get_for_user(*, user: AbstractBaseUser | AnonymousUser, code: object) -> Patient:
+def patient_get_for_user(*, user: User | AnonymousUser, code: object) -> Patient:
     """The patient with this code, or 404 if it does not exist or the user may not see it."""
     return get_object_or_404(patients_visible_to(user=user).select_related("clinic", "therapist"), code=code)
 
 
-def session_get_for_user(*, user: AbstractBaseUser | AnonymousUser, code: object) -> Session:
+def session_get_for_user(*, user: User | AnonymousUser, code: object) -> Session:
     return get_object_or_404(
         Session.objects.filter(episode__patient__in=patients_visible_to(user=user)).select_related(
             "episode__patient__clinic", "episode__therapist"
@@ -74,7 +74,7 @@ def session_get_for_user(*, user: AbstractBaseUser | AnonymousUser, code: object
     )
 
 
-def sessions_for_kiosk(*, user: AbstractBaseUser | AnonymousUser, since: date) -> QuerySet[Session]:
+def sessions_for_kiosk(*, user: User | AnonymousUser, since: date) -> QuerySet[Session]:
     """Recent held or scheduled sessions without the patient's answers, for the tablet picker."""
     return (
         Session.objects.filter(episode__patient__in=patients_visible_to(user=user), episode__ended_on=None)
@@ -270,7 +270,7 @@ def _badges(flags: list[Flag], last_session: int) -> list[Badge]:
 
 
 def caseload_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, therapist_id: int | None = None, query: str = ""
+    *, user: User | AnonymousUser, therapist_id: int | None = None, query: str = ""
 ) -> list[CaseloadRow]:
     """The user's active patients, most in need of attention first, with the reason in words.
 
@@ -306,9 +306,8 @@ def caseload_for_user(
     for patient in patients_list:
         episode = episode_of.get(patient.pk)
         history = held.get(episode.pk, []) if episode else []
-        totals, level, provisional, z, pattern = latest.get(
-            episode.pk if episode else None, ([], None, False, None, "")
-        )
+        nothing: tuple[list[float], float | None, bool, float | None, str] = ([], None, False, None, "")
+        totals, level, provisional, z, pattern = latest.get(episode.pk, nothing) if episode else nothing
         last_number = history[-1][0] if history else 0
         badges = _badges(flags.get(episode.pk, []) if episode else [], last_number)
         form_missing = bool(history) and not history[-1][2]
@@ -377,7 +376,7 @@ def _float(value: object) -> float | None:
     return None if math.isnan(number) else number
 
 
-def therapists_for_admin(*, user: AbstractBaseUser | AnonymousUser) -> list[Any]:
+def therapists_for_admin(*, user: User | AnonymousUser) -> list[Any]:
     """The therapists an admin may filter the caseload by (empty for a therapist)."""
     if not user.is_authenticated:
         return []
@@ -399,7 +398,7 @@ class PatientNews:
     latest: Notification
 
 
-def notifications_unread(*, user: AbstractBaseUser | AnonymousUser) -> list[PatientNews]:
+def notifications_unread(*, user: User | AnonymousUser) -> list[PatientNews]:
     """New flags since the user last cleared them, one line per patient (most recent first),
     for patients the user may still see."""
     if not user.is_authenticated:
@@ -495,17 +494,17 @@ class PatientDashboard:
     items: list[tuple[int, str]]
 
 
-def flags_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Flag]:
+def flags_visible_to(*, user: User | AnonymousUser) -> QuerySet[Flag]:
     return Flag.objects.filter(episode__patient__in=patients_visible_to(user=user))
 
 
-def flag_get_for_user(*, user: AbstractBaseUser | AnonymousUser, code: object) -> Flag:
+def flag_get_for_user(*, user: User | AnonymousUser, code: object) -> Flag:
     return get_object_or_404(
         flags_visible_to(user=user).select_related("episode__patient", "session"), code=code
     )
 
 
-def patient_dashboard(*, user: AbstractBaseUser | AnonymousUser, code: object) -> PatientDashboard:
+def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDashboard:
     """Everything the patient page shows, in a constant number of queries."""
     patient = patient_get_for_user(user=user, code=code)
     episode = (
@@ -583,7 +582,7 @@ def _instrument_structure_for_episode(episode: Episode) -> list[tuple[int, str]]
 # --- Clinic administration ------------------------------------------------------------------------
 
 
-def clinic_for_admin(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Clinic:
+def clinic_for_admin(*, user: User | AnonymousUser, slug: str) -> Clinic:
     """The clinic, if the user is one of its active admins; 404 for everyone else."""
     if not user.is_authenticated:
         raise Http404
@@ -595,7 +594,7 @@ def clinic_for_admin(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Cl
     )
 
 
-def clinics_administered(*, user: AbstractBaseUser | AnonymousUser) -> list[Clinic]:
+def clinics_administered(*, user: User | AnonymousUser) -> list[Clinic]:
     if not user.is_authenticated:
         return []
     return list(
@@ -622,7 +621,9 @@ def patients_past_retention(*, clinic: Clinic, today: date) -> QuerySet[Patient]
     """Discharged patients whose last episode ended more than the clinic's retention period ago:
     their data is due for deletion (the admin decides; erasure is an audited action)."""
     year = today.year - clinic.retention_years
-    cutoff = today.replace(year=year, day=28) if (today.month, today.day) == (2, 29) else today.replace(year=year)
+    cutoff = (
+        today.replace(year=year, day=28) if (today.month, today.day) == (2, 29) else today.replace(year=year)
+    )
     open_episode = Episode.objects.filter(patient=OuterRef("pk"), ended_on=None)
     recent_episode = Episode.objects.filter(patient=OuterRef("pk"), ended_on__gt=cutoff)
     return (

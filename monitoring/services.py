@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -108,7 +108,7 @@ def response_create(
     instrument: Instrument,
     answers: Mapping[int, int],
     source: str,
-    entered_by: AbstractBaseUser | None = None,
+    entered_by: User | None = None,
     submitted_at: datetime | None = None,
 ) -> Response:
     """Store one completed questionnaire with its answers, in one transaction, or nothing.
@@ -181,7 +181,7 @@ def instrument_for_clinic(*, clinic: Clinic, rater: str = "patient") -> Instrume
 
 
 def invitation_create(
-    *, session: Session, created_by: AbstractBaseUser | None, channel: str = Invitation.Channel.LINK
+    *, session: Session, created_by: User | None, channel: str = Invitation.Channel.LINK
 ) -> tuple[Invitation, str]:
     """A fresh one-time link for the session; older open links of the session stop working.
 
@@ -212,7 +212,7 @@ def invitation_create(
     return invitation, token
 
 
-def session_mark_held(*, session: Session, user: AbstractBaseUser) -> tuple[Invitation, str] | None:
+def session_mark_held(*, session: Session, user: User) -> tuple[Invitation, str] | None:
     """Mark a session held; create its form link unless the answers are already in."""
     if session.status != Session.Status.HELD:
         session.status = Session.Status.HELD
@@ -444,7 +444,7 @@ def episode_flags_refresh(*, episode_id: int) -> list[Flag]:
                 scale=str(row["scale"]),
                 kind=str(row["kind"]),
                 magnitude=float(row["magnitude"]),
-                threshold=_jsonable(row["threshold"]),
+                threshold=None if pd.isna(row["threshold"]) else float(row["threshold"]),
                 explanation=str(row["explanation"]),
                 detail={c: _jsonable(row[c]) for c in _DETAIL_COLUMNS if c in row},
                 config=config_snapshot,
@@ -475,16 +475,14 @@ def episode_flags_refresh(*, episode_id: int) -> list[Flag]:
     return stored
 
 
-def notifications_mark_read(*, user: AbstractBaseUser, flag_ids: list[int] | None = None) -> int:
+def notifications_mark_read(*, user: User, flag_ids: list[int] | None = None) -> int:
     pending = Notification.objects.filter(user=user, read_at=None)
     if flag_ids is not None:
         pending = pending.filter(flag_id__in=flag_ids)
     return pending.update(read_at=timezone.now())
 
 
-def flag_acknowledge(
-    *, flag: Flag, user: AbstractBaseUser, acknowledgement: str, note: str = ""
-) -> list[Flag]:
+def flag_acknowledge(*, flag: Flag, user: User, acknowledgement: str, note: str = "") -> list[Flag]:
     """Mark an event as discussed with the patient or not relevant, with an optional short note.
 
     The event is the flag with its siblings of the same kind at the same session on the other

@@ -30,7 +30,7 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return default if value in (None, "") else int(value)
+    return default if not value else int(value)
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "csp",
     "template_partials",
@@ -216,13 +217,45 @@ if REDIS_URL:
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # Token first: its 401 challenge (WWW-Authenticate: Bearer) is what an unauthenticated
+    # request gets; the browser's session still works, with DRF's CSRF check on writes.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "monitoring.api_auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["monitoring.api_auth.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api": env("API_RATE", "1000/hour")},
+    "DEFAULT_PAGINATION_CLASS": "monitoring.api_auth.ApiPagination",
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_METADATA_CLASS": None,  # OPTIONS is 405: the schema describes the API
+    "EXCEPTION_HANDLER": "monitoring.api_auth.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bordin API",
+    "DESCRIPTION": (
+        "Session-by-session therapeutic-alliance monitoring. Authenticate with a personal API token "
+        "(`Authorization: Bearer bdn_...`, scoped to one clinic) or a signed-in browser session. "
+        "Errors are `{\"error\": {\"code\", \"message\", \"fields\", \"problems\"}}`. "
+        "Lists take `limit` and `offset`. See docs/api.md."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "clinics.models.Session.Status",
+        "ExportStatusEnum": "monitoring.models.ExportJob.Status",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "monitoring.api_auth.schema_error_responses",
+    ],
+    # Swagger UI from our own static files (drf-spectacular-sidecar): no CDN, CSP script-src 'self'.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Security headers. HTTPS-only settings follow from SECURE (on by default when DEBUG is off).

@@ -3,6 +3,7 @@ see, then calls one service for a write; domain errors become a message on the p
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 from io import BytesIO
 
@@ -24,13 +25,14 @@ from clinics.errors import ApplicationError
 from clinics.models import Session
 from clinics.services import session_create
 from monitoring import charts, export_services, links, selectors, services, tasks
+from monitoring.decorators import AuthenticatedRequest
 from monitoring.form_views import KIOSK_SESSION_KEY
 from monitoring.forms import answers_from_post, questions
 from monitoring.models import Flag, Invitation, Rater, Response
 
 
 @login_required
-def caseload(request: HttpRequest) -> HttpResponse:
+def caseload(request: AuthenticatedRequest) -> HttpResponse:
     """The therapist's home page: who needs attention now, and why."""
     therapists = selectors.therapists_for_admin(user=request.user)
     try:
@@ -59,13 +61,13 @@ def caseload(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def notifications_read(request: HttpRequest) -> HttpResponse:
+def notifications_read(request: AuthenticatedRequest) -> HttpResponse:
     services.notifications_mark_read(user=request.user)
     return redirect("monitoring:caseload")
 
 
 @login_required
-def patient_detail(request: HttpRequest, code: str) -> HttpResponse:
+def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """One patient's alliance: own level, deviations, flags with their reasons, the answers."""
     dashboard = selectors.patient_dashboard(user=request.user, code=code)
     services.notifications_mark_read(user=request.user, flag_ids=[f.flag.pk for f in dashboard.flags])
@@ -107,7 +109,7 @@ def patient_detail(request: HttpRequest, code: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def flag_acknowledge(request: HttpRequest, code: str) -> HttpResponse:
+def flag_acknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
     flag = selectors.flag_get_for_user(user=request.user, code=code)
     try:
         services.flag_acknowledge(
@@ -124,7 +126,7 @@ def flag_acknowledge(request: HttpRequest, code: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def session_add(request: HttpRequest, code: str) -> HttpResponse:
+def session_add(request: AuthenticatedRequest, code: str) -> HttpResponse:
     patient = selectors.patient_get_for_user(user=request.user, code=code)
     episode = patient.episodes.filter(ended_on=None).first()
     try:
@@ -140,6 +142,14 @@ def session_add(request: HttpRequest, code: str) -> HttpResponse:
     return redirect("monitoring:session", code=session.code)
 
 
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    """A posted code as a UUID; None for anything else (a tampered form matches nothing)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
 def _qr_svg(url: str) -> str:
     image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
     buffer = BytesIO()
@@ -147,7 +157,7 @@ def _qr_svg(url: str) -> str:
     return buffer.getvalue().decode("utf-8").split("?>", 1)[-1]
 
 
-def _session_context(request: HttpRequest, session: Session) -> dict[str, object]:
+def _session_context(request: AuthenticatedRequest, session: Session) -> dict[str, object]:
     invitation = (
         session.invitations.filter(used_at=None, revoked_at=None, expires_at__gt=timezone.now())
         .order_by("-created_at")
@@ -171,14 +181,14 @@ def _session_context(request: HttpRequest, session: Session) -> dict[str, object
 
 @login_required
 @never_cache
-def session_detail(request: HttpRequest, code: str) -> HttpResponse:
+def session_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
     session = selectors.session_get_for_user(user=request.user, code=code)
     return render(request, "monitoring/session.html", _session_context(request, session))
 
 
 @login_required
 @require_POST
-def session_action(request: HttpRequest, code: str, action: str) -> HttpResponse:
+def session_action(request: AuthenticatedRequest, code: str, action: str) -> HttpResponse:
     """The session page's buttons: mark held, new link, withdraw link, send link."""
     session = selectors.session_get_for_user(user=request.user, code=code)
     try:
@@ -191,9 +201,10 @@ def session_action(request: HttpRequest, code: str, action: str) -> HttpResponse
                 request, "A new form link is ready; earlier links for this session no longer work."
             )
         elif action in ("revoke", "email", "sms"):
-            invitation = Invitation.objects.filter(
-                session=session, code=request.POST.get("invitation")
-            ).first()
+            invitation_code = _uuid_or_none(request.POST.get("invitation", ""))
+            invitation = (
+                Invitation.objects.filter(session=session, code=invitation_code).first() if invitation_code else None
+            )
             if invitation is None:
                 raise ApplicationError("That link no longer exists; reload the page.")
             if action == "revoke":
@@ -211,7 +222,7 @@ def session_action(request: HttpRequest, code: str, action: str) -> HttpResponse
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def response_enter(request: HttpRequest, code: str, rater: str) -> HttpResponse:
+def response_enter(request: AuthenticatedRequest, code: str, rater: str) -> HttpResponse:
     """Staff entry of a paper form on the patient's behalf, or the therapist's own rating."""
     session = selectors.session_get_for_user(user=request.user, code=code)
     context = _session_context(request, session)
@@ -270,14 +281,14 @@ def response_enter(request: HttpRequest, code: str, rater: str) -> HttpResponse:
 
 
 @login_required
-def kiosk(request: HttpRequest) -> HttpResponse:
+def kiosk(request: AuthenticatedRequest) -> HttpResponse:
     sessions = selectors.sessions_for_kiosk(user=request.user, since=date.today() - timedelta(days=7))
     return render(request, "monitoring/kiosk.html", {"sessions": sessions})
 
 
 @login_required
 @require_POST
-def kiosk_start(request: HttpRequest, code: str) -> HttpResponse:
+def kiosk_start(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """Hand the tablet to the patient: create a tablet link, then sign the staff member out so
     that nothing but the form is reachable until staff sign in again."""
     session = selectors.session_get_for_user(user=request.user, code=code)
@@ -307,7 +318,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def patient_report_pdf(request: HttpRequest, code: str) -> HttpResponse:
+def patient_report_pdf(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """The one-patient report as a PDF to file in the health record (audited)."""
     rendered = export_services.patient_report_for_user(user=request.user, code=code)
     response = HttpResponse(rendered.content, content_type=rendered.content_type)

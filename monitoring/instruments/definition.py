@@ -87,7 +87,7 @@ def parse_definition(data: Any) -> InstrumentDefinition:
     code = data.get("code")
     if not isinstance(code, str) or not _CODE.match(code):
         problems.append("'code' must be lower-case letters, digits and hyphens, e.g. 'bordin-alliance'.")
-    version = data.get("version")
+    version: Any = data.get("version")
     if not _is_int(version) or version < 1:
         problems.append("'version' must be a whole number of 1 or more.")
     language = data.get("language")
@@ -101,7 +101,8 @@ def parse_definition(data: Any) -> InstrumentDefinition:
     source = _text(data, "source", problems, required=False)
 
     scale = data.get("scale")
-    scale_min = scale_max = 0
+    scale_min: Any = 0
+    scale_max: Any = 0
     labels: tuple[str, ...] = ()
     if not isinstance(scale, dict):
         problems.append("'scale' must be an object with 'min', 'max' and 'labels'.")
@@ -160,7 +161,7 @@ def parse_definition(data: Any) -> InstrumentDefinition:
             if not isinstance(entry, dict):
                 problems.append(f"Item {position} must be an object.")
                 continue
-            number = entry.get("number")
+            number: Any = entry.get("number")
             where = f"Item {number}" if _is_int(number) else f"Item at position {position}"
             if not _is_int(number) or number < 1:
                 problems.append(f"{where}: 'number' must be a whole number of 1 or more.")

@@ -125,3 +125,13 @@ def test_staff_entry_is_in_the_audit_trail_with_who_did_it(client, alice, sessio
     assert entry.actor == alice
     assert entry.action == LogEntry.Action.CREATE
     assert "staff" in str(entry.changes)
+
+
+@pytest.mark.parametrize("tampered", ["", "not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_a_tampered_link_code_gets_a_message_not_an_error(client, alice, session, tampered):
+    login(client, alice)
+    client.post(f"/sessions/{session.code}/link/")
+    page = client.post(f"/sessions/{session.code}/revoke/", {"invitation": tampered}, follow=True)
+    assert page.status_code == 200
+    assert "That link no longer exists" in page.content.decode()
+    assert Invitation.objects.filter(session=session, revoked_at=None).count() == 1

@@ -7,7 +7,7 @@ simulator the analytics tests use, so the demo shows every kind of flag.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -157,9 +157,7 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
         for session, (_, row) in zip(sessions, frame.iterrows(), strict=True):
             if missing_last and session.number == n:
                 continue
-            submitted = timezone.make_aware(
-                timezone.datetime.combine(session.date, timezone.datetime.min.time()) + timedelta(hours=17)
-            )
+            submitted = timezone.make_aware(datetime.combine(session.date, time.min) + timedelta(hours=17))
             responses.append(
                 Response(
                     session=session,
@@ -206,7 +204,9 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
 def _demo_cohort(n_patients: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Simulated courses in the demo mix (scaled to ``n_patients``), with unique patient keys."""
     total = sum(DEMO_MIX.values())
-    items, therapist_items, truth = [], [], []
+    items: list[pd.DataFrame] = []
+    therapist_items: list[pd.DataFrame] = []
+    truth: list[pd.DataFrame] = []
     for offset, (scenario, weight) in enumerate(DEMO_MIX.items()):
         count = max(1, round(weight * n_patients / total))
         cohort = simulate_cohort(count, seed=seed + offset, sessions=(8, 30), scenarios={scenario: 1.0})
