@@ -732,7 +732,15 @@ def _trajectory_summary(
         needed = _sessions_needed(lev, provisional_lambda)
         usual += f" (provisional until about {needed} sessions)" if needed else " (provisional)"
     parts.append(usual + ".")
-    z = float(rows[c.Z].iloc[-1]) if c.Z in rows.columns and _finite(rows[c.Z].iloc[-1]) else None
+    # Against the prospective baseline (the level before that session), as the caseload and the
+    # flags judge it; the retrospective z (against the mean of all sessions, the latest included)
+    # would call a session "close to usual" after a lasting drop has pulled that mean down.
+    tail = rows.iloc[-1]
+    z = None
+    if {c.BASELINE, c.S_USED} <= set(rows.columns) and _finite(tail[c.BASELINE]) and _finite(tail[c.S_USED]):
+        z = (last - float(tail[c.BASELINE])) / float(tail[c.S_USED]) if float(tail[c.S_USED]) > 0 else None
+    if z is None and c.Z in rows.columns and _finite(tail[c.Z]):
+        z = float(tail[c.Z])
     parts.append(f"Latest total {_f1(last)}{', ' + _relative(z) if z is not None else ''}.")
     if lev is not None and _truthy(lev.get(c.CEILING)):
         parts.append("Every answer so far is at the top of the scale, so a rise cannot show.")

@@ -183,8 +183,9 @@ def test_it_tells_an_unrepaired_rupture_and_a_sudden_loss() -> None:
     assert "sessions 3 to 4" in loss["text"][0] and "flagged at session 6" in loss["text"][0]
     assert "One rupture, at session 4, not repaired by session 7." in chart.summary
     assert "Sudden loss between sessions 3 and 4." in chart.summary
-    # the person mean (3.7) mixes both regimes, so the latest total is close to it
-    assert "Usual level 3.7. Latest total 3.3, close to usual." in chart.summary
+    # judged against the level before it (as the flags are), not the person mean (3.7) that
+    # already mixes both regimes and would call 3.3 "close to usual"
+    assert "Usual level 3.7. Latest total 3.3, well below usual." in chart.summary
 
 
 def test_a_sudden_gain_sits_on_its_jump() -> None:
