@@ -71,10 +71,14 @@ def patient_create(
 
 
 def episode_open(*, patient: Patient, started_on: date, treatment: str = Episode.Treatment.OTHER) -> Episode:
+    """Open an episode of care; a discharged patient becomes active again (readmission)."""
     if patient.therapist is None:
         raise ApplicationError("Assign a therapist before opening an episode of care.")
     try:
         with transaction.atomic():
+            if not patient.is_active:
+                patient.is_active = True
+                patient.save(update_fields=["is_active"])
             return Episode.objects.create(
                 patient=patient, therapist=patient.therapist, started_on=started_on, treatment=treatment
             )

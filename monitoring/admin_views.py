@@ -235,8 +235,6 @@ def patient(request: AuthenticatedRequest, slug: str, code: str) -> HttpResponse
                     f"{record.label} now sees {therapist.get_full_name()}; the earlier episode is kept.",
                 )
             elif action == "open" and open_form.is_valid():
-                record.is_active = True
-                record.save(update_fields=["is_active"])
                 clinic_services.episode_open(patient=record, **open_form.cleaned_data)
                 messages.success(request, "A new episode of care is open.")
             elif action == "close" and close_form.is_valid():

@@ -17,25 +17,23 @@ schema hook :func:`schema_error_responses`::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
-from rest_framework.views import exception_handler as drf_exception_handler
-from rest_framework.views import set_rollback
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient
@@ -54,7 +52,7 @@ class ApiTokenAuthentication(BaseAuthentication):
 
     keywords = (b"bearer", b"token")
 
-    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, ApiToken] | None:
+    def authenticate(self, request: Request) -> tuple[User, ApiToken] | None:
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() not in self.keywords:
             return None
@@ -79,19 +77,6 @@ class ApiTokenAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
-class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
-    target_class = "monitoring.api_auth.ApiTokenAuthentication"
-    name = "tokenAuth"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "bdn_<prefix>_<secret>",
-            "description": "A personal API token, scoped to one clinic (POST /api/v1/tokens/).",
-        }
-
-
 class SessionOnly(BasePermission):
     """Signed in through the browser, not with a token: minting tokens with a token would let a
     leaked one outlive its own revocation."""
@@ -103,6 +88,14 @@ class SessionOnly(BasePermission):
 
 
 # --- Scoping -------------------------------------------------------------------------------------
+
+
+def user_of(request: Request) -> User:
+    """The signed-in user of a request that passed IsAuthenticated (every API view but the 404)."""
+    user = request.user
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise exceptions.NotAuthenticated()
+    return user
 
 
 def token_of(request: Request) -> ApiToken | None:
@@ -131,18 +124,18 @@ def scoped(request: Request, queryset: QuerySet[Any], *, clinic_field: str) -> Q
 
 def patients_for(request: Request) -> QuerySet[Patient]:
     """The patients this request may see: the pages' rule, within the token's clinic."""
-    return scoped(request, selectors.patients_visible_to(user=request.user), clinic_field="clinic_id")
+    return scoped(request, selectors.patients_visible_to(user=user_of(request)), clinic_field="clinic_id")
 
 
 def memberships_for(request: Request) -> QuerySet[Membership]:
     """The requester's active memberships (one, the token's clinic, for a token)."""
-    memberships = Membership.objects.filter(user_id=request.user.pk, is_active=True).select_related("clinic")
+    memberships = Membership.objects.filter(user=user_of(request), is_active=True).select_related("clinic")
     return scoped(request, memberships, clinic_field="clinic_id")
 
 
 def require_admin(request: Request, *, clinic: Clinic, action: str) -> None:
     """403 unless the requester is an active admin of ``clinic`` (the clinic admin pages' rule)."""
-    if not any(c.pk == clinic.pk for c in selectors.clinics_administered(user=request.user)):
+    if not any(c.pk == clinic.pk for c in selectors.clinics_administered(user=user_of(request))):
         raise DjangoPermissionDenied(f"Only the clinic's admins may {action}.")
 
 
@@ -220,13 +213,14 @@ class FirstRendererNegotiation(BaseContentNegotiation):
     """For file downloads: the file has its own type, so ``Accept: text/csv`` must not turn the
     request into a 406; errors are rendered with the view's first renderer (JSON)."""
 
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
 
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
-        return renderers[0], renderers[0].media_type
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 class FhirJsonRenderer(JSONRenderer):
@@ -258,6 +252,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     Domain failures (``ApplicationError``) are 400, or 409 when the object's state forbids the
     action (a response already received); 404 never says whether the object exists elsewhere.
     """
+    # Imported here: DRF imports this module (an authentication class lives here) while
+    # rest_framework.views is still loading.
+    from rest_framework.views import exception_handler as drf_exception_handler
+    from rest_framework.views import set_rollback
+
     if isinstance(exc, ApplicationError):
         set_rollback()
         status = 409 if exc.code in CONFLICT_CODES else 400
@@ -343,18 +342,19 @@ def schema_error_responses(
 ) -> dict[str, Any]:
     """drf-spectacular post-processing hook: document every error an operation can answer with,
     in one place, instead of repeating them on each view. 401, 403, 406 and 429 can happen
-    anywhere; 404 where the path names an object; 400 where there is input; 415 where there is a
-    body. Views declare 409 themselves, where it can happen."""
+    anywhere; 404 where the path names an object; 400 where there is input or a write (a domain
+    rule can refuse it); 415 where there is a body. Views declare 409 themselves, where it can
+    happen."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}
     for path, operations in result.get("paths", {}).items():
-        for operation in operations.values():
+        for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             codes = {"401", "403", "406", "429"}
             if "{" in path:
                 codes.add("404")
             has_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
-            if operation.get("requestBody") or has_query:
+            if operation.get("requestBody") or has_query or method in ("post", "put", "patch"):
                 codes.add("400")
             if operation.get("requestBody"):
                 codes.add("415")

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 
 from auditlog.models import LogEntry
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -30,8 +29,8 @@ from django.utils import timezone
 from clinics import services as clinic_services
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient, Session
-from monitoring import services, tasks
-from monitoring.models import ApiToken, Invitation, Rater, Response
+from monitoring import services
+from monitoring.models import ApiToken, Invitation, Response
 
 #: The fixed start of every token, so that secret scanners (and people) recognise one.
 TOKEN_PREFIX = "bdn"  # noqa: S105 - a public marker, not a secret
@@ -45,7 +44,7 @@ def api_token_hash(token: str) -> str:
 
 
 def api_token_create(
-    *, user: AbstractBaseUser, clinic: Clinic, name: str, expires_at: datetime | None = None
+    *, user: User, clinic: Clinic, name: str, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
     """A new token for ``user`` in ``clinic``; returns the row and the token, which is never
     stored and cannot be shown again."""
@@ -71,7 +70,7 @@ def api_token_create(
     return row, token
 
 
-def api_token_revoke(*, token: ApiToken, by: AbstractBaseUser) -> ApiToken:
+def api_token_revoke(*, token: ApiToken, by: User) -> ApiToken:
     """Revoke a token: its owner may, and so may any active admin of its clinic. Revoking a
     revoked token changes nothing (a retried DELETE is not an error)."""
     is_owner = token.user_id == by.pk
@@ -89,7 +88,7 @@ def api_token_revoke(*, token: ApiToken, by: AbstractBaseUser) -> ApiToken:
     return token
 
 
-def _audit(token: ApiToken, *, actor: AbstractBaseUser, event: str) -> None:
+def _audit(token: ApiToken, *, actor: User, event: str) -> None:
     LogEntry.objects.log_create(
         token,
         force_log=True,
@@ -149,7 +148,7 @@ def api_token_use(*, token: str, now: datetime | None = None) -> ApiToken:
 
 
 def session_add(
-    *, patient: Patient, on: date, status: str, user: AbstractBaseUser
+    *, patient: Patient, on: date, status: str, user: User
 ) -> tuple[Session, tuple[Invitation, str] | None]:
     """The next session of the patient's open episode (as the patient page adds one), in the
     given status; a held session comes with its form link. All or nothing: if the link cannot be
@@ -164,7 +163,7 @@ def session_add(
 
 
 def session_update(
-    *, session: Session, user: AbstractBaseUser, on: date | None = None, status: str | None = None
+    *, session: Session, user: User, on: date | None = None, status: str | None = None
 ) -> tuple[Invitation, str] | None:
     """Change an appointment's date and/or status, as a health record reports it.
 
@@ -193,46 +192,3 @@ def session_update(
         for invitation in session.invitations.filter(used_at=None, revoked_at=None):
             services.invitation_revoke(invitation=invitation)
     return None
-
-
-def response_enter(
-    *, session: Session, rater: str, answers: Mapping[int, int], user: AbstractBaseUser
-) -> Response:
-    """Staff entry of a completed form on the patient's behalf (source "staff"), or the
-    therapist's own rating: the steps of the page ``monitoring.views.response_enter``.
-
-    A filled-in form means the session took place, so it is marked held; open form links are
-    withdrawn (the answers are in); the episode is analysed once the transaction commits. A
-    second response of the same rater is refused with code ``used``.
-    """
-    clinic = session.episode.patient.clinic
-    if rater == Rater.THERAPIST and not (
-        clinic.therapist_rating_enabled and session.episode.therapist_id == user.pk
-    ):
-        raise PermissionDenied(
-            "Only the patient's therapist can rate this session, when the clinic has it turned on."
-        )
-    instrument = services.instrument_for_clinic(clinic=clinic, rater=rater)
-    try:
-        with transaction.atomic():
-            if session.status != Session.Status.HELD:
-                session.status = Session.Status.HELD
-                session.save(update_fields=["status"])
-            response = services.response_create(
-                session=session,
-                instrument=instrument,
-                answers=answers,
-                source=Response.Source.STAFF,
-                entered_by=user,
-            )
-    except ApplicationError as error:
-        if not error.problems and Response.objects.filter(session=session, rater=rater).exists():
-            raise ApplicationError(error.message, code="used") from error
-        raise
-    if rater == Rater.PATIENT:
-        Invitation.objects.filter(session=session, used_at=None, revoked_at=None).update(
-            revoked_at=timezone.now()
-        )
-        episode_id = session.episode_id
-        transaction.on_commit(lambda: tasks.episode_analyse.enqueue(episode_id))
-    return response

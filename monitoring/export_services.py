@@ -90,9 +90,7 @@ def export_job_get_for_user(*, user: User | AnonymousUser, code: object) -> Expo
     return job
 
 
-def export_jobs_for_user(
-    *, user: User | AnonymousUser, clinic: Clinic, limit: int = 50
-) -> list[ExportJob]:
+def export_jobs_for_user(*, user: User | AnonymousUser, clinic: Clinic, limit: int = 50) -> list[ExportJob]:
     """The clinic's most recent export jobs, for its admins' export page (empty for anyone else)."""
     jobs = ExportJob.objects.filter(clinic=clinic, clinic__in=clinics_for_export(user=user))
     return list(jobs.select_related("requested_by").order_by("-created_at")[:limit])

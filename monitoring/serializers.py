@@ -21,7 +21,7 @@ from rest_framework import serializers
 from clinics.models import Episode, Membership, Session
 from monitoring.analytics import columns as c
 from monitoring.exports import EXPORTS, FORMATS
-from monitoring.models import Flag, Rater, Response
+from monitoring.models import ExportJob, Flag, Rater, Response
 
 LANGUAGES = [code for code, _ in settings.LANGUAGES]
 SCALES = list(c.SCALES)
@@ -71,7 +71,7 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 class QueryBooleanField(serializers.BooleanField):
-    """A query-string boolean: exactly ``true`` or ``false``."""
+    """A query-string boolean: exactly ``true`` or ``false`` (DRF's also takes yes, on, 1...)."""
 
     def to_internal_value(self, data: Any) -> bool:
         if data not in ("true", "false"):
@@ -94,7 +94,9 @@ class ClinicRef(serializers.Serializer):
 
 
 class StaffRef(serializers.Serializer):
-    code = serializers.UUIDField(help_text="The staff member's membership code in the clinic.")
+    code = serializers.UUIDField(
+        allow_null=True, help_text="The staff member's membership code in the clinic."
+    )
     name = serializers.CharField()
     email = serializers.EmailField()
 
@@ -120,6 +122,11 @@ def _number(value: Any) -> float | None:
 
 
 # --- Identity and tokens -------------------------------------------------------------------------
+
+
+class StaffOutput(StaffRef):
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+    clinic = ClinicRef()
 
 
 class MembershipOutput(serializers.Serializer):
@@ -169,7 +176,7 @@ class MeOutput(serializers.Serializer):
 class PatientOutput(serializers.Serializer):
     code = serializers.UUIDField()
     clinic = ClinicRef()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
     external_id = serializers.CharField()
     language = serializers.CharField()
     contact_email = serializers.CharField()
@@ -187,7 +194,9 @@ class PatientCreateInput(serializers.Serializer):
     clinic = StrictUUIDField(
         required=False, help_text="The clinic's code; implied by a token, or if you administer one clinic."
     )
-    label = StrictCharField(max_length=60, help_text="How staff recognise the patient, e.g. initials.")
+    label = StrictCharField(  # type: ignore[assignment]  # a field, not Field.label
+        max_length=60, help_text="How staff recognise the patient, e.g. initials."
+    )
     external_id = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
     language = StrictChoiceField(choices=LANGUAGES, required=False)
     contact_email = StrictEmailField(required=False, allow_blank=True, default="")
@@ -196,7 +205,7 @@ class PatientCreateInput(serializers.Serializer):
 
 
 class PatientUpdateInput(serializers.Serializer):
-    label = StrictCharField(max_length=60, required=False)
+    label = StrictCharField(max_length=60, required=False)  # type: ignore[assignment]
     external_id = StrictCharField(max_length=100, required=False, allow_blank=True)
     language = StrictChoiceField(choices=LANGUAGES, required=False)
     contact_email = StrictEmailField(required=False, allow_blank=True)
@@ -249,6 +258,7 @@ class SessionOutput(serializers.Serializer):
     therapist_response = serializers.BooleanField(help_text="The therapist's rating is in.")
     form_link = FormLinkOutput(
         allow_null=True,
+        default=None,
         help_text="The open form link (on one session's read and after a change), else null.",
     )
 
@@ -295,7 +305,7 @@ class ResponseInput(serializers.Serializer):
         help_text="'patient': a paper form entered on the patient's behalf (recorded as staff entry); "
         "'therapist': the therapist's own rating, where the clinic has it turned on.",
     )
-    answers = AnswerInput(many=True, min_length=1, max_length=200)
+    answers = serializers.ListField(child=AnswerInput(), min_length=1, max_length=200)
 
     def validate_answers(self, answers: list[dict[str, int]]) -> list[dict[str, int]]:
         items = [a["item"] for a in answers]
@@ -321,7 +331,7 @@ class ResponseOutput(serializers.Serializer):
     session_number = serializers.IntegerField(source="session.number")
     session_date = serializers.DateField(source="session.date")
     rater = serializers.ChoiceField(choices=Rater.choices)
-    source = serializers.ChoiceField(choices=Response.Source.choices)
+    source = serializers.ChoiceField(choices=Response.Source.choices)  # type: ignore[assignment]
     submitted_at = serializers.DateTimeField()
     entered_by = serializers.EmailField(source="entered_by.email", allow_null=True, default=None)
     instrument = InstrumentRef()
@@ -495,7 +505,7 @@ class AnalysisOutput(serializers.Serializer):
 
 class BadgeOutput(serializers.Serializer):
     kind = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
     tone = serializers.CharField()
     scales = serializers.ListField(child=serializers.CharField())
     session = serializers.IntegerField()
@@ -578,7 +588,7 @@ class ExportJobOutput(serializers.Serializer):
     code = serializers.UUIDField()
     report = serializers.CharField(source="exporter")
     format = serializers.CharField()
-    status = serializers.ChoiceField(choices=["queued", "running", "done", "failed"])
+    status = serializers.ChoiceField(choices=ExportJob.Status.choices)
     progress = serializers.IntegerField(help_text="Percent.")
     error = serializers.CharField(help_text="Why it failed ('' unless failed).")
     filename = serializers.CharField()

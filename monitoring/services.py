@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -511,3 +512,46 @@ def flag_acknowledge(*, flag: Flag, user: User, acknowledgement: str, note: str 
         )
     Notification.objects.filter(flag__in=siblings, read_at=None).update(read_at=now)
     return siblings
+
+
+def response_enter(*, session: Session, rater: str, answers: Mapping[int, int], user: User) -> Response:
+    """Staff entry of a completed form on the patient's behalf (source "staff"), or the
+    therapist's own rating; the page (``views.response_enter``) and the API both call it.
+
+    A filled-in form means the session took place, so it is marked held; open form links are
+    withdrawn (the answers are in); the episode is analysed once the transaction commits. A
+    second response of the same rater is refused with code ``used``.
+    """
+    clinic = session.episode.patient.clinic
+    if rater == Rater.THERAPIST and not (
+        clinic.therapist_rating_enabled and session.episode.therapist_id == user.pk
+    ):
+        raise PermissionDenied(
+            "Only the patient's therapist can rate this session, when the clinic has it turned on."
+        )
+    instrument = instrument_for_clinic(clinic=clinic, rater=rater)
+    try:
+        with transaction.atomic():
+            if session.status != Session.Status.HELD:
+                session.status = Session.Status.HELD
+                session.save(update_fields=["status"])
+            response = response_create(
+                session=session,
+                instrument=instrument,
+                answers=answers,
+                source=Response.Source.STAFF,
+                entered_by=user,
+            )
+    except ApplicationError as error:
+        if not error.problems and Response.objects.filter(session=session, rater=rater).exists():
+            raise ApplicationError(error.message, code="used") from error
+        raise
+    if rater == Rater.PATIENT:
+        Invitation.objects.filter(session=session, used_at=None, revoked_at=None).update(
+            revoked_at=timezone.now()
+        )
+        from monitoring import tasks  # tasks import this module
+
+        episode_id = session.episode_id
+        transaction.on_commit(lambda: tasks.episode_analyse.enqueue(episode_id))
+    return response

@@ -237,7 +237,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Session-by-session therapeutic-alliance monitoring. Authenticate with a personal API token "
         "(`Authorization: Bearer bdn_...`, scoped to one clinic) or a signed-in browser session. "
-        "Errors are `{\"error\": {\"code\", \"message\", \"fields\", \"problems\"}}`. "
+        'Errors are `{"error": {"code", "message", "fields", "problems"}}`. '
         "Lists take `limit` and `offset`. See docs/api.md."
     ),
     "VERSION": "1.0.0",

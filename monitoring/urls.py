@@ -21,6 +21,7 @@ app_urls = (
         path("sessions/<uuid:code>/<str:action>/", views.session_action, name="session-action"),
         path("flags/<uuid:code>/acknowledge/", views.flag_acknowledge, name="flag-acknowledge"),
         path("kiosk/", views.kiosk, name="kiosk"),
+        path("account/api-tokens/", views.api_tokens, name="api-tokens"),
         path("kiosk/<uuid:code>/", views.kiosk_start, name="kiosk-start"),
         path("clinic/<slug:slug>/", admin_views.admin_home, name="admin"),
         path("clinic/<slug:slug>/staff/", admin_views.staff, name="admin-staff"),
@@ -52,6 +53,7 @@ urlpatterns = [
     path("", include(app_urls)),
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("healthz", views.healthz, name="healthz"),
+    path("api/", include("monitoring.api_urls")),
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -12,7 +12,8 @@ import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.db import connection, transaction
+from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,11 +25,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from clinics.errors import ApplicationError
 from clinics.models import Session
 from clinics.services import session_create
-from monitoring import charts, export_services, links, selectors, services, tasks
+from monitoring import api_services, charts, export_services, links, selectors, services
 from monitoring.decorators import AuthenticatedRequest
 from monitoring.form_views import KIOSK_SESSION_KEY
 from monitoring.forms import answers_from_post, questions
-from monitoring.models import Flag, Invitation, Rater, Response
+from monitoring.models import ApiToken, Flag, Invitation, Rater
 
 
 @login_required
@@ -203,7 +204,9 @@ def session_action(request: AuthenticatedRequest, code: str, action: str) -> Htt
         elif action in ("revoke", "email", "sms"):
             invitation_code = _uuid_or_none(request.POST.get("invitation", ""))
             invitation = (
-                Invitation.objects.filter(session=session, code=invitation_code).first() if invitation_code else None
+                Invitation.objects.filter(session=session, code=invitation_code).first()
+                if invitation_code
+                else None
             )
             if invitation is None:
                 raise ApplicationError("That link no longer exists; reload the page.")
@@ -243,26 +246,10 @@ def response_enter(request: AuthenticatedRequest, code: str, rater: str) -> Http
         answers, posted, errors = answers_from_post(request.POST, instrument)
         if not errors:
             try:
-                with transaction.atomic():
-                    if session.status != Session.Status.HELD:  # a filled-in form means it took place
-                        session.status = Session.Status.HELD
-                        session.save(update_fields=["status"])
-                    services.response_create(
-                        session=session,
-                        instrument=instrument,
-                        answers=answers,
-                        source=Response.Source.STAFF,
-                        entered_by=request.user,
-                    )
-            except ApplicationError as error:
-                messages.error(request, error.message)
+                services.response_enter(session=session, rater=rater, answers=answers, user=request.user)
+            except (ApplicationError, PermissionDenied) as error:
+                messages.error(request, getattr(error, "message", str(error)))
                 return redirect("monitoring:session", code=session.code)
-            if rater == Rater.PATIENT:
-                Invitation.objects.filter(session=session, used_at=None, revoked_at=None).update(
-                    revoked_at=timezone.now()
-                )
-                episode_id = session.episode_id
-                transaction.on_commit(lambda: tasks.episode_analyse.enqueue(episode_id))
             messages.success(request, "The answers have been saved.")
             return redirect("monitoring:session", code=session.code)
     items = questions(instrument, "en", posted, errors)
@@ -325,3 +312,42 @@ def patient_report_pdf(request: AuthenticatedRequest, code: str) -> HttpResponse
     response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: AuthenticatedRequest) -> HttpResponse:
+    """The user's API tokens: create one (shown once), see when each was last used, revoke."""
+    clinics = [m.clinic for m in request.user.memberships.filter(is_active=True).select_related("clinic")]
+    new_token = ""
+    if request.method == "POST" and request.POST.get("action") == "revoke":
+        token_code = _uuid_or_none(request.POST.get("token", ""))
+        token = ApiToken.objects.filter(user=request.user, code=token_code).first() if token_code else None
+        if token is not None:
+            api_services.api_token_revoke(token=token, by=request.user)
+            messages.success(request, f"“{token.name}” is revoked; it no longer opens the API.")
+        return redirect("monitoring:api-tokens")
+    if request.method == "POST":
+        clinic = next((c for c in clinics if str(c.code) == request.POST.get("clinic")), None)
+        try:
+            days = int(request.POST.get("days") or 0)
+        except ValueError:
+            days = -1
+        try:
+            if clinic is None:
+                raise ApplicationError("Choose one of your clinics.")
+            if days < 0:
+                raise ApplicationError("Give the lifetime as a number of days, or leave it empty.")
+            expires = timezone.now() + timedelta(days=days) if days else None
+            _, new_token = api_services.api_token_create(
+                user=request.user, clinic=clinic, name=request.POST.get("name", ""), expires_at=expires
+            )
+        except ApplicationError as error:
+            messages.error(request, error.message)
+    tokens = ApiToken.objects.filter(user=request.user).select_related("clinic")
+    return render(
+        request,
+        "monitoring/api_tokens.html",
+        {"tokens": tokens, "clinics": clinics, "new_token": new_token, "now": timezone.now()},
+    )

@@ -99,3 +99,8 @@ def test_the_session_page_and_the_tablet_picker(desktop, demo):
     desktop.check("session-page")
     desktop.goto("/kiosk/")
     desktop.check("tablet-picker")
+    desktop.goto("/account/api-tokens/")
+    page.get_by_label("What it is for").fill("Health record sync")
+    page.get_by_role("button", name="Create token").click()
+    assert page.locator("#new-token").input_value().startswith("bdn_")
+    desktop.check("api-tokens")

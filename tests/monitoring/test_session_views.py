@@ -135,3 +135,29 @@ def test_a_tampered_link_code_gets_a_message_not_an_error(client, alice, session
     assert page.status_code == 200
     assert "That link no longer exists" in page.content.decode()
     assert Invitation.objects.filter(session=session, revoked_at=None).count() == 1
+
+
+def test_a_user_creates_sees_once_and_revokes_an_api_token(client, alice, clinic_a):
+    from monitoring.models import ApiToken
+
+    login(client, alice)
+    page = client.post(
+        "/account/api-tokens/", {"name": "Health record", "clinic": str(clinic_a.code), "days": "30"}
+    )
+    token = page.context["new_token"]
+    assert token.startswith("bdn_") and token in page.content.decode()
+    assert token not in client.get("/account/api-tokens/").content.decode()  # shown once
+    row = ApiToken.objects.get()
+    assert row.token_hash != token and row.expires_at is not None
+    api = client.get("/api/v1/me/", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 200
+    client.post("/account/api-tokens/", {"action": "revoke", "token": str(row.code)})
+    assert client.get("/api/v1/me/", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_a_token_only_for_ones_own_clinic(client, alice, clinic_b):
+    from monitoring.models import ApiToken
+
+    login(client, alice)
+    client.post("/account/api-tokens/", {"name": "x", "clinic": str(clinic_b.code)})
+    assert not ApiToken.objects.exists()
