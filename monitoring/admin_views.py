@@ -30,6 +30,7 @@ from monitoring.admin_forms import (
     StaffInviteForm,
     TransferForm,
 )
+from monitoring.audit import access_log, access_log_list
 from monitoring.decorators import AuthenticatedRequest, staff_required
 from monitoring.exports import EXPORTS, ExportFilters
 
@@ -183,6 +184,7 @@ def patients(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     listing = selectors.patients_for_admin(
         clinic=clinic, active=show != "discharged", query=request.GET.get("q", "")
     )
+    access_log_list(actor=request.user, what="admin patient list", patients=listing, path=request.path)
     return render(
         request,
         "monitoring/admin/patients.html",
@@ -203,6 +205,7 @@ def patients(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 def patient(request: AuthenticatedRequest, slug: str, code: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
     record = get_object_or_404(Patient.objects.select_related("therapist"), clinic=clinic, code=code)
+    access_log(actor=request.user, instance=record, what="admin patient page", path=request.path)
     edit = PatientEditForm(request.POST if request.POST.get("form") == "edit" else None, instance=record)
     transfer = TransferForm(
         request.POST if request.POST.get("form") == "transfer" else None,

@@ -15,7 +15,6 @@ from typing import Any, cast
 from uuid import UUID
 
 from auditlog.context import auditlog_value
-from auditlog.models import LogEntry
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -51,6 +50,7 @@ from monitoring.api_auth import (
     token_of,
     user_of,
 )
+from monitoring.audit import VIA_API, access_log, access_log_list
 from monitoring.exports import EXPORTS, ExportFilters
 from monitoring.models import ApiToken, ExportJob, Flag, Instrument, Invitation, Rater
 from monitoring.models import Response as FormResponse
@@ -105,34 +105,29 @@ def _context(request: Request) -> dict[str, Any]:
 
 
 def audit_access(request: Request, *, instance: Any, what: str, extra: dict[str, Any] | None = None) -> None:
-    """One ACCESS entry for an API read of patient data, like an export's (export_services.export_audit)."""
+    """One ACCESS entry for an API read of patient data (monitoring.audit), naming the token."""
     token = token_of(request)
-    user = user_of(request)
-    LogEntry.objects.log_create(
-        instance,
-        force_log=True,
-        action=LogEntry.Action.ACCESS,
-        actor=user,
-        actor_email=getattr(user, "email", None),
-        changes_text=f"API read of {what} by {getattr(user, 'email', '')}",
-        additional_data={
-            "event": "api read",
-            "what": what,
-            "via": export_services.VIA_API,
-            "path": request.path,
-            "token": str(token.code) if token else None,
-            **(extra or {}),
-        },
+    access_log(
+        actor=user_of(request),
+        instance=instance,
+        what=what,
+        via=VIA_API,
+        path=request.path,
+        extra={"token": str(token.code) if token else None, **(extra or {})},
     )
 
 
 def audit_list(request: Request, *, what: str, patients: Iterable[Patient]) -> None:
     """A list read: one entry per clinic on the page, naming the patients it showed."""
-    by_clinic: dict[int, tuple[Clinic, list[str]]] = {}
-    for patient in patients:
-        by_clinic.setdefault(patient.clinic_id, (patient.clinic, []))[1].append(str(patient.code))
-    for clinic, codes in by_clinic.values():
-        audit_access(request, instance=clinic, what=what, extra={"patients": sorted(set(codes))})
+    token = token_of(request)
+    access_log_list(
+        actor=user_of(request),
+        what=what,
+        patients=patients,
+        via=VIA_API,
+        path=request.path,
+        extra={"token": str(token.code) if token else None},
+    )
 
 
 # --- Helpers -------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from clinics.errors import ApplicationError
 from clinics.models import Session
 from clinics.services import session_create
 from monitoring import api_services, charts, export_services, links, selectors, services
+from monitoring.audit import access_log, access_log_list
 from monitoring.decorators import AuthenticatedRequest
 from monitoring.form_views import KIOSK_SESSION_KEY
 from monitoring.forms import answers_from_post, questions
@@ -42,6 +43,9 @@ def caseload(request: AuthenticatedRequest) -> HttpResponse:
         therapist_id = None
     query = request.GET.get("q", "").strip()[:60]
     rows = selectors.caseload_for_user(user=request.user, therapist_id=therapist_id, query=query)
+    access_log_list(
+        actor=request.user, what="caseload", patients=[r.patient for r in rows], path=request.path
+    )
     notifications = selectors.notifications_unread(user=request.user)
     return render(
         request,
@@ -71,6 +75,7 @@ def notifications_read(request: AuthenticatedRequest) -> HttpResponse:
 def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """One patient's alliance: own level, deviations, flags with their reasons, the answers."""
     dashboard = selectors.patient_dashboard(user=request.user, code=code)
+    access_log(actor=request.user, instance=dashboard.patient, what="patient page", path=request.path)
     services.notifications_mark_read(user=request.user, flag_ids=[f.flag.pk for f in dashboard.flags])
     figures = {}
     if dashboard.analysis is not None and dashboard.episode is not None:
@@ -184,6 +189,7 @@ def _session_context(request: AuthenticatedRequest, session: Session) -> dict[st
 @never_cache
 def session_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
     session = selectors.session_get_for_user(user=request.user, code=code)
+    access_log(actor=request.user, instance=session.episode.patient, what="session page", path=request.path)
     return render(request, "monitoring/session.html", _session_context(request, session))
 
 
@@ -269,7 +275,13 @@ def response_enter(request: AuthenticatedRequest, code: str, rater: str) -> Http
 
 @login_required
 def kiosk(request: AuthenticatedRequest) -> HttpResponse:
-    sessions = selectors.sessions_for_kiosk(user=request.user, since=date.today() - timedelta(days=7))
+    sessions = list(selectors.sessions_for_kiosk(user=request.user, since=date.today() - timedelta(days=7)))
+    access_log_list(
+        actor=request.user,
+        what="tablet picker",
+        patients=[s.episode.patient for s in sessions],
+        path=request.path,
+    )
     return render(request, "monitoring/kiosk.html", {"sessions": sessions})
 
 

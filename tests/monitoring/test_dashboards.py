@@ -159,3 +159,20 @@ def test_the_patient_page_shows_every_item_answer(client, clinic_a, alice):
 def test_an_empty_caseload_says_what_to_do(client, alice):
     login(client, alice)
     assert "No patients yet" in client.get("/").content.decode()
+
+
+def test_every_read_of_patient_data_is_in_the_audit_trail(client, clinic_a, alice):
+    from auditlog.models import LogEntry
+
+    import_cohort(clinic_a, alice, 2, 6, prefix="z")
+    patient = Patient.objects.get(label="zP001")
+    login(client, alice)
+    client.get("/")
+    client.get(f"/patients/{patient.code}/")
+    client.get(f"/sessions/{patient.episodes.get().sessions.first().code}/")
+    reads = LogEntry.objects.filter(action=LogEntry.Action.ACCESS, actor=alice).order_by("timestamp")
+    assert [e.additional_data["what"] for e in reads] == ["caseload", "patient page", "session page"]
+    assert sorted(reads[0].additional_data["patients"]) == sorted(
+        str(p.code) for p in Patient.objects.filter(label__startswith="z")
+    )
+    assert reads[1].object_pk == str(patient.pk) and reads[1].remote_addr in (None, "127.0.0.1")
