@@ -11,7 +11,9 @@ def test_the_swagger_ui_draws_the_schema_under_our_csp(desktop):
     outside: list[str] = []
     desktop.page.on(
         "request",
-        lambda r: not r.url.startswith(desktop.base_url) and not r.url.startswith("data:") and outside.append(r.url),
+        lambda r: (
+            not r.url.startswith(desktop.base_url) and not r.url.startswith("data:") and outside.append(r.url)
+        ),
     )
     desktop.goto("/api/docs/")
     desktop.page.wait_for_selector(".opblock-tag-section", timeout=15_000)
