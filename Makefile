@@ -27,6 +27,7 @@ run: $(STAMP)
 
 # The whole suite. DATABASE_URL=postgres://... runs it against PostgreSQL instead of SQLite.
 test: $(STAMP)
+	.ci/system-deps
 	$(BIN)/python -m pytest -n 2 -q --ds=tests.settings $(PYTEST_ARGS)
 
 lint: $(STAMP)
