@@ -30,6 +30,7 @@ from clinics import services as clinic_services
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient, Session
 from monitoring import services
+from monitoring.audit import entry_write
 from monitoring.models import ApiToken, Invitation, Response
 
 #: The fixed start of every token, so that secret scanners (and people) recognise one.
@@ -89,18 +90,12 @@ def api_token_revoke(*, token: ApiToken, by: User) -> ApiToken:
 
 
 def _audit(token: ApiToken, *, actor: User, event: str) -> None:
-    LogEntry.objects.log_create(
-        token,
-        force_log=True,
-        action=LogEntry.Action.CREATE if event == "created" else LogEntry.Action.UPDATE,
+    entry_write(
+        instance=token,
         actor=actor,
-        actor_email=getattr(actor, "email", None),
-        changes_text=f"API token {token.name} (bdn_{token.prefix}_…) {event}",
-        additional_data={
-            "event": f"api token {event}",
-            "token": str(token.code),
-            "clinic": str(token.clinic.code),
-        },
+        action=LogEntry.Action.CREATE if event == "created" else LogEntry.Action.UPDATE,
+        text=f"API token {token.name} (bdn_{token.prefix}_…) {event}",
+        data={"event": f"api token {event}", "token": str(token.code), "clinic": str(token.clinic.code)},
     )
 
 

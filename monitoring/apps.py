@@ -31,4 +31,3 @@ class MonitoringConfig(AppConfig):
             models.Flag, include_fields=["acknowledgement", "acknowledged_note", "acknowledged_at"]
         )
         auditlog.register(models.Instrument)
-        auditlog.register(models.ApiToken, exclude_fields=["token_hash", "last_used_at"])

@@ -20,6 +20,22 @@ VIA_WEB = "web"
 VIA_API = "api"
 
 
+def entry_write(
+    *, instance: Model, actor: User | AnonymousUser | None, action: int, text: str, data: dict[str, Any]
+) -> LogEntry:
+    """The one place that writes an explicit audit entry (reads, exports, token events)."""
+    user = actor if actor is not None and actor.is_authenticated else None
+    return LogEntry.objects.log_create(  # type: ignore[no-any-return]
+        instance,
+        force_log=True,
+        action=action,
+        actor=user,
+        actor_email=getattr(user, "email", None),
+        changes_text=text,
+        additional_data=data,
+    )
+
+
 def access_log(
     *,
     actor: User | AnonymousUser | None,
@@ -29,16 +45,13 @@ def access_log(
     path: str = "",
     extra: dict[str, Any] | None = None,
 ) -> LogEntry:
-    user = actor if actor is not None and actor.is_authenticated else None
-    email = getattr(user, "email", None)
-    return LogEntry.objects.log_create(  # type: ignore[no-any-return]
-        instance,
-        force_log=True,
+    email = getattr(actor, "email", None) if actor is not None and actor.is_authenticated else None
+    return entry_write(
+        instance=instance,
+        actor=actor,
         action=LogEntry.Action.ACCESS,
-        actor=user,
-        actor_email=email,
-        changes_text=f"{'API' if via == VIA_API else 'Page'} read of {what} by {email or 'anonymous'}",
-        additional_data={"event": f"{via} read", "what": what, "via": via, "path": path, **(extra or {})},
+        text=f"{'API' if via == VIA_API else 'Page'} read of {what} by {email or 'anonymous'}",
+        data={"event": f"{via} read", "what": what, "via": via, "path": path, **(extra or {})},
     )
 
 

@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient
+from monitoring.audit import entry_write
 from monitoring.exports import FORMATS, PDF, ExportFilters, ProgressCallback, Rendered, exporter_get, render
 from monitoring.models import ExportJob
 
@@ -125,14 +126,12 @@ def export_audit(
         "job": str(job.code) if job else None,
     }
     who = getattr(actor, "email", "") or ("command line" if actor is None else str(actor))
-    return LogEntry.objects.log_create(  # type: ignore[no-any-return]
-        clinic,
-        force_log=True,
-        action=LogEntry.Action.ACCESS,
+    return entry_write(
+        instance=clinic,
         actor=actor,
-        actor_email=getattr(actor, "email", None),
-        changes_text=f"{event} of {identifier} as {fmt} by {who} ({via})",
-        additional_data=data,
+        action=LogEntry.Action.ACCESS,
+        text=f"{event} of {identifier} as {fmt} by {who} ({via})",
+        data=data,
     )
 
 

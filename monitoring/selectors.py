@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -725,11 +726,11 @@ def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
         created_at__date__lte=filters.end,
     ).count()
 
-    months = sorted({d.strftime("%Y-%m") for _, _, d, _ in held_rows})
-    held_by_month = [sum(1 for *_, d, _ in held_rows if d.strftime("%Y-%m") == m) for m in months]
-    completed_by_month = [
-        sum(1 for *_, d, done in held_rows if done and d.strftime("%Y-%m") == m) for m in months
-    ]
+    held_months = Counter(d.strftime("%Y-%m") for _, _, d, _ in held_rows)
+    done_months = Counter(d.strftime("%Y-%m") for _, _, d, done in held_rows if done)
+    months = sorted(held_months)
+    held_by_month = [held_months[m] for m in months]
+    completed_by_month = [done_months[m] for m in months]
 
     levels: list[float] = []
     ceiling_share = None
