@@ -4,9 +4,7 @@ form links are /f/<token>/ (the token is the only thing in them)."""
 from __future__ import annotations
 
 from django.contrib import admin
-from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from monitoring import admin_views, form_views, views
 
@@ -51,7 +49,7 @@ app_urls = (
 
 urlpatterns = [
     path("", include(app_urls)),
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("favicon.ico", views.favicon),
     path("healthz", views.healthz, name="healthz"),
     path("api/", include("monitoring.api_urls")),
     path("accounts/", include("allauth.urls")),

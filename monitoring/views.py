@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
@@ -303,6 +304,12 @@ def kiosk_start(request: AuthenticatedRequest, code: str) -> HttpResponse:
     logout(request)
     request.session[KIOSK_SESSION_KEY] = True
     return redirect("monitoring:form", token=token)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    # Resolved per request, not at import: with hashed static files the name is only known once
+    # collectstatic has run, and importing the URLconf (e.g. `check --deploy`) must not need it.
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @never_cache
