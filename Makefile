@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run test test-sqlite test-postgres lint typecheck bench install clean
+.PHONY: run code test test-sqlite test-postgres lint typecheck bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ run: $(STAMP)
 	$(BIN)/python manage.py seed_demo
 	@$(BIN)/python manage.py demo_logins
 	$(BIN)/python manage.py runserver $(HOST)
+
+# The demo accounts' current two-factor code (staff sign in with password and authenticator app).
+code: export DEBUG = 1
+code: $(STAMP)
+	@$(BIN)/python manage.py demo_code
 
 # The whole suite. DATABASE_URL=postgres://... runs it against PostgreSQL instead of SQLite.
 test: $(STAMP)

@@ -1,14 +1,30 @@
 from django.apps import AppConfig
 
 
+def withheld(value: str) -> str:
+    """What the audit trail keeps of a patient identifier or a free-text note: that it changed,
+    never the value (an erased patient's identifiers must not survive in the trail)."""
+    return "[withheld]"
+
+
 class ClinicsConfig(AppConfig):
     name = "clinics"
     verbose_name = "Clinics"
 
     def ready(self) -> None:
         from auditlog.registry import auditlog
+        from django.contrib.auth.models import User
 
         from clinics import models
 
-        for model in (models.Clinic, models.Membership, models.Patient, models.Episode, models.Session):
+        for model in (models.Clinic, models.Membership, models.Episode, models.Session):
             auditlog.register(model)
+        auditlog.register(
+            models.Patient,
+            mask_fields=["label", "external_id", "contact_email", "contact_phone"],
+            mask_callable="clinics.apps.withheld",
+        )
+        auditlog.register(models.StaffInvitation, exclude_fields=["token_hash"])
+        # Staff accounts: activation and names. Sign-ins and password changes have their own
+        # entries (monitoring.signals); last_login would log every sign-in twice.
+        auditlog.register(User, include_fields=["email", "first_name", "last_name", "is_active"])

@@ -8,14 +8,37 @@ or a direct import cannot break it.
 from __future__ import annotations
 
 import uuid
+from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
-class Clinic(models.Model):
+class ClinicScoped:
+    """A model whose audit-trail entries name their clinic, so that a clinic's admins can read
+    their own trail (django-auditlog stores ``get_additional_data()`` with every entry).
+
+    ``clinic_path`` is the attribute path from the object to its clinic's id.
+    """
+
+    clinic_path: ClassVar[str] = "clinic_id"
+
+    def get_additional_data(self) -> dict[str, Any]:
+        value: Any = self
+        try:
+            for part in self.clinic_path.split("."):
+                value = getattr(value, part)
+        except ObjectDoesNotExist:  # the chain was deleted first
+            return {}
+        return {"clinic": value}
+
+
+class Clinic(ClinicScoped, models.Model):
+    clinic_path = "pk"
+
     class Sensitivity(models.TextChoices):
         STRICT = "strict", _("Strict: fewer, surer flags")
         STANDARD = "standard", _("Standard (recommended)")
@@ -60,7 +83,7 @@ class Clinic(models.Model):
         return self.name
 
 
-class Membership(models.Model):
+class Membership(ClinicScoped, models.Model):
     """A user's place in a clinic. A user may work in several clinics, with one role in each."""
 
     class Role(models.TextChoices):
@@ -86,7 +109,7 @@ class Membership(models.Model):
         return f"{self.user} ({self.role}) at {self.clinic}"
 
 
-class Patient(models.Model):
+class Patient(ClinicScoped, models.Model):
     """A patient of one clinic. URLs carry the opaque ``code``, never the primary key or a name."""
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -120,11 +143,15 @@ class Patient(models.Model):
         indexes = [models.Index(fields=["clinic", "therapist", "is_active"])]
 
     def __str__(self) -> str:
-        return self.label
+        # Not the label: this is what the audit trail keeps, and an erased patient's identifiers
+        # must not survive there. The code is random and identifies no one once erased.
+        return f"Patient {self.code}"
 
 
-class Episode(models.Model):
+class Episode(ClinicScoped, models.Model):
     """An episode of care: one course of treatment with one therapist. Analysis runs per episode."""
+
+    clinic_path = "patient.clinic_id"
 
     class Treatment(models.TextChoices):
         CBT = "cbt", _("Cognitive behavioural therapy")
@@ -160,7 +187,9 @@ class Episode(models.Model):
         return self.ended_on is None
 
 
-class Session(models.Model):
+class Session(ClinicScoped, models.Model):
+    clinic_path = "episode.patient.clinic_id"
+
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", _("Scheduled")
         HELD = "held", _("Held")
@@ -188,7 +217,7 @@ class Session(models.Model):
         return f"Session {self.number} on {self.date}"
 
 
-class StaffInvitation(models.Model):
+class StaffInvitation(ClinicScoped, models.Model):
     """An admin's invitation for a therapist or admin to join the clinic. Only the token's hash
     is stored; the link is shown once and emailed. It expires and works once."""
 

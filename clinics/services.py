@@ -244,14 +244,33 @@ def membership_deactivate(*, membership: Membership, by: User) -> int:
     return user_sessions_end(user=membership.user)
 
 
-def user_sessions_end(*, user: User) -> int:
-    """Delete every signed-in session of ``user`` (database session store).
+def user_sessions_end_by_admin(*, membership: Membership, by: User) -> int:
+    """An admin signs a colleague out everywhere (a lost phone, a shared computer left signed in).
+    Audited with who did it; the person can sign in again at once."""
+    from auditlog.models import LogEntry
+
+    ended = user_sessions_end(user=membership.user)
+    LogEntry.objects.log_create(
+        membership,
+        force_log=True,
+        action=LogEntry.Action.UPDATE,
+        actor=by,
+        changes_text=f"Signed out everywhere by {by.email}: {ended} session(s) ended",
+        additional_data={"clinic": membership.clinic_id, "event": "sessions ended", "sessions": ended},
+    )
+    return ended
+
+
+def user_sessions_end(*, user: User, keep: str | None = None) -> int:
+    """Delete every signed-in session of ``user`` (database session store), except the session
+    ``keep`` (the one in which the user just changed their password).
 
     Django keeps no index from users to sessions, so this reads the unexpired sessions; at a
     clinic's scale that is a few thousand rows at most.
     """
     ended = 0
-    for session in DjangoSession.objects.filter(expire_date__gt=timezone.now()).iterator():
+    sessions = DjangoSession.objects.filter(expire_date__gt=timezone.now()).exclude(session_key=keep or "")
+    for session in sessions.iterator():
         if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
             session.delete()
             ended += 1

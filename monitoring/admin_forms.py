@@ -182,3 +182,24 @@ class ExportForm(NoColon, forms.Form):
         _choices(self.fields["format"]).choices = list(FORMAT_NAMES.items())
         _choices(self.fields["therapist"]).choices = [("", "All therapists"), *_therapist_choices(clinic)]
         _choices(self.fields["treatment"]).choices = [("", "All treatments"), *Episode.Treatment.choices]
+
+
+class AuditFilterForm(NoColon, forms.Form):
+    KINDS = [
+        ("", "Everything"),
+        ("reads", "Reads of patient data"),
+        ("changes", "Changes"),
+        ("sign-ins", "Sign-ins and account events"),
+        ("exports", "Exports"),
+        ("erasures", "Erasures"),
+    ]
+    kind = forms.ChoiceField(label="What", required=False, choices=KINDS)
+    who = forms.CharField(label="Who (email)", required=False, max_length=254)
+    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise forms.ValidationError("The period must start before it ends.")
+        return data

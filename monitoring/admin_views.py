@@ -4,22 +4,38 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, timedelta
 
+import pandas as pd
+from allauth.account.internal.flows.login import record_authentication
+from allauth.mfa.models import Authenticator
+from auditlog.models import LogEntry
 from django.contrib import messages
 from django.contrib.auth import login
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import Paginator
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinics import services as clinic_services
 from clinics.errors import ApplicationError
 from clinics.models import Membership, Patient, StaffInvitation
 from monitoring import charts, export_services, selectors
+from monitoring import services as monitoring_services
 from monitoring.admin_forms import (
+    AuditFilterForm,
     ClinicSettingsForm,
     DateForm,
     EpisodeOpenForm,
@@ -30,9 +46,11 @@ from monitoring.admin_forms import (
     StaffInviteForm,
     TransferForm,
 )
-from monitoring.audit import access_log, access_log_list
-from monitoring.decorators import AuthenticatedRequest, staff_required
-from monitoring.exports import EXPORTS, ExportFilters
+from monitoring.audit import access_log, access_log_list, entry_write
+from monitoring.decorators import AuthenticatedRequest, recent_sign_in_required, staff_required
+from monitoring.exports import EXPORTS, ExportFilters, csv_stream
+
+AUDIT_PAGE = 100  # entries per page of the audit trail
 
 
 @staff_required
@@ -43,6 +61,7 @@ def admin_home(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 
 
 @staff_required
+@recent_sign_in_required
 @require_http_methods(["GET", "POST"])
 def staff(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
@@ -81,6 +100,7 @@ def staff(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 
 
 @staff_required
+@recent_sign_in_required
 @require_POST
 def staff_action(request: AuthenticatedRequest, slug: str, code: str, action: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
@@ -99,6 +119,12 @@ def staff_action(request: AuthenticatedRequest, slug: str, code: str, action: st
                 request,
                 f"{membership.user.get_full_name()} no longer has access; {ended} signed-in session(s) ended.",
             )
+        elif action == "sign-out":
+            ended = clinic_services.user_sessions_end_by_admin(membership=membership, by=request.user)
+            messages.success(
+                request,
+                f"{membership.user.get_full_name()} was signed out everywhere: {ended} session(s) ended.",
+            )
         else:
             raise ApplicationError("Unknown action.")
     except ApplicationError as error:
@@ -107,6 +133,7 @@ def staff_action(request: AuthenticatedRequest, slug: str, code: str, action: st
 
 
 @staff_required
+@recent_sign_in_required
 @require_POST
 def staff_invitation_revoke(request: AuthenticatedRequest, slug: str, code: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
@@ -116,6 +143,7 @@ def staff_invitation_revoke(request: AuthenticatedRequest, slug: str, code: str)
     return redirect("monitoring:admin-staff", slug=clinic.slug)
 
 
+@login_not_required
 @never_cache
 @require_http_methods(["GET", "POST"])
 def join(request: HttpRequest, token: str) -> HttpResponse:
@@ -137,9 +165,18 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
             except ApplicationError as error:
                 problems = error.problems or [error.message]
             else:
+                if Authenticator.objects.filter(user=user).exists():
+                    # An existing colleague: signing in includes their authenticator code.
+                    messages.success(
+                        request, f"You have joined {invitation.clinic.name}. Please sign in to continue."
+                    )
+                    return redirect("account_login")
                 login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                # They chose their password a moment ago: setting up the authenticator app, which
+                # comes next, does not ask for it again.
+                record_authentication(request, user, method="password", reauthenticated=True)
                 messages.success(request, f"Welcome to {invitation.clinic.name}.")
-                return redirect("monitoring:caseload")
+                return redirect("monitoring:caseload")  # then two-factor set-up (MfaRequiredMiddleware)
     existing = Membership.objects.filter(user__email__iexact=invitation.email).exists()
     return render(
         request,
@@ -271,6 +308,100 @@ def patient(request: AuthenticatedRequest, slug: str, code: str) -> HttpResponse
 
 
 @staff_required
+@recent_sign_in_required
+@require_POST
+def patient_erase(request: AuthenticatedRequest, slug: str, code: str) -> HttpResponse:
+    """Right to erasure: irreversible, so it asks for a recent sign-in and the label typed again."""
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    record = get_object_or_404(Patient, clinic=clinic, code=code)
+    label = record.label
+    try:
+        counts = monitoring_services.patient_erase(
+            patient=record, by=request.user, confirm=request.POST.get("confirm", "")
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("monitoring:admin-patient", slug=clinic.slug, code=code)
+    messages.success(
+        request,
+        f"{label} was erased: {counts['sessions']} session(s) and {counts['answers']} answer(s) removed, "
+        "with every identifier. The audit trail records the erasure, not the data.",
+    )
+    return redirect("monitoring:admin-patients", slug=clinic.slug)
+
+
+def _audit_filters(request: HttpRequest) -> tuple[AuditFilterForm, selectors.AuditFilters]:
+    form = AuditFilterForm(request.GET or None)
+    if form.is_bound and form.is_valid():
+        return form, selectors.AuditFilters(**form.cleaned_data)
+    return form, selectors.AuditFilters()
+
+
+@staff_required
+@require_GET
+def audit(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    """The clinic's audit trail: who read or changed what, when (UTC) and from where."""
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    form, filters = _audit_filters(request)
+    page = Paginator(selectors.audit_entries(clinic=clinic, filters=filters), AUDIT_PAGE).get_page(
+        request.GET.get("page")
+    )
+    rows = [(entry, selectors.audit_describe(entry)) for entry in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "monitoring/admin/audit.html",
+        {"clinic": clinic, "form": form, "page": page, "rows": rows, "query": query.urlencode()},
+        status=400 if form.is_bound and not form.is_valid() else 200,
+    )
+
+
+@staff_required
+@recent_sign_in_required(allow_get=False)
+@require_GET
+def audit_export(request: AuthenticatedRequest, slug: str) -> StreamingHttpResponse:
+    """The trail as CSV (same filters as the page). The export is itself audited."""
+    clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
+    form, filters = _audit_filters(request)
+    entry_write(
+        instance=clinic,
+        actor=request.user,
+        action=LogEntry.Action.ACCESS,
+        text=f"Audit trail exported by {request.user.email}",
+        data={"event": "audit export", "filters": {k: str(v) for k, v in form.data.items()}},
+    )
+    actions = dict(LogEntry.Action.choices)
+    columns = ["time_utc", "who", "action", "record_type", "record", "description", "from_ip", "event"]
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        rows: list[list[str]] = []
+        for entry in selectors.audit_entries(clinic=clinic, filters=filters).iterator(chunk_size=2000):
+            rows.append(
+                [
+                    entry.timestamp.astimezone(UTC).isoformat(timespec="seconds"),
+                    entry.actor_email or "",
+                    str(actions.get(entry.action, entry.action)),
+                    entry.content_type.model if entry.content_type_id else "",
+                    entry.object_repr,
+                    selectors.audit_describe(entry),
+                    entry.remote_addr or "",
+                    str((entry.additional_data or {}).get("event", "")),
+                ]
+            )
+            if len(rows) == 2000:
+                yield pd.DataFrame(rows, columns=columns)
+                rows = []
+        yield pd.DataFrame(rows, columns=columns)
+
+    response = StreamingHttpResponse(csv_stream(chunks(), columns=columns), content_type="text/csv")
+    response["Content-Disposition"] = (
+        f'attachment; filename="bordin-audit-{clinic.slug}-{date.today():%Y%m%d}.csv"'
+    )
+    return response
+
+
+@staff_required
 @require_http_methods(["GET", "POST"])
 def clinic_settings(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     clinic = selectors.clinic_for_admin(user=request.user, slug=slug)
@@ -329,6 +460,7 @@ def report(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 
 
 @staff_required
+@recent_sign_in_required
 @require_http_methods(["GET", "POST"])
 def exports(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """Start an export (it runs in the background when a worker is configured) and list the

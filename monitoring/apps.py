@@ -21,13 +21,17 @@ class MonitoringConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from monitoring import models
+        from monitoring import models, signals
 
+        signals.connect()
         post_migrate.connect(_load_bundled_instruments, sender=self)
         # Every change to these is kept in the audit trail with who made it (AuditlogMiddleware).
         auditlog.register(models.Response)
         auditlog.register(models.Invitation, exclude_fields=["salt", "token_hash"])
         auditlog.register(
-            models.Flag, include_fields=["acknowledgement", "acknowledged_note", "acknowledged_at"]
+            models.Flag,
+            include_fields=["acknowledgement", "acknowledged_note", "acknowledged_at"],
+            mask_fields=["acknowledged_note"],
+            mask_callable="clinics.apps.withheld",
         )
         auditlog.register(models.Instrument)

@@ -21,10 +21,19 @@ VIA_API = "api"
 
 
 def entry_write(
-    *, instance: Model, actor: User | AnonymousUser | None, action: int, text: str, data: dict[str, Any]
+    *,
+    instance: Model,
+    actor: User | AnonymousUser | None,
+    action: int,
+    text: str,
+    data: dict[str, Any],
+    remote_addr: str | None = None,
 ) -> LogEntry:
     """The one place that writes an explicit audit entry (reads, exports, token events)."""
     user = actor if actor is not None and actor.is_authenticated else None
+    scope: dict[str, Any] = getattr(
+        instance, "get_additional_data", dict
+    )()  # the clinic, for its admins' trail
     return LogEntry.objects.log_create(  # type: ignore[no-any-return]
         instance,
         force_log=True,
@@ -32,7 +41,8 @@ def entry_write(
         actor=user,
         actor_email=getattr(user, "email", None),
         changes_text=text,
-        additional_data=data,
+        additional_data={**scope, **data},
+        **({"remote_addr": remote_addr} if remote_addr else {}),
     )
 
 

@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -62,6 +63,7 @@ def _link_problem(
 # No CSRF cookie check here: the page is sent with Referrer-Policy: no-referrer, so browsers post
 # it with "Origin: null", and the unguessable one-time token in the URL already proves the request
 # comes from the patient's own link (a forging site would need the token itself).
+@login_not_required
 @csrf_exempt
 @private
 @require_http_methods(["GET", "POST"])
@@ -115,6 +117,7 @@ def _done_context(request: HttpRequest, invitation: Invitation, response: Respon
     return {"clinic": clinic, "scores": scores, "kiosk": request.session.get(KIOSK_SESSION_KEY, False)}
 
 
+@login_not_required
 @private
 @require_http_methods(["GET"])
 def form_done(request: HttpRequest, token: str) -> HttpResponse:

@@ -1,8 +1,12 @@
-"""Signs staff out after the clinic's idle timeout (Clinic.idle_timeout_minutes).
+"""Session and sign-in rules that apply to every staff request.
 
-The last activity is kept in the session, rewritten at most once a minute so that ordinary
-browsing does not write the session on every request. With several clinics, the strictest
-timeout applies.
+- IdleTimeoutMiddleware signs staff out after the clinic's idle timeout
+  (Clinic.idle_timeout_minutes) and after an absolute lifetime (SESSION_ABSOLUTE_SECONDS) however
+  active they were. The last activity is kept in the session, rewritten at most once a minute so
+  that ordinary browsing does not write the session on every request. With several clinics, the
+  strictest timeout applies.
+- MfaRequiredMiddleware sends a signed-in user without an authenticator app (TOTP) to set one up
+  before anything else: no patient data is shown on a password alone.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.db.models import Min
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 
 from clinics.models import Membership
 
 LAST_SEEN = "bordin_last_seen"
 LIMIT = "bordin_idle_limit"
+SIGNED_IN_AT = "bordin_signed_in_at"  # set at sign-in (monitoring.signals)
+MFA_DONE = "bordin_mfa"  # this session's user has an authenticator app
 WRITE_EVERY = 60  # seconds
 
 
@@ -39,14 +46,80 @@ class IdleTimeoutMiddleware:
                 )["m"]
                 limit = request.session[LIMIT] = 60 * (minutes or 30)
             last = request.session.get(LAST_SEEN)
+            signed_in_at = request.session.setdefault(SIGNED_IN_AT, now)
             if last is not None and now - last > limit:
-                logout(request)
-                messages.info(
+                return self._sign_out(
                     request, "You were signed out after a period of inactivity, to protect patient data."
                 )
-                return redirect(f"/accounts/login/?next={request.path}")
+            if now - signed_in_at > settings.SESSION_ABSOLUTE_SECONDS:
+                return self._sign_out(
+                    request,
+                    f"You were signed out because sessions last at most "
+                    f"{settings.SESSION_ABSOLUTE_SECONDS // 3600} hours. Please sign in again.",
+                )
             if last is None or now - last > WRITE_EVERY:
                 request.session[LAST_SEEN] = now
+        return self.get_response(request)
+
+    @staticmethod
+    def _sign_out(request: HttpRequest, message: str) -> HttpResponse:
+        logout(request)  # flushes the session: it is deleted from the store, not just forgotten
+        messages.info(request, message)
+        return redirect(f"{reverse('account_login')}?next={request.path}")
+
+
+# Reachable by a signed-in user who has not set up an authenticator app yet: allauth's account and
+# two-factor pages (set-up, sign-out, password), the pages anyone may open (patient form, staff
+# invitation), static files and the health check.
+MFA_SETUP_PREFIXES = ("/accounts/", "/static/", "/favicon.ico", "/healthz", "/f/", "/join/")
+
+
+class MfaRequiredMiddleware:
+    """Staff must set up TOTP (with recovery codes) before they can see any patient data.
+
+    A session counts as two-factor once it passed allauth's code step at sign-in, or set up the
+    app (monitoring.signals sets MFA_DONE). A session of a user who has an app but skipped the
+    step (a sign-in by password alone) is ended. Staff cannot remove their authenticator
+    (clinics.adapters.MfaAdapter). API tokens can only be created from a two-factor session.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and not request.session.get(MFA_DONE)
+            and not request.path.startswith(MFA_SETUP_PREFIXES)
+        ):
+            from allauth.mfa.models import Authenticator
+
+            if Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+                # Has an app but this session never passed the code step: sign in properly.
+                return IdleTimeoutMiddleware._sign_out(
+                    request, "Please sign in with your password and the code from your authenticator app."
+                )
+            if request.path.startswith("/api/"):
+                return JsonResponse(
+                    {
+                        "error": {
+                            "code": "mfa_required",
+                            "message": "Set up two-factor sign-in (an authenticator app) before using the API.",
+                            "fields": {},
+                            "problems": [],
+                        }
+                    },
+                    status=403,
+                )
+            else:
+                messages.info(
+                    request,
+                    "Before you can see patient data, set up two-factor sign-in with an "
+                    "authenticator app. It takes a minute.",
+                )
+                return redirect(f"{reverse('mfa_activate_totp')}?next={request.get_full_path()}")
         return self.get_response(request)
 
 

@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from clinics.models import Session
+from clinics.models import ClinicScoped, Session
 
 
 class Rater(models.TextChoices):
@@ -96,8 +96,10 @@ class InstrumentTranslation(models.Model):
         return f"{self.instrument} [{self.language}]"
 
 
-class Response(models.Model):
+class Response(ClinicScoped, models.Model):
     """One completed questionnaire for one session, by the patient or by the therapist."""
+
+    clinic_path = "session.episode.patient.clinic_id"
 
     class Source(models.TextChoices):
         LINK = "link", _("Patient link")
@@ -148,7 +150,7 @@ class Answer(models.Model):
         return f"{self.item}: {self.value}"
 
 
-class Invitation(models.Model):
+class Invitation(ClinicScoped, models.Model):
     """A one-time link to the patient form for one session.
 
     Only a hash of the token is stored. The token itself is an HMAC of a random 256-bit salt
@@ -156,6 +158,8 @@ class Invitation(models.Model):
     link again (QR code, reminder) without the database ever holding it; a database copy alone
     opens nothing. The link carries no personal data.
     """
+
+    clinic_path = "session.episode.patient.clinic_id"
 
     class Channel(models.TextChoices):
         LINK = "link", _("Link (email, text message or QR code)")
@@ -209,8 +213,10 @@ class ClinicEstimate(models.Model):
         return f"{self.clinic} estimate of {self.estimated_at:%Y-%m-%d}"
 
 
-class Flag(models.Model):
+class Flag(ClinicScoped, models.Model):
     """One event from the analysis (methods.md section 4), stored once and never rewritten."""
+
+    clinic_path = "episode.patient.clinic_id"
 
     class Kind(models.TextChoices):
         RUPTURE = "rupture", _("Rupture")
@@ -284,7 +290,7 @@ class EpisodeAnalysis(models.Model):
         return f"{self.episode} flagged through session {self.flagged_through}"
 
 
-class ExportJob(models.Model):
+class ExportJob(ClinicScoped, models.Model):
     """One requested export, run in the background (or inline with no worker configured).
 
     The job is what the admin page polls for progress and what the download link points at,
@@ -335,7 +341,7 @@ class ExportJob(models.Model):
         return f"{self.exporter} ({self.format}) for {self.clinic}, {self.status}"
 
 
-class ApiToken(models.Model):
+class ApiToken(ClinicScoped, models.Model):
     """A personal API token for an integration (health record, research tool), scoped to one clinic.
 
     The token is ``bdn_<prefix>_<secret>`` with a 256-bit secret; it is shown once when created

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from auditlog.models import LogEntry
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connections
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
@@ -788,3 +789,67 @@ def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
         levels=levels,
         ceiling_share=ceiling_share,
     )
+
+
+# --- Audit trail -------------------------------------------------------------------------------
+
+ACCOUNT_EVENTS = (
+    "sign-in",
+    "sign-in failed",
+    "sign-out",
+    "password changed",
+    "two-factor added",
+    "two-factor reset",
+    "two-factor failed",
+    "sessions ended",
+)
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    kind: str = ""
+    who: str = ""
+    start: date | None = None
+    end: date | None = None
+
+
+def audit_entries(*, clinic: Clinic, filters: AuditFilters = AuditFilters()) -> QuerySet[LogEntry]:
+    """The clinic's audit trail, newest first: every entry that names the clinic (reads, changes,
+    exports, erasures, and its staff's sign-in events). Entries are written by django-auditlog
+    and monitoring.audit; each names its clinic in ``additional_data``."""
+    entries = LogEntry.objects.filter(additional_data__clinic=clinic.pk)
+    if filters.kind == "reads":
+        entries = entries.filter(action=LogEntry.Action.ACCESS, additional_data__has_key="what")
+    elif filters.kind == "changes":
+        # Changes recorded by django-auditlog; explicit entries (erasure, sessions ended) carry an event.
+        entries = entries.filter(
+            action__in=[LogEntry.Action.CREATE, LogEntry.Action.UPDATE, LogEntry.Action.DELETE]
+        ).exclude(additional_data__has_key="event")
+    elif filters.kind == "sign-ins":
+        entries = entries.filter(additional_data__event__in=ACCOUNT_EVENTS)
+    elif filters.kind == "exports":
+        entries = entries.filter(additional_data__event__in=["export", "audit export"])
+    elif filters.kind == "erasures":
+        entries = entries.filter(additional_data__event="erasure")
+    if filters.who:
+        entries = entries.filter(actor_email__icontains=filters.who.strip())
+    if filters.start:
+        entries = entries.filter(timestamp__date__gte=filters.start)
+    if filters.end:
+        entries = entries.filter(timestamp__date__lte=filters.end)
+    return entries.select_related("content_type").order_by("-timestamp", "-pk")
+
+
+def audit_describe(entry: LogEntry) -> str:
+    """One line a clinic admin can read: the entry's own text, or what changed on which record."""
+    if entry.changes_text:
+        return str(entry.changes_text)
+    verb = {
+        LogEntry.Action.CREATE: "Created",
+        LogEntry.Action.UPDATE: "Changed",
+        LogEntry.Action.DELETE: "Deleted",
+    }
+    what = entry.content_type.name if entry.content_type_id else "record"
+    fields = ", ".join(sorted((entry.changes_dict or {}).keys()))
+    text = f"{verb.get(entry.action, 'Recorded')} {what} {entry.object_repr}"
+    return f"{text}: {fields}" if fields and entry.action == LogEntry.Action.UPDATE else text

@@ -10,15 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from auditlog.context import disable_auditlog
+from auditlog.models import LogEntry
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clinics.errors import ApplicationError
-from clinics.models import Clinic, Episode, Session
+from clinics.models import Clinic, Episode, Patient, Session
 from monitoring import links, messaging, selectors
 from monitoring.analytics import AnalysisConfig, analyse
+from monitoring.audit import entry_write
 from monitoring.instruments.definition import InstrumentDefinition, bundled_definitions, read_definition
 from monitoring.models import (
     Answer,
@@ -555,3 +558,52 @@ def response_enter(*, session: Session, rater: str, answers: Mapping[int, int], 
         episode_id = session.episode_id
         transaction.on_commit(lambda: tasks.episode_analyse.enqueue(episode_id))
     return response
+
+
+# --- Erasure -----------------------------------------------------------------------------------
+
+
+def patient_erase(*, patient: Patient, by: User, confirm: str) -> dict[str, int]:
+    """Right to erasure: remove the patient, every episode, session, answer, flag and link, and
+    every identifier (label, record number, contact details). Irreversible.
+
+    ``confirm`` must repeat the patient's label, so that a slip of the mouse erases nothing. The
+    clinic's estimate is recomputed without the patient, so that clinic-level figures stay
+    consistent with the data that remains. The erasure is audited with who, when and how much was
+    removed, never the erased data (the patient's random code is kept: it identifies no one once
+    the patient row is gone, and it links the earlier read entries to this erasure).
+    """
+    if confirm.strip() != patient.label:
+        raise ApplicationError(
+            "To erase, type the patient's label exactly as shown. Nothing was erased.",
+            problems=["This does not match the patient's label."],
+            code="not_confirmed",
+        )
+    clinic = patient.clinic
+    code = str(patient.code)
+    sessions = Session.objects.filter(episode__patient=patient)
+    responses = Response.objects.filter(session__in=sessions)
+    counts = {
+        "episodes": Episode.objects.filter(patient=patient).count(),
+        "sessions": sessions.count(),
+        "responses": responses.count(),
+        "answers": Answer.objects.filter(response__in=responses).count(),
+        "flags": Flag.objects.filter(episode__patient=patient).count(),
+    }
+    with transaction.atomic():
+        # The trail keeps one entry for the erasure, not one per deleted row with its contents.
+        with disable_auditlog():
+            patient.delete()  # cascades to episodes, sessions, responses, answers, flags, links
+        entry_write(
+            instance=clinic,
+            actor=by,
+            action=LogEntry.Action.DELETE,
+            text=(
+                f"Patient {code} erased by {by.email}: {counts['episodes']} episode(s), "
+                f"{counts['sessions']} session(s), {counts['responses']} response(s), "
+                f"{counts['answers']} answer(s), {counts['flags']} flag(s) removed"
+            ),
+            data={"event": "erasure", "patient": code, **counts},
+        )
+    clinic_estimate_refresh(clinic=clinic)
+    return counts

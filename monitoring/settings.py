@@ -94,8 +94,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every view needs a signed-in user unless it is on the allow-list in monitoring/urls.py.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "monitoring.middleware.IdleTimeoutMiddleware",
+    "monitoring.middleware.MfaRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -167,13 +170,25 @@ ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_ALLOW_SIGNUPS = False  # staff join by invitation only
 ACCOUNT_ADAPTER = "clinics.adapters.AccountAdapter"
 ACCOUNT_LOGOUT_ON_GET = False
+# Exports and staff changes ask for the password (or an authenticator code) again when the last
+# re-authentication is older than this (allauth's reauthentication flow).
+ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_SECONDS", 300)
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False  # this session stays; every other one ends
+ACCOUNT_PASSWORD_MIN_LENGTH = 12
+# Two-factor sign-in is required for staff (monitoring.middleware.MfaRequiredMiddleware).
+# Failed codes are rate-limited per user by allauth's "login_failed" limit (5 per 5 minutes).
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", "Bordin")
+# Accept the code of the previous or next 30-second step too (RFC 6238's allowance for clock
+# drift and for a code typed as it changes); a used code is still refused.
+MFA_TOTP_TOLERANCE = 1
+MFA_ADAPTER = "clinics.adapters.MfaAdapter"
 
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_USERNAME_FORM_FIELD = "login"
+AXES_USERNAME_CALLABLE = "monitoring.signals.axes_username"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
@@ -270,7 +285,10 @@ SECURE_HSTS_PRELOAD = SECURE
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_AGE = env_int("SESSION_ABSOLUTE_SECONDS", 12 * 3600)
+# A session ends after SESSION_ABSOLUTE_SECONDS however active it is (IdleTimeoutMiddleware);
+# the idle timeout is a clinic setting.
+SESSION_ABSOLUTE_SECONDS = env_int("SESSION_ABSOLUTE_SECONDS", 12 * 3600)
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
 X_FRAME_OPTIONS = "DENY"
 
 # Content Security Policy: our own scripts only, no eval (plotly's strict build), no third-party
@@ -292,14 +310,29 @@ CONTENT_SECURITY_POLICY = {
 }
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
+# Logs: one JSON object per line (LOG_FORMAT=plain for reading in a terminal), with tokens and
+# link paths scrubbed from every message (monitoring/logs.py). Pages and API responses are never
+# logged, so patient data is not either.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact": {"()": "monitoring.logs.RedactingFilter"}},
+    "formatters": {
+        "json": {"()": "monitoring.logs.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env("LOG_FORMAT", "plain" if DEBUG else "json"),
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # runserver's request lines go through the same filter (they carry link paths).
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"level": "WARNING"},
         "django_tasks": {"level": "WARNING"},
     },

@@ -1,10 +1,21 @@
 """Project URLs. The alliance app's own routes live under the ``monitoring`` namespace; patient
-form links are /f/<token>/ (the token is the only thing in them)."""
+form links are /f/<token>/ (the token is the only thing in them).
+
+Every view needs a signed-in user (LoginRequiredMiddleware) except the explicit allow-list
+below: the patient form, the staff invitation link, the health check, the sign-in and
+password-reset pages, and the API, which authenticates each request itself (a token or a
+session) and answers 401 in JSON. tests/test_security.py compares this list with the URL conf.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from importlib import import_module
+
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.auth.decorators import login_not_required
+from django.urls import URLPattern, URLResolver, include, path
 
 from monitoring import admin_views, form_views, views
 
@@ -35,7 +46,14 @@ app_urls = (
         ),
         path("clinic/<slug:slug>/patients/", admin_views.patients, name="admin-patients"),
         path("clinic/<slug:slug>/patients/<uuid:code>/", admin_views.patient, name="admin-patient"),
+        path(
+            "clinic/<slug:slug>/patients/<uuid:code>/erase/",
+            admin_views.patient_erase,
+            name="admin-patient-erase",
+        ),
         path("clinic/<slug:slug>/settings/", admin_views.clinic_settings, name="admin-settings"),
+        path("clinic/<slug:slug>/audit/", admin_views.audit, name="admin-audit"),
+        path("clinic/<slug:slug>/audit.csv", admin_views.audit_export, name="admin-audit-export"),
         path("clinic/<slug:slug>/report/", admin_views.report, name="admin-report"),
         path("clinic/<slug:slug>/exports/", admin_views.exports, name="admin-exports"),
         path("exports/<uuid:code>/download/", admin_views.export_download, name="export-download"),
@@ -47,11 +65,43 @@ app_urls = (
     "monitoring",
 )
 
+# allauth's pages that a signed-out visitor needs: sign in (with its two-factor step), sign out,
+# and the password reset by email. The rest of /accounts/ (two-factor set-up, password change,
+# re-authentication) needs a signed-in user.
+ACCOUNT_PAGES_ANONYMOUS = {
+    "account_login",
+    "account_logout",
+    "account_signup",  # says that sign-up is closed: staff join by invitation
+    "account_inactive",
+    "account_reset_password",
+    "account_reset_password_done",
+    "account_reset_password_from_key",
+    "account_reset_password_from_key_done",
+    "mfa_authenticate",
+}
+
+
+def _allow_anonymous(patterns: Iterable[URLPattern | URLResolver], names: set[str] | None = None) -> None:
+    """Mark views as reachable without signing in: every view in ``patterns``, or those named."""
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            _allow_anonymous(pattern.url_patterns, names)
+        elif names is None or pattern.name in names:
+            login_not_required(pattern.callback)
+
+
+# The Django admin signs in through allauth too (password and authenticator code).
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
+accounts = include("allauth.urls")
+api = include("monitoring.api_urls")
+_allow_anonymous(import_module("allauth.urls").urlpatterns, ACCOUNT_PAGES_ANONYMOUS)
+_allow_anonymous(import_module("monitoring.api_urls").urlpatterns)
+
 urlpatterns = [
     path("", include(app_urls)),
     path("favicon.ico", views.favicon),
     path("healthz", views.healthz, name="healthz"),
-    path("api/", include("monitoring.api_urls")),
-    path("accounts/", include("allauth.urls")),
+    path("api/", api),
+    path("accounts/", accounts),
     path("django-admin/", admin.site.urls),
 ]

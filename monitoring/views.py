@@ -11,7 +11,7 @@ import qrcode
 import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -28,7 +28,7 @@ from clinics.models import Session
 from clinics.services import session_create
 from monitoring import api_services, charts, export_services, links, selectors, services
 from monitoring.audit import access_log, access_log_list
-from monitoring.decorators import AuthenticatedRequest
+from monitoring.decorators import AuthenticatedRequest, recent_sign_in_required
 from monitoring.form_views import KIOSK_SESSION_KEY
 from monitoring.forms import answers_from_post, questions
 from monitoring.models import ApiToken, Flag, Invitation, Rater
@@ -306,12 +306,14 @@ def kiosk_start(request: AuthenticatedRequest, code: str) -> HttpResponse:
     return redirect("monitoring:form", token=token)
 
 
+@login_not_required
 def favicon(request: HttpRequest) -> HttpResponse:
     # Resolved per request, not at import: with hashed static files the name is only known once
     # collectstatic has run, and importing the URLconf (e.g. `check --deploy`) must not need it.
     return redirect(static("favicon.svg"), permanent=True)
 
 
+@login_not_required
 @never_cache
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness and database reachability, for load balancers and monitoring. No data."""
@@ -324,6 +326,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@recent_sign_in_required(allow_get=False)
 def patient_report_pdf(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """The one-patient report as a PDF to file in the health record (audited)."""
     rendered = export_services.patient_report_for_user(user=request.user, code=code)
@@ -334,6 +337,7 @@ def patient_report_pdf(request: AuthenticatedRequest, code: str) -> HttpResponse
 
 
 @login_required
+@recent_sign_in_required
 @never_cache
 @require_http_methods(["GET", "POST"])
 def api_tokens(request: AuthenticatedRequest) -> HttpResponse:

@@ -16,6 +16,14 @@ from monitoring.models import Instrument
 PASSWORD = "correct-horse-battery"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Rate limits and used two-factor codes live in the cache: each test starts without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def clinic_a(db) -> Clinic:
     return Clinic.objects.create(slug="clinic-a", name="Clinic A")

@@ -17,6 +17,7 @@ from monitoring.fhir import code_problems
 from monitoring.models import EpisodeAnalysis, ExportJob, Flag, Invitation
 from monitoring.models import Response as FormResponse
 from tests.api.conftest import Api, make_token, membership_code
+from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -302,7 +303,7 @@ def test_the_analysis_is_the_patient_pages(therapist, world, client, alice):
     assert body["sessions"][2]["patient_answers"][0] == {"item": 1, "value": 5}
     assert [f["code"] for f in body["flags"]] == [str(world.flag.code)]
     assert {lv["scale"] for lv in body["levels"]} >= {"total", "goal", "task", "bond"}
-    client.force_login(alice, backend="django.contrib.auth.backends.ModelBackend")
+    sign_in(client, alice)
     page = client.get(f"/patients/{world.patient.code}/").content.decode()
     assert body["flags"][0]["title"] in page
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from monitoring.analytics.simulate import simulate_cohort
+from tests.auth import totp_code, totp_enable
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,12 +38,19 @@ class Integration:
         return response
 
 
-def sign_in_and_create_token(base: str, email: str) -> str:
+def sign_in_and_create_token(base: str, email: str, secret: str) -> str:
+    """A real sign-in over HTTP: password, then the authenticator code."""
     browser = requests.Session()
     browser.get(f"{base}/accounts/login/", timeout=30)
-    signed_in = browser.post(
+    password_step = browser.post(
         f"{base}/accounts/login/",
         data={"login": email, "password": PASSWORD, "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+        timeout=30,
+    )
+    assert password_step.url == f"{base}/accounts/2fa/authenticate/", password_step.url
+    signed_in = browser.post(
+        password_step.url,
+        data={"code": totp_code(secret), "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
         timeout=30,
     )
     assert signed_in.url.rstrip("/") == base, signed_in.url
@@ -61,7 +69,7 @@ def test_a_health_record_integration_end_to_end(
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
     base = live_server.url
-    ehr = Integration(base, sign_in_and_create_token(base, "dana@a.test"))
+    ehr = Integration(base, sign_in_and_create_token(base, "dana@a.test", totp_enable(dana)))
 
     me = ehr.call("GET", "/api/v1/me/", 200).json()
     assert me["authenticated_by"] == "token" and me["memberships"][0]["role"] == "admin"

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from tests.api.conftest import World, make_token, membership_code
+from tests.auth import sign_in
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 
@@ -59,7 +60,7 @@ def fuzz(db, _keep_the_test_connection, world: World, dana, alice, clinic_a) -> 
     """The admin's credentials (a token; a browser session for minting tokens, which tokens may
     not do) and the codes of real objects, by the first segment of the path."""
     browser = Client()
-    browser.force_login(dana, backend="django.contrib.auth.backends.ModelBackend")
+    sign_in(browser, dana)
     return {
         "headers": {"Authorization": f"Bearer {make_token(dana, clinic_a)}"},
         "session": {

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from clinics.models import Membership, Patient
 from monitoring.models import ExportJob
 from tests.api.conftest import Api, World, make_token
+from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,7 @@ def test_the_same_lists_show_clinic_a_to_its_admin(url, tokens, world):
 def test_an_admin_of_two_clinics_sees_only_the_tokens_clinic(world, dana, clinic_b):
     Membership.objects.create(user=dana, clinic=clinic_b, role="admin")
     client = APIClient()
-    client.force_login(dana, backend="django.contrib.auth.backends.ModelBackend")
+    sign_in(client, dana)
     in_session = {p["label"] for p in client.get("/api/v1/patients/").json()["results"]}
     assert in_session == {"P.A.", "Q.A.", "P.B."}
     api = Api(make_token(dana, clinic_b))

@@ -16,13 +16,14 @@ from clinics.models import Membership
 from clinics.services import staff_create
 from monitoring.models import ApiToken
 from tests.api.conftest import Api, make_token
+from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db
 
 
 def session_client(user, *, csrf: bool = False) -> APIClient:
     client = APIClient(enforce_csrf_checks=csrf)
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    sign_in(client, user)
     return client
 
 

@@ -7,7 +7,8 @@ from datetime import date
 import pytest
 from django.core.management import call_command
 
-from monitoring.management.commands.seed_demo import DEMO_PASSWORD
+from monitoring.management.commands.seed_demo import DEMO_PASSWORD, DEMO_TOTP_SECRET
+from tests.auth import totp_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,11 +19,25 @@ def demo(db):
 
 
 def sign_in(p, email: str) -> None:
+    """Password, then the authenticator app's code (the demo accounts share one secret)."""
     p.goto("/accounts/login/")
     p.page.fill("#id_login", email)
     p.page.fill("#id_password", DEMO_PASSWORD)
     p.page.get_by_role("button", name="Sign in").click()
+    p.page.wait_for_url(p.base_url + "/accounts/2fa/authenticate/")
+    p.page.fill("#id_code", totp_code(DEMO_TOTP_SECRET))
+    p.page.get_by_role("button", name="Sign in").click()
     p.page.wait_for_url(p.base_url + "/")
+
+
+def confirm_password(p, shot: str | None = None) -> None:
+    """Exports, tokens and staff changes ask for the password again (allauth's re-authentication);
+    the request that asked is then carried out."""
+    p.page.wait_for_url("**/accounts/reauthenticate/**")
+    if shot:
+        p.check(shot)
+    p.page.fill("#id_password", DEMO_PASSWORD)
+    p.page.get_by_role("button", name="Confirm").click()
 
 
 def priorities(page) -> list[int]:

@@ -12,12 +12,13 @@ from django.test import Client
 from django.utils import timezone
 
 from clinics.models import Episode, Membership, Patient, StaffInvitation
+from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db
 
 
 def login(client, user):
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    sign_in(client, user)
     return client
 
 

@@ -567,6 +567,7 @@ def test_every_export_is_audited_with_who_what_filters_and_format(cast, clinic_a
     entry = LogEntry.objects.get(action=LogEntry.Action.ACCESS)
     assert (entry.actor, entry.object_pk, entry.content_type.model) == (dana, str(clinic_a.pk), "clinic")
     assert entry.additional_data == {
+        "clinic": clinic_a.pk,
         "event": "export",
         "export": "item_answers",
         "format": "xlsx",

@@ -7,13 +7,14 @@ from datetime import date
 import pytest
 
 from monitoring.models import Invitation, Response
+from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db
 FULL = {f"item_{n}": "3" for n in range(1, 13)}
 
 
 def login(client, user):
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    sign_in(client, user)
     return client
 
 

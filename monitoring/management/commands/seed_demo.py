@@ -12,6 +12,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import TOTP
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
@@ -24,6 +28,9 @@ from monitoring.services import clinic_estimate_refresh, episode_flags_refresh, 
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "demo-alliance-2026"  # noqa: S105 - printed by `make run`; demo data only
+# Staff need an authenticator app (TOTP). The demo accounts share this published secret, so that
+# anyone trying the demo can add it to an app, or print the current code with `make code`.
+DEMO_TOTP_SECRET = "BORDINDEMOALLIANCEQRSTUV"  # noqa: S105 - demo data only
 ADMIN = ("admin@demo.bordin.test", "Dana Admin")
 THERAPISTS = (
     ("alice@demo.bordin.test", "Alice Hartmann"),
@@ -113,6 +120,10 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
         staff_create(clinic=clinic, email=e, name=n, role=Membership.Role.THERAPIST, password=DEMO_PASSWORD)
         for e, n in THERAPISTS
     ]
+    for user in User.objects.filter(memberships__clinic=clinic):
+        Authenticator.objects.filter(user=user).delete()  # a rebuilt demo keeps the published secret
+        TOTP.activate(user, DEMO_TOTP_SECRET)
+        RecoveryCodes.activate(user)
 
     items, therapist_items, truth = _demo_cohort(n_patients, seed)
     rng = np.random.default_rng(seed)
