@@ -73,6 +73,10 @@ ACCOUNT_PAGES_ANONYMOUS = {
     "account_logout",
     "account_signup",  # says that sign-up is closed: staff join by invitation
     "account_inactive",
+    # allauth opens these itself: email confirmation links and a sign-in code under way.
+    "account_email_verification_sent",
+    "account_confirm_email",
+    "account_confirm_login_code",
     "account_reset_password",
     "account_reset_password_done",
     "account_reset_password_from_key",

@@ -1,0 +1,374 @@
+"""Tenant isolation, proved route by route: every page of the URL conf, for every role, on the
+role's own objects, a colleague's in the same clinic, and another clinic's.
+
+Roles: the therapist (alice), her colleague (bob), the clinic's admin (dana), another clinic's
+admin (erin), someone holding a patient link, and an anonymous visitor. Objects: OWN are alice's
+(her patient, its episode, sessions, flag, form link; clinic A), SAME are bob's (clinic A), OTHER
+are charlie's (clinic B). What each role must get is a rule per route: A (allowed: any answer but
+the refusals below), H (404: hidden, its existence not revealed), L (sent to sign in).
+
+The API's operations have the same table in tests/api/test_permissions.py, checked there against
+the OpenAPI schema; allauth's account pages are checked below by name, generated from the URL conf.
+``test_no_route_is_missing`` compares this table with the URL conf, so a new page cannot be added
+without deciding who may reach it. ``test_every_state_changing_route_refuses_a_request_without_a_csrf_token``
+posts to every route that takes POST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from clinics.models import Clinic, Episode, Membership, Patient, Session, StaffInvitation
+from clinics.services import staff_invite
+from monitoring.models import ExportJob, Flag
+from monitoring.services import invitation_create, response_create
+from monitoring.urls import ACCOUNT_PAGES_ANONYMOUS
+from tests.auth import sign_in
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("therapist", "colleague", "admin", "other admin", "patient link", "anonymous")
+SCOPES = ("own", "same", "other")
+ALL_FIVES = {n: 5 for n in range(1, 13)}
+
+
+@dataclass
+class Objects:
+    """One therapist's things, enough to name every route's object."""
+
+    clinic: Clinic
+    patient: Patient
+    session: Session  # held and answered, with a flag
+    held: Session  # held, not answered
+    flag: Flag
+    membership: Membership
+    staff_invitation: StaffInvitation
+    job: ExportJob
+    form_token: str
+    join_token: str
+
+
+def objects_of(therapist: Any, clinic: Clinic, admin: Any, instrument: Any, tag: str) -> Objects:
+    patient = Patient.objects.create(clinic=clinic, label=f"P.{tag}", therapist=therapist)
+    episode = Episode.objects.create(patient=patient, therapist=therapist, started_on=date(2026, 9, 1))
+    session = Session.objects.create(episode=episode, number=1, date=date(2026, 9, 1), status="held")
+    held = Session.objects.create(episode=episode, number=2, date=date(2026, 9, 8), status="held")
+    response_create(session=session, instrument=instrument, answers=ALL_FIVES, source="staff")
+    flag = Flag.objects.create(
+        episode=episode, session=session, scale="total", kind="rupture", magnitude=1, explanation="."
+    )
+    staff_invitation, join_url = staff_invite(
+        clinic=clinic, email=f"new-{tag}@x.test", role="therapist", invited_by=admin, join_url=lambda t: t
+    )
+    job = ExportJob.objects.create(
+        clinic=clinic,
+        requested_by=admin,
+        exporter="session_scores",
+        format="csv",
+        status="done",
+        progress=100,
+    )
+    folder = Path(settings.MEDIA_ROOT) / "exports" / str(job.code)
+    folder.mkdir(parents=True)
+    (folder / "scores.csv").write_text("patient,session\n")
+    ExportJob.objects.filter(pk=job.pk).update(
+        file_path=f"exports/{job.code}/scores.csv", filename="scores.csv", content_type="text/csv"
+    )
+    _, form_token = invitation_create(session=held, created_by=therapist)
+    return Objects(
+        clinic=clinic,
+        patient=patient,
+        session=session,
+        held=held,
+        flag=flag,
+        membership=Membership.objects.get(user=therapist, clinic=clinic),
+        staff_invitation=staff_invitation,
+        job=job,
+        form_token=form_token,
+        join_token=join_url,
+    )
+
+
+@pytest.fixture
+def scopes(
+    clinic_a, clinic_b, alice, bob, dana, charlie, erin, instrument, settings, tmp_path
+) -> dict[str, Objects]:
+    settings.MEDIA_ROOT = tmp_path
+    return {
+        "own": objects_of(alice, clinic_a, dana, instrument, "own"),
+        "same": objects_of(bob, clinic_a, dana, instrument, "same"),
+        "other": objects_of(charlie, clinic_b, erin, instrument, "other"),
+    }
+
+
+def rule(**by_role: str) -> dict[str, str]:
+    """Expected outcome per role, as three letters for own / same / other."""
+    return {role: by_role[role.replace(" ", "_")] for role in ROLES}
+
+
+SIGNED_OUT = {"patient_link": "LLL", "anonymous": "LLL"}
+# A patient's data: their therapist and the clinic's admins.
+CARE = rule(therapist="AHH", colleague="HAH", admin="AAH", other_admin="HHA", **SIGNED_OUT)
+# The clinic's administration: its active admins only.
+ADMIN = rule(therapist="HHH", colleague="HHH", admin="AAH", other_admin="HHA", **SIGNED_OUT)
+# A staff member's own pages (no other person's object in the URL).
+STAFF = rule(therapist="AAA", colleague="AAA", admin="AAA", other_admin="AAA", **SIGNED_OUT)
+# Reached with a one-time link (the link is the credential) or open to all.
+OPEN = rule(
+    therapist="AAA", colleague="AAA", admin="AAA", other_admin="AAA", patient_link="AAA", anonymous="AAA"
+)
+
+Url = Callable[[Objects], str]
+
+# route name -> (method, url from the scope's objects, POST body, rule)
+PAGES: dict[str, tuple[str, Url, dict[str, Any], dict[str, str]]] = {
+    "monitoring:caseload": ("GET", lambda o: "/", {}, STAFF),
+    "monitoring:notifications-read": ("POST", lambda o: "/notifications/read/", {}, STAFF),
+    "monitoring:kiosk": ("GET", lambda o: "/kiosk/", {}, STAFF),
+    "monitoring:api-tokens": ("GET", lambda o: "/account/api-tokens/", {}, STAFF),
+    "monitoring:patient": ("GET", lambda o: f"/patients/{o.patient.code}/", {}, CARE),
+    "monitoring:session-add": (
+        "POST",
+        lambda o: f"/patients/{o.patient.code}/sessions/",
+        {"date": "2026-10-01"},
+        CARE,
+    ),
+    "monitoring:session": ("GET", lambda o: f"/sessions/{o.session.code}/", {}, CARE),
+    "monitoring:response-enter": ("GET", lambda o: f"/sessions/{o.held.code}/enter/patient/", {}, CARE),
+    "monitoring:session-action": ("POST", lambda o: f"/sessions/{o.held.code}/link/", {}, CARE),
+    "monitoring:flag-acknowledge": (
+        "POST",
+        lambda o: f"/flags/{o.flag.code}/acknowledge/",
+        {"acknowledgement": "discussed", "note": ""},
+        CARE,
+    ),
+    "monitoring:kiosk-start": ("POST", lambda o: f"/kiosk/{o.held.code}/", {}, CARE),
+    "monitoring:patient-report-pdf": ("GET", lambda o: f"/patients/{o.patient.code}/report.pdf", {}, CARE),
+    "monitoring:admin": ("GET", lambda o: f"/clinic/{o.clinic.slug}/", {}, ADMIN),
+    "monitoring:admin-staff": ("GET", lambda o: f"/clinic/{o.clinic.slug}/staff/", {}, ADMIN),
+    "monitoring:admin-staff-action": (
+        "POST",
+        lambda o: f"/clinic/{o.clinic.slug}/staff/{o.membership.code}/sign-out/",
+        {},
+        ADMIN,
+    ),
+    "monitoring:admin-invitation-revoke": (
+        "POST",
+        lambda o: f"/clinic/{o.clinic.slug}/invitations/{o.staff_invitation.code}/revoke/",
+        {},
+        ADMIN,
+    ),
+    "monitoring:admin-patients": ("GET", lambda o: f"/clinic/{o.clinic.slug}/patients/", {}, ADMIN),
+    "monitoring:admin-patient": (
+        "GET",
+        lambda o: f"/clinic/{o.clinic.slug}/patients/{o.patient.code}/",
+        {},
+        ADMIN,
+    ),
+    "monitoring:admin-patient-erase": (
+        "POST",
+        lambda o: f"/clinic/{o.clinic.slug}/patients/{o.patient.code}/erase/",
+        {"confirm": "not the label"},
+        ADMIN,
+    ),
+    "monitoring:admin-settings": ("GET", lambda o: f"/clinic/{o.clinic.slug}/settings/", {}, ADMIN),
+    "monitoring:admin-audit": ("GET", lambda o: f"/clinic/{o.clinic.slug}/audit/", {}, ADMIN),
+    "monitoring:admin-audit-export": ("GET", lambda o: f"/clinic/{o.clinic.slug}/audit.csv", {}, ADMIN),
+    "monitoring:admin-report": ("GET", lambda o: f"/clinic/{o.clinic.slug}/report/", {}, ADMIN),
+    "monitoring:admin-exports": ("GET", lambda o: f"/clinic/{o.clinic.slug}/exports/", {}, ADMIN),
+    "monitoring:export-download": ("GET", lambda o: f"/exports/{o.job.code}/download/", {}, ADMIN),
+    "monitoring:join": ("GET", lambda o: f"/join/{o.join_token}/", {}, OPEN),
+    "monitoring:form": ("GET", lambda o: f"/f/{o.form_token}/", {}, OPEN),
+    "monitoring:form-done": ("GET", lambda o: f"/f/{o.form_token}/done/", {}, OPEN),
+    "healthz": ("GET", lambda o: "/healthz", {}, OPEN),
+    "favicon": ("GET", lambda o: "/favicon.ico", {}, OPEN),
+}
+# Routes whose POST forms are also tested for CSRF (the GET above is their page).
+POST_FORMS = {
+    "monitoring:api-tokens": lambda o: "/account/api-tokens/",
+    "monitoring:response-enter": lambda o: f"/sessions/{o.held.code}/enter/patient/",
+    "monitoring:admin-staff": lambda o: f"/clinic/{o.clinic.slug}/staff/",
+    "monitoring:admin-patients": lambda o: f"/clinic/{o.clinic.slug}/patients/",
+    "monitoring:admin-patient": lambda o: f"/clinic/{o.clinic.slug}/patients/{o.patient.code}/",
+    "monitoring:admin-settings": lambda o: f"/clinic/{o.clinic.slug}/settings/",
+    "monitoring:admin-exports": lambda o: f"/clinic/{o.clinic.slug}/exports/",
+    "monitoring:join": lambda o: f"/join/{o.join_token}/",
+}
+#: CSRF-exempt on purpose, with the reason (docs/security.md): the patient form is posted with
+#: ``Origin: null`` (no-referrer) and protected by its one-time token.
+CSRF_EXEMPT = {"monitoring:form"}
+
+
+def named_routes() -> dict[str, tuple[str, Any]]:
+    """Every named route of the URL conf, by 'namespace:name': its pattern and its view."""
+    found: dict[str, tuple[str, Any]] = {}
+
+    def walk(patterns: Any, namespace: str, prefix: str) -> None:
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                ns = f"{namespace}:{p.namespace}" if namespace and p.namespace else (p.namespace or namespace)
+                walk(p.url_patterns, ns or "", prefix + str(p.pattern))
+            elif isinstance(p, URLPattern):
+                name = p.name or ("favicon" if str(p.pattern) == "favicon.ico" else None)
+                if name is None and namespace == "admin":
+                    continue  # Django admin redirects; the whole site is checked by its prefix
+                assert name, f"unnamed route {prefix}{p.pattern}: name it and add it to the matrix"
+                found[f"{namespace}:{name}" if namespace else name] = (prefix + str(p.pattern), p.callback)
+
+    walk(get_resolver().url_patterns, "", "/")
+    return found
+
+
+def outcome(response: Any) -> str:
+    if response.status_code in (301, 302) and response["Location"].startswith("/accounts/login/?next="):
+        return "L"
+    if response.status_code == 404:
+        return "H"
+    if response.status_code == 403:
+        return "F"
+    if response.status_code in (401, 405):
+        return f"?{response.status_code}"
+    return "A"
+
+
+def client_for(role: str, users: dict[str, Any], scope: Objects) -> Client:
+    if role == "anonymous":
+        return Client()
+    if role == "patient link":
+        holder = Client()
+        holder.get(f"/f/{scope.form_token}/")  # has opened a form link, no more
+        return holder
+    return sign_in(Client(), users[role])
+
+
+def test_no_route_is_missing():
+    routes = named_routes()
+    pages = {name for name in routes if not name.startswith(("api:", "admin:"))}
+    accounts = {name for name in pages if name.startswith(("account_", "mfa_"))}
+    assert pages - accounts == set(PAGES), "routes without a rule in the matrix, or rules for no route"
+    assert {n for n in routes if n.startswith("api:")}, "the API's routes are checked in tests/api"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_the_matrix(name, role, scopes, alice, bob, dana, erin):
+    method, url, body, expected = PAGES[name]
+    users = {"therapist": alice, "colleague": bob, "admin": dana, "other admin": erin}
+    got = ""
+    for scope in SCOPES:
+        client = client_for(role, users, scopes[scope])
+        path = url(scopes[scope])
+        response = client.post(path, body) if method == "POST" else client.get(path)
+        got += outcome(response)
+    assert got == expected[role], (
+        f"{method} {name} as {role}: own/same/other gave {got}, expected {expected[role]}"
+    )
+
+
+def test_account_pages_are_open_only_where_signing_in_needs_them(client):
+    """allauth's pages, generated from the URL conf: the allow-list answers, the rest asks to sign in."""
+    open_views = {
+        name
+        for name, (_, view) in named_routes().items()
+        if name.startswith(("account_", "mfa_")) and getattr(view, "login_required", True) is False
+    }
+    assert open_views == ACCOUNT_PAGES_ANONYMOUS
+    for name, (pattern, _) in named_routes().items():
+        if not name.startswith(("account_", "mfa_")):
+            continue
+        kwargs = {"uidb36": "0", "key": "x-y"} if "<uidb36>" in pattern else {}
+        kwargs = {"key": "x"} if "<key>" in pattern and not kwargs else kwargs
+        response = client.get(reverse(name, kwargs=kwargs))
+        if name in ACCOUNT_PAGES_ANONYMOUS:
+            assert outcome(response) != "L", name
+        else:  # sent to sign in (by the middleware, or by allauth when no sign-in is under way)
+            assert response.status_code == 404 or (
+                response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+            ), name
+
+
+def test_the_django_admin_asks_to_sign_in(client):
+    response = client.get("/django-admin/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_lists_and_exports_never_contain_another_clinics_rows(client, scopes, dana):
+    sign_in(client, dana)
+    other = scopes["other"]
+    for path in ("/", "/clinic/clinic-a/patients/", "/clinic/clinic-a/staff/", "/clinic/clinic-a/audit/"):
+        html = client.get(path).content.decode()
+        assert other.patient.label not in html and str(other.patient.code) not in html, path
+        assert "charlie@b.test" not in html and "erin@b.test" not in html, path
+    csv = b"".join(client.get("/clinic/clinic-a/audit.csv").streaming_content).decode()
+    assert str(other.patient.code) not in csv and "erin@b.test" not in csv
+    from monitoring.exports import EXPORTS, ExportFilters, render
+
+    clinic, filters = scopes["own"].clinic, ExportFilters()
+    for key, exporter in EXPORTS.items():
+        if key == "patient_report":
+            continue  # one patient's, chosen through the care rule (monitoring:patient-report-pdf)
+        rendered = render(
+            exporter, exporter.frame(clinic=clinic, filters=filters), "csv", clinic=clinic, filters=filters
+        )
+        content = rendered.content if isinstance(rendered.content, bytes) else b"".join(rendered.content)
+        text = content.decode()
+        assert "P.own" in text or key == "clinic_summary", key  # the export is not empty
+        assert other.patient.label not in text and str(other.patient.code) not in text, key
+
+
+@pytest.mark.parametrize("name", sorted(n for n, v in PAGES.items() if v[0] == "POST") + sorted(POST_FORMS))
+def test_every_state_changing_route_refuses_a_request_without_a_csrf_token(name, scopes, dana, alice):
+    url = PAGES[name][1] if PAGES[name][0] == "POST" else POST_FORMS[name]
+    user = dana if "admin" in name or name == "monitoring:join" else alice
+    client = sign_in(Client(enforce_csrf_checks=True), user)
+    response = client.post(url(scopes["own"]), PAGES[name][2])
+    assert response.status_code == 403, f"{name} accepted a POST without a CSRF token"
+
+
+def test_only_the_patient_form_is_csrf_exempt():
+    """DRF's views are exempt from Django's check and do their own: a token request carries no
+    cookie, a session request is checked by DRF (next test)."""
+    exempt = {
+        name
+        for name, (_, view) in named_routes().items()
+        if getattr(view, "csrf_exempt", False) and not name.startswith("api:")
+    }
+    assert exempt == CSRF_EXEMPT
+
+
+def test_the_api_refuses_a_session_post_without_a_csrf_token(scopes, alice):
+    client = sign_in(Client(enforce_csrf_checks=True), alice)
+    response = client.post(
+        f"/api/v1/flags/{scopes['own'].flag.code}/acknowledge/",
+        {"acknowledgement": "discussed"},
+        content_type="application/json",
+    )
+    assert response.status_code == 403 and "CSRF" in response.json()["error"]["message"]
+
+
+def test_login_is_required_everywhere_but_the_allow_list():
+    """LoginRequiredMiddleware: only these views answer a signed-out visitor (the API answers
+    401 itself, tests/api)."""
+    open_views = {
+        name
+        for name, (_, view) in named_routes().items()
+        if getattr(view, "login_required", True) is False and not name.startswith(("api:", "admin:"))
+    }
+    assert open_views == ACCOUNT_PAGES_ANONYMOUS | {
+        "monitoring:form",
+        "monitoring:form-done",
+        "monitoring:join",
+        "healthz",
+        "favicon",
+    }
+    api_views = [view for name, (_, view) in named_routes().items() if name.startswith("api:")]
+    assert all(getattr(view, "login_required", True) is False for view in api_views)
