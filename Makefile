@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run code test test-sqlite test-postgres lint typecheck bench install clean
+.PHONY: run code audit test test-sqlite test-postgres lint typecheck bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check monitoring clinics tests bench
+
+# Known vulnerabilities in the installed packages (fails on any; see .ci/audit).
+audit: $(STAMP)
+	mkdir -p var
+	.ci/audit
 
 typecheck: $(STAMP)
 	$(BIN)/mypy monitoring clinics
