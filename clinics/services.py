@@ -110,12 +110,13 @@ def staff_invite(
     email: str,
     role: str,
     name: str = "",
-    invited_by: User,
+    invited_by: User | None,
     join_url: Callable[[str], str],
 ) -> tuple[StaffInvitation, str]:
     """Invite someone to the clinic by email; returns the invitation and its one-time link.
 
     ``join_url`` turns the token into an absolute URL (the view knows the site's address).
+    ``invited_by`` is None only for a new clinic's first admin (``manage.py clinic_create``).
     """
     email = email.strip().lower()
     if role not in Membership.Role.values:
@@ -138,7 +139,8 @@ def staff_invite(
     url = join_url(token)
     send_mail(
         f"You are invited to {clinic.name} on Bordin",
-        f"{invited_by.get_full_name() or invited_by.email} invites you to join {clinic.name} on Bordin as "
+        f"{(invited_by.get_full_name() or invited_by.email) if invited_by else 'Bordin'} invites you to join "
+        f"{clinic.name} on Bordin as "
         f"{invitation.get_role_display().lower()}.\n\nChoose your password here (the link works once, for "
         f"{STAFF_INVITATION_DAYS} days):\n{url}\n",
         settings.DEFAULT_FROM_EMAIL,
