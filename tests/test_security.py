@@ -389,3 +389,13 @@ def test_gunicorn_access_lines_are_scrubbed_too():
         scrub(line)
         == 'GET /f/[redacted]/ HTTP/1.1 "Authorization: Bearer [redacted]" /join/[redacted]/?next=/'
     )
+
+
+def test_production_hashes_passwords_with_argon2(settings, alice):
+    from django.contrib.auth.hashers import identify_hasher
+
+    from monitoring import settings as production
+
+    settings.PASSWORD_HASHERS = production.PASSWORD_HASHERS  # the tests use a fast hasher
+    alice.set_password("a-long-and-good-passphrase")
+    assert identify_hasher(alice.password).algorithm == "argon2"
