@@ -64,8 +64,17 @@ class IdleTimeoutMiddleware:
     @staticmethod
     def _sign_out(request: HttpRequest, message: str) -> HttpResponse:
         logout(request)  # flushes the session: it is deleted from the store, not just forgotten
+        if request.path.startswith("/api/"):
+            return _api_error(401, "session_ended", message)
         messages.info(request, message)
         return redirect(f"{reverse('account_login')}?next={request.path}")
+
+
+def _api_error(status: int, code: str, message: str) -> JsonResponse:
+    """The API's error shape (monitoring.api_auth), for refusals made before DRF runs."""
+    return JsonResponse(
+        {"error": {"code": code, "message": message, "fields": {}, "problems": []}}, status=status
+    )
 
 
 # Reachable by a signed-in user who has not set up an authenticator app yet: allauth's account and
@@ -102,16 +111,10 @@ class MfaRequiredMiddleware:
                     request, "Please sign in with your password and the code from your authenticator app."
                 )
             if request.path.startswith("/api/"):
-                return JsonResponse(
-                    {
-                        "error": {
-                            "code": "mfa_required",
-                            "message": "Set up two-factor sign-in (an authenticator app) before using the API.",
-                            "fields": {},
-                            "problems": [],
-                        }
-                    },
-                    status=403,
+                return _api_error(
+                    403,
+                    "mfa_required",
+                    "Set up two-factor sign-in (an authenticator app) before using the API.",
                 )
             else:
                 messages.info(

@@ -399,3 +399,12 @@ def test_production_hashes_passwords_with_argon2(settings, alice):
     settings.PASSWORD_HASHERS = production.PASSWORD_HASHERS  # the tests use a fast hasher
     alice.set_password("a-long-and-good-passphrase")
     assert identify_hasher(alice.password).algorithm == "argon2"
+
+
+def test_an_api_call_in_a_timed_out_browser_session_gets_a_json_401(client, alice, clinic_a):
+    sign_in(client, alice)
+    session = client.session
+    session["bordin_last_seen"] = time.time() - 31 * 60
+    session.save()
+    response = client.get("/api/v1/patients/")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "session_ended"
