@@ -51,8 +51,13 @@ def client_ip(request: HttpRequest | None) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def account_event(*, user: User, request: HttpRequest | None, event: str, text: str) -> None:
-    """One entry per clinic the user works in (every clinic's admins see their staff's events)."""
+def account_event(
+    *, user: User, request: HttpRequest | None, event: str, text: str, by_user: bool = True
+) -> None:
+    """One entry per clinic the user works in (every clinic's admins see their staff's events).
+
+    ``by_user`` is False for failed attempts: the entry is about the account, but who typed the
+    wrong password or code is not known, so it names no actor (the address is kept)."""
     from monitoring.audit import entry_write
 
     clinics: list[int | None] = list(Membership.objects.filter(user=user).values_list("clinic_id", flat=True))
@@ -60,7 +65,7 @@ def account_event(*, user: User, request: HttpRequest | None, event: str, text: 
     for clinic in clinics:
         entry_write(
             instance=user,
-            actor=user,
+            actor=user if by_user else None,
             action=LogEntry.Action.ACCESS,
             text=f"{text} ({user.email})",
             data={"event": event, **({"clinic": clinic} if clinic else {})},
@@ -98,7 +103,9 @@ def _sign_in_failed(
     login = credentials.get("email") or credentials.get("username") or credentials.get("login")
     user = User.objects.filter(email__iexact=login).first() if login else None
     if user is not None:  # unknown names are kept by django-axes (AccessAttempt), not per clinic
-        account_event(user=user, request=request, event="sign-in failed", text="Failed sign-in")
+        account_event(
+            user=user, request=request, event="sign-in failed", text="Failed sign-in for", by_user=False
+        )
 
 
 def _password_changed(sender: type, request: HttpRequest, user: User, **kwargs: Any) -> None:
@@ -131,7 +138,9 @@ def _mfa_reset(sender: type, request: HttpRequest, user: User, authenticator: An
 
 
 def _mfa_failed(sender: type, request: HttpRequest, user: User, **kwargs: Any) -> None:
-    account_event(user=user, request=request, event="two-factor failed", text="Wrong two-factor code")
+    account_event(
+        user=user, request=request, event="two-factor failed", text="Wrong two-factor code for", by_user=False
+    )
 
 
 def connect() -> None:
