@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 
 from clinics.models import Clinic, Episode, Membership, Patient, Session
 from clinics.services import staff_create
-from monitoring.models import Instrument
+from monitoring.models import ExportJob, Instrument
 
 PASSWORD = "correct-horse-battery"
 
@@ -89,3 +89,27 @@ def session(episode) -> Session:
     return Session.objects.create(
         episode=episode, number=1, date=date(2026, 9, 1), status=Session.Status.HELD
     )
+
+
+def finished_export(clinic: Clinic, requested_by: User, media_root: object) -> ExportJob:
+    """A done CSV export job of ``clinic`` with its file under ``media_root``."""
+    from pathlib import Path
+
+    job = ExportJob.objects.create(
+        clinic=clinic,
+        requested_by=requested_by,
+        exporter="session_scores",
+        format="csv",
+        status="done",
+        progress=100,
+    )
+    folder = Path(str(media_root)) / "exports" / str(job.code)
+    folder.mkdir(parents=True)
+    (folder / "scores.csv").write_text("patient,session\nP.A.,1\n")
+    ExportJob.objects.filter(pk=job.pk).update(
+        file_path=f"exports/{job.code}/scores.csv",
+        filename="scores.csv",
+        content_type="text/csv; charset=utf-8",
+    )
+    job.refresh_from_db()
+    return job

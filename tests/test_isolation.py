@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +32,7 @@ from monitoring.models import ExportJob, Flag
 from monitoring.services import invitation_create, response_create
 from monitoring.urls import ACCOUNT_PAGES_ANONYMOUS
 from tests.auth import sign_in
+from tests.conftest import finished_export
 
 pytestmark = pytest.mark.django_db
 
@@ -69,20 +69,7 @@ def objects_of(therapist: Any, clinic: Clinic, admin: Any, instrument: Any, tag:
     staff_invitation, join_url = staff_invite(
         clinic=clinic, email=f"new-{tag}@x.test", role="therapist", invited_by=admin, join_url=lambda t: t
     )
-    job = ExportJob.objects.create(
-        clinic=clinic,
-        requested_by=admin,
-        exporter="session_scores",
-        format="csv",
-        status="done",
-        progress=100,
-    )
-    folder = Path(settings.MEDIA_ROOT) / "exports" / str(job.code)
-    folder.mkdir(parents=True)
-    (folder / "scores.csv").write_text("patient,session\n")
-    ExportJob.objects.filter(pk=job.pk).update(
-        file_path=f"exports/{job.code}/scores.csv", filename="scores.csv", content_type="text/csv"
-    )
+    job = finished_export(clinic, admin, settings.MEDIA_ROOT)
     _, form_token = invitation_create(session=held, created_by=therapist)
     return Objects(
         clinic=clinic,

@@ -19,6 +19,7 @@ from clinics.models import Clinic, Episode, Membership, Patient, Session
 from monitoring import api_services
 from monitoring.models import ApiToken, ExportJob, Flag, Instrument, Response
 from monitoring.services import response_create
+from tests.conftest import finished_export
 
 ALL_FIVES = {n: 5 for n in range(1, 13)}
 
@@ -118,23 +119,7 @@ def world(clinic_a, clinic_b, alice, bob, dana, charlie, erin, instrument: Instr
     flag = Flag.objects.create(
         episode=episode, session=answered, scale="total", kind="rupture", magnitude=1.2, explanation="A drop."
     )
-    job = ExportJob.objects.create(
-        clinic=clinic_a,
-        requested_by=dana,
-        exporter="session_scores",
-        format="csv",
-        status="done",
-        progress=100,
-    )
-    folder = Path(settings.MEDIA_ROOT) / "exports" / str(job.code)
-    folder.mkdir(parents=True)
-    (folder / "scores.csv").write_text("patient,session\nP.A.,1\n")
-    ExportJob.objects.filter(pk=job.pk).update(
-        file_path=f"exports/{job.code}/scores.csv",
-        filename="scores.csv",
-        content_type="text/csv; charset=utf-8",
-    )
-    job.refresh_from_db()
+    job = finished_export(clinic_a, dana, settings.MEDIA_ROOT)
     spare, _ = api_services.api_token_create(user=alice, clinic=clinic_a, name="spare")
     other = Patient.objects.create(clinic=clinic_b, label="P.B.", therapist=charlie, external_id="EXT-1")
     other_episode = Episode.objects.create(patient=other, therapist=charlie, started_on=date(2026, 9, 1))
