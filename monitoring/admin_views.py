@@ -325,7 +325,8 @@ def patient_erase(request: AuthenticatedRequest, slug: str, code: str) -> HttpRe
     messages.success(
         request,
         f"{label} was erased: {counts['sessions']} session(s) and {counts['answers']} answer(s) removed, "
-        "with every identifier. The audit trail records the erasure, not the data.",
+        f"with every identifier, and {counts['export_files']} earlier export file(s) that might hold them. "
+        "The audit trail records the erasure, not the data.",
     )
     return redirect("monitoring:admin-patients", slug=clinic.slug)
 

@@ -310,12 +310,15 @@ def export_file(*, job: ExportJob, user: User | None = None) -> tuple[Path, str,
     return path, job.filename, job.content_type
 
 
-def export_files_purge(*, older_than: timedelta = timedelta(days=7)) -> int:
+def export_files_purge(*, older_than: timedelta = timedelta(days=7), clinic: Clinic | None = None) -> int:
     """Delete the files of jobs finished before ``older_than`` ago (health data should not
-    linger on disk); the job rows stay, without a file. Returns the number of files removed."""
+    linger on disk), of every clinic or of ``clinic``; the job rows stay, without a file.
+    Returns the number of files removed (``manage.py purge_exports``, daily; and at an erasure,
+    every file of the clinic, since any of them may hold the erased patient)."""
     cutoff = timezone.now() - older_than
     removed = 0
-    for job in ExportJob.objects.filter(finished_at__lt=cutoff).exclude(file_path=""):
+    jobs = ExportJob.objects.filter(finished_at__lte=cutoff).exclude(file_path="")
+    for job in jobs.filter(clinic=clinic) if clinic is not None else jobs:
         shutil.rmtree(export_directory(job), ignore_errors=True)
         ExportJob.objects.filter(pk=job.pk).update(file_path="")
         removed += 1

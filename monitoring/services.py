@@ -606,4 +606,8 @@ def patient_erase(*, patient: Patient, by: User, confirm: str) -> dict[str, int]
             data={"event": "erasure", "patient": code, **counts},
         )
     clinic_estimate_refresh(clinic=clinic)
+    # Finished export files may hold the patient: remove them (the jobs stay, marked as purged).
+    from monitoring.export_services import export_files_purge
+
+    counts["export_files"] = export_files_purge(older_than=timedelta(0), clinic=clinic)
     return counts

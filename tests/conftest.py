@@ -95,6 +95,8 @@ def finished_export(clinic: Clinic, requested_by: User, media_root: object) -> E
     """A done CSV export job of ``clinic`` with its file under ``media_root``."""
     from pathlib import Path
 
+    from django.utils import timezone
+
     job = ExportJob.objects.create(
         clinic=clinic,
         requested_by=requested_by,
@@ -102,6 +104,7 @@ def finished_export(clinic: Clinic, requested_by: User, media_root: object) -> E
         format="csv",
         status="done",
         progress=100,
+        finished_at=timezone.now(),
     )
     folder = Path(str(media_root)) / "exports" / str(job.code)
     folder.mkdir(parents=True)

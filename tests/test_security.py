@@ -24,7 +24,7 @@ from monitoring.models import Answer, ClinicEstimate, Flag, Response
 from monitoring.selectors import AuditFilters, audit_entries, clinic_report
 from monitoring.signals import AuditEntryImmutable
 from tests.auth import sign_in, totp_code, totp_enable
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, finished_export
 from tests.monitoring.test_dashboards import import_cohort
 
 
@@ -292,8 +292,12 @@ def test_patient_identifiers_never_enter_the_trail(client, dana, patient):
 # --- Erasure ----------------------------------------------------------------------------------
 
 
-def test_an_admin_erases_a_patient_and_clinic_figures_stay_consistent(client, clinic_a, dana, alice):
+def test_an_admin_erases_a_patient_and_clinic_figures_stay_consistent(
+    client, clinic_a, dana, alice, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
     import_cohort(clinic_a, alice, 3, 10, scenarios={"stable": 2, "rupture_unrepaired": 1}, prefix="e")
+    earlier_export = finished_export(clinic_a, dana, tmp_path)
     gone = Patient.objects.get(label="eP003")
     kept_ids = list(Patient.objects.exclude(pk=gone.pk).values_list("pk", flat=True))
     gone_code, gone_episodes = str(gone.code), list(gone.episodes.values_list("pk", flat=True))
@@ -321,6 +325,8 @@ def test_an_admin_erases_a_patient_and_clinic_figures_stay_consistent(client, cl
     erasure = LogEntry.objects.get(additional_data__event="erasure")
     assert erasure.actor == dana and erasure.additional_data["sessions"] == 10
     assert erasure.additional_data["patient"] == gone_code
+    earlier_export.refresh_from_db()  # an export made before may hold the patient: its file is gone
+    assert earlier_export.file_path == "" and not (tmp_path / "exports" / str(earlier_export.code)).exists()
     assert "eP003" not in " ".join(
         f"{e.object_repr} {e.changes_text} {e.additional_data}" for e in LogEntry.objects.all()
     )

@@ -851,3 +851,23 @@ def test_an_item_export_imported_into_a_new_clinic_gives_the_same_levels_and_fla
     assert len(events) > 10
     pd.testing.assert_frame_equal(levels, levels_again)
     pd.testing.assert_frame_equal(events, events_again)
+
+
+def test_purge_exports_removes_week_old_files_from_cron(clinic_a, dana, tmp_path, settings):
+    import io
+
+    from django.core.management import call_command
+
+    from monitoring.models import ExportJob
+    from tests.conftest import finished_export
+
+    settings.MEDIA_ROOT = tmp_path
+    old, new = finished_export(clinic_a, dana, tmp_path), finished_export(clinic_a, dana, tmp_path)
+    ExportJob.objects.filter(pk=old.pk).update(finished_at=old.finished_at - timedelta(days=8))
+    out = io.StringIO()
+    call_command("purge_exports", stdout=out)
+    assert out.getvalue().strip() == "1 export file(s) removed."
+    assert (
+        not (tmp_path / "exports" / str(old.code)).exists()
+        and (tmp_path / "exports" / str(new.code)).exists()
+    )
