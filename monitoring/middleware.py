@@ -77,10 +77,10 @@ def _api_error(status: int, code: str, message: str) -> JsonResponse:
     )
 
 
-# Reachable by a signed-in user who has not set up an authenticator app yet: allauth's account and
-# two-factor pages (set-up, sign-out, password), the pages anyone may open (patient form, staff
-# invitation), static files and the health check.
-MFA_SETUP_PREFIXES = ("/accounts/", "/static/", "/favicon.ico", "/healthz", "/f/", "/join/")
+# Reachable by a signed-in user who has not set up an authenticator app yet (besides static files
+# and the health check): allauth's account and two-factor pages (set-up, sign-out, password) and
+# the pages anyone may open (patient form, staff invitation).
+MFA_SETUP_PREFIXES = ("/accounts/", "/f/", "/join/")
 
 
 class MfaRequiredMiddleware:
@@ -101,16 +101,19 @@ class MfaRequiredMiddleware:
             user is not None
             and user.is_authenticated
             and not request.session.get(MFA_DONE)
-            and not request.path.startswith(MFA_SETUP_PREFIXES)
+            and not request.path.startswith(("/static/", "/favicon.ico", "/healthz"))
         ):
             from allauth.mfa.models import Authenticator
 
             if Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
-                # Has an app but this session never passed the code step: sign in properly.
+                # Has an app but this session never passed the code step (on any page, account
+                # pages included): sign in properly.
                 return IdleTimeoutMiddleware._sign_out(
                     request, "Please sign in with your password and the code from your authenticator app."
                 )
-            if request.path.startswith("/api/"):
+            if request.path.startswith(MFA_SETUP_PREFIXES):
+                pass  # setting up the app, or a page open to anyone
+            elif request.path.startswith("/api/"):
                 return _api_error(
                     403,
                     "mfa_required",

@@ -415,3 +415,12 @@ def test_an_api_call_in_a_timed_out_browser_session_gets_a_json_401(client, alic
     session.save()
     response = client.get("/api/v1/patients/")
     assert response.status_code == 401 and response.json()["error"]["code"] == "session_ended"
+
+
+def test_a_password_only_session_reaches_no_account_page_either(client, alice):
+    """Not even allauth's pages (recovery codes, email, password): the session is ended."""
+    totp_enable(alice)
+    client.force_login(alice, backend="django.contrib.auth.backends.ModelBackend")
+    response = client.get("/accounts/2fa/recovery-codes/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert "_auth_user_id" not in client.session
