@@ -331,7 +331,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        # runserver's request lines go through the same filter (they carry link paths).
+        # Django's own loggers get only our handler (its default console handler, active with
+        # DEBUG, would print paths unscrubbed); runserver's request lines carry link paths too.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"level": "WARNING"},
         "django_tasks": {"level": "WARNING"},
