@@ -424,3 +424,15 @@ def test_a_password_only_session_reaches_no_account_page_either(client, alice):
     response = client.get("/accounts/2fa/recovery-codes/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     assert "_auth_user_id" not in client.session
+
+
+def test_every_log_handler_scrubs():
+    from monitoring.logs import RedactingFilter
+
+    for name in ("", "django", "django.request", "django.server", "monitoring", "gunicorn.error"):
+        logger = logging.getLogger(name)
+        while logger is not None:  # the handlers a record from this logger reaches
+            for handler in logger.handlers:
+                if not type(handler).__module__.startswith("_pytest"):  # pytest's own capture
+                    assert any(isinstance(f, RedactingFilter) for f in handler.filters), (name, handler)
+            logger = logger.parent if logger.propagate else None
