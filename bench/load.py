@@ -704,7 +704,7 @@ Verdict (no errors, every accepted submission stored exactly once, every episode
 every read in the audit trail once):
 **{"passed" if all(verdicts) else "FAILED"}**.
 Reproduce: `.venv/bin/python {command}` ({minutes} minute{"" if minutes == 1 else "s"} in all: each
-configuration seeds a database and collects the static files before its run; `--quick` for a
+configuration seeds a database, and the static files are collected first if they changed; `--quick` for a
 short smoke run that does not write this page).
 """
     print(doc)
