@@ -71,10 +71,10 @@ class IdleTimeoutMiddleware:
 
 
 def _api_error(status: int, code: str, message: str) -> JsonResponse:
-    """The API's error shape (monitoring.api_auth), for refusals made before DRF runs."""
-    return JsonResponse(
-        {"error": {"code": code, "message": message, "fields": {}, "problems": []}}, status=status
-    )
+    """The API's error shape, for refusals made before DRF runs."""
+    from monitoring.api_auth import error_body
+
+    return JsonResponse(error_body(code=code, message=message), status=status)
 
 
 # Reachable by a signed-in user who has not set up an authenticator app yet (besides static files
