@@ -436,3 +436,17 @@ def test_every_log_handler_scrubs():
                 if not type(handler).__module__.startswith("_pytest"):  # pytest's own capture
                     assert any(isinstance(f, RedactingFilter) for f in handler.filters), (name, handler)
             logger = logger.parent if logger.propagate else None
+
+
+def test_the_trail_refuses_bad_filters_with_a_message(client, dana):
+    sign_in(client, dana)
+    backwards = client.get("/clinic/clinic-a/audit/?start=2026-12-01&end=2026-01-01")
+    assert (
+        backwards.status_code == 400 and "The period must start before it ends." in backwards.content.decode()
+    )
+    bogus = client.get("/clinic/clinic-a/audit/?kind=everything-ever&start=yesterday")
+    assert bogus.status_code == 400
+    html = bogus.content.decode()
+    assert "Select a valid choice" in html and "Enter a valid date" in html
+    report = client.get("/clinic/clinic-a/report/?start=yesterday")
+    assert report.status_code == 400 and "Enter a valid date" in report.content.decode()
