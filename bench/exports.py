@@ -109,8 +109,8 @@ def child(url: str, *, trace: bool) -> None:
 
     setup_django(url)
     from clinics.models import Clinic
-    from monitoring.export_services import VIA_COMMAND, export_run
     from monitoring.exports import ExportFilters
+    from monitoring.exports.services import VIA_COMMAND, export_run
 
     clinic = Clinic.objects.get(slug=BIG)
     # Warm up imports, the connection and pandas on the small clinic, then take the baseline.
@@ -165,8 +165,8 @@ def child(url: str, *, trace: bool) -> None:
 def time_formats() -> list[tuple[str, float, int]]:
     """Wall time of each other export of the small clinic (one run each, after a warm-up)."""
     from clinics.models import Clinic, Patient
-    from monitoring.export_services import VIA_COMMAND, export_run
     from monitoring.exports import ExportFilters
+    from monitoring.exports.services import VIA_COMMAND, export_run
 
     clinic = Clinic.objects.get(slug=SMALL)
     patient = Patient.objects.filter(clinic=clinic).order_by("pk").first()

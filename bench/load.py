@@ -70,7 +70,7 @@ API = {
     "API caseload `/api/v1/caseload/`": "/api/v1/caseload/",
 }
 KINDS = [CASELOAD, PATIENT, FORM_OPEN, FORM_POST, FORM_DONE, *API]
-# Every staff read of patient data writes one access entry to the audit trail (monitoring.audit):
+# Every staff read of patient data writes one access entry to the audit trail (monitoring.security.audit):
 # (via, what) of the entry each kind writes. The API lists write none when the page is empty.
 AUDITED = dict(
     zip(
@@ -117,9 +117,10 @@ def seed(database_url: str, therapists: int, patients: int, new_sessions: int) -
     from clinics.models import Clinic, Episode, Patient, Session
     from clinics.services import staff_create
     from monitoring.analytics.simulate import simulate_cohort
-    from monitoring.api_services import api_token_create
-    from monitoring.importing import items_import_csv, responses_import
-    from monitoring.services import clinic_estimate_refresh, episode_flags_refresh, invitation_create
+    from monitoring.api.services import api_token_create
+    from monitoring.collection.importing import items_import_csv, responses_import
+    from monitoring.collection.invitations import invitation_create
+    from monitoring.flags.services import clinic_estimate_refresh, episode_flags_refresh
 
     clinic = Clinic.objects.create(slug="bench", name="Bench clinic", reminder_delay_hours=0)
     cohort = simulate_cohort(therapists * patients, seed=11, sessions=(PRIOR_SESSIONS + new_sessions,) * 2)
@@ -440,7 +441,7 @@ def verify(staff: list[Staff], tally: Tally) -> dict[str, int]:
     """What the database holds for the links: stored once per accepted submission, nothing else."""
     from django.db.models import Count
 
-    from monitoring.links import token_hash
+    from monitoring.collection.links import token_hash
     from monitoring.models import Invitation, Response
 
     def sessions(tokens: set[str]) -> set[int]:

@@ -32,8 +32,8 @@ def seed(url: str, patients: int, sessions: int) -> str:
     from clinics.models import Clinic, Episode
     from clinics.services import staff_create
     from monitoring.analytics.simulate import simulate_cohort
-    from monitoring.importing import items_import_csv, responses_import
-    from monitoring.services import clinic_estimate_refresh, episode_flags_refresh
+    from monitoring.collection.importing import items_import_csv, responses_import
+    from monitoring.flags.services import clinic_estimate_refresh, episode_flags_refresh
 
     clinic = Clinic.objects.create(slug="bench", name="Bench clinic")
     therapist = staff_create(clinic=clinic, email="t@bench.test", role="therapist")

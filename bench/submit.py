@@ -40,8 +40,8 @@ def seed(database_url: str, patients: int, new_sessions: int) -> list[tuple[str,
     from clinics.models import Clinic, Episode, Session
     from clinics.services import staff_create
     from monitoring.analytics.simulate import simulate_cohort
-    from monitoring.importing import items_import_csv, responses_import
-    from monitoring.services import invitation_create
+    from monitoring.collection.importing import items_import_csv, responses_import
+    from monitoring.collection.invitations import invitation_create
 
     clinic = Clinic.objects.create(slug="bench", name="Bench clinic", reminder_delay_hours=0)
     therapist = staff_create(clinic=clinic, email="t@bench.test", role="therapist")
@@ -137,7 +137,7 @@ def run_clients(base: str, work: list[tuple[str, dict[str, str]]], clients: int)
 def verify(tokens: list[str]) -> dict[str, int]:
     from django.db.models import Count
 
-    from monitoring.links import token_hash
+    from monitoring.collection.links import token_hash
     from monitoring.models import Invitation, Response
 
     used = Invitation.objects.filter(

@@ -26,5 +26,5 @@ class ClinicsConfig(AppConfig):
         )
         auditlog.register(models.StaffInvitation, exclude_fields=["token_hash"])
         # Staff accounts: activation and names. Sign-ins and password changes have their own
-        # entries (monitoring.signals); last_login would log every sign-in twice.
+        # entries (monitoring.security.signals); last_login would log every sign-in twice.
         auditlog.register(User, include_fields=["email", "first_name", "last_name", "is_active"])

@@ -9,7 +9,7 @@ from django.db.models.signals import post_migrate
 def _load_bundled_instruments(sender: AppConfig, **kwargs: Any) -> None:
     # Every installation gets the default instruments without a separate step; loading is
     # idempotent and never alters a version that answers already point at.
-    from monitoring.services import instruments_load_bundled
+    from monitoring.instruments.services import instruments_load_bundled
 
     instruments_load_bundled(using=kwargs.get("using", "default"))
 
@@ -21,7 +21,8 @@ class MonitoringConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from monitoring import models, signals
+        from monitoring import models
+        from monitoring.security import signals
 
         signals.connect()
         post_migrate.connect(_load_bundled_instruments, sender=self)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from monitoring import selectors
+from clinics.selectors import clinics_administered
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:
@@ -10,4 +10,4 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"admin_clinics": selectors.clinics_administered(user=user)}
+    return {"admin_clinics": clinics_administered(user=user)}

@@ -154,7 +154,7 @@ class Invitation(ClinicScoped, models.Model):
     """A one-time link to the patient form for one session.
 
     Only a hash of the token is stored. The token itself is an HMAC of a random 256-bit salt
-    under a key derived from SECRET_KEY (``monitoring.links``), so the clinic can show the same
+    under a key derived from SECRET_KEY (``monitoring.collection.links``), so the clinic can show the same
     link again (QR code, reminder) without the database ever holding it; a database copy alone
     opens nothing. The link carries no personal data.
     """
@@ -295,7 +295,7 @@ class ExportJob(ClinicScoped, models.Model):
 
     The job is what the admin page polls for progress and what the download link points at,
     by its opaque ``code``. The file lives under ``MEDIA_ROOT/exports/<code>/`` and is served
-    only through an access check (``monitoring.export_services.export_file``), never as a
+    only through an access check (``monitoring.exports.services.export_file``), never as a
     public media URL. ``filters`` is ``ExportFilters.to_json()``, so a job can be re-run.
     """
 
@@ -347,7 +347,7 @@ class ApiToken(ClinicScoped, models.Model):
     The token is ``bdn_<prefix>_<secret>`` with a 256-bit secret; it is shown once when created
     and only its SHA-256 is stored, so a copy of the database opens nothing. ``prefix`` is not
     secret: it lets people tell their tokens apart in lists and logs. A token sees what its user
-    sees in the pages, narrowed to ``clinic`` (``monitoring.api_auth``). Revoking keeps the row
+    sees in the pages, narrowed to ``clinic`` (``monitoring.api.auth``). Revoking keeps the row
     for the audit trail; ``last_used_at`` is written at most once a minute.
     """
 

@@ -87,7 +87,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "monitoring.middleware.PermissionsPolicyMiddleware",
+    "monitoring.security.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -97,8 +97,8 @@ MIDDLEWARE = [
     # Every view needs a signed-in user unless it is on the allow-list in monitoring/urls.py.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "monitoring.middleware.IdleTimeoutMiddleware",
-    "monitoring.middleware.MfaRequiredMiddleware",
+    "monitoring.security.middleware.IdleTimeoutMiddleware",
+    "monitoring.security.middleware.MfaRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -175,7 +175,7 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_SECONDS", 300)
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False  # this session stays; every other one ends
 ACCOUNT_PASSWORD_MIN_LENGTH = 12
-# Two-factor sign-in is required for staff (monitoring.middleware.MfaRequiredMiddleware).
+# Two-factor sign-in is required for staff (monitoring.security.middleware.MfaRequiredMiddleware).
 # Failed codes are rate-limited per user by allauth's "login_failed" limit (5 per 5 minutes).
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", "Bordin")
@@ -188,7 +188,7 @@ AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_USERNAME_CALLABLE = "monitoring.signals.axes_username"
+AXES_USERNAME_CALLABLE = "monitoring.security.signals.axes_username"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
@@ -235,17 +235,17 @@ REST_FRAMEWORK = {
     # Token first: its 401 challenge (WWW-Authenticate: Bearer) is what an unauthenticated
     # request gets; the browser's session still works, with DRF's CSRF check on writes.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "monitoring.api_auth.ApiTokenAuthentication",
+        "monitoring.api.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["monitoring.api_auth.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["monitoring.api.auth.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": env("API_RATE", "1000/hour")},
-    "DEFAULT_PAGINATION_CLASS": "monitoring.api_auth.ApiPagination",
+    "DEFAULT_PAGINATION_CLASS": "monitoring.api.auth.ApiPagination",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS is 405: the schema describes the API
-    "EXCEPTION_HANDLER": "monitoring.api_auth.api_exception_handler",
+    "EXCEPTION_HANDLER": "monitoring.api.auth.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bordin API",
@@ -265,7 +265,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "monitoring.api_auth.schema_error_responses",
+        "monitoring.api.auth.schema_error_responses",
     ],
     # Swagger UI from our own static files (drf-spectacular-sidecar): no CDN, CSP script-src 'self'.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -316,9 +316,9 @@ PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "monitoring.logs.RedactingFilter"}},
+    "filters": {"redact": {"()": "monitoring.security.logs.RedactingFilter"}},
     "formatters": {
-        "json": {"()": "monitoring.logs.JsonFormatter"},
+        "json": {"()": "monitoring.security.logs.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     "handlers": {
@@ -341,4 +341,4 @@ LOGGING = {
 }
 
 # Demo and development conveniences.
-BORDIN_SMS_BACKEND = env("SMS_BACKEND", "monitoring.messaging.ConsoleSmsBackend")
+BORDIN_SMS_BACKEND = env("SMS_BACKEND", "monitoring.collection.messaging.ConsoleSmsBackend")

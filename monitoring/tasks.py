@@ -9,19 +9,21 @@ from __future__ import annotations
 from django_tasks import task
 
 from clinics.models import Clinic
-from monitoring import services
+from monitoring.collection import invitations as collection_invitations
+from monitoring.flags import services as flags_services
+from monitoring.flags.services import episode_flags_refresh
 
 
 @task()
 def episode_analyse(episode_id: int) -> int:
-    return len(services.episode_flags_refresh(episode_id=episode_id))
+    return len(episode_flags_refresh(episode_id=episode_id))
 
 
 @task()
 def reminder_send(invitation_id: int) -> bool:
-    return services.reminder_send(invitation_id=invitation_id)
+    return collection_invitations.reminder_send(invitation_id=invitation_id)
 
 
 @task()
 def clinic_estimate_refresh(clinic_id: int) -> int:
-    return services.clinic_estimate_refresh(clinic=Clinic.objects.get(pk=clinic_id)).pk
+    return flags_services.clinic_estimate_refresh(clinic=Clinic.objects.get(pk=clinic_id)).pk

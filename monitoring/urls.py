@@ -17,7 +17,9 @@ from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
 from django.urls import URLPattern, URLResolver, include, path
 
-from monitoring import admin_views, form_views, views
+from monitoring.care import views
+from monitoring.clinic_admin import views as admin_views
+from monitoring.collection import views as form_views
 
 app_urls = (
     [
@@ -97,9 +99,9 @@ def _allow_anonymous(patterns: Iterable[URLPattern | URLResolver], names: set[st
 # The Django admin signs in through allauth too (password and authenticator code).
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 accounts = include("allauth.urls")
-api = include("monitoring.api_urls")
+api = include("monitoring.api.urls")
 _allow_anonymous(import_module("allauth.urls").urlpatterns, ACCOUNT_PAGES_ANONYMOUS)
-_allow_anonymous(import_module("monitoring.api_urls").urlpatterns)
+_allow_anonymous(import_module("monitoring.api.urls").urlpatterns)
 
 urlpatterns = [
     path("", include(app_urls)),

@@ -25,7 +25,7 @@ from allauth.mfa.totp.internal.auth import (
 from django.contrib.auth.models import User
 from django.test import Client
 
-from monitoring.middleware import MFA_DONE
+from monitoring.security.middleware import MFA_DONE
 
 
 def totp_enable(user: User, secret: str | None = None) -> str:

@@ -28,8 +28,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from clinics.models import Clinic, Episode, Membership, Patient, Session, StaffInvitation
 from clinics.services import staff_invite
+from monitoring.collection.invitations import invitation_create
+from monitoring.collection.responses import response_create
 from monitoring.models import ExportJob, Flag
-from monitoring.services import invitation_create, response_create
 from monitoring.urls import ACCOUNT_PAGES_ANONYMOUS
 from tests.auth import sign_in
 from tests.conftest import finished_export

@@ -19,10 +19,11 @@ from django.test import Client
 from django.utils import timezone
 
 from clinics.models import Episode, Patient, Session, StaffInvitation
-from monitoring.middleware import SIGNED_IN_AT
+from monitoring.clinic_admin.report import ReportFilters, clinic_report
 from monitoring.models import Answer, ClinicEstimate, Flag, Response
-from monitoring.selectors import AuditFilters, audit_entries, clinic_report
-from monitoring.signals import AuditEntryImmutable
+from monitoring.security.audit_trail import AuditFilters, audit_entries
+from monitoring.security.middleware import SIGNED_IN_AT
+from monitoring.security.signals import AuditEntryImmutable
 from tests.auth import sign_in, totp_code, totp_enable
 from tests.conftest import PASSWORD, finished_export
 from tests.monitoring.test_dashboards import import_cohort
@@ -344,8 +345,6 @@ def test_only_the_clinics_admins_can_erase(client, alice, erin, patient):
 def _all_time():
     from datetime import date
 
-    from monitoring.selectors import ReportFilters
-
     return ReportFilters(start=date(2000, 1, 1), end=date(2100, 1, 1))
 
 
@@ -357,9 +356,9 @@ def test_logs_never_contain_a_token_or_patient_data(client, alice, dana, patient
     import io
     import json
 
-    from monitoring.api_services import api_token_create
-    from monitoring.logs import JsonFormatter
-    from monitoring.services import invitation_create
+    from monitoring.api.services import api_token_create
+    from monitoring.collection.invitations import invitation_create
+    from monitoring.security.logs import JsonFormatter
 
     handler = next(h for h in logging.getLogger().handlers if h.name == "console")
     stream, handler.stream = handler.stream, io.StringIO()
@@ -389,7 +388,7 @@ def test_logs_never_contain_a_token_or_patient_data(client, alice, dana, patient
 
 
 def test_gunicorn_access_lines_are_scrubbed_too():
-    from monitoring.logs import scrub
+    from monitoring.security.logs import scrub
 
     line = 'GET /f/AbC-123_xyz/ HTTP/1.1 "Authorization: Bearer bdn_ab12_zz" /join/QwErTy/?next=/'
     assert (
@@ -427,7 +426,7 @@ def test_a_password_only_session_reaches_no_account_page_either(client, alice):
 
 
 def test_every_log_handler_scrubs():
-    from monitoring.logs import RedactingFilter
+    from monitoring.security.logs import RedactingFilter
 
     for name in ("", "django", "django.request", "django.server", "monitoring", "gunicorn.error"):
         logger = logging.getLogger(name)

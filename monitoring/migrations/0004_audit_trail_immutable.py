@@ -1,7 +1,7 @@
 """The audit trail is append-only, enforced by the database as well as the application.
 
 PostgreSQL (production): a trigger refuses every UPDATE and DELETE of a row. SQLite: a trigger
-refuses UPDATE; a DELETE is refused by the application (monitoring.signals), because Django's
+refuses UPDATE; a DELETE is refused by the application (monitoring.security.signals), because Django's
 test flush empties SQLite tables with DELETE. A deployment can go further and grant the
 application's database role only INSERT and SELECT on auditlog_logentry (docs/security.md).
 """

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
-from monitoring import charts, wording
+from monitoring import charts
+from monitoring.flags import wording
 
 register = template.Library()
 MISSING = "\u2013"  # an en dash for a missing number

@@ -16,9 +16,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from clinics.models import Clinic, Episode, Membership, Patient, Session
-from monitoring import api_services
+from monitoring.api import services as api_services
+from monitoring.collection.responses import response_create
 from monitoring.models import ApiToken, ExportJob, Flag, Instrument, Response
-from monitoring.services import response_create
 from tests.conftest import finished_export
 
 ALL_FIVES = {n: 5 for n in range(1, 13)}

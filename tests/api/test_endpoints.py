@@ -12,8 +12,8 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from clinics.models import Patient, Session
-from monitoring import api_auth
-from monitoring.fhir import code_problems
+from monitoring.api import auth as api_auth
+from monitoring.exports.fhir import code_problems
 from monitoring.models import EpisodeAnalysis, ExportJob, Flag, Invitation
 from monitoring.models import Response as FormResponse
 from tests.api.conftest import Api, make_token, membership_code

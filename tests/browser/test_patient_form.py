@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from monitoring.collection.invitations import invitation_create, invitation_revoke
 from monitoring.models import Invitation, Response
-from monitoring.services import invitation_create, invitation_revoke
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -281,8 +281,8 @@ def test_an_admin_exports_and_downloads_and_outsiders_cannot(
 ):
     from auditlog.models import LogEntry
 
+    from monitoring.collection.responses import response_create
     from monitoring.models import ExportJob
-    from monitoring.services import response_create
 
     response_create(
         session=session, instrument=instrument, answers={n: 4 for n in range(1, 13)}, source="link"
@@ -304,7 +304,7 @@ def test_an_admin_exports_and_downloads_and_outsiders_cannot(
 def test_the_patients_pdf_report_follows_the_patient_access_rules(
     client, request, alice, dana, bob, erin, patient, episode, session, instrument, who, status
 ):
-    from monitoring.services import response_create
+    from monitoring.collection.responses import response_create
 
     response_create(
         session=session, instrument=instrument, answers={n: 4 for n in range(1, 13)}, source="link"
@@ -333,6 +333,6 @@ def test_discharged_patients_past_retention_are_pointed_out(client, dana, alice,
 
 
 def test_the_retention_cutoff_survives_a_leap_day(clinic_a):
-    from monitoring.selectors import patients_past_retention
+    from monitoring.clinic_admin.selectors import patients_past_retention
 
     assert patients_past_retention(clinic=clinic_a, today=date(2028, 2, 29)).count() == 0

@@ -8,8 +8,9 @@ import pytest
 from django.db import connection, connections
 
 from clinics.errors import ApplicationError
+from monitoring.collection.invitations import invitation_create, invitation_for_token
+from monitoring.collection.responses import submission_create
 from monitoring.models import Answer, Invitation, Response
-from monitoring.services import invitation_create, invitation_for_token, submission_create
 
 FULL = {n: 4 for n in range(1, 13)}
 

@@ -10,9 +10,9 @@ from django.test.utils import CaptureQueriesContext
 
 from clinics.models import Patient
 from monitoring.analytics.simulate import simulate_cohort
-from monitoring.importing import items_import_csv, responses_import
+from monitoring.collection.importing import items_import_csv, responses_import
+from monitoring.flags.services import episode_flags_refresh
 from monitoring.models import Flag, Notification
-from monitoring.services import episode_flags_refresh
 from tests.auth import sign_in
 
 pytestmark = pytest.mark.django_db

@@ -33,13 +33,16 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode, Membership, Patient, Session
 from clinics.services import staff_create
-from monitoring import export_services, exports, fhir, pdf, selectors
+from monitoring import exports
 from monitoring.analytics import analyse
 from monitoring.analytics import columns as c
-from monitoring.exports import EXPORTS, ExportFilters, guard_cell, pseudonym, render
-from monitoring.importing import responses_import
+from monitoring.collection.importing import responses_import
+from monitoring.collection.responses import response_create
+from monitoring.exports import EXPORTS, ExportFilters, fhir, guard_cell, pdf, pseudonym, render
+from monitoring.exports import services as export_services
+from monitoring.flags.selectors import analysis_config
+from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import ExportJob, Flag, Instrument
-from monitoring.services import response_create
 
 pytestmark = pytest.mark.django_db
 
@@ -810,9 +813,7 @@ def test_the_summary_without_a_period_is_the_analysis_summary():
     clinic = Clinic.objects.get(slug="demo")
     frame = EXPORTS["clinic_summary"].frame(clinic=clinic, filters=ExportFilters())
     episodes = list(Episode.objects.filter(patient__clinic=clinic).values_list("pk", flat=True))
-    summary = analyse(
-        selectors.scores_for_episodes(episode_ids=episodes), selectors.analysis_config(clinic=clinic)
-    ).summary
+    summary = analyse(scores_for_episodes(episode_ids=episodes), analysis_config(clinic=clinic)).summary
     summary = summary.rename(columns={"ceiling_share": "ceiling_rater_share"})
     shared = [name for name in summary.columns if name in frame.columns]
     assert len(shared) == 12
@@ -832,11 +833,11 @@ def test_an_item_export_imported_into_a_new_clinic_gives_the_same_levels_and_fla
         result = responses_import(clinic=fresh, file=handle, therapist=therapist)
     assert result.patients_created == demo.patients.count()
 
-    config = selectors.analysis_config(clinic=demo)
+    config = analysis_config(clinic=demo)
 
     def analysed(clinic: Clinic) -> tuple[pd.DataFrame, pd.DataFrame]:
         label = dict(Episode.objects.filter(patient__clinic=clinic).values_list("pk", "patient__label"))
-        analysis = analyse(selectors.scores_for_episodes(episode_ids=list(label)), config)
+        analysis = analyse(scores_for_episodes(episode_ids=list(label)), config)
 
         def relabel(frame: pd.DataFrame) -> pd.DataFrame:
             out = frame.assign(patient=frame[c.PATIENT].astype("int64").map(label))

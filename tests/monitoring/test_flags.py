@@ -7,13 +7,10 @@ from datetime import date, timedelta
 import pytest
 
 from clinics.models import Session
+from monitoring.collection.invitations import invitation_create
+from monitoring.collection.responses import response_create
+from monitoring.flags.services import clinic_estimate_refresh, episode_flags_refresh
 from monitoring.models import ClinicEstimate, Flag, Notification
-from monitoring.services import (
-    clinic_estimate_refresh,
-    episode_flags_refresh,
-    invitation_create,
-    response_create,
-)
 
 pytestmark = pytest.mark.django_db
 

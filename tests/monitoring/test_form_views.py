@@ -8,8 +8,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from monitoring.collection.invitations import invitation_create, invitation_revoke
 from monitoring.models import Response
-from monitoring.services import invitation_create, invitation_revoke
 
 pytestmark = pytest.mark.django_db
 FULL = {f"item_{n}": "4" for n in range(1, 13)}

@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 
 from clinics.errors import ApplicationError
 from clinics.models import Episode, Patient, Session
-from monitoring.importing import responses_import
+from monitoring.collection.importing import responses_import
 from monitoring.models import Answer, Response
 
 pytestmark = pytest.mark.django_db
@@ -144,7 +144,7 @@ def test_one_bad_long_row_aborts_the_whole_import(clinic_a, alice, rows, expecte
 def test_a_session_that_already_has_a_response_is_a_duplicate(
     clinic_a, alice, patient, episode, session, instrument
 ):
-    from monitoring.services import response_create
+    from monitoring.collection.responses import response_create
 
     response_create(
         session=session, instrument=instrument, answers={n: 4 for n in range(1, 13)}, source="link"

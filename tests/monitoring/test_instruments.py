@@ -8,9 +8,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from clinics.errors import ApplicationError
+from monitoring.collection.responses import response_create
 from monitoring.instruments.definition import bundled_definitions, parse_definition
+from monitoring.instruments.services import instrument_load
 from monitoring.models import Answer, Instrument, InstrumentTranslation
-from monitoring.services import instrument_load, response_create
 
 EN = json.loads((Path(bundled_definitions()[0]).parent / "bordin-alliance.v1.en.json").read_text())
 

@@ -11,10 +11,8 @@ from django.utils import timezone
 
 from clinics.errors import ApplicationError
 from clinics.models import Session
-from monitoring import links
-from monitoring.messaging import ConsoleSmsBackend
-from monitoring.models import Invitation, Response
-from monitoring.services import (
+from monitoring.collection import links
+from monitoring.collection.invitations import (
     invitation_create,
     invitation_for_token,
     invitation_revoke,
@@ -22,8 +20,10 @@ from monitoring.services import (
     reminder_send,
     reminders_due,
     session_mark_held,
-    submission_create,
 )
+from monitoring.collection.messaging import ConsoleSmsBackend
+from monitoring.collection.responses import submission_create
+from monitoring.models import Invitation, Response
 
 pytestmark = pytest.mark.django_db
 FULL = {n: 4 for n in range(1, 13)}

@@ -5,8 +5,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clinics.errors import ApplicationError
+from monitoring.collection.responses import response_create
 from monitoring.models import Answer, Response
-from monitoring.services import response_create
 
 pytestmark = pytest.mark.django_db
 

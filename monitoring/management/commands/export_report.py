@@ -16,8 +16,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Patient
-from monitoring.export_services import VIA_COMMAND, export_run
 from monitoring.exports import EXPORTS, FORMATS, ExportFilters
+from monitoring.exports.services import VIA_COMMAND, export_run
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic
-from monitoring.importing import responses_import
+from monitoring.collection.importing import responses_import
 from monitoring.models import Instrument
 
 

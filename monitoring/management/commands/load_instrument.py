@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clinics.errors import ApplicationError
 from monitoring.instruments.definition import read_definition
-from monitoring.services import instrument_load
+from monitoring.instruments.services import instrument_load
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from monitoring.export_services import export_files_purge
+from monitoring.exports.services import export_files_purge
 
 
 class Command(BaseCommand):

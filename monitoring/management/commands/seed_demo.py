@@ -23,8 +23,9 @@ from django.utils import timezone
 from clinics.models import Clinic, Episode, Membership, Patient, Session
 from clinics.services import staff_create
 from monitoring.analytics.simulate import simulate_cohort
+from monitoring.flags.services import clinic_estimate_refresh, episode_flags_refresh
+from monitoring.instruments.services import instruments_load_bundled
 from monitoring.models import Answer, Instrument, Response
-from monitoring.services import clinic_estimate_refresh, episode_flags_refresh, instruments_load_bundled
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "demo-alliance-2026"  # noqa: S105 - printed by `make run`; demo data only

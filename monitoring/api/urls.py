@@ -1,0 +1,75 @@
+"""URLs of the REST API (included under /api/): v1 operations, the OpenAPI schema and its docs.
+
+Objects are named by their opaque codes; an instrument by its public code and version. Anything
+else under /api/ is the API's JSON 404, not the site's HTML page.
+"""
+
+from __future__ import annotations
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from monitoring.api import views as api
+
+app_name = "api"
+
+#: Up to 9 digits: a longer number is no version and must not reach the database as an integer.
+VERSION = r"(?P<version>[0-9]{1,9})"
+#: Django's own UUID pattern (a looser one would let "----" reach the database as a UUID).
+UUID = r"(?P<code>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+
+v1 = [
+    path("me/", api.MeApi.as_view(), name="me"),
+    path("tokens/", api.TokenListApi.as_view(), name="tokens"),
+    path("tokens/<uuid:code>/", api.TokenDetailApi.as_view(), name="token"),
+    path("staff/", api.StaffListApi.as_view(), name="staff"),
+    path("patients/", api.PatientListApi.as_view(), name="patients"),
+    path("patients/<uuid:code>/", api.PatientDetailApi.as_view(), name="patient"),
+    path("patients/<uuid:code>/analysis/", api.PatientAnalysisApi.as_view(), name="patient-analysis"),
+    path("patients/<uuid:code>/episodes/", api.PatientEpisodesApi.as_view(), name="patient-episodes"),
+    path("patients/<uuid:code>/sessions/", api.PatientSessionsApi.as_view(), name="patient-sessions"),
+    path("episodes/<uuid:code>/", api.EpisodeDetailApi.as_view(), name="episode"),
+    path("episodes/<uuid:code>/close/", api.EpisodeCloseApi.as_view(), name="episode-close"),
+    path("sessions/", api.SessionListApi.as_view(), name="sessions"),
+    path("sessions/<uuid:code>/", api.SessionDetailApi.as_view(), name="session"),
+    path("sessions/<uuid:code>/link/", api.SessionLinkApi.as_view(), name="session-link"),
+    path("sessions/<uuid:code>/responses/", api.SessionResponsesApi.as_view(), name="session-responses"),
+    re_path(
+        rf"^sessions/{UUID}/responses/(?P<rater>patient|therapist)/$",
+        api.ResponseDetailApi.as_view(),
+        name="response",
+    ),
+    re_path(
+        rf"^sessions/{UUID}/responses/(?P<rater>patient|therapist)/fhir/$",
+        api.ResponseFhirApi.as_view(),
+        name="response-fhir",
+    ),
+    path("responses/", api.ResponseListApi.as_view(), name="responses"),
+    path("caseload/", api.CaseloadApi.as_view(), name="caseload"),
+    path("flags/", api.FlagListApi.as_view(), name="flags"),
+    path("flags/<uuid:code>/", api.FlagDetailApi.as_view(), name="flag"),
+    path("flags/<uuid:code>/acknowledge/", api.FlagAcknowledgeApi.as_view(), name="flag-acknowledge"),
+    path("instruments/", api.InstrumentListApi.as_view(), name="instruments"),
+    re_path(
+        rf"^instruments/(?P<code>[-a-z0-9]+)/{VERSION}/$",
+        api.InstrumentDetailApi.as_view(),
+        name="instrument",
+    ),
+    re_path(
+        rf"^instruments/(?P<code>[-a-z0-9]+)/{VERSION}/fhir/$",
+        api.QuestionnaireApi.as_view(),
+        name="instrument-fhir",
+    ),
+    path("exports/reports/", api.ReportListApi.as_view(), name="reports"),
+    path("exports/", api.ExportListApi.as_view(), name="exports"),
+    path("exports/<uuid:code>/", api.ExportDetailApi.as_view(), name="export"),
+    path("exports/<uuid:code>/download/", api.ExportDownloadApi.as_view(), name="export-download"),
+]
+
+urlpatterns = [
+    path("v1/", include(v1)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    # The split view serves its start-up script as a file of its own: our CSP allows no inline script.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    re_path(r"^[\s\S]*$", api.NotFoundApi.as_view(), name="not-found"),  # newlines included
+]

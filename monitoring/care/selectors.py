@@ -1,0 +1,390 @@
+"""Reads behind the therapist's pages: the caseload (who needs attention, and why), the
+notifications, and everything one patient's page shows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Exists, F, OuterRef, Q
+
+from clinics.models import Episode, Membership, Patient, Session
+from clinics.selectors import patient_get_for_user, patient_list_for_user, patients_visible_to
+from monitoring.analytics import Analysis
+from monitoring.flags import wording
+from monitoring.flags.selectors import analysis_for_episodes, counts_for_attention
+from monitoring.instruments.scores import scores_for_episodes
+from monitoring.models import (
+    Answer,
+    Flag,
+    Instrument,
+    Notification,
+    Response,
+)
+
+
+@dataclass(frozen=True)
+class Badge:
+    kind: str
+    label: str
+    tone: str
+    scales: tuple[str, ...]
+    session: int
+
+
+@dataclass(frozen=True)
+class CaseloadRow:
+    patient: Patient
+    sessions_held: int
+    last_session_date: date | None
+    form_missing: bool
+    latest_total: float | None
+    totals: list[float]
+    level: float | None
+    provisional: bool
+    deviation: str
+    badges: list[Badge]
+    pattern: str
+    priority: int
+    reason: str
+
+
+def _badges(flags: list[Flag], last_session: int) -> list[Badge]:
+    """Unacknowledged recent flags, one badge per kind (listing its scales), most serious first."""
+    recent = [
+        f
+        for f in flags
+        if counts_for_attention(
+            kind=f.kind,
+            session=f.session.number,
+            acknowledged=bool(f.acknowledgement),
+            last_held=last_session,
+        )
+    ]
+    # A rupture that has since been repaired or declared unrepaired is no longer "open".
+    closed = {(f.scale, f.detail.get("rupture_session")) for f in flags if f.kind in ("repair", "unrepaired")}
+    badges: dict[str, list[Flag]] = {}
+    for f in recent:
+        if f.kind == "rupture" and (f.scale, f.session.number) in closed:
+            continue
+        badges.setdefault(f.kind, []).append(f)
+    return sorted(
+        (
+            Badge(
+                kind=kind,
+                label=wording.FLAGS[kind].short,
+                tone=wording.FLAGS[kind].tone,
+                scales=tuple(dict.fromkeys(wording.SCALE_NAMES[f.scale] for f in group)),
+                session=max(f.session.number for f in group),
+            )
+            for kind, group in badges.items()
+        ),
+        key=lambda b: wording.PRIORITY.get(b.kind, wording.NO_PRIORITY),
+    )
+
+
+def caseload_for_user(
+    *, user: User | AnonymousUser, therapist_id: int | None = None, query: str = ""
+) -> list[CaseloadRow]:
+    """The user's active patients, most in need of attention first, with the reason in words.
+
+    A constant number of queries whatever the caseload size: patients, episodes, sessions with
+    whether the patient's form is in, answers, flags, and the clinic estimate per clinic.
+    """
+    patients = patient_list_for_user(user=user)
+    if therapist_id:
+        patients = patients.filter(therapist_id=therapist_id)
+    if query:
+        patients = patients.filter(Q(label__icontains=query) | Q(external_id__icontains=query))
+    patients_list = list(patients)
+    episodes = list(
+        Episode.objects.filter(patient__in=patients_list, ended_on=None).select_related("patient__clinic")
+    )
+    episode_of = {e.patient_id: e for e in episodes}
+    sessions = (
+        Session.objects.filter(episode__in=episodes, status=Session.Status.HELD)
+        .annotate(patient_in=Exists(Response.objects.filter(session=OuterRef("pk"), rater="patient")))
+        .values_list("episode_id", "number", "date", "patient_in")
+        .order_by("episode_id", "number")
+    )
+    held: dict[int, list[tuple[int, date, bool]]] = {}
+    for episode_id, number, when, patient_in in sessions:
+        held.setdefault(episode_id, []).append((number, when, patient_in))
+    flags: dict[int, list[Flag]] = {}
+    for flag in Flag.objects.filter(episode__in=episodes).select_related("session"):
+        flags.setdefault(flag.episode_id, []).append(flag)
+    analyses = analysis_for_episodes(episodes=episodes)
+    latest = _latest_by_episode(analyses)
+
+    rows = []
+    for patient in patients_list:
+        episode = episode_of.get(patient.pk)
+        history = held.get(episode.pk, []) if episode else []
+        nothing: tuple[list[float], float | None, bool, float | None, str] = ([], None, False, None, "")
+        totals, level, provisional, z, pattern = latest.get(episode.pk, nothing) if episode else nothing
+        last_number = history[-1][0] if history else 0
+        badges = _badges(flags.get(episode.pk, []) if episode else [], last_number)
+        form_missing = bool(history) and not history[-1][2]
+        candidates = [
+            (wording.PRIORITY[b.kind], f"{b.label} ({', '.join(b.scales)}) at session {b.session}")
+            for b in badges
+        ]
+        if pattern == "crisis":
+            candidates.append((wording.PRIORITY["crisis"], wording.PATTERNS["crisis"].title))
+        if form_missing:
+            candidates.append((wording.PRIORITY["form_missing"], f"No form yet for session {last_number}"))
+        priority, reason = min(candidates, default=(wording.NO_PRIORITY, ""))
+        rows.append(
+            CaseloadRow(
+                patient=patient,
+                sessions_held=len(history),
+                last_session_date=history[-1][1] if history else None,
+                form_missing=form_missing,
+                latest_total=totals[-1] if totals else None,
+                totals=totals[-12:],
+                level=level,
+                provisional=provisional,
+                deviation=wording.deviation_words(z),
+                badges=badges,
+                pattern=pattern,
+                priority=priority,
+                reason=reason,
+            )
+        )
+    rows.sort(key=lambda r: (r.priority, -(r.last_session_date or date.min).toordinal(), r.patient.label))
+    return rows
+
+
+def _latest_by_episode(
+    analyses: dict[int, Analysis],
+) -> dict[int, tuple[list[float], float | None, bool, float | None, str]]:
+    """Per episode: recent totals, level, provisional, latest deviation (z against the baseline
+    before it, in the patient's spread) and pattern; one pass per analysis, not per patient."""
+    out: dict[int, tuple[list[float], float | None, bool, float | None, str]] = {}
+    for analysis in {id(a): a for a in analyses.values()}.values():
+        sessions = analysis.sessions[analysis.sessions["scale"] == "total"]
+        levels = analysis.levels[analysis.levels["scale"] == "total"].set_index("patient")
+        patterns = analysis.patterns.set_index("patient")["pattern"]
+        last = sessions.groupby("patient", sort=False).tail(1).set_index("patient")
+        # How the latest session compares with the level before it (the prospective baseline the
+        # flags use); the retrospective z where there is no baseline yet.
+        z = ((last["score"] - last["baseline"]) / last["s_used"]).fillna(last["z"])
+        for episode_id, scores in sessions.groupby("patient", sort=False)["score"]:
+            totals = [float(v) for v in scores.dropna()]
+            pattern = str(patterns.get(episode_id, "none"))
+            out[int(episode_id)] = (
+                totals,
+                _float(levels.at[episode_id, "level"]) if episode_id in levels.index else None,
+                bool(levels.at[episode_id, "provisional"]) if episode_id in levels.index else False,
+                _float(z.get(episode_id)),
+                "" if pattern == "none" else pattern,
+            )
+    return out
+
+
+def _float(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def therapists_for_admin(*, user: User | AnonymousUser) -> list[Any]:
+    """The therapists an admin may filter the caseload by (empty for a therapist)."""
+    if not user.is_authenticated:
+        return []
+    admin_clinics = Membership.objects.filter(user=user, is_active=True, role=Membership.Role.ADMIN).values(
+        "clinic"
+    )
+    memberships = Membership.objects.filter(
+        clinic__in=admin_clinics, role=Membership.Role.THERAPIST, is_active=True
+    )
+    return [
+        m.user for m in memberships.select_related("user").order_by("user__last_name", "user__first_name")
+    ]
+
+
+@dataclass(frozen=True)
+class PatientNews:
+    patient: Patient
+    count: int
+    latest: Notification
+
+
+def notifications_unread(*, user: User | AnonymousUser) -> list[PatientNews]:
+    """New flags since the user last cleared them, one line per patient (most recent first),
+    for patients the user may still see."""
+    if not user.is_authenticated:
+        return []
+    pending = Notification.objects.filter(
+        user=user, read_at=None, flag__episode__patient__in=patients_visible_to(user=user)
+    ).select_related("flag__session", "flag__episode__patient")
+    news: dict[int, list[Notification]] = {}
+    for n in pending.order_by("-flag__session__number", "-created_at"):
+        news.setdefault(n.flag.episode.patient_id, []).append(n)
+    return [PatientNews(items[0].flag.episode.patient, len(items), items[0]) for items in news.values()][:20]
+
+
+#: Which scale's flag speaks for an event seen on several scales at once.
+HEADLINE_ORDER = {"decline": ("task", "agreement", "total", "goal", "bond")}
+
+
+DEFAULT_HEADLINE_ORDER = ("total", "agreement", "task", "goal", "bond")
+
+
+@dataclass(frozen=True)
+class FlagView:
+    """One event (kind at a session), usually seen on several scales at once, shown once."""
+
+    flag: Flag  # the headline flag: the total, or task agreement for a decline
+    others: list[Flag]
+    title: str
+    tone: str
+    meaning: str
+    prompt: str
+    rule: str
+    counts: bool  # still counts for the caseload (unacknowledged and recent)
+
+    @property
+    def scales(self) -> list[str]:
+        return [wording.SCALE_NAMES[f.scale] for f in [self.flag, *self.others]]
+
+
+def flag_views(flags: Iterable[Flag], *, last_held: int) -> list[FlagView]:
+    """Group an episode's flags by (session, kind), newest first, with their wording."""
+    groups: dict[tuple[int, str], list[Flag]] = {}
+    for f in flags:
+        groups.setdefault((f.session.number, f.kind), []).append(f)
+    views = []
+    for (number, kind), group in sorted(
+        groups.items(), key=lambda kv: (-kv[0][0], wording.PRIORITY.get(kv[0][1], 9))
+    ):
+        order = HEADLINE_ORDER.get(kind, DEFAULT_HEADLINE_ORDER)
+        group.sort(key=lambda f: order.index(f.scale) if f.scale in order else len(order))
+        head = group[0]
+        words = wording.FLAGS[kind]
+        views.append(
+            FlagView(
+                flag=head,
+                others=group[1:],
+                title=words.title,
+                tone=words.tone,
+                meaning=words.meaning,
+                prompt=words.prompt,
+                rule=wording.rule_text(
+                    rule=str(head.detail.get("rule", "")),
+                    scale=head.scale,
+                    detail=head.detail,
+                    threshold=head.threshold,
+                ),
+                counts=counts_for_attention(
+                    kind=kind,
+                    session=number,
+                    acknowledged=all(f.acknowledgement for f in group),
+                    last_held=last_held,
+                ),
+            )
+        )
+    return views
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    session: Session
+    patient_answers: dict[int, int]
+    therapist_answers: dict[int, int]
+    scores: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class PatientDashboard:
+    patient: Patient
+    episode: Episode | None
+    analysis: Analysis | None
+    sessions: list[SessionRow]
+    flags: list[FlagView]
+    therapist_scores: pd.DataFrame
+    levels: dict[str, dict[str, Any]]
+    pattern: dict[str, str] | None
+    items: list[tuple[int, str]]
+
+
+def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDashboard:
+    """Everything the patient page shows, in a constant number of queries."""
+    patient = patient_get_for_user(user=user, code=code)
+    episode = (
+        Episode.objects.filter(patient=patient)
+        .select_related("patient__clinic", "therapist")
+        .order_by(F("ended_on").desc(nulls_first=True), "-started_on")
+        .first()
+    )
+    if episode is None:
+        return PatientDashboard(patient, None, None, [], [], pd.DataFrame(), {}, None, [])
+    analysis = analysis_for_episodes(episodes=[episode]).get(episode.pk)
+    answers: dict[tuple[int, str], dict[int, int]] = {}
+    for number, rater, item, value in Answer.objects.filter(response__session__episode=episode).values_list(
+        "response__session__number", "response__rater", "item__number", "value"
+    ):
+        answers.setdefault((number, rater), {})[item] = value
+    scores: dict[int, dict[str, float | None]] = {}
+    levels: dict[str, dict[str, Any]] = {}
+    pattern = None
+    if analysis is not None:
+        mine = analysis.sessions[analysis.sessions["patient"] == episode.pk]
+        for number, scale, score in mine[["session", "scale", "score"]].itertuples(index=False):
+            scores.setdefault(int(number), {})[str(scale)] = _float(score)
+        for row in analysis.levels[analysis.levels["patient"] == episode.pk].to_dict("records"):
+            levels[str(row["scale"])] = row
+        pat = analysis.patterns[analysis.patterns["patient"] == episode.pk]
+        if len(pat) and pat["pattern"].iloc[0] in wording.PATTERNS:
+            words = wording.PATTERNS[str(pat["pattern"].iloc[0])]
+            pattern = {
+                "title": words.title,
+                "meaning": words.meaning,
+                "prompt": words.prompt,
+                "explanation": str(pat["explanation"].iloc[0]),
+            }
+    sessions = list(episode.sessions.order_by("-number"))
+    last_held = max((s.number for s in sessions if s.status == Session.Status.HELD), default=0)
+    flags = flag_views(
+        episode.flags.select_related("session", "acknowledged_by", "estimate"), last_held=last_held
+    )
+    structure = _instrument_structure_for_episode(episode)
+    return PatientDashboard(
+        patient=patient,
+        episode=episode,
+        analysis=analysis,
+        sessions=[
+            SessionRow(
+                s,
+                answers.get((s.number, "patient"), {}),
+                answers.get((s.number, "therapist"), {}),
+                scores.get(s.number, {}),
+            )
+            for s in sessions
+        ],
+        flags=flags,
+        therapist_scores=scores_for_episodes(episode_ids=[episode.pk], rater="therapist"),
+        levels=levels,
+        pattern=pattern,
+        items=structure,
+    )
+
+
+def _instrument_structure_for_episode(episode: Episode) -> list[tuple[int, str]]:
+    """(item number, subscale) of the clinic's patient instrument, for the answers table."""
+    instrument = (
+        Instrument.objects.filter(code=episode.patient.clinic.instrument_code, rater="patient")
+        .order_by("-version")
+        .first()
+        or Instrument.objects.filter(rater="patient").first()
+    )
+    if instrument is None:
+        return []
+    return list(instrument.items.order_by("number").values_list("number", "subscale"))

@@ -1,0 +1,400 @@
+"""Staff pages. Each view starts with a selector that returns 404 for anything the user may not
+see, then calls one service for a write; domain errors become a message on the page."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from io import BytesIO
+
+import qrcode
+import qrcode.image.svg
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_not_required, login_required
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from clinics.errors import ApplicationError
+from clinics.models import Session
+from clinics.selectors import patient_get_for_user, patients_visible_to, session_get_for_user
+from clinics.services import session_create
+from monitoring import charts
+from monitoring.api import services as api_services
+from monitoring.care.selectors import (
+    caseload_for_user,
+    notifications_unread,
+    patient_dashboard,
+    therapists_for_admin,
+)
+from monitoring.collection import links
+from monitoring.collection import responses as collection_responses
+from monitoring.collection.forms import answers_from_post, questions
+from monitoring.collection.invitations import (
+    invitation_create,
+    invitation_revoke,
+    invitation_send,
+    session_mark_held,
+)
+from monitoring.collection.selectors import sessions_for_kiosk
+from monitoring.collection.views import KIOSK_SESSION_KEY
+from monitoring.exports import services as export_services
+from monitoring.flags import services as flags_services
+from monitoring.flags.selectors import ATTENTION_WINDOW, flag_get_for_user
+from monitoring.flags.services import notifications_mark_read
+from monitoring.instruments.selectors import instrument_for_clinic
+from monitoring.models import ApiToken, Flag, Invitation, Rater
+from monitoring.security.audit import access_log, access_log_list
+from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required
+
+
+@login_required
+def caseload(request: AuthenticatedRequest) -> HttpResponse:
+    """The therapist's home page: who needs attention now, and why."""
+    therapists = therapists_for_admin(user=request.user)
+    try:
+        therapist_id = int(request.GET.get("therapist", "")) if therapists else None
+    except ValueError:
+        therapist_id = None
+    query = request.GET.get("q", "").strip()[:60]
+    rows = caseload_for_user(user=request.user, therapist_id=therapist_id, query=query)
+    access_log_list(
+        actor=request.user, what="caseload", patients=[r.patient for r in rows], path=request.path
+    )
+    notifications = notifications_unread(user=request.user)
+    return render(
+        request,
+        "care/caseload.html",
+        {
+            "rows": rows,
+            "attention": [r for r in rows if r.priority < 9],
+            "others": [r for r in rows if r.priority >= 9],
+            "therapists": therapists,
+            "therapist_id": therapist_id,
+            "query": query,
+            "notifications": notifications,
+            "has_patients": patients_visible_to(user=request.user).exists(),
+            "window": ATTENTION_WINDOW,
+        },
+    )
+
+
+@login_required
+@require_POST
+def notifications_read(request: AuthenticatedRequest) -> HttpResponse:
+    notifications_mark_read(user=request.user)
+    return redirect("monitoring:caseload")
+
+
+@login_required
+def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    """One patient's alliance: own level, deviations, flags with their reasons, the answers."""
+    dashboard = patient_dashboard(user=request.user, code=code)
+    access_log(actor=request.user, instance=dashboard.patient, what="patient page", path=request.path)
+    notifications_mark_read(user=request.user, flag_ids=[f.flag.pk for f in dashboard.flags])
+    figures = {}
+    if dashboard.analysis is not None and dashboard.episode is not None:
+        analysis, pk = dashboard.analysis, dashboard.episode.pk
+        sessions = analysis.sessions[analysis.sessions["patient"] == pk]
+        levels = analysis.levels[analysis.levels["patient"] == pk]
+        events = analysis.events[analysis.events["patient"] == pk]
+        dates = {row.session.number: row.session.date for row in dashboard.sessions}
+        figures = {
+            "trajectory": charts.trajectory(
+                sessions=sessions, levels=levels, events=events, session_dates=dates
+            ),
+            "deviations": charts.deviations(sessions=sessions, events=events, k=analysis.config.k),
+            "subscales": charts.subscales(sessions=sessions, events=events),
+        }
+        patient_totals = sessions[sessions["scale"] == "total"][["session", "score"]].rename(
+            columns={"score": "total"}
+        )
+        if not dashboard.therapist_scores.empty:
+            figures["raters"] = charts.raters(patient=patient_totals, therapist=dashboard.therapist_scores)
+    return render(
+        request,
+        "care/patient.html",
+        {
+            "d": dashboard,
+            "patient": dashboard.patient,
+            "episode": dashboard.episode,
+            "figures": figures,
+            "open_flags": sum(f.counts for f in dashboard.flags),
+            "total_level": dashboard.levels.get("total"),
+            "latest": next((r for r in dashboard.sessions if r.scores.get("total") is not None), None),
+            "today": date.today(),
+            "choices": Flag.Acknowledgement.choices,
+        },
+    )
+
+
+@login_required
+@require_POST
+def flag_acknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    flag = flag_get_for_user(user=request.user, code=code)
+    try:
+        flags_services.flag_acknowledge(
+            flag=flag,
+            user=request.user,
+            acknowledgement=request.POST.get("acknowledgement", ""),
+            note=request.POST.get("note", ""),
+        )
+        messages.success(request, "Noted. The flag stays on this page and no longer counts on your caseload.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect(f"{reverse('monitoring:patient', args=[flag.episode.patient.code])}#flag-{flag.code}")
+
+
+@login_required
+@require_POST
+def session_add(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    patient = patient_get_for_user(user=request.user, code=code)
+    episode = patient.episodes.filter(ended_on=None).first()
+    try:
+        when = date.fromisoformat(request.POST.get("date", ""))
+    except ValueError:
+        messages.error(request, "Please give the session date as a date.")
+        return redirect("monitoring:patient", code=patient.code)
+    if episode is None:
+        messages.error(request, "This patient has no open episode of care; open one first.")
+        return redirect("monitoring:patient", code=patient.code)
+    session = session_create(episode=episode, date=when)
+    messages.success(request, f"Session {session.number} added.")
+    return redirect("monitoring:session", code=session.code)
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    """A posted code as a UUID; None for anything else (a tampered form matches nothing)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _qr_svg(url: str) -> str:
+    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    buffer = BytesIO()
+    image.save(buffer)
+    return buffer.getvalue().decode("utf-8").split("?>", 1)[-1]
+
+
+def _session_context(request: AuthenticatedRequest, session: Session) -> dict[str, object]:
+    invitation = (
+        session.invitations.filter(used_at=None, revoked_at=None, expires_at__gt=timezone.now())
+        .order_by("-created_at")
+        .first()
+    )
+    url = links.form_url(links.token_for_salt(invitation.salt)) if invitation else ""
+    responses = {r.rater: r for r in session.responses.select_related("entered_by")}
+    patient = session.episode.patient
+    return {
+        "session": session,
+        "patient": patient,
+        "invitation": invitation,
+        "link_url": url,
+        "qr_svg": mark_safe(_qr_svg(url)) if url else "",  # noqa: S308 - generated by qrcode, no user input
+        "patient_response": responses.get(Rater.PATIENT),
+        "therapist_response": responses.get(Rater.THERAPIST),
+        "can_rate": patient.clinic.therapist_rating_enabled
+        and session.episode.therapist_id == request.user.pk,
+    }
+
+
+@login_required
+@never_cache
+def session_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    session = session_get_for_user(user=request.user, code=code)
+    access_log(actor=request.user, instance=session.episode.patient, what="session page", path=request.path)
+    return render(request, "care/session.html", _session_context(request, session))
+
+
+@login_required
+@require_POST
+def session_action(request: AuthenticatedRequest, code: str, action: str) -> HttpResponse:
+    """The session page's buttons: mark held, new link, withdraw link, send link."""
+    session = session_get_for_user(user=request.user, code=code)
+    try:
+        if action == "held":
+            session_mark_held(session=session, user=request.user)
+            messages.success(request, "Session marked as held. The form link is ready below.")
+        elif action == "link":
+            invitation_create(session=session, created_by=request.user)
+            messages.success(
+                request, "A new form link is ready; earlier links for this session no longer work."
+            )
+        elif action in ("revoke", "email", "sms"):
+            invitation_code = _uuid_or_none(request.POST.get("invitation", ""))
+            invitation = (
+                Invitation.objects.filter(session=session, code=invitation_code).first()
+                if invitation_code
+                else None
+            )
+            if invitation is None:
+                raise ApplicationError("That link no longer exists; reload the page.")
+            if action == "revoke":
+                invitation_revoke(invitation=invitation)
+                messages.success(request, "The link has been withdrawn. It no longer opens the form.")
+            else:
+                invitation_send(invitation=invitation, channel=action)
+                messages.success(request, "The link has been sent. It contains no clinical information.")
+        else:
+            raise ApplicationError("Unknown action.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("monitoring:session", code=session.code)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def response_enter(request: AuthenticatedRequest, code: str, rater: str) -> HttpResponse:
+    """Staff entry of a paper form on the patient's behalf, or the therapist's own rating."""
+    session = session_get_for_user(user=request.user, code=code)
+    context = _session_context(request, session)
+    if rater == Rater.THERAPIST and not context["can_rate"]:
+        messages.error(
+            request, "Only the patient's therapist can rate this session, when the clinic has it turned on."
+        )
+        return redirect("monitoring:session", code=session.code)
+    clinic = session.episode.patient.clinic
+    try:
+        instrument = instrument_for_clinic(clinic=clinic, rater=rater)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("monitoring:session", code=session.code)
+    posted: dict[int, str] = {}
+    errors: dict[int, str] = {}
+    if request.method == "POST":
+        answers, posted, errors = answers_from_post(request.POST, instrument)
+        if not errors:
+            try:
+                collection_responses.response_enter(
+                    session=session, rater=rater, answers=answers, user=request.user
+                )
+            except (ApplicationError, PermissionDenied) as error:
+                messages.error(request, getattr(error, "message", str(error)))
+                return redirect("monitoring:session", code=session.code)
+            messages.success(request, "The answers have been saved.")
+            return redirect("monitoring:session", code=session.code)
+    items = questions(instrument, "en", posted, errors)
+    return render(
+        request,
+        "collection/response_enter.html",
+        {
+            **context,
+            "rater": rater,
+            "questions": items,
+            "errors": [q for q in items if q["error"]],
+            "wording": instrument.translation("en"),
+        },
+        status=400 if errors else 200,
+    )
+
+
+@login_required
+def kiosk(request: AuthenticatedRequest) -> HttpResponse:
+    sessions = list(sessions_for_kiosk(user=request.user, since=date.today() - timedelta(days=7)))
+    access_log_list(
+        actor=request.user,
+        what="tablet picker",
+        patients=[s.episode.patient for s in sessions],
+        path=request.path,
+    )
+    return render(request, "collection/kiosk.html", {"sessions": sessions})
+
+
+@login_required
+@require_POST
+def kiosk_start(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    """Hand the tablet to the patient: create a tablet link, then sign the staff member out so
+    that nothing but the form is reachable until staff sign in again."""
+    session = session_get_for_user(user=request.user, code=code)
+    try:
+        if session.status != Session.Status.HELD:
+            session_mark_held(session=session, user=request.user)
+        _, token = invitation_create(
+            session=session, created_by=request.user, channel=Invitation.Channel.TABLET
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("monitoring:kiosk")
+    logout(request)
+    request.session[KIOSK_SESSION_KEY] = True
+    return redirect("monitoring:form", token=token)
+
+
+@login_not_required
+def favicon(request: HttpRequest) -> HttpResponse:
+    # Resolved per request, not at import: with hashed static files the name is only known once
+    # collectstatic has run, and importing the URLconf (e.g. `check --deploy`) must not need it.
+    return redirect(static("favicon.svg"), permanent=True)
+
+
+@login_not_required
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness and database reachability, for load balancers and monitoring. No data."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+@login_required
+@recent_sign_in_required(allow_get=False)
+def patient_report_pdf(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    """The one-patient report as a PDF to file in the health record (audited)."""
+    rendered = export_services.patient_report_for_user(user=request.user, code=code)
+    response = HttpResponse(rendered.content, content_type=rendered.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@recent_sign_in_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: AuthenticatedRequest) -> HttpResponse:
+    """The user's API tokens: create one (shown once), see when each was last used, revoke."""
+    clinics = [m.clinic for m in request.user.memberships.filter(is_active=True).select_related("clinic")]
+    new_token = ""
+    if request.method == "POST" and request.POST.get("action") == "revoke":
+        token_code = _uuid_or_none(request.POST.get("token", ""))
+        token = ApiToken.objects.filter(user=request.user, code=token_code).first() if token_code else None
+        if token is not None:
+            api_services.api_token_revoke(token=token, by=request.user)
+            messages.success(request, f"“{token.name}” is revoked; it no longer opens the API.")
+        return redirect("monitoring:api-tokens")
+    if request.method == "POST":
+        clinic = next((c for c in clinics if str(c.code) == request.POST.get("clinic")), None)
+        try:
+            days = int(request.POST.get("days") or 0)
+        except ValueError:
+            days = -1
+        try:
+            if clinic is None:
+                raise ApplicationError("Choose one of your clinics.")
+            if days < 0:
+                raise ApplicationError("Give the lifetime as a number of days, or leave it empty.")
+            expires = timezone.now() + timedelta(days=days) if days else None
+            _, new_token = api_services.api_token_create(
+                user=request.user, clinic=clinic, name=request.POST.get("name", ""), expires_at=expires
+            )
+        except ApplicationError as error:
+            messages.error(request, error.message)
+    tokens = ApiToken.objects.filter(user=request.user).select_related("clinic")
+    return render(
+        request,
+        "security/api_tokens.html",
+        {"tokens": tokens, "clinics": clinics, "new_token": new_token, "now": timezone.now()},
+    )

@@ -1,0 +1,22 @@
+"""Reads for collecting answers: the sessions a clinic tablet can hand to a patient."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import QuerySet
+
+from clinics.models import Session
+from clinics.selectors import patients_visible_to
+
+
+def sessions_for_kiosk(*, user: User | AnonymousUser, since: date) -> QuerySet[Session]:
+    """Recent held or scheduled sessions without the patient's answers, for the tablet picker."""
+    return (
+        Session.objects.filter(episode__patient__in=patients_visible_to(user=user), episode__ended_on=None)
+        .filter(date__gte=since, status__in=[Session.Status.HELD, Session.Status.SCHEDULED])
+        .exclude(responses__rater="patient")
+        .select_related("episode__patient")
+        .order_by("-date", "episode__patient__label")
+    )

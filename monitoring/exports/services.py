@@ -1,0 +1,349 @@
+"""Export services: who may export, producing an export (always audited), background jobs.
+
+The admin page, the API and ``manage.py export_report`` call these, never an exporter directly,
+so the access rule and the audit entry cannot be forgotten. Access: only an *active admin* of
+the clinic may export its data or download its export files.
+
+- Services that act for a user (``export_start``, ``export_run`` with a user) raise
+  ``django.core.exceptions.PermissionDenied`` for anyone else: Django and DRF both turn it into
+  403. Bad input (unknown report, a format the report lacks, bad filters) raises
+  ``ApplicationError`` with a message for the page.
+- Lookups by code (``export_job_get_for_user``, ``export_clinic_get_for_user``) raise ``Http404``
+  for anything the user may not see, as every selector does: a job of another clinic does not
+  exist for them.
+
+Audit: each export writes one django-auditlog ``LogEntry`` with action ACCESS on the clinic:
+actor (None from the command line), the report, format, filters, job and route in
+``additional_data``, the time in ``timestamp``. Downloading a finished job's file writes
+another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from auditlog.models import LogEntry
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from clinics.errors import ApplicationError
+from clinics.models import Clinic, Membership, Patient
+from clinics.selectors import patient_get_for_user
+from monitoring.exports import FORMATS, PDF, ExportFilters, ProgressCallback, Rendered, exporter_get, render
+from monitoring.models import ExportJob
+from monitoring.security.audit import entry_write
+
+logger = logging.getLogger(__name__)
+
+VIA_WEB = "web"
+VIA_API = "api"
+VIA_JOB = "background job"
+VIA_COMMAND = "command line"
+
+#: Only one progress write per this many percentage points: a big export is not slowed by them.
+PROGRESS_STEP = 5
+
+
+# --- Reads: access ----------------------------------------------------------------------------
+
+
+def clinics_for_export(*, user: User | AnonymousUser) -> QuerySet[Clinic]:
+    """The clinics whose data the user may export: those where they are an active admin."""
+    if not user.is_authenticated:
+        return Clinic.objects.none()
+    return Clinic.objects.filter(
+        memberships__user_id=user.pk, memberships__is_active=True, memberships__role=Membership.Role.ADMIN
+    )
+
+
+def export_clinic_get_for_user(*, user: User | AnonymousUser, slug: str) -> Clinic:
+    """The clinic with ``slug`` if the user may export it, else 404."""
+    clinic = clinics_for_export(user=user).filter(slug=slug).first()
+    if clinic is None:
+        raise Http404("No such clinic.")
+    return clinic
+
+
+def export_job_get_for_user(*, user: User | AnonymousUser, code: object) -> ExportJob:
+    """The export job with this code, or 404 unless the user is an active admin of its clinic."""
+    try:
+        key = uuid.UUID(str(code))
+    except ValueError:
+        raise Http404("No such export.") from None
+    job = (
+        ExportJob.objects.filter(clinic__in=clinics_for_export(user=user), code=key)
+        .select_related("clinic", "requested_by")
+        .first()
+    )
+    if job is None:
+        raise Http404("No such export.")
+    return job
+
+
+def export_jobs_for_user(*, user: User | AnonymousUser, clinic: Clinic, limit: int = 50) -> list[ExportJob]:
+    """The clinic's most recent export jobs, for its admins' export page (empty for anyone else)."""
+    jobs = ExportJob.objects.filter(clinic=clinic, clinic__in=clinics_for_export(user=user))
+    return list(jobs.select_related("requested_by").order_by("-created_at")[:limit])
+
+
+def _require_admin(*, user: User | AnonymousUser, clinic: Clinic) -> None:
+    if not clinics_for_export(user=user).filter(pk=clinic.pk).exists():
+        raise PermissionDenied("Only the clinic's admins may export its data.")
+
+
+# --- Writes: audit, exports and jobs ----------------------------------------------------------
+
+
+def export_audit(
+    *,
+    clinic: Clinic,
+    actor: User | None,
+    identifier: str,
+    fmt: str,
+    filters: ExportFilters,
+    via: str,
+    job: ExportJob | None = None,
+    event: str = "export",
+) -> LogEntry:
+    """Record who exported what, with which filters and format, and when (an ACCESS entry)."""
+    data: dict[str, Any] = {
+        "event": event,
+        "export": identifier,
+        "format": fmt,
+        "filters": filters.to_json(),
+        "via": via,
+        "job": str(job.code) if job else None,
+    }
+    who = getattr(actor, "email", "") or ("command line" if actor is None else str(actor))
+    return entry_write(
+        instance=clinic,
+        actor=actor,
+        action=LogEntry.Action.ACCESS,
+        text=f"{event} of {identifier} as {fmt} by {who} ({via})",
+        data=data,
+    )
+
+
+def _check_request(*, clinic: Clinic, identifier: str, fmt: str, filters: ExportFilters) -> None:
+    exporter = exporter_get(identifier)
+    if fmt not in FORMATS or fmt not in exporter.formats:
+        names = ", ".join(exporter.formats)
+        raise ApplicationError(f"{exporter.verbose_name} can be exported as {names}, not '{fmt}'.")
+    if exporter.needs_patient and not filters.patient_code:
+        raise ApplicationError("Choose the patient for a one-patient report.")
+    if filters.patient_code and not Patient.objects.filter(clinic=clinic, code=filters.patient_code).exists():
+        raise ApplicationError("There is no such patient in this clinic.")
+    if (
+        filters.therapist_id
+        and not Membership.objects.filter(clinic=clinic, user_id=filters.therapist_id).exists()
+    ):
+        raise ApplicationError("That therapist does not work in this clinic.")
+
+
+def export_run(
+    *,
+    clinic: Clinic,
+    user: User | None,
+    identifier: str,
+    fmt: str,
+    filters: ExportFilters,
+    via: str = VIA_WEB,
+    job: ExportJob | None = None,
+    on_rows: ProgressCallback | None = None,
+) -> Rendered:
+    """Produce an export now and audit it. ``user`` None means the command line (trusted: whoever
+    can run manage.py can read the database anyway); any user must be an active clinic admin.
+
+    For CSV and XLSX of ``item_answers`` the content is a byte iterator that reads the database
+    as it is consumed: stream it (``StreamingHttpResponse``) or write it to a file.
+    """
+    if user is not None:
+        _require_admin(user=user, clinic=clinic)
+    _check_request(clinic=clinic, identifier=identifier, fmt=fmt, filters=filters)
+    exporter = exporter_get(identifier)
+    export_audit(clinic=clinic, actor=user, identifier=identifier, fmt=fmt, filters=filters, via=via, job=job)
+    frame = exporter.frame(clinic=clinic, filters=filters)
+    return render(exporter, frame, fmt, clinic=clinic, filters=filters, on_rows=on_rows)
+
+
+def export_start(
+    *, clinic: Clinic, user: User, identifier: str, fmt: str, filters: ExportFilters
+) -> ExportJob:
+    """Queue an export as a background job and return it; the task is enqueued on commit.
+
+    With the default immediate task backend and no surrounding transaction the job has run by
+    the time this returns ("with no worker configured they run inline"); with the database
+    worker or RQ it runs in a worker and the page polls ``progress``.
+    """
+    from monitoring.exports import tasks as export_tasks
+
+    _require_admin(user=user, clinic=clinic)
+    _check_request(clinic=clinic, identifier=identifier, fmt=fmt, filters=filters)
+    job = ExportJob.objects.create(
+        clinic=clinic, requested_by_id=user.pk, exporter=identifier, format=fmt, filters=filters.to_json()
+    )
+    transaction.on_commit(partial(export_tasks.export_job_run.enqueue, job.pk))
+    return job
+
+
+def export_job_run(*, job_id: int) -> ExportJob:
+    """Run a queued job: write its file under MEDIA_ROOT/exports/<code>/, or record why it failed.
+
+    The job is claimed with a conditional update, so a task delivered twice runs it once. The
+    requester's access is checked again here: an admin removed while the job waited gets nothing.
+    Never raises for a failed export: the job's status and error say what happened.
+    """
+    now = timezone.now()
+    claimed = ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(
+        status=ExportJob.Status.RUNNING, started_at=now, progress=1
+    )
+    job = ExportJob.objects.select_related("clinic", "requested_by").get(pk=job_id)
+    if not claimed:
+        return job
+    directory = export_directory(job)
+    try:
+        if job.requested_by is None:
+            raise PermissionDenied("The person who asked for this export no longer has an account.")
+        filters = ExportFilters.from_json(job.filters)
+        exporter = exporter_get(job.exporter)
+        total = exporter.count(clinic=job.clinic, filters=filters)
+        rendered = export_run(
+            clinic=job.clinic,
+            user=job.requested_by,
+            identifier=job.exporter,
+            fmt=job.format,
+            filters=filters,
+            via=VIA_JOB,
+            job=job,
+            on_rows=_progress_writer(job.pk, total),
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / Path(rendered.filename).name
+        partial_path = target.with_suffix(target.suffix + ".part")
+        with open(partial_path, "wb") as out:
+            if isinstance(rendered.content, bytes):
+                out.write(rendered.content)
+            else:
+                for block in rendered.content:
+                    out.write(block)
+        os.replace(partial_path, target)
+    except (ApplicationError, PermissionDenied) as exc:
+        return _job_failed(job, directory, str(getattr(exc, "message", exc)) or "Not allowed.")
+    except Exception as exc:
+        logger.exception("Export job %s failed", job.code)
+        return _job_failed(
+            job, directory, f"The export failed unexpectedly ({type(exc).__name__}); it has been logged."
+        )
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportJob.Status.DONE,
+        progress=100,
+        finished_at=timezone.now(),
+        file_path=str(target.relative_to(Path(settings.MEDIA_ROOT))),
+        filename=rendered.filename,
+        content_type=rendered.content_type,
+    )
+    job.refresh_from_db()
+    return job
+
+
+def _job_failed(job: ExportJob, directory: Path, reason: str) -> ExportJob:
+    shutil.rmtree(directory, ignore_errors=True)
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportJob.Status.FAILED, error=reason, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
+
+
+def _progress_writer(job_id: int, total: int | None) -> ProgressCallback:
+    """A callback writing a job's progress (5-95%) as rows are written, in steps."""
+    last = [1]
+
+    def write(rows: int) -> None:
+        percent = 50 if not total else 5 + int(90 * min(rows, total) / total)
+        if percent >= last[0] + PROGRESS_STEP:
+            last[0] = percent
+            ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.RUNNING).update(progress=percent)
+
+    return write
+
+
+def export_directory(job: ExportJob) -> Path:
+    return Path(settings.MEDIA_ROOT) / "exports" / str(job.code)
+
+
+def export_file(*, job: ExportJob, user: User | None = None) -> tuple[Path, str, str]:
+    """The finished job's file as (path, filename, content type), for a download response.
+
+    Get ``job`` through ``export_job_get_for_user`` first. Passing the user audits the download.
+    """
+    if job.status == ExportJob.Status.FAILED:
+        raise ApplicationError(job.error or "This export failed.")
+    if job.status != ExportJob.Status.DONE:
+        raise ApplicationError("This export is not ready yet.")
+    root = (Path(settings.MEDIA_ROOT) / "exports").resolve()
+    path = (Path(settings.MEDIA_ROOT) / job.file_path).resolve()
+    if not job.file_path or root not in path.parents or not path.is_file():
+        raise ApplicationError("This export's file has been removed; run the export again.")
+    if user is not None:
+        export_audit(
+            clinic=job.clinic,
+            actor=user,
+            identifier=job.exporter,
+            fmt=job.format,
+            filters=ExportFilters.from_json(job.filters),
+            via=VIA_WEB,
+            job=job,
+            event="download",
+        )
+    return path, job.filename, job.content_type
+
+
+def export_files_purge(*, older_than: timedelta = timedelta(days=7), clinic: Clinic | None = None) -> int:
+    """Delete the files of jobs finished before ``older_than`` ago (health data should not
+    linger on disk), of every clinic or of ``clinic``; the job rows stay, without a file.
+    Returns the number of files removed (``manage.py purge_exports``, daily; and at an erasure,
+    every file of the clinic, since any of them may hold the erased patient)."""
+    cutoff = timezone.now() - older_than
+    removed = 0
+    jobs = ExportJob.objects.filter(finished_at__lte=cutoff).exclude(file_path="")
+    for job in jobs.filter(clinic=clinic) if clinic is not None else jobs:
+        shutil.rmtree(export_directory(job), ignore_errors=True)
+        ExportJob.objects.filter(pk=job.pk).update(file_path="")
+        removed += 1
+    return removed
+
+
+def patient_report_for_user(*, user: User, code: object) -> Rendered:
+    """The one-patient PDF for the health record, for anyone who may see the patient (their
+    therapist, or an admin of the clinic); audited like every export."""
+    patient = patient_get_for_user(user=user, code=code)
+    filters = ExportFilters(patient_code=str(patient.code))
+    exporter = exporter_get("patient_report")
+    export_audit(
+        clinic=patient.clinic,
+        actor=user,
+        identifier=exporter.identifier,
+        fmt=PDF,
+        filters=filters,
+        via=VIA_WEB,
+    )
+    return render(
+        exporter,
+        exporter.frame(clinic=patient.clinic, filters=filters),
+        PDF,
+        clinic=patient.clinic,
+        filters=filters,
+    )

@@ -1,0 +1,74 @@
+"""Reads of the analysis: the clinic's stored reference values, the analysis of episodes with
+them, and stored flags with the rule of when a flag still counts for the caseload."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from clinics.models import Clinic, Episode
+from clinics.selectors import patients_visible_to
+from monitoring.analytics import Analysis, AnalysisConfig, ClinicParameters, analyse
+from monitoring.instruments.scores import scores_for_episodes
+from monitoring.models import (
+    ClinicEstimate,
+    Flag,
+)
+
+#: A flag counts for the caseload's attention list while it is unacknowledged and was raised
+#: within this many of the patient's latest sessions; older ones stay listed on the patient page.
+#: An unrepaired rupture is the exception: it counts until someone has acknowledged it, because
+#: unrepaired, not the rupture itself, carries the outcome risk.
+ATTENTION_WINDOW = 6
+
+
+STAYS_UNTIL_ACKNOWLEDGED = frozenset({"unrepaired"})
+
+
+def counts_for_attention(*, kind: str, session: int, acknowledged: bool, last_held: int) -> bool:
+    if acknowledged or kind in ("repair", "sudden_gain"):
+        return False
+    return kind in STAYS_UNTIL_ACKNOWLEDGED or session > last_held - ATTENTION_WINDOW
+
+
+def clinic_estimate_latest(*, clinic: Clinic) -> ClinicEstimate | None:
+    return ClinicEstimate.objects.filter(clinic=clinic).order_by("-estimated_at").first()
+
+
+def analysis_config(*, clinic: Clinic, estimate: ClinicEstimate | None = None) -> AnalysisConfig:
+    """The clinic's sensitivity with its stored reference values (the latest estimate unless one
+    is given). With none stored yet, analyse() estimates them from the data it is given."""
+    estimate = estimate or clinic_estimate_latest(clinic=clinic)
+    parameters = ClinicParameters.from_dict(estimate.parameters) if estimate else None
+    return AnalysisConfig.preset(clinic.sensitivity, clinic=parameters)
+
+
+def analysis_for_episodes(*, episodes: Sequence[Episode]) -> dict[int, Analysis]:
+    """The analysis of each episode's patient ratings, with its clinic's stored reference values
+    and sensitivity, computed once per clinic for all its episodes (vectorised)."""
+    by_clinic: dict[int, list[Episode]] = {}
+    for episode in episodes:
+        by_clinic.setdefault(episode.patient.clinic_id, []).append(episode)
+    result: dict[int, Analysis] = {}
+    for clinic_episodes in by_clinic.values():
+        clinic = clinic_episodes[0].patient.clinic
+        scores = scores_for_episodes(episode_ids=[e.pk for e in clinic_episodes])
+        if scores.empty:
+            continue
+        analysis = analyse(scores, analysis_config(clinic=clinic))
+        for episode in clinic_episodes:
+            result[episode.pk] = analysis
+    return result
+
+
+def flags_visible_to(*, user: User | AnonymousUser) -> QuerySet[Flag]:
+    return Flag.objects.filter(episode__patient__in=patients_visible_to(user=user))
+
+
+def flag_get_for_user(*, user: User | AnonymousUser, code: object) -> Flag:
+    return get_object_or_404(
+        flags_visible_to(user=user).select_related("episode__patient", "session"), code=code
+    )
