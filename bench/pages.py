@@ -116,7 +116,7 @@ network), {args.repeat} requests each after one warm-up.
 {rows}
 
 Queries: caseload {len(caseload_queries)}, patient page {len(patient_queries)} (constant in the number of
-patients and sessions; tests/monitoring/test_dashboards.py checks this).
+patients and sessions; tests/care/test_dashboards.py checks this).
 Targets: caseload at most 150 ms median: {"met" if verdict_caseload else "NOT met"}; patient page at most
 100 ms: {"met" if verdict_patient else "NOT met"}.
 Reproduce: `.venv/bin/python bench/pages.py`.

@@ -4,7 +4,7 @@ form links are /f/<token>/ (the token is the only thing in them).
 Every view needs a signed-in user (LoginRequiredMiddleware) except the explicit allow-list
 below: the patient form, the staff invitation link, the health check, the sign-in and
 password-reset pages, and the API, which authenticates each request itself (a token or a
-session) and answers 401 in JSON. tests/test_security.py compares this list with the URL conf.
+session) and answers 401 in JSON. tests/security/test_security.py compares this list with the URL conf.
 """
 
 from __future__ import annotations

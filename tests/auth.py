@@ -3,7 +3,7 @@
 ``sign_in`` leaves a client where a real sign-in leaves it: the user has an authenticator app
 (TOTP), signed in with password and code, and re-authenticated moments ago (so exports and staff
 changes do not ask again). The sign-in itself, the two-factor step and re-authentication are
-tested for real in tests/test_security.py and the browser tests.
+tested for real in tests/security/test_security.py and the browser tests.
 """
 
 from __future__ import annotations

@@ -217,7 +217,7 @@ def test_the_report_counts_sessions_forms_and_flags_of_this_clinic_only(
     client, dana, alice, bob, charlie, clinic_a, clinic_b
 ):
     from monitoring.models import Flag
-    from tests.monitoring.test_dashboards import import_cohort
+    from tests.care.test_dashboards import import_cohort
 
     import_cohort(clinic_a, alice, 2, 12, scenarios={"rupture_unrepaired": 1}, prefix="a")
     import_cohort(clinic_a, bob, 3, 10, seed=8, scenarios={"stable": 1}, prefix="b")

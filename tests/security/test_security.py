@@ -26,7 +26,7 @@ from monitoring.security.middleware import SIGNED_IN_AT
 from monitoring.security.signals import AuditEntryImmutable
 from tests.auth import sign_in, totp_code, totp_enable
 from tests.conftest import PASSWORD, finished_export
-from tests.monitoring.test_dashboards import import_cohort
+from tests.care.test_dashboards import import_cohort
 
 
 def password_step(client: Client, email: str, password: str = PASSWORD, **extra):
