@@ -117,10 +117,10 @@ def seed(database_url: str, therapists: int, patients: int, new_sessions: int) -
     from clinics.models import Clinic, Episode, Patient, Session
     from clinics.services import staff_create
     from monitoring.analytics.simulate import simulate_cohort
-    from monitoring.api.services import api_token_create
     from monitoring.collection.importing import items_import_csv, responses_import
     from monitoring.collection.invitations import invitation_create
     from monitoring.flags.services import clinic_estimate_refresh, episode_flags_refresh
+    from monitoring.security.tokens import api_token_create
 
     clinic = Clinic.objects.create(slug="bench", name="Bench clinic", reminder_delay_hours=0)
     cohort = simulate_cohort(therapists * patients, seed=11, sessions=(PRIOR_SESSIONS + new_sessions,) * 2)
@@ -441,7 +441,7 @@ def verify(staff: list[Staff], tally: Tally) -> dict[str, int]:
     """What the database holds for the links: stored once per accepted submission, nothing else."""
     from django.db.models import Count
 
-    from monitoring.collection.links import token_hash
+    from clinics.tokens import token_hash
     from monitoring.models import Invitation, Response
 
     def sessions(tokens: set[str]) -> set[int]:

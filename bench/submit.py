@@ -137,7 +137,7 @@ def run_clients(base: str, work: list[tuple[str, dict[str, str]]], clients: int)
 def verify(tokens: list[str]) -> dict[str, int]:
     from django.db.models import Count
 
-    from monitoring.collection.links import token_hash
+    from clinics.tokens import token_hash
     from monitoring.models import Invitation, Response
 
     used = Invitation.objects.filter(

@@ -8,13 +8,17 @@ or a direct import cannot break it.
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 
 class ClinicScoped:
@@ -34,6 +38,20 @@ class ClinicScoped:
         except ObjectDoesNotExist:  # the chain was deleted first
             return {}
         return {"clinic": value}
+
+
+class ClinicQuerySet(models.QuerySet["Clinic"]):
+    def administered_by(self, user: User | AnonymousUser) -> ClinicQuerySet:
+        """The clinics where ``user`` is an active admin (none for a signed-out visitor)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(pk__in=Membership.objects.admins().filter(user_id=user.pk).values("clinic_id"))
+
+    def worked_in_by(self, user: User | AnonymousUser) -> ClinicQuerySet:
+        """The clinics where ``user`` has an active membership, in any role."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(pk__in=Membership.objects.active().filter(user_id=user.pk).values("clinic_id"))
 
 
 class Clinic(ClinicScoped, models.Model):
@@ -74,6 +92,8 @@ class Clinic(ClinicScoped, models.Model):
     retention_years = models.PositiveIntegerField(default=10)
     idle_timeout_minutes = models.PositiveIntegerField(default=30)
 
+    objects = ClinicQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(link_expiry_hours__gte=1), name="clinic_link_expiry_positive"),
@@ -81,6 +101,20 @@ class Clinic(ClinicScoped, models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    """Who works where. "Active" is the only state that grants anything: a deactivated
+    membership keeps its history and opens nothing."""
+
+    def active(self) -> MembershipQuerySet:
+        return self.filter(is_active=True)
+
+    def admins(self) -> MembershipQuerySet:
+        return self.active().filter(role=Membership.Role.ADMIN)
+
+    def therapists(self) -> MembershipQuerySet:
+        return self.active().filter(role=Membership.Role.THERAPIST)
 
 
 class Membership(ClinicScoped, models.Model):
@@ -97,6 +131,8 @@ class Membership(ClinicScoped, models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = MembershipQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "clinic"], name="membership_one_per_clinic"),
@@ -107,6 +143,25 @@ class Membership(ClinicScoped, models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role}) at {self.clinic}"
+
+
+class PatientQuerySet(models.QuerySet["Patient"]):
+    def visible_to(self, user: User | AnonymousUser) -> PatientQuerySet:
+        """Every patient ``user`` may see: a therapist their own patients, an admin every patient
+        of their clinic. The one access rule for patient data (``clinics.permissions``)."""
+        if not user.is_authenticated:
+            return self.none()
+        mine = Membership.objects.active().filter(user_id=user.pk)
+        admin_of = mine.filter(role=Membership.Role.ADMIN).values("clinic_id")
+        therapist_in = mine.filter(role=Membership.Role.THERAPIST).values("clinic_id")
+        return self.filter(Q(clinic__in=admin_of) | Q(clinic__in=therapist_in, therapist_id=user.pk))
+
+    def search(self, query: str) -> PatientQuerySet:
+        """Patients whose label or record number contains ``query`` (any case); all for ""."""
+        query = query.strip()
+        if not query:
+            return self
+        return self.filter(Q(label__icontains=query) | Q(external_id__icontains=query))
 
 
 class Patient(ClinicScoped, models.Model):
@@ -130,6 +185,8 @@ class Patient(ClinicScoped, models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="patients", null=True, blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PatientQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -217,6 +274,16 @@ class Session(ClinicScoped, models.Model):
         return f"Session {self.number} on {self.date}"
 
 
+class StaffInvitationQuerySet(models.QuerySet["StaffInvitation"]):
+    def pending(self) -> StaffInvitationQuerySet:
+        """Neither accepted nor withdrawn (it may have expired)."""
+        return self.filter(accepted_at=None, revoked_at=None)
+
+    def usable(self) -> StaffInvitationQuerySet:
+        """Pending and not expired: the link still works."""
+        return self.pending().filter(expires_at__gt=timezone.now())
+
+
 class StaffInvitation(ClinicScoped, models.Model):
     """An admin's invitation for a therapist or admin to join the clinic. Only the token's hash
     is stored; the link is shown once and emailed. It expires and works once."""
@@ -234,6 +301,8 @@ class StaffInvitation(ClinicScoped, models.Model):
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StaffInvitationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

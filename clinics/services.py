@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -19,6 +18,8 @@ from django.utils import timezone
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode, Membership, Patient, Session, StaffInvitation
+from clinics.permissions import works_in
+from clinics.tokens import token_hash
 
 
 def staff_create(
@@ -51,7 +52,7 @@ def patient_create(
     contact_email: str = "",
     contact_phone: str = "",
 ) -> Patient:
-    if not Membership.objects.filter(clinic=clinic, user=therapist, is_active=True).exists():
+    if not works_in(user=therapist, clinic_id=clinic.pk):
         raise ApplicationError("The therapist is not a member of this clinic.")
     try:
         with transaction.atomic():
@@ -100,10 +101,6 @@ def session_create(*, episode: Episode, date: date, status: str = Session.Status
 STAFF_INVITATION_DAYS = 7
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def staff_invite(
     *,
     clinic: Clinic,
@@ -121,18 +118,18 @@ def staff_invite(
     email = email.strip().lower()
     if role not in Membership.Role.values:
         raise ApplicationError("Choose a role: therapist or clinic admin.")
-    if Membership.objects.filter(clinic=clinic, user__email__iexact=email, is_active=True).exists():
+    if Membership.objects.active().filter(clinic=clinic, user__email__iexact=email).exists():
         raise ApplicationError(f"{email} already works in {clinic.name}.")
     token = secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
-        clinic.staff_invitations.filter(email=email, accepted_at=None, revoked_at=None).update(revoked_at=now)
+        clinic.staff_invitations.pending().filter(email=email).update(revoked_at=now)
         invitation = StaffInvitation.objects.create(
             clinic=clinic,
             email=email,
             name=name.strip(),
             role=role,
-            token_hash=_token_hash(token),
+            token_hash=token_hash(token),
             created_by=invited_by,
             expires_at=now + timedelta(days=STAFF_INVITATION_DAYS),
         )
@@ -150,9 +147,7 @@ def staff_invite(
 
 
 def staff_invitation_for_token(*, token: str) -> StaffInvitation:
-    invitation = (
-        StaffInvitation.objects.select_related("clinic").filter(token_hash=_token_hash(token)).first()
-    )
+    invitation = StaffInvitation.objects.select_related("clinic").filter(token_hash=token_hash(token)).first()
     if invitation is None:
         raise ApplicationError(
             "This invitation link is not known. Ask your clinic admin for a new one.", code="unknown"
@@ -175,8 +170,8 @@ def staff_invitation_accept(*, token: str, password: str, name: str = "") -> Use
     invitation = staff_invitation_for_token(token=token)
     User = get_user_model()
     with transaction.atomic():
-        claimed = StaffInvitation.objects.filter(pk=invitation.pk, accepted_at=None, revoked_at=None).update(
-            accepted_at=timezone.now()
+        claimed = (
+            StaffInvitation.objects.pending().filter(pk=invitation.pk).update(accepted_at=timezone.now())
         )
         if not claimed:
             raise ApplicationError("This invitation has been used already. Sign in instead.", code="used")
@@ -213,9 +208,7 @@ def membership_set_role(*, membership: Membership, role: str, by: User) -> Membe
 
 
 def _keep_one_admin(membership: Membership) -> None:
-    others = Membership.objects.filter(
-        clinic=membership.clinic_id, role=Membership.Role.ADMIN, is_active=True
-    )
+    others = Membership.objects.admins().filter(clinic=membership.clinic_id)
     if not others.exclude(pk=membership.pk).exists():
         raise ApplicationError("A clinic needs at least one active admin; make someone else admin first.")
 
@@ -240,7 +233,7 @@ def membership_deactivate(*, membership: Membership, by: User) -> int:
         membership.is_active = False
         membership.save(update_fields=["is_active"])
         user = membership.user
-        if not user.memberships.filter(is_active=True).exists():
+        if not user.memberships.active().exists():
             user.is_active = False
             user.save(update_fields=["is_active"])
     return user_sessions_end(user=membership.user)
@@ -302,9 +295,7 @@ def patient_transfer(*, patient: Patient, therapist: User, on: date) -> Episode 
     """Give the patient a new therapist. The open episode ends and a new one starts with the new
     therapist (the alliance is with a therapist, so its level starts afresh); the earlier
     episode, its answers and flags stay as they were."""
-    if not Membership.objects.filter(
-        clinic=patient.clinic_id, user=therapist, role=Membership.Role.THERAPIST, is_active=True
-    ).exists():
+    if not Membership.objects.therapists().filter(clinic=patient.clinic_id, user=therapist).exists():
         raise ApplicationError("Choose an active therapist of this clinic.")
     if patient.therapist_id == therapist.pk:
         raise ApplicationError("The patient already sees this therapist.")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from clinics.selectors import clinics_administered
+from clinics.permissions import clinics_administered
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:

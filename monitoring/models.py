@@ -9,10 +9,12 @@ Raw item answers are stored; scale scores are always derived (``monitoring.analy
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clinics.models import ClinicScoped, Session
@@ -150,6 +152,16 @@ class Answer(models.Model):
         return f"{self.item}: {self.value}"
 
 
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def open(self) -> InvitationQuerySet:
+        """Neither used nor withdrawn (it may have expired)."""
+        return self.filter(used_at=None, revoked_at=None)
+
+    def usable(self, now: datetime | None = None) -> InvitationQuerySet:
+        """Open and not expired: the link opens the form now."""
+        return self.open().filter(expires_at__gt=now or timezone.now())
+
+
 class Invitation(ClinicScoped, models.Model):
     """A one-time link to the patient form for one session.
 
@@ -181,6 +193,8 @@ class Invitation(ClinicScoped, models.Model):
     reminder_due_at = models.DateTimeField(null=True, blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
     sent_to = models.CharField(max_length=16, blank=True, help_text=_("email or sms, once sent"))
+
+    objects = InvitationQuerySet.as_manager()
 
     class Meta:
         indexes = [

@@ -17,52 +17,20 @@ from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
 from django.urls import URLPattern, URLResolver, include, path
 
-from monitoring.care import views
-from monitoring.clinic_admin import views as admin_views
-from monitoring.collection import views as form_views
+from monitoring import views
+from monitoring.care import urls as care_urls
+from monitoring.clinic_admin import urls as clinic_admin_urls
+from monitoring.collection import urls as collection_urls
+from monitoring.security import urls as security_urls
 
+# Each part declares its own routes; together they are the ``monitoring`` namespace.
 app_urls = (
     [
-        path("", views.caseload, name="caseload"),
-        path("notifications/read/", views.notifications_read, name="notifications-read"),
-        path("patients/<uuid:code>/", views.patient_detail, name="patient"),
-        path("patients/<uuid:code>/sessions/", views.session_add, name="session-add"),
-        path("sessions/<uuid:code>/", views.session_detail, name="session"),
-        path("sessions/<uuid:code>/enter/<str:rater>/", views.response_enter, name="response-enter"),
-        path("sessions/<uuid:code>/<str:action>/", views.session_action, name="session-action"),
-        path("flags/<uuid:code>/acknowledge/", views.flag_acknowledge, name="flag-acknowledge"),
-        path("kiosk/", views.kiosk, name="kiosk"),
-        path("account/api-tokens/", views.api_tokens, name="api-tokens"),
-        path("kiosk/<uuid:code>/", views.kiosk_start, name="kiosk-start"),
-        path("clinic/<slug:slug>/", admin_views.admin_home, name="admin"),
-        path("clinic/<slug:slug>/staff/", admin_views.staff, name="admin-staff"),
-        path(
-            "clinic/<slug:slug>/staff/<uuid:code>/<str:action>/",
-            admin_views.staff_action,
-            name="admin-staff-action",
-        ),
-        path(
-            "clinic/<slug:slug>/invitations/<uuid:code>/revoke/",
-            admin_views.staff_invitation_revoke,
-            name="admin-invitation-revoke",
-        ),
-        path("clinic/<slug:slug>/patients/", admin_views.patients, name="admin-patients"),
-        path("clinic/<slug:slug>/patients/<uuid:code>/", admin_views.patient, name="admin-patient"),
-        path(
-            "clinic/<slug:slug>/patients/<uuid:code>/erase/",
-            admin_views.patient_erase,
-            name="admin-patient-erase",
-        ),
-        path("clinic/<slug:slug>/settings/", admin_views.clinic_settings, name="admin-settings"),
-        path("clinic/<slug:slug>/audit/", admin_views.audit, name="admin-audit"),
-        path("clinic/<slug:slug>/audit.csv", admin_views.audit_export, name="admin-audit-export"),
-        path("clinic/<slug:slug>/report/", admin_views.report, name="admin-report"),
-        path("clinic/<slug:slug>/exports/", admin_views.exports, name="admin-exports"),
-        path("exports/<uuid:code>/download/", admin_views.export_download, name="export-download"),
-        path("patients/<uuid:code>/report.pdf", views.patient_report_pdf, name="patient-report-pdf"),
-        path("join/<str:token>/", admin_views.join, name="join"),
-        path("f/<str:token>/", form_views.form, name="form"),
-        path("f/<str:token>/done/", form_views.form_done, name="form-done"),
+        *care_urls.urlpatterns,
+        *collection_urls.urlpatterns,
+        *clinic_admin_urls.urlpatterns,
+        *security_urls.urlpatterns,
+        *care_urls.action_urlpatterns,
     ],
     "monitoring",
 )

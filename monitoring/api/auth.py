@@ -37,9 +37,9 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient
-from clinics.selectors import clinics_administered, patients_visible_to
-from monitoring.api import services as api_services
+from clinics.permissions import require_clinic_admin
 from monitoring.models import ApiToken
+from monitoring.security.tokens import api_token_use
 
 # --- Authentication ------------------------------------------------------------------------------
 
@@ -68,7 +68,7 @@ class ApiTokenAuthentication(BaseAuthentication):
                 "The token contains characters a Bordin token never has.", code="token_malformed"
             ) from None
         try:
-            token = api_services.api_token_use(token=presented)
+            token = api_token_use(token=presented)
         except ApplicationError as error:
             raise exceptions.AuthenticationFailed(error.message, code=f"token_{error.code}") from None
         return token.user, token
@@ -125,19 +125,18 @@ def scoped(request: Request, queryset: QuerySet[Any], *, clinic_field: str) -> Q
 
 def patients_for(request: Request) -> QuerySet[Patient]:
     """The patients this request may see: the pages' rule, within the token's clinic."""
-    return scoped(request, patients_visible_to(user=user_of(request)), clinic_field="clinic_id")
+    return scoped(request, Patient.objects.visible_to(user_of(request)), clinic_field="clinic_id")
 
 
 def memberships_for(request: Request) -> QuerySet[Membership]:
     """The requester's active memberships (one, the token's clinic, for a token)."""
-    memberships = Membership.objects.filter(user=user_of(request), is_active=True).select_related("clinic")
+    memberships = Membership.objects.active().filter(user=user_of(request)).select_related("clinic")
     return scoped(request, memberships, clinic_field="clinic_id")
 
 
 def require_admin(request: Request, *, clinic: Clinic, action: str) -> None:
     """403 unless the requester is an active admin of ``clinic`` (the clinic admin pages' rule)."""
-    if not any(c.pk == clinic.pk for c in clinics_administered(user=user_of(request))):
-        raise DjangoPermissionDenied(f"Only the clinic's admins may {action}.")
+    require_clinic_admin(user=user_of(request), clinic=clinic, action=action)
 
 
 # --- Throttling ----------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from auditlog.context import auditlog_value
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -34,9 +33,9 @@ from rest_framework.views import APIView
 from clinics import services as clinic_services
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode, Membership, Patient, Session
-from clinics.selectors import clinics_administered, patient_get_for_user, session_get_for_user
+from clinics.permissions import clinics_administered
+from clinics.selectors import patient_get_for_user, session_get_for_user
 from monitoring.api import serializers as s
-from monitoring.api import services as api_services
 from monitoring.api.auth import (
     ApiPagination,
     FhirJsonRenderer,
@@ -55,6 +54,7 @@ from monitoring.care.selectors import caseload_for_user, patient_dashboard
 from monitoring.collection import links
 from monitoring.collection.invitations import invitation_create
 from monitoring.collection.responses import response_enter
+from monitoring.collection.sessions import session_add, session_update
 from monitoring.exports import EXPORTS, ExportFilters, fhir
 from monitoring.exports import services as export_services
 from monitoring.flags.selectors import flag_get_for_user, flags_visible_to
@@ -63,6 +63,7 @@ from monitoring.instruments.scores import response_scores
 from monitoring.models import ApiToken, ExportJob, Flag, Instrument, Invitation, Rater
 from monitoring.models import Response as FormResponse
 from monitoring.security.audit import VIA_API, access_log, access_log_list
+from monitoring.security.tokens import api_token_create, api_token_revoke
 
 FHIR_JSON = "application/fhir+json"
 
@@ -170,9 +171,7 @@ def _therapist(clinic: Clinic, code: UUID, field: str) -> Membership:
     """An active therapist of the clinic by membership code: whom the admin pages offer as a
     patient's therapist or as an export filter."""
     membership = (
-        Membership.objects.filter(clinic=clinic, code=code, role=Membership.Role.THERAPIST, is_active=True)
-        .select_related("user")
-        .first()
+        Membership.objects.therapists().filter(clinic=clinic, code=code).select_related("user").first()
     )
     if membership is None:
         raise exceptions.ValidationError({field: ["No active therapist of this clinic has this code."]})
@@ -218,11 +217,7 @@ def _session_out(session: Session, link: tuple[Invitation, str] | None = None) -
     session page shows it)."""
     fresh = _with_responses(Session.objects.filter(pk=session.pk)).get()
     if link is None:
-        current = (
-            session.invitations.filter(used_at=None, revoked_at=None, expires_at__gt=timezone.now())
-            .order_by("-created_at")
-            .first()
-        )
+        current = session.invitations.usable().order_by("-created_at").first()
         form_link = _form_link(current)
     else:
         form_link = _form_link(*link)
@@ -320,7 +315,7 @@ class TokenListApi(ApiView):
         session. The response is the only time the token is shown."""
         data = _valid(s.TokenInput, request.data)
         clinic = _clinic_for(request, data.get("clinic"), admin_for=None)
-        token, secret = api_services.api_token_create(
+        token, secret = api_token_create(
             user=user_of(request), clinic=clinic, name=data["name"], expires_at=data["expires_at"]
         )
         return Response({**s.TokenOutput(token).data, "token": secret}, status=status.HTTP_201_CREATED)
@@ -332,7 +327,7 @@ class TokenDetailApi(ApiView):
         """Revoke a token (yours, or any of your clinic's if you are its admin). It stops working
         at once; revoking twice is not an error."""
         token = get_object_or_404(tokens_visible_to(request), code=code)
-        api_services.api_token_revoke(token=token, by=user_of(request))
+        api_token_revoke(token=token, by=user_of(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -344,7 +339,7 @@ class StaffListApi(ApiView):
         mine = memberships_for(request)
         admin_clinics = mine.filter(role=Membership.Role.ADMIN).values("clinic_id")
         rows = (
-            Membership.objects.filter(is_active=True)
+            Membership.objects.active()
             .filter(Q(clinic_id__in=admin_clinics) | Q(pk__in=mine.values("pk")))
             .select_related("user", "clinic")
             .order_by("clinic__name", "user__last_name", "user__first_name", "pk")
@@ -377,10 +372,7 @@ class PatientListApi(ApiView):
         """The patients you may see: a therapist their own, an admin their clinic's."""
         filters = _valid(s.PatientFilter, request.query_params.dict())
         patients = patients_for(request).select_related("clinic", "therapist")
-        if filters.get("q"):
-            patients = patients.filter(
-                Q(label__icontains=filters["q"]) | Q(external_id__icontains=filters["q"])
-            )
+        patients = patients.search(filters.get("q", ""))
         if filters.get("external_id"):
             patients = patients.filter(external_id=filters["external_id"])
         if "active" in filters:
@@ -574,7 +566,7 @@ class PatientSessionsApi(ApiView):
         record. With status "held" the patient's form link is created and returned."""
         patient = _patient(request, code)
         data = _valid(s.SessionCreateInput, request.data)
-        session, link = api_services.session_add(
+        session, link = session_add(
             patient=patient, on=data["date"], status=data["status"], user=user_of(request)
         )
         return Response(_session_out(session, link), status=status.HTTP_201_CREATED)
@@ -627,7 +619,7 @@ class SessionDetailApi(ApiView):
         (409) once answers are in."""
         session = _session(request, code)
         data = _valid(s.SessionUpdateInput, request.data)
-        link = api_services.session_update(
+        link = session_update(
             session=session, user=user_of(request), on=data.get("date"), status=data.get("status")
         )
         return Response(_session_out(session, link))
@@ -915,7 +907,7 @@ class ReportListApi(ApiView):
 
 
 def _export_jobs(request: Request) -> QuerySet[ExportJob]:
-    jobs = ExportJob.objects.filter(clinic__in=export_services.clinics_for_export(user=user_of(request)))
+    jobs = ExportJob.objects.filter(clinic__in=Clinic.objects.administered_by(user_of(request)))
     return scoped(request, jobs, clinic_field="clinic_id").select_related("clinic")
 
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import pandas as pd
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef
 
-from clinics.models import Episode, Membership, Patient, Session
-from clinics.selectors import patient_get_for_user, patient_list_for_user, patients_visible_to
+from clinics.models import Clinic, Episode, Membership, Patient, Session
+from clinics.permissions import patients_visible_to
+from clinics.selectors import patient_get_for_user, patient_list_for_user
 from monitoring.analytics import Analysis
 from monitoring.flags import wording
 from monitoring.flags.selectors import analysis_for_episodes, counts_for_attention
@@ -99,8 +100,7 @@ def caseload_for_user(
     patients = patient_list_for_user(user=user)
     if therapist_id:
         patients = patients.filter(therapist_id=therapist_id)
-    if query:
-        patients = patients.filter(Q(label__icontains=query) | Q(external_id__icontains=query))
+    patients = patients.search(query)
     patients_list = list(patients)
     episodes = list(
         Episode.objects.filter(patient__in=patients_list, ended_on=None).select_related("patient__clinic")
@@ -199,12 +199,7 @@ def therapists_for_admin(*, user: User | AnonymousUser) -> list[Any]:
     """The therapists an admin may filter the caseload by (empty for a therapist)."""
     if not user.is_authenticated:
         return []
-    admin_clinics = Membership.objects.filter(user=user, is_active=True, role=Membership.Role.ADMIN).values(
-        "clinic"
-    )
-    memberships = Membership.objects.filter(
-        clinic__in=admin_clinics, role=Membership.Role.THERAPIST, is_active=True
-    )
+    memberships = Membership.objects.therapists().filter(clinic__in=Clinic.objects.administered_by(user))
     return [
         m.user for m in memberships.select_related("user").order_by("user__last_name", "user__first_name")
     ]

@@ -26,7 +26,7 @@ def _choices(field: forms.Field) -> forms.ChoiceField:
 
 
 def _therapist_choices(clinic: Clinic) -> list[tuple[int, str]]:
-    memberships = Membership.objects.filter(clinic=clinic, role=Membership.Role.THERAPIST, is_active=True)
+    memberships = Membership.objects.therapists().filter(clinic=clinic)
     return [(m.user_id, m.user.get_full_name() or m.user.email) for m in memberships.select_related("user")]
 
 

@@ -40,8 +40,7 @@ def patients_past_retention(*, clinic: Clinic, today: date) -> QuerySet[Patient]
 
 def patients_for_admin(*, clinic: Clinic, active: bool, query: str = "") -> QuerySet[Patient]:
     patients = Patient.objects.filter(clinic=clinic, is_active=active).select_related("therapist")
-    if query:
-        patients = patients.filter(Q(label__icontains=query) | Q(external_id__icontains=query))
+    patients = patients.search(query)
     return patients.annotate(
         open_episodes=Count("episodes", filter=Q(episodes__ended_on=None)),
         sessions_held=Count("episodes__sessions", filter=Q(episodes__sessions__status="held")),

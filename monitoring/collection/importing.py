@@ -30,7 +30,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from clinics.errors import ApplicationError
-from clinics.models import Clinic, Episode, Membership, Patient, Session
+from clinics.models import Clinic, Episode, Patient, Session
+from clinics.permissions import works_in
 from monitoring.models import Answer, Instrument, Response
 
 MAX_PROBLEMS = 200
@@ -161,7 +162,7 @@ def responses_import(
     New patients get an episode with ``therapist``; existing patients (matched by external_id,
     else label) get their sessions added to their open episode.
     """
-    if not Membership.objects.filter(clinic=clinic, user=therapist, is_active=True).exists():
+    if not works_in(user=therapist, clinic_id=clinic.pk):
         raise ApplicationError(f"{therapist} is not a member of {clinic}.")
     instrument = instrument or Instrument.objects.filter(rater="patient").order_by("code", "-version").first()
     if instrument is None:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from clinics.errors import ApplicationError
 from clinics.models import Session
+from clinics.tokens import token_hash
 from monitoring.collection import links, messaging
 from monitoring.instruments.selectors import instrument_for_clinic
 from monitoring.models import (
@@ -37,13 +38,13 @@ def invitation_create(
     expires = now + timedelta(hours=clinic.link_expiry_hours)
     reminder = now + timedelta(hours=clinic.reminder_delay_hours) if clinic.reminder_delay_hours else None
     with transaction.atomic():
-        session.invitations.filter(used_at=None, revoked_at=None).update(revoked_at=now)
+        session.invitations.open().update(revoked_at=now)
         invitation = Invitation.objects.create(
             session=session,
             instrument=instrument_for_clinic(clinic=clinic),
             channel=channel,
             salt=salt,
-            token_hash=links.token_hash(token),
+            token_hash=token_hash(token),
             created_by=created_by,
             expires_at=expires,
             reminder_due_at=reminder if reminder and reminder < expires else None,
@@ -62,9 +63,7 @@ def session_mark_held(*, session: Session, user: User) -> tuple[Invitation, str]
 
 
 def invitation_revoke(*, invitation: Invitation) -> None:
-    Invitation.objects.filter(pk=invitation.pk, revoked_at=None, used_at=None).update(
-        revoked_at=timezone.now()
-    )
+    Invitation.objects.open().filter(pk=invitation.pk).update(revoked_at=timezone.now())
 
 
 def invitation_send(*, invitation: Invitation, channel: str) -> None:
@@ -108,7 +107,7 @@ def invitation_for_token(*, token: str) -> Invitation:
     invitation = (
         Invitation.objects.select_related("session__episode__patient__clinic", "instrument")
         .prefetch_related("instrument__items")
-        .filter(token_hash=links.token_hash(token))
+        .filter(token_hash=token_hash(token))
         .first()
     )
     if invitation is None:
@@ -119,9 +118,8 @@ def invitation_for_token(*, token: str) -> Invitation:
 def reminders_due(*, now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     return list(
-        Invitation.objects.filter(
-            reminder_due_at__lte=now, reminder_sent_at=None, used_at=None, revoked_at=None, expires_at__gt=now
-        )
+        Invitation.objects.usable(now)
+        .filter(reminder_due_at__lte=now, reminder_sent_at=None)
         .exclude(sent_to="")
         .values_list("pk", flat=True)
     )
@@ -134,9 +132,11 @@ def reminder_send(*, invitation_id: int) -> bool:
     never send it twice.
     """
     now = timezone.now()
-    claimed = Invitation.objects.filter(
-        pk=invitation_id, reminder_sent_at=None, used_at=None, revoked_at=None, expires_at__gt=now
-    ).update(reminder_sent_at=now)
+    claimed = (
+        Invitation.objects.usable(now)
+        .filter(pk=invitation_id, reminder_sent_at=None)
+        .update(reminder_sent_at=now)
+    )
     if not claimed:
         return False
     invitation = Invitation.objects.select_related("session__episode__patient__clinic").get(pk=invitation_id)

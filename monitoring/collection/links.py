@@ -9,7 +9,6 @@ Rotating SECRET_KEY invalidates every outstanding link.
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 
 from django.conf import settings
@@ -26,10 +25,6 @@ def new_salt() -> str:
 def token_for_salt(salt: str) -> str:
     digest = salted_hmac(_KEY_SALT, salt, algorithm="sha256").digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def form_url(token: str) -> str:

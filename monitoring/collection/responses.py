@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from clinics.errors import ApplicationError
 from clinics.models import Session
+from clinics.permissions import may_rate_session
 from monitoring.collection.invitations import invitation_state
 from monitoring.instruments.selectors import instrument_for_clinic
 from monitoring.models import (
@@ -104,9 +105,7 @@ def submission_create(*, invitation: Invitation, answers: Mapping[int, int]) -> 
         raise ApplicationError("Some answers are missing or not valid.", problems=problems, code="invalid")
     now = timezone.now()
     with transaction.atomic():
-        claimed = Invitation.objects.filter(
-            pk=invitation.pk, used_at=None, revoked_at=None, expires_at__gt=now
-        ).update(used_at=now)
+        claimed = Invitation.objects.usable(now).filter(pk=invitation.pk).update(used_at=now)
         if not claimed:
             invitation.refresh_from_db()
             raise invitation_state(invitation=invitation, now=now) or ApplicationError(
@@ -133,9 +132,7 @@ def response_enter(*, session: Session, rater: str, answers: Mapping[int, int], 
     second response of the same rater is refused with code ``used``.
     """
     clinic = session.episode.patient.clinic
-    if rater == Rater.THERAPIST and not (
-        clinic.therapist_rating_enabled and session.episode.therapist_id == user.pk
-    ):
+    if rater == Rater.THERAPIST and not may_rate_session(user=user, session=session):
         raise PermissionDenied(
             "Only the patient's therapist can rate this session, when the clinic has it turned on."
         )
@@ -157,9 +154,7 @@ def response_enter(*, session: Session, rater: str, answers: Mapping[int, int], 
             raise ApplicationError(error.message, code="used") from error
         raise
     if rater == Rater.PATIENT:
-        Invitation.objects.filter(session=session, used_at=None, revoked_at=None).update(
-            revoked_at=timezone.now()
-        )
+        Invitation.objects.open().filter(session=session).update(revoked_at=timezone.now())
         from monitoring import tasks  # tasks import this module
 
         episode_id = session.episode_id

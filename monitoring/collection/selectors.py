@@ -8,7 +8,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from clinics.models import Session
-from clinics.selectors import patients_visible_to
+from clinics.permissions import patients_visible_to
 
 
 def sessions_for_kiosk(*, user: User | AnonymousUser, since: date) -> QuerySet[Session]:

@@ -34,12 +34,12 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient
+from clinics.permissions import clinic_for_admin, require_clinic_admin
 from clinics.selectors import patient_get_for_user
 from monitoring.exports import FORMATS, PDF, ExportFilters, ProgressCallback, Rendered, exporter_get, render
 from monitoring.models import ExportJob
@@ -59,21 +59,9 @@ PROGRESS_STEP = 5
 # --- Reads: access ----------------------------------------------------------------------------
 
 
-def clinics_for_export(*, user: User | AnonymousUser) -> QuerySet[Clinic]:
-    """The clinics whose data the user may export: those where they are an active admin."""
-    if not user.is_authenticated:
-        return Clinic.objects.none()
-    return Clinic.objects.filter(
-        memberships__user_id=user.pk, memberships__is_active=True, memberships__role=Membership.Role.ADMIN
-    )
-
-
 def export_clinic_get_for_user(*, user: User | AnonymousUser, slug: str) -> Clinic:
-    """The clinic with ``slug`` if the user may export it, else 404."""
-    clinic = clinics_for_export(user=user).filter(slug=slug).first()
-    if clinic is None:
-        raise Http404("No such clinic.")
-    return clinic
+    """The clinic with ``slug`` if the user may export it (an active admin), else 404."""
+    return clinic_for_admin(user=user, slug=slug)
 
 
 def export_job_get_for_user(*, user: User | AnonymousUser, code: object) -> ExportJob:
@@ -83,7 +71,7 @@ def export_job_get_for_user(*, user: User | AnonymousUser, code: object) -> Expo
     except ValueError:
         raise Http404("No such export.") from None
     job = (
-        ExportJob.objects.filter(clinic__in=clinics_for_export(user=user), code=key)
+        ExportJob.objects.filter(clinic__in=Clinic.objects.administered_by(user), code=key)
         .select_related("clinic", "requested_by")
         .first()
     )
@@ -94,13 +82,8 @@ def export_job_get_for_user(*, user: User | AnonymousUser, code: object) -> Expo
 
 def export_jobs_for_user(*, user: User | AnonymousUser, clinic: Clinic, limit: int = 50) -> list[ExportJob]:
     """The clinic's most recent export jobs, for its admins' export page (empty for anyone else)."""
-    jobs = ExportJob.objects.filter(clinic=clinic, clinic__in=clinics_for_export(user=user))
+    jobs = ExportJob.objects.filter(clinic=clinic, clinic__in=Clinic.objects.administered_by(user))
     return list(jobs.select_related("requested_by").order_by("-created_at")[:limit])
-
-
-def _require_admin(*, user: User | AnonymousUser, clinic: Clinic) -> None:
-    if not clinics_for_export(user=user).filter(pk=clinic.pk).exists():
-        raise PermissionDenied("Only the clinic's admins may export its data.")
 
 
 # --- Writes: audit, exports and jobs ----------------------------------------------------------
@@ -170,7 +153,7 @@ def export_run(
     as it is consumed: stream it (``StreamingHttpResponse``) or write it to a file.
     """
     if user is not None:
-        _require_admin(user=user, clinic=clinic)
+        require_clinic_admin(user=user, clinic=clinic, action="export its data")
     _check_request(clinic=clinic, identifier=identifier, fmt=fmt, filters=filters)
     exporter = exporter_get(identifier)
     export_audit(clinic=clinic, actor=user, identifier=identifier, fmt=fmt, filters=filters, via=via, job=job)
@@ -189,7 +172,7 @@ def export_start(
     """
     from monitoring.exports import tasks as export_tasks
 
-    _require_admin(user=user, clinic=clinic)
+    require_clinic_admin(user=user, clinic=clinic, action="export its data")
     _check_request(clinic=clinic, identifier=identifier, fmt=fmt, filters=filters)
     job = ExportJob.objects.create(
         clinic=clinic, requested_by_id=user.pk, exporter=identifier, format=fmt, filters=filters.to_json()

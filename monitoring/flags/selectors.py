@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from clinics.models import Clinic, Episode
-from clinics.selectors import patients_visible_to
+from clinics.permissions import patients_visible_to
 from monitoring.analytics import Analysis, AnalysisConfig, ClinicParameters, analyse
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import (

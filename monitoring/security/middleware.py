@@ -41,9 +41,11 @@ class IdleTimeoutMiddleware:
             now = time.time()
             limit = request.session.get(LIMIT)
             if limit is None:
-                minutes = Membership.objects.filter(user=user, is_active=True).aggregate(
-                    m=Min("clinic__idle_timeout_minutes")
-                )["m"]
+                minutes = (
+                    Membership.objects.active()
+                    .filter(user=user)
+                    .aggregate(m=Min("clinic__idle_timeout_minutes"))["m"]
+                )
                 limit = request.session[LIMIT] = 60 * (minutes or 30)
             last = request.session.get(LAST_SEEN)
             signed_in_at = request.session.setdefault(SIGNED_IN_AT, now)

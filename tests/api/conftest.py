@@ -16,9 +16,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from clinics.models import Clinic, Episode, Membership, Patient, Session
-from monitoring.api import services as api_services
 from monitoring.collection.responses import response_create
 from monitoring.models import ApiToken, ExportJob, Flag, Instrument, Response
+from monitoring.security.tokens import api_token_create, api_token_revoke
 from tests.conftest import finished_export
 
 ALL_FIVES = {n: 5 for n in range(1, 13)}
@@ -32,7 +32,7 @@ def _fresh_throttle_and_media(settings: Any, tmp_path: Path) -> None:
 
 
 def make_token(user: Any, clinic: Clinic, **kwargs: Any) -> str:
-    return api_services.api_token_create(user=user, clinic=clinic, name="test", **kwargs)[1]
+    return api_token_create(user=user, clinic=clinic, name="test", **kwargs)[1]
 
 
 def bearer(token: str | None) -> dict[str, str]:
@@ -73,9 +73,9 @@ class Api:
 @pytest.fixture
 def tokens(clinic_a, clinic_b, alice, bob, dana, charlie, erin) -> dict[str, str | None]:
     """One token per role of the permission table (anonymous has none)."""
-    revoked_row, revoked = api_services.api_token_create(user=alice, clinic=clinic_a, name="old")
-    api_services.api_token_revoke(token=revoked_row, by=alice)
-    expired_row, expired = api_services.api_token_create(
+    revoked_row, revoked = api_token_create(user=alice, clinic=clinic_a, name="old")
+    api_token_revoke(token=revoked_row, by=alice)
+    expired_row, expired = api_token_create(
         user=alice, clinic=clinic_a, name="short", expires_at=timezone.now() + timedelta(days=1)
     )
     ApiToken.objects.filter(pk=expired_row.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
@@ -120,7 +120,7 @@ def world(clinic_a, clinic_b, alice, bob, dana, charlie, erin, instrument: Instr
         episode=episode, session=answered, scale="total", kind="rupture", magnitude=1.2, explanation="A drop."
     )
     job = finished_export(clinic_a, dana, settings.MEDIA_ROOT)
-    spare, _ = api_services.api_token_create(user=alice, clinic=clinic_a, name="spare")
+    spare, _ = api_token_create(user=alice, clinic=clinic_a, name="spare")
     other = Patient.objects.create(clinic=clinic_b, label="P.B.", therapist=charlie, external_id="EXT-1")
     other_episode = Episode.objects.create(patient=other, therapist=charlie, started_on=date(2026, 9, 1))
     other_session = Session.objects.create(

@@ -25,8 +25,8 @@ from monitoring.security.audit_trail import AuditFilters, audit_entries
 from monitoring.security.middleware import SIGNED_IN_AT
 from monitoring.security.signals import AuditEntryImmutable
 from tests.auth import sign_in, totp_code, totp_enable
-from tests.conftest import PASSWORD, finished_export
 from tests.care.test_dashboards import import_cohort
+from tests.conftest import PASSWORD, finished_export
 
 
 def password_step(client: Client, email: str, password: str = PASSWORD, **extra):
@@ -356,9 +356,9 @@ def test_logs_never_contain_a_token_or_patient_data(client, alice, dana, patient
     import io
     import json
 
-    from monitoring.api.services import api_token_create
     from monitoring.collection.invitations import invitation_create
     from monitoring.security.logs import JsonFormatter
+    from monitoring.security.tokens import api_token_create
 
     handler = next(h for h in logging.getLogger().handlers if h.name == "console")
     stream, handler.stream = handler.stream, io.StringIO()

@@ -1,0 +1,161 @@
+"""Staff pages: the staff list, invitations, role changes, deactivation and signing a colleague
+out everywhere; and the invitation link a new colleague follows to join (open to anyone with
+the link)."""
+
+from __future__ import annotations
+
+from allauth.account.internal.flows.login import record_authentication
+from allauth.mfa.models import Authenticator
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from clinics import services as clinic_services
+from clinics.errors import ApplicationError
+from clinics.models import Membership, StaffInvitation
+from clinics.permissions import clinic_for_admin
+from monitoring.clinic_admin.forms import (
+    StaffInviteForm,
+)
+from monitoring.clinic_admin.selectors import staff_for_clinic
+from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required, staff_required
+
+
+@staff_required
+def admin_home(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    return redirect("monitoring:admin-patients", slug=clinic_for_admin(user=request.user, slug=slug).slug)
+
+
+@staff_required
+@recent_sign_in_required
+@require_http_methods(["GET", "POST"])
+def staff(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    clinic = clinic_for_admin(user=request.user, slug=slug)
+    form = StaffInviteForm(request.POST or None)
+    new_link = ""
+    failed = request.method == "POST"
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitation, new_link = clinic_services.staff_invite(
+                clinic=clinic,
+                invited_by=request.user,
+                join_url=lambda token: request.build_absolute_uri(reverse("monitoring:join", args=[token])),
+                **form.cleaned_data,
+            )
+            messages.success(
+                request, f"Invitation sent to {invitation.email}. The link below works once, for 7 days."
+            )
+            form, failed = StaffInviteForm(), False
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+    memberships = staff_for_clinic(clinic=clinic)
+    pending = clinic.staff_invitations.pending()
+    return render(
+        request,
+        "clinic_admin/staff.html",
+        {
+            "clinic": clinic,
+            "form": form,
+            "memberships": memberships,
+            "pending": pending,
+            "new_link": new_link,
+            "roles": Membership.Role.choices,
+        },
+        status=400 if failed else 200,
+    )
+
+
+@staff_required
+@recent_sign_in_required
+@require_POST
+def staff_action(request: AuthenticatedRequest, slug: str, code: str, action: str) -> HttpResponse:
+    clinic = clinic_for_admin(user=request.user, slug=slug)
+    membership = get_object_or_404(Membership.objects.select_related("user"), clinic=clinic, code=code)
+    try:
+        if action == "role":
+            clinic_services.membership_set_role(
+                membership=membership, role=request.POST.get("role", ""), by=request.user
+            )
+            messages.success(
+                request, f"{membership.user.get_full_name()} is now {membership.get_role_display().lower()}."
+            )
+        elif action == "deactivate":
+            ended = clinic_services.membership_deactivate(membership=membership, by=request.user)
+            messages.success(
+                request,
+                f"{membership.user.get_full_name()} no longer has access; {ended} signed-in session(s) ended.",
+            )
+        elif action == "sign-out":
+            ended = clinic_services.user_sessions_end_by_admin(membership=membership, by=request.user)
+            messages.success(
+                request,
+                f"{membership.user.get_full_name()} was signed out everywhere: {ended} session(s) ended.",
+            )
+        else:
+            raise ApplicationError("Unknown action.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("monitoring:admin-staff", slug=clinic.slug)
+
+
+@staff_required
+@recent_sign_in_required
+@require_POST
+def staff_invitation_revoke(request: AuthenticatedRequest, slug: str, code: str) -> HttpResponse:
+    clinic = clinic_for_admin(user=request.user, slug=slug)
+    invitation = get_object_or_404(StaffInvitation, clinic=clinic, code=code)
+    StaffInvitation.objects.pending().filter(pk=invitation.pk).update(revoked_at=timezone.now())
+    messages.success(request, f"The invitation for {invitation.email} has been withdrawn.")
+    return redirect("monitoring:admin-staff", slug=clinic.slug)
+
+
+@login_not_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def join(request: HttpRequest, token: str) -> HttpResponse:
+    """Accept a staff invitation: choose a password (or confirm an existing account's)."""
+    try:
+        invitation = clinic_services.staff_invitation_for_token(token=token)
+    except ApplicationError as error:
+        return render(request, "clinic_admin/join_problem.html", {"message": error.message}, status=410)
+    problems: list[str] = []
+    if request.method == "POST":
+        password = request.POST.get("password", "")
+        if password != request.POST.get("password_again", password):
+            problems = ["The two passwords differ."]
+        else:
+            try:
+                user = clinic_services.staff_invitation_accept(
+                    token=token, password=password, name=request.POST.get("name", "")
+                )
+            except ApplicationError as error:
+                problems = error.problems or [error.message]
+            else:
+                if Authenticator.objects.filter(user=user).exists():
+                    # An existing colleague: signing in includes their authenticator code.
+                    messages.success(
+                        request, f"You have joined {invitation.clinic.name}. Please sign in to continue."
+                    )
+                    return redirect("account_login")
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                # They chose their password a moment ago: setting up the authenticator app, which
+                # comes next, does not ask for it again.
+                record_authentication(request, user, method="password", reauthenticated=True)
+                messages.success(request, f"Welcome to {invitation.clinic.name}.")
+                return redirect("monitoring:caseload")  # then two-factor set-up (MfaRequiredMiddleware)
+    existing = Membership.objects.filter(user__email__iexact=invitation.email).exists()
+    return render(
+        request,
+        "clinic_admin/join.html",
+        {"invitation": invitation, "problems": problems, "existing": existing},
+        status=400 if problems else 200,
+    )

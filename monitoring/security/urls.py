@@ -1,0 +1,11 @@
+"""The signed-in user's own security pages."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from monitoring.security import views
+
+urlpatterns = [
+    path("account/api-tokens/", views.api_tokens, name="api-tokens"),
+]

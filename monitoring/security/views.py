@@ -1,0 +1,64 @@
+"""The signed-in user's own security pages: API tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from clinics.errors import ApplicationError
+from clinics.models import Clinic
+from monitoring.models import ApiToken
+from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required
+from monitoring.security.tokens import api_token_create, api_token_revoke
+
+
+@login_required
+@recent_sign_in_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: AuthenticatedRequest) -> HttpResponse:
+    """The user's API tokens: create one (shown once), see when each was last used, revoke."""
+    clinics = list(Clinic.objects.worked_in_by(request.user).order_by("name"))
+    new_token = ""
+    if request.method == "POST" and request.POST.get("action") == "revoke":
+        try:
+            token = ApiToken.objects.filter(
+                user=request.user, code=uuid.UUID(request.POST.get("token", ""))
+            ).first()
+        except ValueError:  # a tampered form matches nothing
+            token = None
+        if token is not None:
+            api_token_revoke(token=token, by=request.user)
+            messages.success(request, f"“{token.name}” is revoked; it no longer opens the API.")
+        return redirect("monitoring:api-tokens")
+    if request.method == "POST":
+        clinic = next((c for c in clinics if str(c.code) == request.POST.get("clinic")), None)
+        try:
+            days = int(request.POST.get("days") or 0)
+        except ValueError:
+            days = -1
+        try:
+            if clinic is None:
+                raise ApplicationError("Choose one of your clinics.")
+            if days < 0:
+                raise ApplicationError("Give the lifetime as a number of days, or leave it empty.")
+            expires = timezone.now() + timedelta(days=days) if days else None
+            _, new_token = api_token_create(
+                user=request.user, clinic=clinic, name=request.POST.get("name", ""), expires_at=expires
+            )
+        except ApplicationError as error:
+            messages.error(request, error.message)
+    tokens = ApiToken.objects.filter(user=request.user).select_related("clinic")
+    return render(
+        request,
+        "security/api_tokens.html",
+        {"tokens": tokens, "clinics": clinics, "new_token": new_token, "now": timezone.now()},
+    )
