@@ -1,7 +1,12 @@
 """Background work through the tasks API (django-tasks; Django 6's django.tasks later).
 
 Tasks take ids and call a service. With the default immediate backend they run inline; with
-the database worker or RQ they run in a worker. Enqueue them on commit.
+the database worker or RQ they run in a worker. Services enqueue them on commit.
+
+This module sits above the services it calls and below the services that enqueue: a task's
+target never imports this module (``tests/test_architecture.py`` fails on any import cycle), so
+what a task runs lives apart from what queues it (``exports.worker`` runs a job that
+``exports.jobs`` started).
 """
 
 from __future__ import annotations
@@ -9,21 +14,27 @@ from __future__ import annotations
 from django_tasks import task
 
 from clinics.models import Clinic
-from monitoring.collection import invitations as collection_invitations
-from monitoring.flags import services as flags_services
-from monitoring.flags.services import episode_flags_refresh
+from monitoring.collection import invitations
+from monitoring.exports import worker
+from monitoring.flags import services as flag_services
 
 
 @task()
 def episode_analyse(episode_id: int) -> int:
-    return len(episode_flags_refresh(episode_id=episode_id))
+    """Store the new flags (and notifications) of an episode whose answers changed."""
+    return len(flag_services.episode_flags_refresh(episode_id=episode_id))
 
 
 @task()
 def reminder_send(invitation_id: int) -> bool:
-    return collection_invitations.reminder_send(invitation_id=invitation_id)
+    return invitations.reminder_send(invitation_id=invitation_id)
 
 
 @task()
 def clinic_estimate_refresh(clinic_id: int) -> int:
-    return flags_services.clinic_estimate_refresh(clinic=Clinic.objects.get(pk=clinic_id)).pk
+    return flag_services.clinic_estimate_refresh(clinic=Clinic.objects.get(pk=clinic_id)).pk
+
+
+@task()
+def export_job_run(job_id: int) -> str:
+    return worker.export_job_run(job_id=job_id).status

@@ -56,6 +56,7 @@ from monitoring.collection.invitations import invitation_create
 from monitoring.collection.responses import response_enter
 from monitoring.collection.sessions import session_add, session_update
 from monitoring.exports import EXPORTS, ExportFilters, fhir
+from monitoring.exports import jobs as export_jobs
 from monitoring.exports import services as export_services
 from monitoring.flags.selectors import flag_get_for_user, flags_visible_to
 from monitoring.flags.services import flag_acknowledge
@@ -938,7 +939,7 @@ class ExportListApi(ApiView):
             patient_code=str(data.get("patient") or ""),
             pseudonymise=data["pseudonymise"],
         )
-        job = export_services.export_start(
+        job = export_jobs.export_start(
             clinic=clinic,
             user=user_of(request),
             identifier=data["report"],
@@ -953,7 +954,7 @@ class ExportListApi(ApiView):
 
 
 def _export_job(request: Request, code: str) -> ExportJob:
-    job = export_services.export_job_get_for_user(user=user_of(request), code=code)
+    job = export_jobs.export_job_get_for_user(user=user_of(request), code=code)
     in_scope(request, clinic_id=job.clinic_id)
     return job
 

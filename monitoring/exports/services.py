@@ -20,21 +20,14 @@ another.
 
 from __future__ import annotations
 
-import logging
-import os
 import shutil
-import uuid
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.http import Http404
 from django.utils import timezone
 
 from clinics.errors import ApplicationError
@@ -45,15 +38,11 @@ from monitoring.exports import FORMATS, PDF, ExportFilters, ProgressCallback, Re
 from monitoring.models import ExportJob
 from monitoring.security.audit import entry_write
 
-logger = logging.getLogger(__name__)
-
 VIA_WEB = "web"
 VIA_API = "api"
 VIA_JOB = "background job"
 VIA_COMMAND = "command line"
 
-#: Only one progress write per this many percentage points: a big export is not slowed by them.
-PROGRESS_STEP = 5
 
 
 # --- Reads: access ----------------------------------------------------------------------------
@@ -64,26 +53,8 @@ def export_clinic_get_for_user(*, user: User | AnonymousUser, slug: str) -> Clin
     return clinic_for_admin(user=user, slug=slug)
 
 
-def export_job_get_for_user(*, user: User | AnonymousUser, code: object) -> ExportJob:
-    """The export job with this code, or 404 unless the user is an active admin of its clinic."""
-    try:
-        key = uuid.UUID(str(code))
-    except ValueError:
-        raise Http404("No such export.") from None
-    job = (
-        ExportJob.objects.filter(clinic__in=Clinic.objects.administered_by(user), code=key)
-        .select_related("clinic", "requested_by")
-        .first()
-    )
-    if job is None:
-        raise Http404("No such export.")
-    return job
 
 
-def export_jobs_for_user(*, user: User | AnonymousUser, clinic: Clinic, limit: int = 50) -> list[ExportJob]:
-    """The clinic's most recent export jobs, for its admins' export page (empty for anyone else)."""
-    jobs = ExportJob.objects.filter(clinic=clinic, clinic__in=Clinic.objects.administered_by(user))
-    return list(jobs.select_related("requested_by").order_by("-created_at")[:limit])
 
 
 # --- Writes: audit, exports and jobs ----------------------------------------------------------
@@ -119,7 +90,7 @@ def export_audit(
     )
 
 
-def _check_request(*, clinic: Clinic, identifier: str, fmt: str, filters: ExportFilters) -> None:
+def check_request(*, clinic: Clinic, identifier: str, fmt: str, filters: ExportFilters) -> None:
     exporter = exporter_get(identifier)
     if fmt not in FORMATS or fmt not in exporter.formats:
         names = ", ".join(exporter.formats)
@@ -154,113 +125,19 @@ def export_run(
     """
     if user is not None:
         require_clinic_admin(user=user, clinic=clinic, action="export its data")
-    _check_request(clinic=clinic, identifier=identifier, fmt=fmt, filters=filters)
+    check_request(clinic=clinic, identifier=identifier, fmt=fmt, filters=filters)
     exporter = exporter_get(identifier)
     export_audit(clinic=clinic, actor=user, identifier=identifier, fmt=fmt, filters=filters, via=via, job=job)
     frame = exporter.frame(clinic=clinic, filters=filters)
     return render(exporter, frame, fmt, clinic=clinic, filters=filters, on_rows=on_rows)
 
 
-def export_start(
-    *, clinic: Clinic, user: User, identifier: str, fmt: str, filters: ExportFilters
-) -> ExportJob:
-    """Queue an export as a background job and return it; the task is enqueued on commit.
-
-    With the default immediate task backend and no surrounding transaction the job has run by
-    the time this returns ("with no worker configured they run inline"); with the database
-    worker or RQ it runs in a worker and the page polls ``progress``.
-    """
-    from monitoring.exports import tasks as export_tasks
-
-    require_clinic_admin(user=user, clinic=clinic, action="export its data")
-    _check_request(clinic=clinic, identifier=identifier, fmt=fmt, filters=filters)
-    job = ExportJob.objects.create(
-        clinic=clinic, requested_by_id=user.pk, exporter=identifier, format=fmt, filters=filters.to_json()
-    )
-    transaction.on_commit(partial(export_tasks.export_job_run.enqueue, job.pk))
-    return job
 
 
-def export_job_run(*, job_id: int) -> ExportJob:
-    """Run a queued job: write its file under MEDIA_ROOT/exports/<code>/, or record why it failed.
-
-    The job is claimed with a conditional update, so a task delivered twice runs it once. The
-    requester's access is checked again here: an admin removed while the job waited gets nothing.
-    Never raises for a failed export: the job's status and error say what happened.
-    """
-    now = timezone.now()
-    claimed = ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(
-        status=ExportJob.Status.RUNNING, started_at=now, progress=1
-    )
-    job = ExportJob.objects.select_related("clinic", "requested_by").get(pk=job_id)
-    if not claimed:
-        return job
-    directory = export_directory(job)
-    try:
-        if job.requested_by is None:
-            raise PermissionDenied("The person who asked for this export no longer has an account.")
-        filters = ExportFilters.from_json(job.filters)
-        exporter = exporter_get(job.exporter)
-        total = exporter.count(clinic=job.clinic, filters=filters)
-        rendered = export_run(
-            clinic=job.clinic,
-            user=job.requested_by,
-            identifier=job.exporter,
-            fmt=job.format,
-            filters=filters,
-            via=VIA_JOB,
-            job=job,
-            on_rows=_progress_writer(job.pk, total),
-        )
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / Path(rendered.filename).name
-        partial_path = target.with_suffix(target.suffix + ".part")
-        with open(partial_path, "wb") as out:
-            if isinstance(rendered.content, bytes):
-                out.write(rendered.content)
-            else:
-                for block in rendered.content:
-                    out.write(block)
-        os.replace(partial_path, target)
-    except (ApplicationError, PermissionDenied) as exc:
-        return _job_failed(job, directory, str(getattr(exc, "message", exc)) or "Not allowed.")
-    except Exception as exc:
-        logger.exception("Export job %s failed", job.code)
-        return _job_failed(
-            job, directory, f"The export failed unexpectedly ({type(exc).__name__}); it has been logged."
-        )
-    ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportJob.Status.DONE,
-        progress=100,
-        finished_at=timezone.now(),
-        file_path=str(target.relative_to(Path(settings.MEDIA_ROOT))),
-        filename=rendered.filename,
-        content_type=rendered.content_type,
-    )
-    job.refresh_from_db()
-    return job
 
 
-def _job_failed(job: ExportJob, directory: Path, reason: str) -> ExportJob:
-    shutil.rmtree(directory, ignore_errors=True)
-    ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportJob.Status.FAILED, error=reason, finished_at=timezone.now()
-    )
-    job.refresh_from_db()
-    return job
 
 
-def _progress_writer(job_id: int, total: int | None) -> ProgressCallback:
-    """A callback writing a job's progress (5-95%) as rows are written, in steps."""
-    last = [1]
-
-    def write(rows: int) -> None:
-        percent = 50 if not total else 5 + int(90 * min(rows, total) / total)
-        if percent >= last[0] + PROGRESS_STEP:
-            last[0] = percent
-            ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.RUNNING).update(progress=percent)
-
-    return write
 
 
 def export_directory(job: ExportJob) -> Path:

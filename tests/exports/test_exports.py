@@ -39,7 +39,9 @@ from monitoring.analytics import columns as c
 from monitoring.collection.importing import responses_import
 from monitoring.collection.responses import response_create
 from monitoring.exports import EXPORTS, ExportFilters, fhir, guard_cell, pdf, pseudonym, render
+from monitoring.exports import jobs as export_jobs
 from monitoring.exports import services as export_services
+from monitoring.exports import worker as export_worker
 from monitoring.flags.selectors import analysis_config
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import ExportJob, Flag, Instrument
@@ -549,7 +551,7 @@ def test_only_active_admins_of_the_clinic_may_export(cast, clinic_a, request, wh
         with pytest.raises(PermissionDenied):
             run()
         with pytest.raises(PermissionDenied):
-            export_services.export_start(
+            export_jobs.export_start(
                 clinic=clinic_a, user=user, identifier="flags", fmt="csv", filters=ExportFilters()
             )
 
@@ -608,7 +610,7 @@ def test_a_job_runs_inline_without_a_worker_and_leaves_a_file(
     cast, clinic_a, dana, media, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        job = export_services.export_start(
+        job = export_jobs.export_start(
             clinic=clinic_a, user=dana, identifier="item_answers", fmt="csv", filters=ExportFilters()
         )
         assert job.status == ExportJob.Status.QUEUED and job.progress == 0
@@ -635,7 +637,7 @@ def test_a_failing_exporter_fails_the_job_with_a_reason(cast, clinic_a, dana, me
     job = ExportJob.objects.create(
         clinic=clinic_a, requested_by=dana, exporter="session_scores", format="csv"
     )
-    job = export_services.export_job_run(job_id=job.pk)
+    job = export_worker.export_job_run(job_id=job.pk)
     assert job.status == ExportJob.Status.FAILED and job.finished_at is not None
     assert job.error == "The export failed unexpectedly (RuntimeError); it has been logged."
     assert not (media / "exports" / str(job.code)).exists()
@@ -647,27 +649,27 @@ def test_a_job_that_cannot_be_done_fails_with_the_domain_message(cast, clinic_a,
     job = ExportJob.objects.create(
         clinic=clinic_a, requested_by=dana, exporter="patient_report", format="pdf"
     )
-    job = export_services.export_job_run(job_id=job.pk)
+    job = export_worker.export_job_run(job_id=job.pk)
     assert (job.status, job.error) == ("failed", "Choose the patient for a one-patient report.")
 
 
 def test_a_job_checks_access_again_when_it_runs(cast, clinic_a, dana, media):
     job = ExportJob.objects.create(clinic=clinic_a, requested_by=dana, exporter="flags", format="csv")
     Membership.objects.filter(user=dana).update(is_active=False)
-    job = export_services.export_job_run(job_id=job.pk)
+    job = export_worker.export_job_run(job_id=job.pk)
     assert job.status == "failed" and "admins" in job.error
 
 
 def test_a_job_delivered_twice_runs_once(cast, clinic_a, dana, media):
     job = ExportJob.objects.create(clinic=clinic_a, requested_by=dana, exporter="flags", format="xlsx")
-    assert export_services.export_job_run(job_id=job.pk).status == "done"
-    assert export_services.export_job_run(job_id=job.pk).status == "done"
+    assert export_worker.export_job_run(job_id=job.pk).status == "done"
+    assert export_worker.export_job_run(job_id=job.pk).status == "done"
     assert LogEntry.objects.filter(action=LogEntry.Action.ACCESS).count() == 1
 
 
 def test_progress_is_written_as_rows_stream(cast, clinic_a, dana, media, monkeypatch):
     seen: list[int] = []
-    original = export_services._progress_writer
+    original = export_worker._progress_writer
 
     def spy(job_id: int, total: int | None):
         write = original(job_id, total)
@@ -678,31 +680,31 @@ def test_progress_is_written_as_rows_stream(cast, clinic_a, dana, media, monkeyp
 
         return record
 
-    monkeypatch.setattr(export_services, "_progress_writer", spy)
+    monkeypatch.setattr(export_worker, "_progress_writer", spy)
     monkeypatch.setattr(exports, "CHUNK_ROWS", 12)
     job = ExportJob.objects.create(clinic=clinic_a, requested_by=dana, exporter="item_answers", format="csv")
-    assert export_services.export_job_run(job_id=job.pk).progress == 100
+    assert export_worker.export_job_run(job_id=job.pk).progress == 100
     assert seen == sorted(seen) and 1 < seen[0] < seen[-1] <= 95 and len(set(seen)) > 3
 
 
 @pytest.mark.parametrize("who", ["alice", "erin", "charlie"])
 def test_jobs_are_404_for_anyone_but_the_clinics_admins(cast, clinic_a, dana, request, who):
     job = ExportJob.objects.create(clinic=clinic_a, requested_by=dana, exporter="flags", format="csv")
-    assert export_services.export_job_get_for_user(user=dana, code=job.code) == job
-    assert export_services.export_jobs_for_user(user=dana, clinic=clinic_a) == [job]
+    assert export_jobs.export_job_get_for_user(user=dana, code=job.code) == job
+    assert export_jobs.export_jobs_for_user(user=dana, clinic=clinic_a) == [job]
     user = request.getfixturevalue(who)
     with pytest.raises(Http404):
-        export_services.export_job_get_for_user(user=user, code=job.code)
+        export_jobs.export_job_get_for_user(user=user, code=job.code)
     with pytest.raises(Http404):
-        export_services.export_job_get_for_user(user=dana, code="not-a-uuid")
-    assert export_services.export_jobs_for_user(user=user, clinic=clinic_a) == []
+        export_jobs.export_job_get_for_user(user=dana, code="not-a-uuid")
+    assert export_jobs.export_jobs_for_user(user=user, clinic=clinic_a) == []
     with pytest.raises(Http404):
         export_services.export_clinic_get_for_user(user=user, slug=clinic_a.slug)
 
 
 def test_old_export_files_are_purged(cast, clinic_a, dana, media):
     job = ExportJob.objects.create(clinic=clinic_a, requested_by=dana, exporter="flags", format="csv")
-    job = export_services.export_job_run(job_id=job.pk)
+    job = export_worker.export_job_run(job_id=job.pk)
     ExportJob.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=8))
     assert export_services.export_files_purge(older_than=timedelta(days=7)) == 1
     assert not (media / "exports" / str(job.code)).exists()
@@ -743,7 +745,7 @@ def test_the_rq_backend_runs_an_export_job_in_a_worker(
 
     patient = Patient.objects.create(clinic=clinic_a, label="R.Q.", therapist=alice)
     course(patient, alice, instrument, treatment="cbt", totals=[4, 4, 3, 4])
-    job = export_services.export_start(
+    job = export_jobs.export_start(
         clinic=clinic_a, user=dana, identifier="item_answers", fmt="xlsx", filters=ExportFilters()
     )
     assert rq_backend.count == 1

@@ -19,6 +19,7 @@ from monitoring.clinic_admin.forms import (
     ExportForm,
 )
 from monitoring.exports import EXPORTS, ExportFilters
+from monitoring.exports import jobs as export_jobs
 from monitoring.exports import services as export_services
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required, staff_required
 
@@ -41,7 +42,7 @@ def exports(request: AuthenticatedRequest, slug: str) -> HttpResponse:
                 treatment=data["treatment"] or "",
                 pseudonymise=data["pseudonymise"],
             )
-            job = export_services.export_start(
+            job = export_jobs.export_start(
                 clinic=clinic,
                 user=request.user,
                 identifier=data["report"],
@@ -54,7 +55,7 @@ def exports(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             return redirect("monitoring:admin-exports", slug=clinic.slug)
         except ApplicationError as error:
             form.add_error(None, error.message)
-    jobs = export_services.export_jobs_for_user(user=request.user, clinic=clinic, limit=20)
+    jobs = export_jobs.export_jobs_for_user(user=request.user, clinic=clinic, limit=20)
     return render(
         request,
         "clinic_admin/exports.html",
@@ -71,7 +72,7 @@ def exports(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 
 @staff_required
 def export_download(request: AuthenticatedRequest, code: str) -> HttpResponseBase:
-    job = export_services.export_job_get_for_user(user=request.user, code=code)
+    job = export_jobs.export_job_get_for_user(user=request.user, code=code)
     try:
         path, filename, content_type = export_services.export_file(job=job, user=request.user)
     except ApplicationError as error:
