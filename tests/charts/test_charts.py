@@ -1,22 +1,30 @@
 """monitoring.charts: analysis frames -> plotly figure dicts, summaries, tables, sparklines.
 
 Plain functions on hand-built frames (the known cases of methods.md section 5) and on the
-simulator; no database.
+simulator; no database. Every figure a test builds is checked by plotly's own schema
+(:func:`plotly_valid`, applied to every chart builder by an autouse fixture).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import json
 import math
+import pkgutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import date, timedelta
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import Any, get_type_hints
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from monitoring import charts
@@ -31,6 +39,7 @@ CASE_C_TASK = [4.5, 4.4, 4.25, 4.0, 3.75, 3.5, 3.5, 3.25]  # declining task
 CASE_D = [4.0, 4.1, 3.9, 4.0, 4.1, 4.0]  # stable
 CASE_E = [3.0, 3.1, 2.9, 3.9, 4.0, 4.1]  # sudden gain 3->4
 SVG = "{http://www.w3.org/2000/svg}"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_patient(scores: list[float], *, patient: str = "A") -> pd.DataFrame:
@@ -79,6 +88,37 @@ def frames(analysis: Analysis, patient: Any) -> dict[str, pd.DataFrame]:
         "levels": analysis.levels[analysis.levels[c.PATIENT] == patient],
         "events": analysis.events[analysis.events[c.PATIENT] == patient],
     }
+
+
+def plotly_valid(chart: charts.Chart) -> charts.Chart:
+    """``chart``, after plotly has built a Figure of it: plotly raises ValueError on a misspelled
+    property or an invalid value (its schema is that of the vendored plotly.js, 4.1.1)."""
+    go.Figure(data=chart.figure["data"], layout=chart.figure["layout"])
+    return chart
+
+
+def validating(build: Callable[..., charts.Chart]) -> Callable[..., charts.Chart]:
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> charts.Chart:
+        return plotly_valid(build(*args, **kwargs))
+
+    return wrapper
+
+
+#: Every public function of monitoring.charts that returns a Chart.
+BUILDERS = sorted(
+    name
+    for name in charts.__all__
+    if inspect.isfunction(getattr(charts, name))
+    and get_type_hints(getattr(charts, name))["return"] is charts.Chart
+)
+
+
+@pytest.fixture(autouse=True)
+def _plotly_checks_every_chart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chart a test builds through ``charts.<builder>`` passes plotly's validation."""
+    for name in BUILDERS:
+        monkeypatch.setattr(charts, name, validating(getattr(charts, name)))
 
 
 def traces(chart: charts.Chart) -> dict[str, list[dict[str, Any]]]:
@@ -388,6 +428,39 @@ def test_raters_cope_with_missing_sessions_and_no_therapist() -> None:
     assert set(traces(alone)) == {"Patient"} and alone.summary.startswith("No therapist ratings yet")
 
 
+# Clinic report ------------------------------------------------------------------------------
+
+
+def test_completion_by_month_shows_held_and_completed_with_the_rate() -> None:
+    chart = charts.completion_by_month(
+        months=["2026-01", "2026-02", "2026-03"], held=[10, 0, 8], completed=[7, 0, 8]
+    )
+    assert_valid(chart)
+    held, done = only(chart, "Sessions held"), only(chart, "Forms completed")
+    assert held["x"] == done["x"] == ["Jan 26", "Feb 26", "Mar 26"]
+    assert (held["y"], done["y"]) == ([10, 0, 8], [7, 0, 8])
+    assert done["customdata"] == [70, None, 100]
+    assert chart.rows[1] == ["2026-02", "0", "0", "\u2013"]
+    assert chart.summary == (
+        "15 of 18 held sessions have the patient's form (83%) over 3 months; lowest month Jan 26 at 70%."
+    )
+    empty = charts.completion_by_month(months=[], held=[], completed=[])
+    assert_valid(empty)
+    assert empty.figure["data"] == [] and empty.summary == "No sessions in this period."
+
+
+def test_level_distribution_counts_patients_per_bin() -> None:
+    chart = charts.level_distribution(levels=[3.1, 4.2, 4.25, float("nan"), 2.0, 5.0, 1.0])
+    assert_valid(chart)
+    bars = only(chart, "Patients")
+    assert len(bars["x"]) == 16 and sum(bars["y"]) == 6  # NaN skipped
+    assert chart.rows[0] == ["1.00", "1.25", "1"]
+    assert chart.summary == "6 patients. Median usual level 3.7; the middle half between 2.3 and 4.2."
+    empty = charts.level_distribution(levels=[])
+    assert_valid(empty)
+    assert empty.figure["data"] == [] and empty.summary == "No patient has answers in this period."
+
+
 # Simulated cohort and edge cases ------------------------------------------------------------
 
 
@@ -445,9 +518,71 @@ def test_frames_of_several_patients_are_refused() -> None:
         charts.trajectory(sessions=analysis.sessions, levels=analysis.levels, events=analysis.events)
 
 
-def test_charts_import_no_django() -> None:
-    code = "import sys, monitoring.charts; sys.exit(any(m.split('.')[0] == 'django' for m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+def test_charts_and_its_modules_import_no_django() -> None:
+    """As tests/analytics/test_import.py: a fresh interpreter imports the package and every module
+    of it, and neither Django nor plotly (the figures are plain dicts) is loaded."""
+    modules = [
+        "monitoring.charts",
+        *(f"monitoring.charts.{m.name}" for m in pkgutil.iter_modules(charts.__path__)),
+    ]
+    assert {"monitoring.charts._style", "monitoring.charts.trajectory", "monitoring.charts.clinic"} <= set(
+        modules
+    )
+    code = (
+        f"import sys; import {', '.join(modules)}; "
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'plotly')); "
+        "print(','.join(loaded))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert result.stdout.strip() == ""
+
+
+# Plotly validation --------------------------------------------------------------------------
+
+
+def test_every_chart_builder_is_validated_by_plotly() -> None:
+    assert BUILDERS == [
+        "completion_by_month",
+        "deviations",
+        "level_distribution",
+        "raters",
+        "subscales",
+        "trajectory",
+    ]
+    assert all(getattr(charts, name).__wrapped__ for name in BUILDERS)  # the autouse fixture
+
+
+def _with(chart: charts.Chart, figure: dict[str, Any]) -> charts.Chart:
+    return dataclasses.replace(chart, figure=figure)
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda f: f["data"][0].update(colour="red"),  # misspelled trace property
+        lambda f: f["data"][0]["line"].update(dahs="dash"),  # misspelled nested property
+        lambda f: f["layout"]["xaxis"].update(tickvalz=[1, 2]),  # misspelled axis property
+        lambda f: f["layout"].update(hovermode="x unifed"),  # invalid value
+        lambda f: f["data"][0]["marker"].update(symbol="triangle-downn"),  # invalid marker symbol
+    ],
+)
+def test_plotly_validation_catches_a_misspelled_property(spoil: Callable[[dict[str, Any]], None]) -> None:
+    chart = charts.trajectory(**frames(known(tuple(CASE_A)), "A"))  # valid: checked by the fixture
+    figure = json.loads(json.dumps(chart.figure))
+    total = next(i for i, trace in enumerate(figure["data"]) if trace["name"] == "Total")
+    figure["data"].insert(0, figure["data"].pop(total))
+    spoil(figure)
+    broken = _with(chart, figure)
+    with pytest.raises(ValueError, match="Invalid"):
+        plotly_valid(broken)
+    with pytest.raises(ValueError, match="Invalid"):
+        validating(lambda: broken)()  # what the autouse fixture wraps every builder in
 
 
 # Sparkline ----------------------------------------------------------------------------------

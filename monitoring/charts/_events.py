@@ -1,0 +1,98 @@
+"""Flag markers on a score line, their hover text, and the flag labels of the data tables.
+
+The hover text of an event (its name, session and the plain explanation of ``analysis.events``)
+is shared by the trajectory, the deviation bars and the subscale panels.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from typing import Any
+
+import pandas as pd
+
+from monitoring.analytics import columns as c
+from monitoring.charts._style import _WRAP, MARKERS, _int, _num
+
+_MARKER_ORDER = (c.DECLINE, c.SUDDEN_GAIN, c.SUDDEN_LOSS, c.REPAIR, c.UNREPAIRED, c.RUPTURE)
+
+
+def _event_traces(ev: pd.DataFrame, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    if ev.empty:
+        return []
+    scores = dict(zip(rows[c.SESSION].astype(int), rows[c.SCORE].astype(float), strict=True))
+    kinds = ev[c.KIND].astype(str)
+    traces = []
+    for kind in _MARKER_ORDER:
+        sub = ev[kinds == kind]
+        if sub.empty:
+            continue
+        xs: list[float] = []
+        ys: list[float] = []
+        texts: list[str] = []
+        for _, e in sub.iterrows():
+            s = int(e[c.SESSION])
+            xv, yv = float(s), scores.get(s, _num(e, c.SCORE))
+            if kind in (c.SUDDEN_GAIN, c.SUDDEN_LOSS):
+                f, t = _int(e.get(c.FROM_SESSION)), _int(e.get(c.TO_SESSION))
+                if f is not None and t is not None and f in scores and t in scores:
+                    xv, yv = (f + t) / 2, (scores[f] + scores[t]) / 2
+            if yv is None:
+                continue
+            xs.append(xv)
+            ys.append(yv)
+            texts.append(_event_hover(kind, e))
+        name, symbol, colour, size = MARKERS[kind]
+        line_colour = colour if symbol.endswith("-open") else "white"
+        traces.append(
+            {
+                "type": "scatter",
+                "name": name,
+                "x": xs,
+                "y": ys,
+                "mode": "markers",
+                "cliponaxis": False,
+                "marker": {
+                    "symbol": symbol,
+                    "color": colour,
+                    "size": size,
+                    "line": {"color": line_colour, "width": 1.5 if symbol.endswith("-open") else 1},
+                },
+                "text": texts,
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
+    return traces
+
+
+def _event_hover(kind: str, e: pd.Series) -> str:
+    name = MARKERS[kind][0]
+    session = int(e[c.SESSION])
+    f, t = _int(e.get(c.FROM_SESSION)), _int(e.get(c.TO_SESSION))
+    if kind in (c.SUDDEN_GAIN, c.SUDDEN_LOSS) and f is not None and t is not None:
+        head = f"<b>{name}, sessions {f} to {t}</b> (flagged at session {session})"
+    else:
+        head = f"<b>{name} at session {session}</b>"
+    explanation = str(e.get(c.EXPLANATION) or "")
+    if not explanation or explanation in ("nan", "<NA>"):
+        return head
+    lines = textwrap.wrap(explanation, _WRAP)
+    return head + "<br>" + "<br>".join(html.escape(line, quote=False) for line in lines)
+
+
+def _flag_labels(ev: pd.DataFrame) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    if ev.empty:
+        return out
+    for _, e in ev.iterrows():
+        kind = str(e[c.KIND])
+        label = MARKERS[kind][0] if kind in MARKERS else kind
+        rs = _int(e.get(c.RUPTURE_SESSION))
+        if kind in (c.REPAIR, c.UNREPAIRED) and rs is not None:
+            label += f" (rupture at session {rs})"
+        f, t = _int(e.get(c.FROM_SESSION)), _int(e.get(c.TO_SESSION))
+        if kind in (c.SUDDEN_GAIN, c.SUDDEN_LOSS) and f is not None and t is not None:
+            label += f" (sessions {f} to {t})"
+        out.setdefault(int(e[c.SESSION]), []).append(label)
+    return out
