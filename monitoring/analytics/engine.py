@@ -19,6 +19,7 @@ prospective by construction (property-tested in tests/analytics/test_properties.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -191,6 +192,166 @@ class EngineResult:
     events: dict[str, np.ndarray]
 
 
+@dataclass
+class RuleState:
+    """What the rules carry from one step to the next: one entry per rank (unit), for all ranks.
+
+    Baseline (4.1): ``baseline_sum``, ``baseline_sumsq`` and ``baseline_n`` are the running sum,
+    sum of squares and count of the unit's baseline sessions, its sessions so far that were not
+    inside a rupture (a repair session counts again). After an unrepaired rupture they restart
+    from the episode sums below.
+
+    Lower CUSUM (4.4): ``cusum`` is S after the unit's latest session; 0 until the CUSUM starts,
+    and again after a decline or an unrepaired rupture.
+
+    Open rupture (4.2, 4.3): ``in_rupture`` is True from a rupture's session until its repair or
+    unrepaired session. Of the latest rupture, ``rupture_step`` is its step (session position),
+    ``rupture_age`` the sessions since then, ``rupture_baseline`` and ``rupture_spread`` the
+    baseline and s_used it was judged against (the repair target), ``rupture_score`` its score
+    (a repair's magnitude is measured from it) and ``cusum_before_rupture`` the CUSUM just before
+    it (for ``decline_during_rupture="if_drifting"``).
+
+    Rupture episode (4.3): ``episode_sum``, ``episode_sumsq`` and ``episode_n`` sum the sessions
+    from the rupture on while it is open; if it ends unrepaired they become the new baseline.
+    """
+
+    baseline_sum: np.ndarray
+    baseline_sumsq: np.ndarray
+    baseline_n: np.ndarray
+    cusum: np.ndarray
+    in_rupture: np.ndarray
+    rupture_step: np.ndarray
+    rupture_age: np.ndarray
+    rupture_baseline: np.ndarray
+    rupture_spread: np.ndarray
+    rupture_score: np.ndarray
+    cusum_before_rupture: np.ndarray
+    episode_sum: np.ndarray
+    episode_sumsq: np.ndarray
+    episode_n: np.ndarray
+
+    @classmethod
+    def start(cls, n_ranks: int) -> RuleState:
+        """The state before any session: empty baselines, CUSUM at 0, no rupture."""
+        return cls(
+            baseline_sum=np.zeros(n_ranks),
+            baseline_sumsq=np.zeros(n_ranks),
+            baseline_n=np.zeros(n_ranks, dtype=np.int64),
+            cusum=np.zeros(n_ranks),
+            in_rupture=np.zeros(n_ranks, dtype=bool),
+            rupture_step=np.full(n_ranks, -1, dtype=np.int64),
+            rupture_age=np.zeros(n_ranks, dtype=np.int64),
+            rupture_baseline=np.full(n_ranks, np.nan),
+            rupture_spread=np.full(n_ranks, np.nan),
+            rupture_score=np.full(n_ranks, np.nan),
+            cusum_before_rupture=np.zeros(n_ranks),
+            episode_sum=np.zeros(n_ranks),
+            episode_sumsq=np.zeros(n_ranks),
+            episode_n=np.zeros(n_ranks, dtype=np.int64),
+        )
+
+
+@dataclass
+class _Outputs:
+    """Per-observation outputs, step-major like ``x_flat``. Each step writes its own contiguous
+    block in place (no per-step allocation); the caller gathers them into output order."""
+
+    baseline: np.ndarray
+    n_baseline: np.ndarray
+    s_used: np.ndarray
+    cusum: np.ndarray
+    in_rupture: np.ndarray
+
+    @classmethod
+    def empty(cls, total: int) -> _Outputs:
+        return cls(
+            baseline=np.empty(total),
+            n_baseline=np.empty(total, dtype=np.int32),
+            s_used=np.empty(total),
+            cusum=np.empty(total),
+            in_rupture=np.empty(total, dtype=bool),
+        )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What stays fixed during one :func:`run_rules` call, and where its results go.
+
+    ``pooled``, ``sem`` and ``rc`` are the clinic values of each rank's scale;
+    ``previous_threshold`` is the bound of the 1-2 session rupture rule by rank, and
+    ``prediction_factor[n]`` is sqrt(1 + 1/n), looked up rather than computed every step.
+    """
+
+    x_flat: np.ndarray
+    layout: Layout
+    config: AnalysisConfig
+    pooled: np.ndarray
+    sem: np.ndarray
+    rc: np.ndarray
+    previous_threshold: np.ndarray
+    prediction_factor: np.ndarray
+    out: _Outputs
+    events: _EventBuffer
+
+
+class _Step(NamedTuple):
+    """Step t: ranks ``[0, m)`` have a t-th session, whose scores ``x`` are the view
+    ``x_flat[block]`` (``block`` starts at ``start``); ``open_ranks`` are the ranks among them
+    inside a rupture opened at an earlier step (few, so handled by index)."""
+
+    t: int
+    m: int
+    start: int
+    block: slice
+    x: np.ndarray
+    open_ranks: np.ndarray
+
+    @classmethod
+    def at(cls, t: int, run: _Run, state: RuleState) -> _Step:
+        m = int(run.layout.active[t])
+        start = int(run.layout.offset[t])
+        block = slice(start, start + m)
+        return cls(t, m, start, block, run.x_flat[block], np.flatnonzero(state.in_rupture[:m]))
+
+
+class _Baseline(NamedTuple):
+    """Baseline at t: ``n`` sessions (a view of the state), ``mean`` and ``spread`` (s_used;
+    views of their output blocks) and ``below`` = mean - x_t, the points below it."""
+
+    n: np.ndarray
+    mean: np.ndarray
+    spread: np.ndarray
+    below: np.ndarray
+
+
+class _Ruptures(NamedTuple):
+    """Ruptures opening at t: mask over ``[0, m)`` and its ranks."""
+
+    new: np.ndarray
+    new_ranks: np.ndarray
+
+
+class _Repairs(NamedTuple):
+    """Outcome at t of the ruptures opened earlier, aligned with ``step.open_ranks``: ``age`` is
+    the sessions since the rupture and ``repaired`` a mask; ``closed_ranks`` were repaired or
+    became unrepaired, ``episode_ranks`` (not repaired) have a session inside the rupture."""
+
+    age: np.ndarray
+    repaired: np.ndarray
+    repaired_ranks: np.ndarray
+    unrepaired_ranks: np.ndarray
+    closed_ranks: np.ndarray
+    episode_ranks: np.ndarray
+
+
+class _Declines(NamedTuple):
+    """``cusum`` is S_t over ``[0, m)`` (0 where the CUSUM has not started); ``ranks`` raise a
+    decline at t."""
+
+    cusum: np.ndarray
+    ranks: np.ndarray
+
+
 def run_rules(
     x_flat: np.ndarray,
     layout: Layout,
@@ -206,287 +367,332 @@ def run_rules(
     each unit's clinic pooled within-patient SD, SEM and RC (scale-specific). Definitions are
     those of methods.md section 4 and docs/methods.md; :mod:`monitoring.analytics.reference` is
     a line-by-line per-patient transcription used to test this function.
+
+    Each step calls one function per rule, in order. The rules read the state as it was after
+    step t - 1 and record their events; only :func:`_state_update` changes the state.
     """
-    n_ranks = layout.unit_of_rank.size
-    total = x_flat.size
-    k = config.k
-    min_base = config.min_baseline
-    big_k = config.repair_window
-    ref, h, cap = config.cusum_reference, config.cusum_decision, config.cusum_cap
-    cmin = config.cusum_min_baseline
-    tol = config.repair_tolerance
-    during = config.decline_during_rupture
-    pred_sd = config.cusum_prediction_sd
-    # sqrt(1 + 1/n) by baseline size n, looked up rather than computed every step.
     with np.errstate(divide="ignore"):
-        pred_table = np.sqrt(1.0 + 1.0 / np.arange(layout.steps + 2, dtype=float))
-
-    # Per-observation outputs, step-major like x_flat (written as contiguous slices; the
-    # caller gathers them into output order).
-    baseline_f = np.empty(total)
-    n_base_f = np.empty(total, dtype=np.int32)
-    s_used_f = np.empty(total)
-    cusum_f = np.empty(total)
-    in_rupture_f = np.empty(total, dtype=bool)
-
-    base_sum = np.zeros(n_ranks)
-    base_sq = np.zeros(n_ranks)
-    base_n = np.zeros(n_ranks, dtype=np.int64)
-    cus = np.zeros(n_ranks)
-    in_rupt = np.zeros(n_ranks, dtype=bool)
-    rupt_j = np.zeros(n_ranks, dtype=np.int64)
-    rupt_t = np.full(n_ranks, -1, dtype=np.int64)
-    rupt_base = np.full(n_ranks, np.nan)
-    rupt_s = np.full(n_ranks, np.nan)
-    rupt_x = np.full(n_ranks, np.nan)
-    rupt_cus = np.zeros(n_ranks)  # CUSUM just before the open rupture
-    ep_sum = np.zeros(n_ranks)
-    ep_sq = np.zeros(n_ranks)
-    ep_n = np.zeros(n_ranks, dtype=np.int64)
-    early_thr_all = np.maximum(rc_by_rank, k * config.previous_sd_factor * pooled_by_rank)
-
-    events = _EventBuffer()
-    window = config.sudden_window
-    min_before = config.sudden_min_before
-    relative = config.sudden_relative
-    lo, hi = config.scale_min, config.scale_max
-
+        prediction_factor = np.sqrt(1.0 + 1.0 / np.arange(layout.steps + 2, dtype=float))
+    run = _Run(
+        x_flat=x_flat,
+        layout=layout,
+        config=config,
+        pooled=pooled_by_rank,
+        sem=sem_by_rank,
+        rc=rc_by_rank,
+        previous_threshold=np.maximum(rc_by_rank, config.k * config.previous_sd_factor * pooled_by_rank),
+        prediction_factor=prediction_factor,
+        out=_Outputs.empty(x_flat.size),
+        events=_EventBuffer(),
+    )
+    state = RuleState.start(layout.unit_of_rank.size)
     for t in range(layout.steps):
-        m = int(layout.active[t])
-        o = int(layout.offset[t])
-        sl = slice(o, o + m)
-        x = x_flat[sl]
-        bn = base_n[:m]
-        bs = base_sum[:m]
-        bq = base_sq[:m]
-        # Outputs are written in place into their flat slices; only few temporaries per step.
-        mean = baseline_f[sl]
-        s = s_used_f[sl]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            np.divide(bs, bn, out=mean)
-            var = bs * mean
-            np.subtract(bq, var, out=var)
-            var /= bn - 1
-            np.maximum(var, 0.0, out=var)
-            np.sqrt(var, out=var)
-        np.fmax(var, pooled_by_rank[:m], out=s)
-        np.fmax(s, sem_by_rank[:m], out=s)
-        n_base_f[sl] = bn
-        dev = mean - x  # points below the baseline
+        step = _Step.at(t, run, state)
+        baseline = _baseline_and_spread(step, state, run)
+        ruptures = _ruptures(step, state, baseline, run)
+        repairs = _repairs(step, state, run)
+        declines = _cusum_declines(step, state, baseline, ruptures, run)
+        _state_update(step, state, baseline, ruptures, repairs, declines, run)
+        _sudden(step, run)
 
-        # Units inside an open rupture are few: handle them by index.
-        ir = np.flatnonzero(in_rupt[:m])
-
-        # Rupture: person-relative drop (3+ baseline sessions) or drop since last session.
-        with np.errstate(invalid="ignore"):
-            main = dev >= k * s - EPS
-        main &= bn >= min_base
-        main[ir] = False
-        early_idx = np.empty(0, dtype=np.int64)
-        if t >= 1 and int(bn.min()) < min_base:
-            young = np.flatnonzero((bn >= 1) & (bn < min_base))
-            if young.size:
-                prev_o = int(layout.offset[t - 1])
-                drop_y = x_flat[prev_o + young] - x[young]
-                hit = (drop_y >= early_thr_all[young] - EPS) & ~in_rupt[young] & ~main[young]
-                early_idx = young[hit]
-                drop_e = drop_y[hit]
-        rupt = main.copy()
-        rupt[early_idx] = True
-        main_idx = np.flatnonzero(main)
-        rupt_idx = np.flatnonzero(rupt)
-
-        # Repair or unrepaired, for units inside an open rupture.
-        xi = x[ir]
-        rj = rupt_j[ir] + 1
-        rep_i = xi >= rupt_base[ir] - tol * rupt_s[ir] - EPS
-        unrep_i = ~rep_i & (rj >= big_k)
-        stay_i = ~rep_i & ~unrep_i
-        rep_idx, unrep_idx = ir[rep_i], ir[unrep_i]
-
-        # Lower CUSUM on standardised deviations from the baseline (Page 1954), capped per session.
-        all_ok = int(bn.min()) >= cmin
-        ok = None if all_ok else bn >= cmin
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s_new = dev / s
-            if pred_sd:
-                s_new /= pred_table[bn]
-            np.minimum(s_new, cap, out=s_new)
-            s_new += cus[:m]
-            s_new -= ref
-            np.maximum(s_new, 0.0, out=s_new)
-        np.copyto(cusum_f[sl], s_new)
-        if ok is not None:
-            not_ok = np.flatnonzero(~ok)
-            s_new[not_ok] = 0.0  # before the CUSUM starts it stays at zero
-            cusum_f[o + not_ok] = np.nan
-        dec_idx = np.flatnonzero(s_new > h)
-        if dec_idx.size and during != "always":
-            busy = in_rupt[dec_idx] | rupt[dec_idx]
-            if during == "never":
-                dec_idx = dec_idx[~busy]
-            else:
-                # Inside a rupture, a decline needs a drift that started before the drop.
-                before = np.where(in_rupt[dec_idx], rupt_cus[dec_idx], cus[dec_idx])
-                dec_idx = dec_idx[~busy | (before > 0)]
-
-        # Record events.
-        if main_idx.size:
-            events.add(
-                kind=KIND_RUPTURE,
-                rule=RULE_BASELINE,
-                t=t,
-                ranks=main_idx,
-                magnitude=dev[main_idx],
-                threshold=k * s[main_idx],
-                baseline=mean[main_idx],
-                s_used=s[main_idx],
-                n_baseline=bn[main_idx],
-            )
-        if early_idx.size:
-            events.add(
-                kind=KIND_RUPTURE,
-                rule=RULE_PREVIOUS,
-                t=t,
-                ranks=early_idx,
-                magnitude=drop_e,
-                threshold=early_thr_all[early_idx],
-                baseline=mean[early_idx],
-                s_used=s[early_idx],
-                n_baseline=bn[early_idx],
-            )
-        if rep_idx.size:
-            target = rupt_base[rep_idx] - tol * rupt_s[rep_idx]
-            events.add(
-                kind=KIND_REPAIR,
-                rule=RULE_BACK,
-                t=t,
-                ranks=rep_idx,
-                magnitude=x[rep_idx] - rupt_x[rep_idx],
-                threshold=target - rupt_x[rep_idx],
-                baseline=rupt_base[rep_idx],
-                s_used=rupt_s[rep_idx],
-                rupture_t=rupt_t[rep_idx],
-            )
-        if unrep_idx.size:
-            events.add(
-                kind=KIND_UNREPAIRED,
-                rule=RULE_WINDOW,
-                t=t,
-                ranks=unrep_idx,
-                magnitude=rupt_base[unrep_idx] - x[unrep_idx],
-                threshold=rupt_s[unrep_idx],
-                baseline=rupt_base[unrep_idx],
-                s_used=rupt_s[unrep_idx],
-                rupture_t=rupt_t[unrep_idx],
-            )
-        if dec_idx.size:
-            events.add(
-                kind=KIND_DECLINE,
-                rule=RULE_CUSUM,
-                t=t,
-                ranks=dec_idx,
-                magnitude=s_new[dec_idx],
-                threshold=h,
-                baseline=mean[dec_idx],
-                s_used=s[dec_idx],
-                n_baseline=bn[dec_idx],
-                cusum=s_new[dec_idx],
-            )
-
-        # State updates. Sessions inside a rupture stay out of the baseline.
-        rupt_cus[rupt_idx] = cus[rupt_idx]
-        s_new[dec_idx] = 0.0
-        s_new[unrep_idx] = 0.0
-        cus[:m] = s_new
-        add = ~rupt
-        add[ir] = rep_i
-        np.add(bs, x, out=bs, where=add)
-        np.add(bq, x * x, out=bq, where=add)
-        bn += add
-        xr = x[rupt_idx]
-        ep_sum[rupt_idx] = xr
-        ep_sq[rupt_idx] = xr * xr
-        ep_n[rupt_idx] = 1
-        episode = ir[~rep_i]  # stayed in the rupture or became unrepaired now
-        xe = x[episode]
-        ep_sum[episode] += xe
-        ep_sq[episode] += xe * xe
-        ep_n[episode] += 1
-        # Not back within K sessions: the rupture's sessions become the new baseline.
-        base_sum[unrep_idx] = ep_sum[unrep_idx]
-        base_sq[unrep_idx] = ep_sq[unrep_idx]
-        base_n[unrep_idx] = ep_n[unrep_idx]
-        in_rupt[ir[~stay_i]] = False
-        in_rupt[rupt_idx] = True
-        rupt_j[ir] = rj
-        rupt_j[rupt_idx] = 0
-        rupt_t[rupt_idx] = t
-        rupt_base[rupt_idx] = mean[rupt_idx]
-        rupt_s[rupt_idx] = s[rupt_idx]
-        rupt_x[rupt_idx] = xr
-        flag = in_rupture_f[sl]
-        np.copyto(flag, rupt)
-        flag[episode] = True
-
-        # Sudden gain / loss between positions p and p+1, decided once the window after is full.
-        p = t - window
-        n_before = min(window, p + 1)
-        if p >= 0 and n_before >= min_before:
-            _sudden(
-                events,
-                x_flat,
-                layout,
-                t=t,
-                m=m,
-                p=p,
-                window=window,
-                n_before=n_before,
-                pooled=pooled_by_rank[:m],
-                sem=sem_by_rank[:m],
-                rc=rc_by_rank[:m],
-                t_crit=config.t_critical(n_before, window),
-                stricter=config.sudden_spread == "stricter",
-                relative=relative,
-                lo=lo,
-                hi=hi,
-            )
-
+    out = run.out
     return EngineResult(
-        baseline=baseline_f,
-        n_baseline=n_base_f,
-        s_used=s_used_f,
-        cusum=cusum_f,
-        in_rupture=in_rupture_f,
-        open_rupture_by_rank=in_rupt,
-        events=events.arrays(),
+        baseline=out.baseline,
+        n_baseline=out.n_baseline,
+        s_used=out.s_used,
+        cusum=out.cusum,
+        in_rupture=out.in_rupture,
+        open_rupture_by_rank=state.in_rupture,
+        events=run.events.arrays(),
     )
 
 
-def _sudden(
-    events: _EventBuffer,
-    x_flat: np.ndarray,
-    layout: Layout,
-    *,
-    t: int,
-    m: int,
-    p: int,
-    window: int,
-    n_before: int,
-    pooled: np.ndarray,
-    sem: np.ndarray,
-    rc: np.ndarray,
-    t_crit: float,
-    stricter: bool,
-    relative: float | None,
-    lo: float,
-    hi: float,
+def _baseline_and_spread(step: _Step, state: RuleState, run: _Run) -> _Baseline:
+    """Baseline and spread at t (4.1), from the unit's sessions before t.
+
+    The baseline is the mean of the prior sessions not inside a rupture; the spread is
+    ``s_used = max(SD of those sessions, pooled within-patient SD, SEM)`` (Gumz et al. 2012: the
+    stricter of intra- and inter-individual variability; with fewer than 2 sessions the SD is NaN
+    and the floors apply). Writes the ``baseline``, ``n_baseline`` and ``s_used`` outputs.
+    """
+    m, block = step.m, step.block
+    n = state.baseline_n[:m]
+    total = state.baseline_sum[:m]
+    mean = run.out.baseline[block]
+    spread = run.out.s_used[block]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(total, n, out=mean)
+        sd = total * mean
+        np.subtract(state.baseline_sumsq[:m], sd, out=sd)
+        sd /= n - 1
+        np.maximum(sd, 0.0, out=sd)
+        np.sqrt(sd, out=sd)
+    np.fmax(sd, run.pooled[:m], out=spread)
+    np.fmax(spread, run.sem[:m], out=spread)
+    run.out.n_baseline[block] = n
+    return _Baseline(n=n, mean=mean, spread=spread, below=mean - step.x)
+
+
+def _ruptures(step: _Step, state: RuleState, baseline: _Baseline, run: _Run) -> _Ruptures:
+    """Ruptures at t (4.2): a session clearly below the unit's own level.
+
+    - with ``min_baseline`` (3)+ baseline sessions, ``x_t <= baseline - k * s_used``
+      (rule baseline_k_sd; Stiles et al. 2004, Strauss et al. 2006);
+    - with fewer (but 1+), ``x_{t-1} - x_t >= max(RC, k * previous_sd_factor * pooled SD)``
+      (rule previous_session).
+
+    No new rupture opens while one is open. Records the rupture events.
+    """
+    k, min_baseline = run.config.k, run.config.min_baseline
+    t, x, open_ranks = step.t, step.x, step.open_ranks
+    n, below, spread = baseline.n, baseline.below, baseline.spread
+    with np.errstate(invalid="ignore"):
+        main = below >= k * spread - EPS
+    main &= n >= min_baseline
+    main[open_ranks] = False
+
+    early_ranks = np.empty(0, dtype=np.int64)
+    drop = np.empty(0)
+    if t >= 1 and int(n.min()) < min_baseline:
+        young = np.flatnonzero((n >= 1) & (n < min_baseline))
+        if young.size:
+            previous = int(run.layout.offset[t - 1])
+            drop_young = run.x_flat[previous + young] - x[young]
+            hit = drop_young >= run.previous_threshold[young] - EPS
+            hit &= ~state.in_rupture[young] & ~main[young]
+            early_ranks = young[hit]
+            drop = drop_young[hit]
+    new = main.copy()
+    new[early_ranks] = True
+
+    main_ranks = np.flatnonzero(main)
+    if main_ranks.size:
+        run.events.add(
+            kind=KIND_RUPTURE,
+            rule=RULE_BASELINE,
+            t=t,
+            ranks=main_ranks,
+            magnitude=below[main_ranks],
+            threshold=k * spread[main_ranks],
+            baseline=baseline.mean[main_ranks],
+            s_used=spread[main_ranks],
+            n_baseline=n[main_ranks],
+        )
+    if early_ranks.size:
+        run.events.add(
+            kind=KIND_RUPTURE,
+            rule=RULE_PREVIOUS,
+            t=t,
+            ranks=early_ranks,
+            magnitude=drop,
+            threshold=run.previous_threshold[early_ranks],
+            baseline=baseline.mean[early_ranks],
+            s_used=spread[early_ranks],
+            n_baseline=n[early_ranks],
+        )
+    return _Ruptures(new=new, new_ranks=np.flatnonzero(new))
+
+
+def _repairs(step: _Step, state: RuleState, run: _Run) -> _Repairs:
+    """Repairs and unrepaired ruptures at t (4.3), for the units inside an open rupture.
+
+    After a rupture at t_r, the first session t_r + j (j = 1..K, K = ``repair_window``) with
+    ``x >= rupture baseline - repair_tolerance * rupture s_used`` is a repair (rule
+    back_within_s); without one by t_r + K the rupture becomes unrepaired there (rule
+    window_ended). Records the repair and unrepaired events.
+    """
+    config = run.config
+    t, x, ranks = step.t, step.x, step.open_ranks
+    tolerance = config.repair_tolerance
+    level, spread = state.rupture_baseline, state.rupture_spread  # as judged at the rupture
+    age = state.rupture_age[ranks] + 1
+    repaired = x[ranks] >= level[ranks] - tolerance * spread[ranks] - EPS
+    unrepaired = ~repaired & (age >= config.repair_window)
+    still_open = ~repaired & ~unrepaired
+    repaired_ranks, unrepaired_ranks = ranks[repaired], ranks[unrepaired]
+
+    if repaired_ranks.size:
+        target = level[repaired_ranks] - tolerance * spread[repaired_ranks]
+        score = state.rupture_score[repaired_ranks]
+        run.events.add(
+            kind=KIND_REPAIR,
+            rule=RULE_BACK,
+            t=t,
+            ranks=repaired_ranks,
+            magnitude=x[repaired_ranks] - score,
+            threshold=target - score,
+            baseline=level[repaired_ranks],
+            s_used=spread[repaired_ranks],
+            rupture_t=state.rupture_step[repaired_ranks],
+        )
+    if unrepaired_ranks.size:
+        run.events.add(
+            kind=KIND_UNREPAIRED,
+            rule=RULE_WINDOW,
+            t=t,
+            ranks=unrepaired_ranks,
+            magnitude=level[unrepaired_ranks] - x[unrepaired_ranks],
+            threshold=spread[unrepaired_ranks],
+            baseline=level[unrepaired_ranks],
+            s_used=spread[unrepaired_ranks],
+            rupture_t=state.rupture_step[unrepaired_ranks],
+        )
+    return _Repairs(
+        age=age,
+        repaired=repaired,
+        repaired_ranks=repaired_ranks,
+        unrepaired_ranks=unrepaired_ranks,
+        closed_ranks=ranks[~still_open],
+        episode_ranks=ranks[~repaired],
+    )
+
+
+def _cusum_declines(
+    step: _Step,
+    state: RuleState,
+    baseline: _Baseline,
+    ruptures: _Ruptures,
+    run: _Run,
+) -> _Declines:
+    """Lower CUSUM and declines at t (4.4; Page 1954), on standardised deviations.
+
+    Once the baseline has ``cusum_min_baseline`` sessions,
+    ``S_t = max(0, S_{t-1} + min(z_t, cap) - reference)`` with
+    ``z_t = (baseline - x_t) / s_used``, divided by ``sqrt(1 + 1/n)`` if ``cusum_prediction_sd``;
+    before that S stays 0 (output NaN). ``S_t > cusum_decision`` is a decline (rule lower_cusum),
+    except that inside a rupture (open, or opening at t) ``decline_during_rupture`` decides:
+    "never", "always", or "if_drifting" (only if S was above 0 just before the rupture). Writes
+    the ``cusum`` output and records the decline events.
+    """
+    config = run.config
+    m, n = step.m, baseline.n
+    min_n = config.cusum_min_baseline
+    started = None if int(n.min()) >= min_n else n >= min_n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cusum = baseline.below / baseline.spread
+        if config.cusum_prediction_sd:
+            cusum /= run.prediction_factor[n]
+        np.minimum(cusum, config.cusum_cap, out=cusum)
+        cusum += state.cusum[:m]
+        cusum -= config.cusum_reference
+        np.maximum(cusum, 0.0, out=cusum)
+    np.copyto(run.out.cusum[step.block], cusum)
+    if started is not None:
+        not_started = np.flatnonzero(~started)
+        cusum[not_started] = 0.0
+        run.out.cusum[step.start + not_started] = np.nan
+
+    ranks = np.flatnonzero(cusum > config.cusum_decision)
+    during = config.decline_during_rupture
+    if ranks.size and during != "always":
+        busy = state.in_rupture[ranks] | ruptures.new[ranks]
+        if during == "never":
+            ranks = ranks[~busy]
+        else:
+            # Inside a rupture, a decline needs a drift that started before the drop.
+            before = np.where(state.in_rupture[ranks], state.cusum_before_rupture[ranks], state.cusum[ranks])
+            ranks = ranks[~busy | (before > 0)]
+    if ranks.size:
+        run.events.add(
+            kind=KIND_DECLINE,
+            rule=RULE_CUSUM,
+            t=step.t,
+            ranks=ranks,
+            magnitude=cusum[ranks],
+            threshold=config.cusum_decision,
+            baseline=baseline.mean[ranks],
+            s_used=baseline.spread[ranks],
+            n_baseline=n[ranks],
+            cusum=cusum[ranks],
+        )
+    return _Declines(cusum=cusum, ranks=ranks)
+
+
+def _state_update(
+    step: _Step,
+    state: RuleState,
+    baseline: _Baseline,
+    ruptures: _Ruptures,
+    repairs: _Repairs,
+    declines: _Declines,
+    run: _Run,
 ) -> None:
-    """Tang & DeRubeis (1999) criteria 1 and 3 (and optionally 2) for the jump p -> p+1."""
+    """Carry the state on to step t + 1, given this step's decisions; writes ``in_rupture``.
+
+    - CUSUM: S_t, restarted at 0 after a decline or an unrepaired rupture; a new rupture keeps
+      S_{t-1} as the CUSUM before it.
+    - Rupture: a new one opens with the baseline, s_used and score at t; repaired and unrepaired
+      ones close, the others age by a session. The episode sums start at the rupture's session
+      and add each later session that is not a repair.
+    - Baseline: x_t joins it unless it is inside a rupture (a new one, or an open one not
+      repaired at t; the repair session joins). After an unrepaired rupture the baseline
+      restarts from the episode: the rupture's sessions are the unit's new level.
+    """
+    m, x = step.m, step.x
+    new, new_ranks = ruptures.new, ruptures.new_ranks
+    unrepaired_ranks, episode_ranks = repairs.unrepaired_ranks, repairs.episode_ranks
+
+    state.cusum_before_rupture[new_ranks] = state.cusum[new_ranks]
+    cusum = declines.cusum
+    cusum[declines.ranks] = 0.0
+    cusum[unrepaired_ranks] = 0.0
+    state.cusum[:m] = cusum
+
+    x_new = x[new_ranks]
+    state.episode_sum[new_ranks] = x_new
+    state.episode_sumsq[new_ranks] = x_new * x_new
+    state.episode_n[new_ranks] = 1
+    x_episode = x[episode_ranks]
+    state.episode_sum[episode_ranks] += x_episode
+    state.episode_sumsq[episode_ranks] += x_episode * x_episode
+    state.episode_n[episode_ranks] += 1
+    state.in_rupture[repairs.closed_ranks] = False
+    state.in_rupture[new_ranks] = True
+    state.rupture_age[step.open_ranks] = repairs.age
+    state.rupture_age[new_ranks] = 0
+    state.rupture_step[new_ranks] = step.t
+    state.rupture_baseline[new_ranks] = baseline.mean[new_ranks]
+    state.rupture_spread[new_ranks] = baseline.spread[new_ranks]
+    state.rupture_score[new_ranks] = x_new
+    in_rupture = run.out.in_rupture[step.block]
+    np.copyto(in_rupture, new)
+    in_rupture[episode_ranks] = True
+
+    joins = ~new
+    joins[step.open_ranks] = repairs.repaired
+    np.add(state.baseline_sum[:m], x, out=state.baseline_sum[:m], where=joins)
+    np.add(state.baseline_sumsq[:m], x * x, out=state.baseline_sumsq[:m], where=joins)
+    np.add(baseline.n, joins, out=baseline.n)
+    state.baseline_sum[unrepaired_ranks] = state.episode_sum[unrepaired_ranks]
+    state.baseline_sumsq[unrepaired_ranks] = state.episode_sumsq[unrepaired_ranks]
+    state.baseline_n[unrepaired_ranks] = state.episode_n[unrepaired_ranks]
+
+
+def _sudden(step: _Step, run: _Run) -> None:
+    """Sudden gains and losses (4.5; Tang & DeRubeis 1999, as in the R package suddengains).
+
+    For the jump between positions p = t - window and p + 1 (``window`` = ``sudden_window``),
+    decided at t, once the sessions after the jump are all in: (1) ``|x_{p+1} - x_p| >= RC``;
+    (3) the mean of the ``window`` sessions after differs from the mean of up to ``window``
+    before (at least ``sudden_min_before``) by more than ``t_crit * spread``, where spread is
+    ``max(pooled SD of both windows, pooled within-patient SD, SEM)`` (``sudden_spread``
+    "stricter") or the windows' pooled SD alone ("window"); (2) only if ``sudden_relative`` = f:
+    the jump is at least f times the remaining range. Records gain/loss events (rule
+    tang_derubeis).
+    """
+    config = run.config
+    window = config.sudden_window
+    t, m = step.t, step.m
+    p = t - window
+    n_before = min(window, p + 1)
+    if p < 0 or n_before < config.sudden_min_before:
+        return
+    t_crit = config.t_critical(n_before, window)
+    pooled, sem, rc = run.pooled[:m], run.sem[:m], run.rc[:m]
 
     def at(pos: int) -> np.ndarray:
-        start = int(layout.offset[pos])
-        return x_flat[start : start + m]
+        start = int(run.layout.offset[pos])
+        return run.x_flat[start : start + m]
 
     after = [at(q) for q in range(p + 1, p + 1 + window)]
     before = [at(q) for q in range(p - n_before + 1, p + 1)]
@@ -504,18 +710,20 @@ def _sudden(
     db = b - mean_b
     ss = (da * da).sum(axis=0) + (db * db).sum(axis=0)
     sd_window = np.sqrt(ss / (window + n_before - 2))
+    stricter = config.sudden_spread == "stricter"
     spread = np.fmax(np.fmax(sd_window, pooled[idx]), sem[idx]) if stricter else sd_window
     j = jump[idx]
     xp = x_p[idx]
     gain = (j > 0) & (mean_a - mean_b > t_crit * spread)
     loss = (j < 0) & (mean_b - mean_a > t_crit * spread)
+    relative = config.sudden_relative
     if relative is not None:
-        gain &= j >= relative * (hi - xp) - EPS
-        loss &= -j >= relative * (xp - lo) - EPS
+        gain &= j >= relative * (config.scale_max - xp) - EPS
+        loss &= -j >= relative * (xp - config.scale_min) - EPS
     for kind, mask in ((KIND_GAIN, gain), (KIND_LOSS, loss)):
         sel = np.flatnonzero(mask)
         if sel.size:
-            events.add(
+            run.events.add(
                 kind=kind,
                 rule=RULE_TD,
                 t=t,
