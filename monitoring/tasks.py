@@ -20,9 +20,10 @@ from monitoring.flags import services as flag_services
 
 
 @task()
-def episode_analyse(episode_id: int) -> int:
-    """Store the new flags (and notifications) of an episode whose answers changed."""
-    return len(flag_services.episode_flags_refresh(episode_id=episode_id))
+def episodes_analyse(episode_ids: list[int]) -> int:
+    """Store the new flags (and notifications) of episodes whose answers changed."""
+    stored = flag_services.episodes_flags_refresh(episode_ids=episode_ids)
+    return sum(len(flags) for flags in stored.values())
 
 
 @task()

@@ -117,14 +117,21 @@ def test_the_pure_parts_import_nothing_of_django_or_the_rest_of_the_project(pure
             tree = ast.parse(path.read_text())
             imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
             imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-            assert not [i for i in imported if i.split(".")[0] in ("django", "rest_framework", "clinics")], name
+            assert not [i for i in imported if i.split(".")[0] in ("django", "rest_framework", "clinics")], (
+                name
+            )
             outside = {m for m in GRAPH[name] if not m.startswith(("monitoring.analytics", pure))}
             assert outside == set(), name
 
 
 #: Interfaces: they use the layers below and never each other.
-PAGES = ("monitoring.care.views", "monitoring.collection.views", "monitoring.collection.staff_views",
-         "monitoring.clinic_admin.views", "monitoring.security.views")
+PAGES = (
+    "monitoring.care.views",
+    "monitoring.collection.views",
+    "monitoring.collection.staff_views",
+    "monitoring.clinic_admin.views",
+    "monitoring.security.views",
+)
 API = ("monitoring.api",)
 
 

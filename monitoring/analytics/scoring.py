@@ -29,6 +29,10 @@ WAI_SR_SUBSCALES: Mapping[str, tuple[int, ...]] = MappingProxyType(
 WAI_SR_ITEMS: tuple[int, ...] = tuple(range(1, 13))
 SCALE_MIN = 1
 SCALE_MAX = 5
+#: Unanswered items a score may have and still be computed (prorated), methods.md section 1:
+#: a subscale may miss one of its four items, the total two of twelve.
+MAX_MISSING_SUBSCALE = 1
+MAX_MISSING_TOTAL = 2
 
 # Long-form item columns (one row per answer), as the Django side stores Answer rows.
 RESPONSE = "response"
@@ -121,8 +125,8 @@ def score_items(
     reverse_keyed: Collection[int] = frozenset(),
     scale_min: float = SCALE_MIN,
     scale_max: float = SCALE_MAX,
-    max_missing_subscale: int = 1,
-    max_missing_total: int = 2,
+    max_missing_subscale: int = MAX_MISSING_SUBSCALE,
+    max_missing_total: int = MAX_MISSING_TOTAL,
 ) -> pd.DataFrame:
     """Score long-form answers: one input row per (``response``, ``item``, ``value``).
 
@@ -181,8 +185,8 @@ def score_items_wide(
     reverse_keyed: Collection[int] = frozenset(),
     scale_min: float = SCALE_MIN,
     scale_max: float = SCALE_MAX,
-    max_missing_subscale: int = 1,
-    max_missing_total: int = 2,
+    max_missing_subscale: int = MAX_MISSING_SUBSCALE,
+    max_missing_total: int = MAX_MISSING_TOTAL,
     prefix: str = ITEM_PREFIX,
 ) -> pd.DataFrame:
     """Score wide-form answers: one row per response with columns ``item_1`` .. ``item_12``.

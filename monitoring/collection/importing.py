@@ -32,7 +32,8 @@ from django.utils import timezone
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode, Patient, Session
 from clinics.permissions import works_in
-from monitoring.models import Answer, Instrument, Response
+from monitoring.collection.responses import ResponseEntry, answer_problem, answers_needed, responses_store
+from monitoring.models import Instrument, Response
 
 MAX_PROBLEMS = 200
 REQUIRED = ("patient", "session", "date")
@@ -63,7 +64,8 @@ def _int(text: str) -> int | None:
         return None
 
 
-def _parse(reader: csv.DictReader[str], *, item_numbers: set[int], problems: list[str]) -> list[_SessionRows]:
+def _parse(reader: csv.DictReader[str], *, instrument: Instrument, problems: list[str]) -> list[_SessionRows]:
+    item_numbers = {i.number for i in instrument.items.all()}
     header = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = header
     missing = [c for c in REQUIRED if c not in header]
@@ -138,8 +140,13 @@ def _parse(reader: csv.DictReader[str], *, item_numbers: set[int], problems: lis
                 continue  # a missing answer in a session row
             value = _int(raw)
             value_column = column if is_wide else "value"
-            if value is None or not 1 <= value <= 5:
-                bad(value_column, f"'{raw}' is not an answer on the 1-5 scale.")
+            if value is None or answer_problem(
+                instrument=instrument, item_numbers=item_numbers, number=item, value=value
+            ):
+                bad(
+                    value_column,
+                    f"'{raw}' is not an answer on the {instrument.scale_min}-{instrument.scale_max} scale.",
+                )
             elif item in entry.answers:
                 bad("item", f"item {item} of session {number} for {key[0]} is given twice.")
             else:
@@ -168,10 +175,11 @@ def responses_import(
     if instrument is None:
         raise ApplicationError("No patient-rated instrument is loaded; run load_instrument first.")
     items = {i.number: i for i in instrument.items.all()}
+    needed = answers_needed(instrument, require_all=False)
 
     problems: list[str] = []
     text = file if isinstance(file, io.TextIOBase) else io.StringIO("".join(file))
-    rows = _parse(csv.DictReader(text), item_numbers=set(items), problems=problems)
+    rows = _parse(csv.DictReader(text), instrument=instrument, problems=problems)
     if not rows and not problems:
         raise ApplicationError("The file has a header but no rows.")
 
@@ -184,10 +192,10 @@ def responses_import(
         for s in Session.objects.filter(episode__in=open_episodes.values()).prefetch_related("responses")
     }
     for r in rows:
-        if len(r.answers) < len(items) - 2:
+        if len(r.answers) < needed:
             problems.append(
                 f"Line {r.line}: session {r.number} of {r.external_id or r.patient} has only {len(r.answers)} "
-                f"of {len(items)} answers; at least {len(items) - 2} are needed for a total score."
+                f"of {len(items)} answers; at least {needed} are needed for a total score."
             )
         patient = patients.get(r.external_id or r.patient)
         episode = open_episodes.get(patient.pk) if patient else None
@@ -239,25 +247,23 @@ def responses_import(
         sessions = {
             (s.episode_id, s.number): s for s in Session.objects.filter(episode__in=episodes.values())
         }
-        responses = [
-            Response(
-                session=sessions[(episodes[r.external_id or r.patient].pk, r.number)],
-                instrument=instrument,
-                rater=instrument.rater,
-                source=source,
-                submitted_at=now,
-            )
-            for r in rows
-        ]
-        # bulk_create sets primary keys on PostgreSQL and SQLite alike (RETURNING).
-        Response.objects.bulk_create(responses, batch_size=1000)
-        answers = [
-            Answer(response=resp, item=items[item], value=value)
-            for resp, r in zip(responses, rows, strict=True)
-            for item, value in r.answers.items()
-        ]
-        Answer.objects.bulk_create(answers, batch_size=2000)
-    return ImportResult(patients_created, len(new_sessions), len(responses), len(answers))
+        # The one write path for answers: it stores them and analyses every episode on commit.
+        responses = responses_store(
+            instrument=instrument,
+            entries=[
+                ResponseEntry(
+                    session=sessions[(episodes[r.external_id or r.patient].pk, r.number)],
+                    answers=r.answers,
+                    source=source,
+                    submitted_at=now,
+                )
+                for r in rows
+            ],
+            require_all=False,
+        )
+    return ImportResult(
+        patients_created, len(new_sessions), len(responses), sum(len(r.answers) for r in rows)
+    )
 
 
 def _existing_patients(

@@ -1,28 +1,189 @@
-"""Storing completed questionnaires: the one write path for answers, whatever way they arrive."""
+"""Storing completed questionnaires: the one write path for answers.
+
+Every way answers arrive goes through :func:`responses_store`: the patient's link and the clinic
+tablet (:func:`submission_create`), staff entry of a paper form and the therapist's own rating
+(:func:`response_enter`), the CSV import (``collection.importing``), the API and the demo clinic.
+It checks each answer against the instrument (its items and its scale), stores the responses and
+their answers in one transaction (all or nothing), and schedules the analysis of every episode
+whose patient ratings changed for when the transaction commits, so that stored flags and the
+therapist's notifications follow every write, whatever its path.
+
+The database refuses a second response of the same rater for a session
+(``response_one_per_session_and_rater``): that, not a check before writing, is what makes a
+double submission end with exactly one stored response.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from auditlog.models import LogEntry
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clinics.errors import ApplicationError
-from clinics.models import Session
+from clinics.models import Clinic, Session
 from clinics.permissions import may_rate_session
+from monitoring import tasks
+from monitoring.analytics.scoring import MAX_MISSING_TOTAL
 from monitoring.collection.invitations import invitation_state
 from monitoring.instruments.selectors import instrument_for_clinic
-from monitoring.models import (
-    Answer,
-    Instrument,
-    InstrumentItem,
-    Invitation,
-    Rater,
-    Response,
-)
+from monitoring.models import Answer, Instrument, InstrumentItem, Invitation, Rater, Response
+from monitoring.security.audit import entry_write
+
+
+@dataclass(frozen=True)
+class ResponseEntry:
+    """One completed questionnaire to store: whose session, the answers (item number to value),
+    and how it arrived."""
+
+    session: Session
+    answers: Mapping[int, int]
+    source: str
+    submitted_at: datetime | None = None
+    entered_by: User | None = None
+
+
+def answer_problem(*, instrument: Instrument, item_numbers: set[int], number: int, value: object) -> str:
+    """Why one answer cannot be stored ("" if it can), for forms, the API and the import alike."""
+    if number not in item_numbers:
+        return f"Item {number} is not part of {instrument}."
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"Item {number}: the answer must be a whole number."
+    if not instrument.scale_min <= value <= instrument.scale_max:
+        return (
+            f"Item {number}: {value} is outside the scale ({instrument.scale_min} to {instrument.scale_max})."
+        )
+    return ""
+
+
+def answers_needed(instrument: Instrument, *, require_all: bool) -> int:
+    """How many items must be answered: all on a form; on imported data enough for a total
+    score (methods.md section 1: at most two of twelve missing)."""
+    count = len(instrument.items.all())
+    return count if require_all else max(1, count - MAX_MISSING_TOTAL)
+
+
+def response_problems(
+    *,
+    instrument: Instrument,
+    items: Mapping[int, InstrumentItem],
+    answers: Mapping[int, int],
+    require_all: bool,
+) -> list[str]:
+    problems = [
+        problem
+        for number, value in sorted(answers.items())
+        if (
+            problem := answer_problem(
+                instrument=instrument, item_numbers=set(items), number=number, value=value
+            )
+        )
+    ]
+    missing = sorted(set(items) - set(answers))
+    if require_all and missing:
+        problems.append("No answer for item " + ", ".join(map(str, missing)) + ".")
+    elif len(answers) < answers_needed(instrument, require_all=False):
+        problems.append(
+            f"Only {len(answers)} of {len(items)} items are answered; at least "
+            f"{answers_needed(instrument, require_all=False)} are needed for a total score."
+        )
+    return problems
+
+
+def responses_store(
+    *, instrument: Instrument, entries: Sequence[ResponseEntry], require_all: bool = True
+) -> list[Response]:
+    """Store completed questionnaires of ``instrument``, all or nothing, and schedule the analysis.
+
+    ``require_all``: every item answered (forms, the API); False for imported data, where a few
+    missing items are allowed (the score is prorated). Raises ``ApplicationError`` (code
+    ``invalid``, one problem per bad answer) before writing anything, or (code ``used``) when a
+    session already has this rater's response.
+    """
+    items = {i.number: i for i in instrument.items.all()}
+    problems: list[str] = []
+    for entry in entries:
+        found = response_problems(
+            instrument=instrument, items=items, answers=entry.answers, require_all=require_all
+        )
+        prefix = f"Session {entry.session.number}: " if len(entries) > 1 else ""
+        problems += [prefix + p for p in found]
+    if problems:
+        raise ApplicationError("Some answers are missing or not valid.", problems=problems, code="invalid")
+    now = timezone.now()
+    rows = [
+        Response(
+            session=entry.session,
+            instrument=instrument,
+            rater=instrument.rater,
+            source=entry.source,
+            submitted_at=entry.submitted_at or now,
+            entered_by=entry.entered_by,
+        )
+        for entry in entries
+    ]
+    try:
+        with transaction.atomic():
+            if len(rows) == 1:
+                rows[0].save()  # one form: django-auditlog records its creation with who entered it
+                responses = rows
+            else:
+                responses = Response.objects.bulk_create(rows, batch_size=1000)
+                _audit_bulk(responses)
+            Answer.objects.bulk_create(
+                (
+                    Answer(response=response, item=items[number], value=value)
+                    for response, entry in zip(responses, entries, strict=True)
+                    for number, value in entry.answers.items()
+                ),
+                batch_size=2000,
+            )
+            if instrument.rater == Rater.PATIENT:
+                analysis_schedule(episode_ids={entry.session.episode_id for entry in entries})
+    except IntegrityError as exc:
+        sessions = [entry.session for entry in entries]
+        if Response.objects.filter(session__in=sessions, rater=instrument.rater).exists():
+            raise ApplicationError(
+                "A response for this session has already been received.", code="used"
+            ) from exc
+        raise
+    return responses
+
+
+def _audit_bulk(responses: Sequence[Response]) -> None:
+    """One audit entry per clinic for a batch (an import, the demo), naming the patients, instead
+    of thousands of row entries."""
+    by_clinic: dict[int, list[Response]] = {}
+    for response in responses:
+        by_clinic.setdefault(response.session.episode.patient.clinic_id, []).append(response)
+    for clinic in Clinic.objects.filter(pk__in=by_clinic):
+        batch = by_clinic[clinic.pk]
+        actor = batch[0].entered_by
+        sources = sorted({r.source for r in batch})
+        entry_write(
+            instance=clinic,
+            actor=actor,
+            action=LogEntry.Action.CREATE,
+            text=f"{len(batch)} {batch[0].rater} response(s) stored ({', '.join(sources)})",
+            data={
+                "event": "responses stored",
+                "responses": len(batch),
+                "source": sources,
+                "patients": sorted({str(r.session.episode.patient.code) for r in batch}),
+            },
+        )
+
+
+def analysis_schedule(*, episode_ids: set[int]) -> None:
+    """Analyse these episodes (store new flags, notify) once the current transaction commits."""
+    ordered = sorted(episode_ids)
+    if ordered:
+        transaction.on_commit(lambda: tasks.episodes_analyse.enqueue(ordered))
 
 
 def response_create(
@@ -34,58 +195,11 @@ def response_create(
     entered_by: User | None = None,
     submitted_at: datetime | None = None,
 ) -> Response:
-    """Store one completed questionnaire with its answers, in one transaction, or nothing.
-
-    Forms require every item; the database refuses a second response of the same rater for the
-    session, which is what makes a double submission end with exactly one stored response.
-    """
-    items = {i.number: i for i in instrument.items.all()}
-    problems = response_problems(instrument=instrument, items=items, answers=answers, require_all=True)
-    if problems:
-        raise ApplicationError("Some answers are missing or not valid.", problems=problems)
-    try:
-        with transaction.atomic():
-            response = Response.objects.create(
-                session=session,
-                instrument=instrument,
-                rater=instrument.rater,
-                source=source,
-                submitted_at=submitted_at or timezone.now(),
-                entered_by=entered_by,
-            )
-            Answer.objects.bulk_create(
-                Answer(response=response, item=items[number], value=value)
-                for number, value in answers.items()
-            )
-    except IntegrityError as exc:
-        if Response.objects.filter(session=session, rater=instrument.rater).exists():
-            raise ApplicationError("A response for this session has already been received.") from exc
-        raise
-    return response
-
-
-def response_problems(
-    *,
-    instrument: Instrument,
-    items: Mapping[int, InstrumentItem],
-    answers: Mapping[int, int],
-    require_all: bool,
-) -> list[str]:
-    problems = []
-    for number, value in sorted(answers.items()):
-        if number not in items:
-            problems.append(f"Item {number} is not part of {instrument}.")
-        elif isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"Item {number}: the answer must be a whole number.")
-        elif not instrument.scale_min <= value <= instrument.scale_max:
-            problems.append(
-                f"Item {number}: {value} is outside the scale ({instrument.scale_min} to {instrument.scale_max})."
-            )
-    if require_all:
-        missing = sorted(set(items) - set(answers))
-        if missing:
-            problems.append("No answer for item " + ", ".join(map(str, missing)) + ".")
-    return problems
+    """Store one completed questionnaire with every item answered (see :func:`responses_store`)."""
+    entry = ResponseEntry(
+        session=session, answers=answers, source=source, submitted_at=submitted_at, entered_by=entered_by
+    )
+    return responses_store(instrument=instrument, entries=[entry])[0]
 
 
 def submission_create(*, invitation: Invitation, answers: Mapping[int, int]) -> Response:
@@ -111,52 +225,44 @@ def submission_create(*, invitation: Invitation, answers: Mapping[int, int]) -> 
             raise invitation_state(invitation=invitation, now=now) or ApplicationError(
                 "This link cannot be used.", code="unknown"
             )
-        response = response_create(
+        source = (
+            Response.Source.TABLET
+            if invitation.channel == Invitation.Channel.TABLET
+            else Response.Source.LINK
+        )
+        return response_create(
             session=invitation.session,
             instrument=instrument,
             answers=answers,
-            source=Response.Source.TABLET
-            if invitation.channel == Invitation.Channel.TABLET
-            else Response.Source.LINK,
+            source=source,
             submitted_at=now,
         )
-    return response
 
 
 def response_enter(*, session: Session, rater: str, answers: Mapping[int, int], user: User) -> Response:
     """Staff entry of a completed form on the patient's behalf (source "staff"), or the
-    therapist's own rating; the page (``views.response_enter``) and the API both call it.
+    therapist's own rating; the paper-entry page and the API both call it.
 
     A filled-in form means the session took place, so it is marked held; open form links are
-    withdrawn (the answers are in); the episode is analysed once the transaction commits. A
-    second response of the same rater is refused with code ``used``.
+    withdrawn (the answers are in). A second response of the same rater is refused with code
+    ``used``.
     """
-    clinic = session.episode.patient.clinic
     if rater == Rater.THERAPIST and not may_rate_session(user=user, session=session):
         raise PermissionDenied(
             "Only the patient's therapist can rate this session, when the clinic has it turned on."
         )
-    instrument = instrument_for_clinic(clinic=clinic, rater=rater)
-    try:
-        with transaction.atomic():
-            if session.status != Session.Status.HELD:
-                session.status = Session.Status.HELD
-                session.save(update_fields=["status"])
-            response = response_create(
-                session=session,
-                instrument=instrument,
-                answers=answers,
-                source=Response.Source.STAFF,
-                entered_by=user,
-            )
-    except ApplicationError as error:
-        if not error.problems and Response.objects.filter(session=session, rater=rater).exists():
-            raise ApplicationError(error.message, code="used") from error
-        raise
-    if rater == Rater.PATIENT:
-        Invitation.objects.open().filter(session=session).update(revoked_at=timezone.now())
-        from monitoring import tasks  # tasks import this module
-
-        episode_id = session.episode_id
-        transaction.on_commit(lambda: tasks.episode_analyse.enqueue(episode_id))
+    instrument = instrument_for_clinic(clinic=session.episode.patient.clinic, rater=rater)
+    with transaction.atomic():
+        if session.status != Session.Status.HELD:
+            session.status = Session.Status.HELD
+            session.save(update_fields=["status"])
+        response = response_create(
+            session=session,
+            instrument=instrument,
+            answers=answers,
+            source=Response.Source.STAFF,
+            entered_by=user,
+        )
+        if rater == Rater.PATIENT:
+            Invitation.objects.open().filter(session=session).update(revoked_at=timezone.now())
     return response

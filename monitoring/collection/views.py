@@ -12,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
@@ -21,7 +20,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from clinics.errors import ApplicationError
-from monitoring import tasks
 from monitoring.collection.forms import answers_from_post, questions
 from monitoring.collection.invitations import invitation_for_token, invitation_state
 from monitoring.collection.responses import submission_create
@@ -86,7 +84,7 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
             answers, posted, errors = answers_from_post(request.POST, invitation.instrument)
             if not errors:
                 try:
-                    response = submission_create(invitation=invitation, answers=answers)
+                    submission_create(invitation=invitation, answers=answers)
                 except ApplicationError as error:
                     if error.code == "used":
                         # A double click, a resubmit after "back", a second tab: the answers
@@ -95,8 +93,6 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
                             request, "collection/form_done.html", _done_context(request, invitation, None)
                         )
                     return _link_problem(request, error, invitation)
-                episode_id = response.session.episode_id
-                transaction.on_commit(lambda: tasks.episode_analyse.enqueue(episode_id))
                 return redirect(f"{request.path}done/?lang={language}")
         items = questions(invitation.instrument, language, posted, errors)
         context = {

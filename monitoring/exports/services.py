@@ -44,17 +44,12 @@ VIA_JOB = "background job"
 VIA_COMMAND = "command line"
 
 
-
 # --- Reads: access ----------------------------------------------------------------------------
 
 
 def export_clinic_get_for_user(*, user: User | AnonymousUser, slug: str) -> Clinic:
     """The clinic with ``slug`` if the user may export it (an active admin), else 404."""
     return clinic_for_admin(user=user, slug=slug)
-
-
-
-
 
 
 # --- Writes: audit, exports and jobs ----------------------------------------------------------
@@ -130,14 +125,6 @@ def export_run(
     export_audit(clinic=clinic, actor=user, identifier=identifier, fmt=fmt, filters=filters, via=via, job=job)
     frame = exporter.frame(clinic=clinic, filters=filters)
     return render(exporter, frame, fmt, clinic=clinic, filters=filters, on_rows=on_rows)
-
-
-
-
-
-
-
-
 
 
 def export_directory(job: ExportJob) -> Path:

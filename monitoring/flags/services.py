@@ -4,6 +4,7 @@ therapist's notifications, and acknowledgements."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import fields
 
 import numpy as np
@@ -90,20 +91,57 @@ def _jsonable(value: object) -> object:
 
 
 def episode_flags_refresh(*, episode_id: int) -> list[Flag]:
-    """Recompute one episode's analysis and store the flags of sessions not analysed before.
+    """Recompute one episode's analysis and store the flags of sessions not analysed before
+    (see :func:`episodes_flags_refresh`)."""
+    return episodes_flags_refresh(episode_ids=[episode_id]).get(episode_id, [])
 
-    Idempotent: running it twice stores nothing the second time. Returns the new flags; a new
-    rupture, unrepaired rupture or decline also becomes a notification for the therapist.
+
+def episodes_flags_refresh(*, episode_ids: Sequence[int]) -> dict[int, list[Flag]]:
+    """Analyse episodes and store the flags of their sessions not analysed before.
+
+    One vectorised analysis per clinic (with its current estimate), then each episode's new flags
+    are stored under a lock on its watermark. Idempotent: running it twice stores nothing the
+    second time. Returns the new flags by episode; a new rupture, unrepaired rupture or decline
+    also becomes a notification for the therapist.
     """
-    episode = Episode.objects.select_related("patient__clinic").get(pk=episode_id)
-    clinic = episode.patient.clinic
-    estimate = clinic_estimate_current(clinic=clinic)
-    config = analysis_config(clinic=clinic, estimate=estimate)
-    scores = scores_for_episodes(episode_ids=[episode.pk])
-    if scores.empty:
-        return []
-    events = analyse(scores, config).events
-    config_snapshot = analysis_config_snapshot(config)
+    episodes = list(Episode.objects.filter(pk__in=list(episode_ids)).select_related("patient__clinic"))
+    by_clinic: dict[int, list[Episode]] = {}
+    for episode in episodes:
+        by_clinic.setdefault(episode.patient.clinic_id, []).append(episode)
+    stored: dict[int, list[Flag]] = {}
+    for clinic_episodes in by_clinic.values():
+        clinic = clinic_episodes[0].patient.clinic
+        estimate = clinic_estimate_current(clinic=clinic)
+        config = analysis_config(clinic=clinic, estimate=estimate)
+        scores = scores_for_episodes(episode_ids=[e.pk for e in clinic_episodes])
+        if scores.empty:
+            continue
+        events = analyse(scores, config).events
+        last_session = scores.groupby("patient")["session"].max()
+        events_of = dict(tuple(events.groupby("patient")))
+        snapshot = analysis_config_snapshot(config)
+        for episode in clinic_episodes:
+            if episode.pk not in last_session.index:
+                continue
+            stored[episode.pk] = _flags_store(
+                episode=episode,
+                events=events_of.get(episode.pk, events.iloc[:0]),
+                last_session=int(last_session[episode.pk]),
+                estimate=estimate,
+                config_snapshot=snapshot,
+            )
+    return stored
+
+
+def _flags_store(
+    *,
+    episode: Episode,
+    events: pd.DataFrame,
+    last_session: int,
+    estimate: ClinicEstimate,
+    config_snapshot: dict[str, object],
+) -> list[Flag]:
+    """Store an episode's events after its watermark as flags, move the watermark, notify."""
     with transaction.atomic():
         state, _ = EpisodeAnalysis.objects.select_for_update().get_or_create(episode=episode)
         sessions = {s.number: s for s in episode.sessions.all()}
@@ -131,7 +169,7 @@ def episode_flags_refresh(*, episode_id: int) -> list[Flag]:
                 "session"
             )
         )
-        state.flagged_through = max(state.flagged_through, int(scores["session"].max()))
+        state.flagged_through = max(state.flagged_through, last_session)
         state.save(update_fields=["flagged_through", "updated_at"])
         # An import or a first analysis stores a whole history at once: only recent events are news.
         recent_from = state.flagged_through - ATTENTION_WINDOW

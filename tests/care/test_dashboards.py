@@ -6,12 +6,12 @@ from datetime import date
 
 import pytest
 from django.db import connection
+from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 
 from clinics.models import Patient
 from monitoring.analytics.simulate import simulate_cohort
 from monitoring.collection.importing import items_import_csv, responses_import
-from monitoring.flags.services import episode_flags_refresh
 from monitoring.models import Flag, Notification
 from tests.auth import sign_in
 
@@ -28,9 +28,8 @@ def import_cohort(
 ) -> None:
     cohort = simulate_cohort(n, seed=seed, sessions=(sessions, sessions), scenarios=scenarios)
     csv = items_import_csv(cohort.items, first_date=date(2026, 1, 5), prefix=prefix)
-    responses_import(clinic=clinic, therapist=therapist, file=csv)
-    for patient in Patient.objects.filter(clinic=clinic, label__startswith=prefix):
-        episode_flags_refresh(episode_id=patient.episodes.get().pk)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the import analyses its episodes on commit
+        responses_import(clinic=clinic, therapist=therapist, file=csv)
 
 
 def caseload_queries(client) -> int:

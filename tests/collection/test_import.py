@@ -189,3 +189,82 @@ def test_the_command_imports_and_reports(tmp_path, clinic_a, alice, capsys):
         call_command("import_responses", str(path), clinic="clinic-a", therapist="alice@a.test")
     with pytest.raises(CommandError, match="No clinic with slug 'nope'"):
         call_command("import_responses", str(path), clinic="nope", therapist="alice@a.test")
+
+
+def _flags_and_news(clinic):
+    from monitoring.models import Flag, Notification
+
+    flags = sorted(
+        Flag.objects.filter(episode__patient__clinic=clinic).values_list(
+            "episode__patient__label", "session__number", "scale", "kind", "magnitude", "threshold"
+        )
+    )
+    news = sorted(
+        Notification.objects.filter(flag__episode__patient__clinic=clinic).values_list(
+            "user__email",
+            "flag__episode__patient__label",
+            "flag__session__number",
+            "flag__scale",
+            "flag__kind",
+        )
+    )
+    return flags, news
+
+
+def test_an_import_stores_the_same_flags_and_notifications_as_the_same_answers_through_forms(
+    client, clinic_a, clinic_b, alice, charlie, django_capture_on_commit_callbacks
+):
+    """The import goes through the one write path: its episodes are analysed on commit, as each
+    form's is. Both clinics start from the same stored reference values, so only the path differs."""
+    from datetime import date, timedelta
+
+    from clinics.models import Episode
+    from monitoring.analytics.simulate import simulate_cohort
+    from monitoring.collection.importing import items_import_csv
+    from monitoring.collection.invitations import invitation_create
+    from monitoring.flags.selectors import ATTENTION_WINDOW
+    from monitoring.models import ClinicEstimate
+
+    cohort = simulate_cohort(
+        4,
+        seed=5,
+        sessions=(12, 12),
+        scenarios={"rupture_unrepaired": 2, "task_decline": 1, "rupture_repair": 1},
+    )
+    first = date(2026, 1, 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        responses_import(
+            clinic=clinic_a, therapist=alice, file=items_import_csv(cohort.items, first_date=first)
+        )
+    reference = ClinicEstimate.objects.get(clinic=clinic_a)
+    ClinicEstimate.objects.create(
+        clinic=clinic_b,
+        estimated_at=reference.estimated_at,
+        parameters=reference.parameters,
+        patients_used=reference.patients_used,
+    )
+
+    for label, rows in cohort.items.groupby("patient"):
+        patient = Patient.objects.create(clinic=clinic_b, label=label, therapist=charlie)
+        episode = Episode.objects.create(patient=patient, therapist=charlie, started_on=first)
+        for row in rows.sort_values("session").itertuples(index=False):
+            session = Session.objects.create(
+                episode=episode,
+                number=row.session,
+                date=first + timedelta(weeks=row.session - 1),
+                status="held",
+            )
+            _, token = invitation_create(session=session, created_by=charlie)
+            answers = {f"item_{n}": str(getattr(row, f"item_{n}")) for n in range(1, 13)}
+            with django_capture_on_commit_callbacks(execute=True):
+                assert client.post(f"/f/{token}/", answers).status_code == 302
+
+    imported_flags, imported_news = _flags_and_news(clinic_a)
+    form_flags, form_news = _flags_and_news(clinic_b)
+    assert ClinicEstimate.objects.filter(clinic=clinic_b).count() == 1  # the same values throughout
+    assert imported_flags == form_flags
+    assert {kind for *_, kind, _, _ in imported_flags} >= {"rupture", "unrepaired", "decline"}
+    # Forms notify each event as it happens; an import stores a whole history at once and
+    # notifies only the events still recent (the caseload's attention window), not old news.
+    assert [n[1:] for n in imported_news] == [n[1:] for n in form_news if n[2] > 12 - ATTENTION_WINDOW]
+    assert imported_news and len(form_news) > len(imported_news)

@@ -745,10 +745,12 @@ def test_the_rq_backend_runs_an_export_job_in_a_worker(
 
     patient = Patient.objects.create(clinic=clinic_a, label="R.Q.", therapist=alice)
     course(patient, alice, instrument, treatment="cbt", totals=[4, 4, 3, 4])
+    queued = rq_backend.count  # each stored form queued its episode's analysis
+    assert queued == 4
     job = export_jobs.export_start(
         clinic=clinic_a, user=dana, identifier="item_answers", fmt="xlsx", filters=ExportFilters()
     )
-    assert rq_backend.count == 1
+    assert rq_backend.count == queued + 1
     job.refresh_from_db()
     assert job.status == "queued"  # enqueued, not run inline
     worker = SimpleWorker([rq_backend], connection=rq_backend.connection, job_class=Job)

@@ -23,9 +23,10 @@ from django.utils import timezone
 from clinics.models import Clinic, Episode, Membership, Patient, Session
 from clinics.services import staff_create
 from monitoring.analytics.simulate import simulate_cohort
-from monitoring.flags.services import clinic_estimate_refresh, episode_flags_refresh
+from monitoring.collection.responses import ResponseEntry, responses_store
+from monitoring.flags.services import clinic_estimate_refresh
 from monitoring.instruments.services import instruments_load_bundled
-from monitoring.models import Answer, Instrument, Response
+from monitoring.models import Instrument, Response
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "demo-alliance-2026"  # noqa: S105 - printed by `make run`; demo data only
@@ -110,7 +111,6 @@ def demo_delete() -> None:
 def demo_create(*, n_patients: int, seed: int, today: date) -> str:
     instruments_load_bundled()
     instrument = Instrument.objects.get(code="bordin-alliance", version=1)
-    form_items = {i.number: i for i in instrument.items.all()}
     clinic = Clinic.objects.create(
         slug=DEMO_SLUG, name="Lindenhof Psychotherapy Centre (demo)", therapist_rating_enabled=True
     )
@@ -135,9 +135,8 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
     }
 
     therapist_form = Instrument.objects.get(code="bordin-alliance-therapist", version=1)
-    therapist_form_items = {i.number: i for i in therapist_form.items.all()}
-    responses: list[Response] = []
-    answer_rows: list[tuple[int, dict[int, int]]] = []
+    patient_entries: list[ResponseEntry] = []
+    therapist_entries: list[ResponseEntry] = []
     for index, (pid, frame) in enumerate(sorted(answers_by_patient.items())):
         therapist = therapists[index % len(therapists)]
         scenario = str(truth.loc[pid, "scenario"])
@@ -170,47 +169,33 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
             if missing_last and session.number == n:
                 continue
             submitted = timezone.make_aware(datetime.combine(session.date, time.min) + timedelta(hours=17))
-            responses.append(
-                Response(
+            patient_entries.append(
+                ResponseEntry(
                     session=session,
-                    instrument=instrument,
-                    rater="patient",
+                    answers={k: int(row[f"item_{k}"]) for k in range(1, 13)},
                     source=Response.Source.LINK if index % 3 else Response.Source.TABLET,
                     submitted_at=submitted,
                 )
             )
-            answer_rows.append((len(responses) - 1, {k: int(row[f"item_{k}"]) for k in range(1, 13)}))
             if therapist == therapists[0]:
                 # Alice also rates her sessions with the therapist form (the clinic has it on).
                 own = therapist_by_patient[pid].set_index("session").loc[session.number]
-                responses.append(
-                    Response(
+                therapist_entries.append(
+                    ResponseEntry(
                         session=session,
-                        instrument=therapist_form,
-                        rater="therapist",
+                        answers={k: int(own[f"item_{k}"]) for k in range(1, 13)},
                         source=Response.Source.STAFF,
                         submitted_at=submitted + timedelta(minutes=5),
                         entered_by=therapist,
                     )
                 )
-                answer_rows.append((len(responses) - 1, {k: int(own[f"item_{k}"]) for k in range(1, 13)}))
-    Response.objects.bulk_create(responses, batch_size=1000)
-    Answer.objects.bulk_create(
-        (
-            Answer(
-                response=responses[i],
-                item=(form_items if responses[i].rater == "patient" else therapist_form_items)[number],
-                value=value,
-            )
-            for i, values in answer_rows
-            for number, value in values.items()
-        ),
-        batch_size=2000,
-    )
-    clinic_estimate_refresh(clinic=clinic)
-    for episode_id in Episode.objects.filter(patient__clinic=clinic).values_list("pk", flat=True):
-        episode_flags_refresh(episode_id=episode_id)
-    return f"{len(answers_by_patient)} patients, {len(responses)} responses, {len(therapists)} therapists"
+    # Through the one write path for answers, like every form and import: the patients' episodes
+    # are analysed (flags stored) when this transaction commits.
+    responses_store(instrument=instrument, entries=patient_entries)
+    responses_store(instrument=therapist_form, entries=therapist_entries)
+    clinic_estimate_refresh(clinic=clinic)  # the clinic's reference values, before the analysis
+    count = len(patient_entries) + len(therapist_entries)
+    return f"{len(answers_by_patient)} patients, {count} responses, {len(therapists)} therapists"
 
 
 def _demo_cohort(n_patients: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
