@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from django.contrib.auth.models import AnonymousUser, User
@@ -112,9 +112,9 @@ def caseload_for_user(
         .values_list("episode_id", "number", "date", "patient_in")
         .order_by("episode_id", "number")
     )
-    held: dict[int, list[tuple[int, date, bool]]] = {}
+    held: dict[int, list[HeldSession]] = {}
     for episode_id, number, when, patient_in in sessions:
-        held.setdefault(episode_id, []).append((number, when, patient_in))
+        held.setdefault(episode_id, []).append(HeldSession(number, when, patient_in))
     flags: dict[int, list[Flag]] = {}
     for flag in Flag.objects.filter(episode__in=episodes).select_related("session"):
         flags.setdefault(flag.episode_id, []).append(flag)
@@ -125,16 +125,15 @@ def caseload_for_user(
     for patient in patients_list:
         episode = episode_of.get(patient.pk)
         history = held.get(episode.pk, []) if episode else []
-        nothing: tuple[list[float], float | None, bool, float | None, str] = ([], None, False, None, "")
-        totals, level, provisional, z, pattern = latest.get(episode.pk, nothing) if episode else nothing
-        last_number = history[-1][0] if history else 0
+        now = latest.get(episode.pk, EpisodeLatest()) if episode else EpisodeLatest()
+        last_number = history[-1].number if history else 0
         badges = _badges(flags.get(episode.pk, []) if episode else [], last_number)
-        form_missing = bool(history) and not history[-1][2]
+        form_missing = bool(history) and not history[-1].form_in
         candidates = [
             (wording.PRIORITY[b.kind], f"{b.label} ({', '.join(b.scales)}) at session {b.session}")
             for b in badges
         ]
-        if pattern == "crisis":
+        if now.pattern == "crisis":
             candidates.append((wording.PRIORITY["crisis"], wording.PATTERNS["crisis"].title))
         if form_missing:
             candidates.append((wording.PRIORITY["form_missing"], f"No form yet for session {last_number}"))
@@ -143,15 +142,15 @@ def caseload_for_user(
             CaseloadRow(
                 patient=patient,
                 sessions_held=len(history),
-                last_session_date=history[-1][1] if history else None,
+                last_session_date=history[-1].date if history else None,
                 form_missing=form_missing,
-                latest_total=totals[-1] if totals else None,
-                totals=totals[-12:],
-                level=level,
-                provisional=provisional,
-                deviation=wording.deviation_words(z),
+                latest_total=now.totals[-1] if now.totals else None,
+                totals=now.totals[-12:],
+                level=now.level,
+                provisional=now.provisional,
+                deviation=wording.deviation_words(now.z),
                 badges=badges,
-                pattern=pattern,
+                pattern=now.pattern,
                 priority=priority,
                 reason=reason,
             )
@@ -160,12 +159,27 @@ def caseload_for_user(
     return rows
 
 
-def _latest_by_episode(
-    analyses: dict[int, Analysis],
-) -> dict[int, tuple[list[float], float | None, bool, float | None, str]]:
+class HeldSession(NamedTuple):
+    number: int
+    date: date
+    form_in: bool  # the patient's answers are in
+
+
+@dataclass(frozen=True)
+class EpisodeLatest:
+    """Where an episode stands, for its caseload row."""
+
+    totals: list[float] = field(default_factory=list)  # total alliance per answered session
+    level: float | None = None
+    provisional: bool = False
+    z: float | None = None  # the latest session against the baseline before it, in spreads
+    pattern: str = ""  # "crisis", "corrective" or ""
+
+
+def _latest_by_episode(analyses: dict[int, Analysis]) -> dict[int, EpisodeLatest]:
     """Per episode: recent totals, level, provisional, latest deviation (z against the baseline
     before it, in the patient's spread) and pattern; one pass per analysis, not per patient."""
-    out: dict[int, tuple[list[float], float | None, bool, float | None, str]] = {}
+    out: dict[int, EpisodeLatest] = {}
     for analysis in {id(a): a for a in analyses.values()}.values():
         sessions = analysis.sessions[analysis.sessions["scale"] == "total"]
         levels = analysis.levels[analysis.levels["scale"] == "total"].set_index("patient")
@@ -177,12 +191,14 @@ def _latest_by_episode(
         for episode_id, scores in sessions.groupby("patient", sort=False)["score"]:
             totals = [float(v) for v in scores.dropna()]
             pattern = str(patterns.get(episode_id, "none"))
-            out[int(episode_id)] = (
-                totals,
-                _float(levels.at[episode_id, "level"]) if episode_id in levels.index else None,
-                bool(levels.at[episode_id, "provisional"]) if episode_id in levels.index else False,
-                _float(z.get(episode_id)),
-                "" if pattern == "none" else pattern,
+            out[int(episode_id)] = EpisodeLatest(
+                totals=totals,
+                level=_float(levels.at[episode_id, "level"]) if episode_id in levels.index else None,
+                provisional=bool(levels.at[episode_id, "provisional"])
+                if episode_id in levels.index
+                else False,
+                z=_float(z.get(episode_id)),
+                pattern="" if pattern == "none" else pattern,
             )
     return out
 
@@ -298,10 +314,29 @@ class SessionRow:
 
 
 @dataclass(frozen=True)
+class EpisodeFrames:
+    """One episode's analysis: the rows of ``analyse``'s frames that are about it."""
+
+    sessions: pd.DataFrame  # one row per session and scale: score, level, state, baseline ...
+    levels: pd.DataFrame  # one row per scale: level, its interval, provisional ...
+    events: pd.DataFrame  # one row per flag event
+    k: float  # the rupture rule's multiple of the spread, for the deviations chart
+
+    @classmethod
+    def of(cls, analysis: Analysis, episode_id: int) -> EpisodeFrames:
+        return cls(
+            sessions=analysis.sessions[analysis.sessions["patient"] == episode_id],
+            levels=analysis.levels[analysis.levels["patient"] == episode_id],
+            events=analysis.events[analysis.events["patient"] == episode_id],
+            k=analysis.config.k,
+        )
+
+
+@dataclass(frozen=True)
 class PatientDashboard:
     patient: Patient
     episode: Episode | None
-    analysis: Analysis | None
+    frames: EpisodeFrames | None
     sessions: list[SessionRow]
     flags: list[FlagView]
     therapist_scores: pd.DataFrame
@@ -322,6 +357,7 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
     if episode is None:
         return PatientDashboard(patient, None, None, [], [], pd.DataFrame(), {}, None, [])
     analysis = analysis_for_episodes(episodes=[episode]).get(episode.pk)
+    frames = EpisodeFrames.of(analysis, episode.pk) if analysis is not None else None
     answers: dict[tuple[int, str], dict[int, int]] = {}
     for number, rater, item, value in Answer.objects.filter(response__session__episode=episode).values_list(
         "response__session__number", "response__rater", "item__number", "value"
@@ -330,11 +366,10 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
     scores: dict[int, dict[str, float | None]] = {}
     levels: dict[str, dict[str, Any]] = {}
     pattern = None
-    if analysis is not None:
-        mine = analysis.sessions[analysis.sessions["patient"] == episode.pk]
-        for number, scale, score in mine[["session", "scale", "score"]].itertuples(index=False):
+    if analysis is not None and frames is not None:
+        for number, scale, score in frames.sessions[["session", "scale", "score"]].itertuples(index=False):
             scores.setdefault(int(number), {})[str(scale)] = _float(score)
-        for row in analysis.levels[analysis.levels["patient"] == episode.pk].to_dict("records"):
+        for row in frames.levels.to_dict("records"):
             levels[str(row["scale"])] = row
         pat = analysis.patterns[analysis.patterns["patient"] == episode.pk]
         if len(pat) and pat["pattern"].iloc[0] in wording.PATTERNS:
@@ -354,7 +389,7 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
     return PatientDashboard(
         patient=patient,
         episode=episode,
-        analysis=analysis,
+        frames=frames,
         sessions=[
             SessionRow(
                 s,

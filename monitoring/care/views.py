@@ -22,15 +22,15 @@ from clinics.errors import ApplicationError
 from clinics.models import Session
 from clinics.permissions import may_rate_session, patients_visible_to
 from clinics.selectors import patient_get_for_user, session_get_for_user
-from clinics.services import session_create
 from monitoring import charts
 from monitoring.care.selectors import (
+    PatientDashboard,
     caseload_for_user,
     notifications_unread,
     patient_dashboard,
     therapists_for_admin,
 )
-from monitoring.collection import links
+from monitoring.collection import links, sessions
 from monitoring.collection.invitations import (
     invitation_create,
     invitation_revoke,
@@ -90,25 +90,7 @@ def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
     dashboard = patient_dashboard(user=request.user, code=code)
     access_log(actor=request.user, instance=dashboard.patient, what="patient page", path=request.path)
     notifications_mark_read(user=request.user, flag_ids=[f.flag.pk for f in dashboard.flags])
-    figures = {}
-    if dashboard.analysis is not None and dashboard.episode is not None:
-        analysis, pk = dashboard.analysis, dashboard.episode.pk
-        sessions = analysis.sessions[analysis.sessions["patient"] == pk]
-        levels = analysis.levels[analysis.levels["patient"] == pk]
-        events = analysis.events[analysis.events["patient"] == pk]
-        dates = {row.session.number: row.session.date for row in dashboard.sessions}
-        figures = {
-            "trajectory": charts.trajectory(
-                sessions=sessions, levels=levels, events=events, session_dates=dates
-            ),
-            "deviations": charts.deviations(sessions=sessions, events=events, k=analysis.config.k),
-            "subscales": charts.subscales(sessions=sessions, events=events),
-        }
-        patient_totals = sessions[sessions["scale"] == "total"][["session", "score"]].rename(
-            columns={"score": "total"}
-        )
-        if not dashboard.therapist_scores.empty:
-            figures["raters"] = charts.raters(patient=patient_totals, therapist=dashboard.therapist_scores)
+    figures = _patient_figures(dashboard)
     return render(
         request,
         "care/patient.html",
@@ -124,6 +106,27 @@ def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
             "choices": Flag.Acknowledgement.choices,
         },
     )
+
+
+def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
+    """The patient page's charts, from the episode's analysis."""
+    frames = dashboard.frames
+    if frames is None:
+        return {}
+    dates = {row.session.number: row.session.date for row in dashboard.sessions}
+    figures = {
+        "trajectory": charts.trajectory(
+            sessions=frames.sessions, levels=frames.levels, events=frames.events, session_dates=dates
+        ),
+        "deviations": charts.deviations(sessions=frames.sessions, events=frames.events, k=frames.k),
+        "subscales": charts.subscales(sessions=frames.sessions, events=frames.events),
+    }
+    if not dashboard.therapist_scores.empty:
+        totals = frames.sessions[frames.sessions["scale"] == "total"][["session", "score"]]
+        figures["raters"] = charts.raters(
+            patient=totals.rename(columns={"score": "total"}), therapist=dashboard.therapist_scores
+        )
+    return figures
 
 
 @login_required
@@ -147,16 +150,18 @@ def flag_acknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
 @require_POST
 def session_add(request: AuthenticatedRequest, code: str) -> HttpResponse:
     patient = patient_get_for_user(user=request.user, code=code)
-    episode = patient.episodes.filter(ended_on=None).first()
     try:
         when = date.fromisoformat(request.POST.get("date", ""))
     except ValueError:
         messages.error(request, "Please give the session date as a date.")
         return redirect("monitoring:patient", code=patient.code)
-    if episode is None:
-        messages.error(request, "This patient has no open episode of care; open one first.")
+    try:
+        session, _ = sessions.session_add(
+            patient=patient, on=when, status=Session.Status.SCHEDULED, user=request.user
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
         return redirect("monitoring:patient", code=patient.code)
-    session = session_create(episode=episode, date=when)
     messages.success(request, f"Session {session.number} added.")
     return redirect("monitoring:session", code=session.code)
 

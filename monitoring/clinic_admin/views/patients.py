@@ -3,18 +3,22 @@ episodes, discharge) and erasure."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 from django.contrib import messages
 from django.http import (
+    HttpRequest,
     HttpResponse,
+    QueryDict,
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clinics import services as clinic_services
 from clinics.errors import ApplicationError
-from clinics.models import Patient
+from clinics.models import Clinic, Patient
 from clinics.permissions import clinic_for_admin
 from monitoring.clinic_admin import services as clinic_admin_services
 from monitoring.clinic_admin.forms import (
@@ -78,57 +82,101 @@ def patients(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     )
 
 
+@dataclass
+class PatientForms:
+    """The forms of the admin's patient page; the posted one is bound, the others blank."""
+
+    edit: PatientEditForm
+    transfer: TransferForm
+    open_form: EpisodeOpenForm
+    close_form: DateForm
+
+    @classmethod
+    def build(cls, request: HttpRequest, clinic: Clinic, record: Patient) -> PatientForms:
+        posted = request.POST.get("form") if request.method == "POST" else None
+
+        def data(*names: str) -> QueryDict | None:
+            return request.POST if posted in names else None
+
+        today = date.today()
+        return cls(
+            edit=PatientEditForm(data("edit"), instance=record),
+            transfer=TransferForm(
+                data("transfer"), clinic=clinic, current=record.therapist, initial={"on": today}
+            ),
+            open_form=EpisodeOpenForm(data("open"), initial={"started_on": today}),
+            close_form=DateForm(data("close", "discharge"), initial={"on": today}),
+        )
+
+
+def _edit(forms: PatientForms, clinic: Clinic, record: Patient) -> str | None:
+    if not forms.edit.is_valid():
+        return None
+    clinic_services.patient_update(
+        patient=record, **{k: forms.edit.cleaned_data[k] for k in forms.edit.Meta.fields}
+    )
+    return "Saved."
+
+
+def _transfer(forms: PatientForms, clinic: Clinic, record: Patient) -> str | None:
+    if not forms.transfer.is_valid():
+        return None
+    therapist = clinic.memberships.get(user_id=forms.transfer.cleaned_data["therapist"]).user
+    clinic_services.patient_transfer(
+        patient=record, therapist=therapist, on=forms.transfer.cleaned_data["on"]
+    )
+    return f"{record.label} now sees {therapist.get_full_name()}; the earlier episode is kept."
+
+
+def _open(forms: PatientForms, clinic: Clinic, record: Patient) -> str | None:
+    if not forms.open_form.is_valid():
+        return None
+    clinic_services.episode_open(patient=record, **forms.open_form.cleaned_data)
+    return "A new episode of care is open."
+
+
+def _close(forms: PatientForms, clinic: Clinic, record: Patient) -> str | None:
+    if not forms.close_form.is_valid():
+        return None
+    current = record.episodes.filter(ended_on=None).first()
+    if current is None:
+        raise ApplicationError("There is no open episode to close.")
+    clinic_services.episode_close(episode=current, on=forms.close_form.cleaned_data["on"])
+    return "The episode of care is closed."
+
+
+def _discharge(forms: PatientForms, clinic: Clinic, record: Patient) -> str | None:
+    if not forms.close_form.is_valid():
+        return None
+    clinic_services.patient_discharge(patient=record, on=forms.close_form.cleaned_data["on"])
+    return f"{record.label} is discharged. All their data stays."
+
+
+#: The page's forms by their ``form`` field: each returns the success message, or None when its
+#: form is not valid (the page is shown again with the errors).
+PATIENT_ACTIONS: dict[str, Callable[[PatientForms, Clinic, Patient], str | None]] = {
+    "edit": _edit,
+    "transfer": _transfer,
+    "open": _open,
+    "close": _close,
+    "discharge": _discharge,
+}
+
+
 @staff_required
 @require_http_methods(["GET", "POST"])
 def patient(request: AuthenticatedRequest, slug: str, code: str) -> HttpResponse:
     clinic = clinic_for_admin(user=request.user, slug=slug)
     record = get_object_or_404(Patient.objects.select_related("therapist"), clinic=clinic, code=code)
     access_log(actor=request.user, instance=record, what="admin patient page", path=request.path)
-    edit = PatientEditForm(request.POST if request.POST.get("form") == "edit" else None, instance=record)
-    transfer = TransferForm(
-        request.POST if request.POST.get("form") == "transfer" else None,
-        clinic=clinic,
-        current=record.therapist,
-        initial={"on": date.today()},
-    )
-    open_form = EpisodeOpenForm(
-        request.POST if request.POST.get("form") == "open" else None, initial={"started_on": date.today()}
-    )
-    close_form = DateForm(
-        request.POST if request.POST.get("form") in ("close", "discharge") else None,
-        initial={"on": date.today()},
-    )
+    forms = PatientForms.build(request, clinic, record)
     if request.method == "POST":
-        action = request.POST.get("form")
+        action = PATIENT_ACTIONS.get(request.POST.get("form", ""))
         try:
-            if action == "edit" and edit.is_valid():
-                clinic_services.patient_update(
-                    patient=record, **{k: edit.cleaned_data[k] for k in edit.Meta.fields}
-                )
-                messages.success(request, "Saved.")
-            elif action == "transfer" and transfer.is_valid():
-                therapist = clinic.memberships.get(user_id=transfer.cleaned_data["therapist"]).user
-                clinic_services.patient_transfer(
-                    patient=record, therapist=therapist, on=transfer.cleaned_data["on"]
-                )
-                messages.success(
-                    request,
-                    f"{record.label} now sees {therapist.get_full_name()}; the earlier episode is kept.",
-                )
-            elif action == "open" and open_form.is_valid():
-                clinic_services.episode_open(patient=record, **open_form.cleaned_data)
-                messages.success(request, "A new episode of care is open.")
-            elif action == "close" and close_form.is_valid():
-                current = record.episodes.filter(ended_on=None).first()
-                if current is None:
-                    raise ApplicationError("There is no open episode to close.")
-                clinic_services.episode_close(episode=current, on=close_form.cleaned_data["on"])
-                messages.success(request, "The episode of care is closed.")
-            elif action == "discharge" and close_form.is_valid():
-                clinic_services.patient_discharge(patient=record, on=close_form.cleaned_data["on"])
-                messages.success(request, f"{record.label} is discharged. All their data stays.")
-            else:
+            done = action(forms, clinic, record) if action else None
+            if done is None:
                 raise ApplicationError("Please correct the form below.")
+            messages.success(request, done)
             return redirect("monitoring:admin-patient", slug=clinic.slug, code=record.code)
         except ApplicationError as error:
             messages.error(request, error.message)
@@ -138,10 +186,10 @@ def patient(request: AuthenticatedRequest, slug: str, code: str) -> HttpResponse
         {
             "clinic": clinic,
             "patient": record,
-            "edit": edit,
-            "transfer": transfer,
-            "open_form": open_form,
-            "close_form": close_form,
+            "edit": forms.edit,
+            "transfer": forms.transfer,
+            "open_form": forms.open_form,
+            "close_form": forms.close_form,
             "episodes": record.episodes.select_related("therapist").order_by("-started_on"),
         },
         status=400 if request.method == "POST" else 200,
