@@ -7,7 +7,9 @@ the library does not check (it accepts ``status: "bogus"``): :func:`code_problem
 that fails either check is a programming error and stops the export.
 
 The bundle is streamed entry by entry (Questionnaires first), so memory does not grow with the
-number of responses. Mapping (docs/exports.md):
+number of responses. Which answers is the exporter's to say (``Exporter.answers``, implemented by
+``ItemAnswers``); the renderer passes them in, so this module knows no report. Mapping
+(docs/exports.md):
 
 - ``Questionnaire.url`` is ``{SITE_URL}/fhir/Questionnaire/{code}``, ``version`` the instrument
   version; a response points at it as the canonical ``{url}|{version}``. Items are ``choice``
@@ -29,13 +31,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from clinics.models import Clinic
-from monitoring.exports import ExportFilters, ItemAnswers, ProgressCallback, pseudonym
+from monitoring.exports.base import ExportFilters, ProgressCallback, pseudonym
 from monitoring.models import Answer, Instrument, Response
 
 #: R4 value sets of the codes this module writes (hl7.org/fhir/R4/valueset-*.html).
@@ -231,10 +234,14 @@ def patient_identifier(
 
 
 def bundle_stream(
-    *, clinic: Clinic, filters: ExportFilters, on_rows: ProgressCallback | None = None
+    *,
+    answers: QuerySet[Answer],
+    clinic: Clinic,
+    filters: ExportFilters,
+    on_rows: ProgressCallback | None = None,
 ) -> Iterator[bytes]:
-    """The Bundle as JSON, written entry by entry; ``on_rows`` gets the answers written so far."""
-    answers = ItemAnswers().answers(clinic=clinic, filters=filters)
+    """The Bundle of ``answers`` (the exporter's, ``Exporter.answers``) as JSON, written entry by
+    entry; ``on_rows`` gets the answers written so far."""
     responses = (
         Response.objects.filter(pk__in=answers.values("response_id"))
         .order_by("session__episode__patient_id", "session__episode__started_on", "session__number")

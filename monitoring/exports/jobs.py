@@ -13,7 +13,7 @@ from django.http import Http404
 from clinics.models import Clinic
 from clinics.permissions import require_clinic_admin
 from monitoring import tasks
-from monitoring.exports import ExportFilters
+from monitoring.exports.base import ExportFilters
 from monitoring.exports.services import check_request
 from monitoring.models import ExportJob
 

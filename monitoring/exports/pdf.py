@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from clinics.models import Clinic
-    from monitoring.exports import Exporter, ExportFilters
+    from monitoring.exports.base import Exporter, ExportFilters
 
 # WeasyPrint logs every layout step at INFO, which would drown the server log in one line per page.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)

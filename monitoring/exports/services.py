@@ -34,7 +34,9 @@ from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient
 from clinics.permissions import clinic_for_admin, require_clinic_admin
 from clinics.selectors import patient_get_for_user
-from monitoring.exports import FORMATS, PDF, ExportFilters, ProgressCallback, Rendered, exporter_get, render
+from monitoring.exports.base import FORMATS, PDF, ExportFilters, ProgressCallback
+from monitoring.exports.registry import exporter_get
+from monitoring.exports.renderer import Rendered, render
 from monitoring.models import ExportJob
 from monitoring.security.audit import entry_write
 

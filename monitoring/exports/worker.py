@@ -13,7 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from clinics.errors import ApplicationError
-from monitoring.exports import ExportFilters, ProgressCallback, exporter_get
+from monitoring.exports.base import ExportFilters, ProgressCallback
+from monitoring.exports.registry import exporter_get
 from monitoring.exports.services import VIA_JOB, export_directory, export_run
 from monitoring.models import ExportJob
 

@@ -38,10 +38,11 @@ from monitoring.analytics import analyse
 from monitoring.analytics import columns as c
 from monitoring.collection.importing import responses_import
 from monitoring.collection.responses import response_create
-from monitoring.exports import EXPORTS, ExportFilters, fhir, guard_cell, pdf, pseudonym, render
+from monitoring.exports import EXPORTS, ExportFilters, fhir, guard_cell, pdf, pseudonym, render, renderer
 from monitoring.exports import jobs as export_jobs
 from monitoring.exports import services as export_services
 from monitoring.exports import worker as export_worker
+from monitoring.exports.reports import item_answers
 from monitoring.flags.selectors import analysis_config
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import ExportJob, Flag, Instrument
@@ -221,7 +222,7 @@ def test_a_big_export_is_streamed_in_chunks_with_the_same_bytes(cast, clinic_a):
 
 
 def test_xlsx_continues_on_a_new_sheet_past_the_row_limit(monkeypatch, cast, clinic_a):
-    monkeypatch.setattr(exports, "XLSX_MAX_ROWS", 100)
+    monkeypatch.setattr(renderer, "XLSX_MAX_ROWS", 100)
     book = openpyxl.load_workbook(io.BytesIO(produce(clinic_a, "item_answers", "xlsx", ExportFilters())))
     assert [ws.max_row for ws in book.worksheets] == [101, 57]
     assert [ws.title for ws in book.worksheets] == ["Item answers", "Item answers (2)"]
@@ -681,7 +682,7 @@ def test_progress_is_written_as_rows_stream(cast, clinic_a, dana, media, monkeyp
         return record
 
     monkeypatch.setattr(export_worker, "_progress_writer", spy)
-    monkeypatch.setattr(exports, "CHUNK_ROWS", 12)
+    monkeypatch.setattr(item_answers, "CHUNK_ROWS", 12)
     job = ExportJob.objects.create(clinic=clinic_a, requested_by=dana, exporter="item_answers", format="csv")
     assert export_worker.export_job_run(job_id=job.pk).progress == 100
     assert seen == sorted(seen) and 1 < seen[0] < seen[-1] <= 95 and len(set(seen)) > 3

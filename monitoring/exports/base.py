@@ -1,0 +1,203 @@
+"""What every export shares: the formats, the filters, pseudonyms and the exporter base class.
+
+A report is an :class:`Exporter` subclass (one module per report in ``monitoring.exports.reports``)
+whose class attributes say what the renderer (``monitoring.exports.renderer``) needs to know about
+it: its formats, its columns, whether it streams, whether its column layout is fixed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any, ClassVar, TypeAlias
+
+import pandas as pd
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+from clinics.errors import ApplicationError
+from clinics.models import Clinic, Episode
+from monitoring.exports.tables import pdf_table
+from monitoring.models import Answer
+
+# --- Formats ------------------------------------------------------------------------------------
+
+CSV, XLSX, PDF, FHIR = "csv", "xlsx", "pdf", "fhir"
+FORMATS: tuple[str, ...] = (CSV, XLSX, PDF, FHIR)
+CONTENT_TYPES: Mapping[str, str] = {
+    CSV: "text/csv; charset=utf-8",
+    XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    PDF: "application/pdf",
+    FHIR: "application/fhir+json",
+}
+EXTENSIONS: Mapping[str, str] = {CSV: "csv", XLSX: "xlsx", PDF: "pdf", FHIR: "json"}
+FORMAT_NAMES: Mapping[str, str] = {
+    CSV: "CSV",
+    XLSX: "Excel (XLSX)",
+    PDF: "PDF report",
+    FHIR: "FHIR R4 bundle (JSON)",
+}
+
+#: Analysis-based figures are rounded to this many decimals: readable, and far finer than the
+#: 1-5 answer scale.
+DECIMALS = 4
+
+#: Columns that name or identify a person; left out of pseudonymised exports.
+IDENTIFYING = ("external_id", "acknowledged_by", "acknowledged_note")
+
+
+# --- Filters and pseudonyms ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """What an export covers. Every field narrows it; the defaults export the whole clinic.
+
+    ``start``/``end`` bound the *session date* (both inclusive). ``therapist_id`` and
+    ``treatment`` select episodes of care by their therapist and treatment. ``patient_code``
+    (the patient's opaque code) narrows any report to one patient and is required by the
+    one-patient PDF report. ``pseudonymise`` gives the research export.
+    """
+
+    start: date | None = None
+    end: date | None = None
+    therapist_id: int | None = None
+    treatment: str = ""
+    patient_code: str = ""
+    pseudonymise: bool = False
+
+    def __post_init__(self) -> None:
+        # Dates may arrive as ISO text (a form, the API, call_command); store them as dates.
+        for name in ("start", "end"):
+            object.__setattr__(self, name, _day(getattr(self, name)))
+        if self.start and self.end and self.start > self.end:
+            raise ApplicationError("The period starts after it ends: check the dates.")
+        if self.treatment and self.treatment not in Episode.Treatment.values:
+            raise ApplicationError(f"Unknown treatment '{self.treatment}'.")
+        if self.patient_code:
+            try:
+                uuid.UUID(str(self.patient_code))
+            except ValueError as exc:
+                raise ApplicationError("That is not a patient code.") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["start"] = self.start.isoformat() if self.start else None
+        data["end"] = self.end.isoformat() if self.end else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExportFilters:
+        therapist = data.get("therapist_id")
+        return cls(
+            start=_day(data.get("start")),
+            end=_day(data.get("end")),
+            therapist_id=int(str(therapist)) if therapist not in (None, "") else None,
+            treatment=str(data.get("treatment") or ""),
+            patient_code=str(data.get("patient_code") or ""),
+            pseudonymise=bool(data.get("pseudonymise")),
+        )
+
+    def describe(self) -> list[str]:
+        """The filters in words, for report headers (no names: therapists are named by the caller)."""
+        words = []
+        if self.start or self.end:
+            words.append(
+                f"Sessions {'from ' + self.start.isoformat() if self.start else 'up'}"
+                f"{' to ' + self.end.isoformat() if self.end else ' to date'}"
+            )
+        if self.treatment:
+            words.append(f"Treatment: {Episode.Treatment(self.treatment).label}")
+        if self.pseudonymise:
+            words.append("Pseudonymised")
+        return words
+
+
+def _day(value: object) -> date | None:
+    if not value:
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ApplicationError(f"'{value}' is not a date in the form YYYY-MM-DD.") from exc
+
+
+def pseudonym(*, clinic: Clinic, kind: str, value: object) -> str:
+    """A keyed hash standing in for a patient (or therapist) in research exports.
+
+    HMAC-SHA256 under a key derived from SECRET_KEY with a per-clinic salt, so the same patient
+    gets the same pseudonym in every export of the clinic (files can be joined), the same
+    patient code gives unrelated pseudonyms in two clinics, and nobody without SECRET_KEY can
+    recompute or reverse it. 16 hex digits (64 bits) make a collision within a clinic
+    practically impossible. Rotating SECRET_KEY changes every pseudonym.
+    """
+    key_salt = f"bordin.exports.pseudonym.{kind}.{clinic.code}"
+    return salted_hmac(key_salt, str(value), algorithm="sha256").hexdigest()[:16]
+
+
+# --- The exporter base class ---------------------------------------------------------------------
+
+
+FrameOrChunks: TypeAlias = pd.DataFrame | Iterator[pd.DataFrame]
+#: Called with the number of rows written so far, for a job's progress.
+ProgressCallback = Callable[[int], None]
+
+
+class Exporter:
+    """One report. Subclasses set the class attributes and implement :meth:`frame`."""
+
+    identifier: ClassVar[str]
+    verbose_name: ClassVar[str]
+    description: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]] = (CSV, XLSX)
+    #: Column order of the frame (identifying columns are dropped when pseudonymised).
+    columns: ClassVar[tuple[str, ...]] = ()
+    #: True when the file's columns are a fixed layout another program reads back (the CSV
+    #: import): every column stays, identifying ones emptied rather than dropped, when pseudonymised.
+    fixed_layout: ClassVar[bool] = False
+    #: True when :meth:`frame` returns an iterator of chunks rather than one DataFrame.
+    streaming: ClassVar[bool] = False
+    #: True for one-patient reports: ``filters.patient_code`` is required.
+    needs_patient: ClassVar[bool] = False
+    #: PDF template under templates/monitoring/pdf/, for exporters that offer PDF.
+    pdf_template: ClassVar[str] = "exports/pdf/table_report.html"
+
+    def frame(self, *, clinic: Clinic, filters: ExportFilters) -> FrameOrChunks:
+        raise NotImplementedError
+
+    def count(self, *, clinic: Clinic, filters: ExportFilters) -> int | None:
+        """The number of rows, where it is cheap to know in advance (progress of big exports)."""
+        return None
+
+    def answers(self, *, clinic: Clinic, filters: ExportFilters) -> QuerySet[Answer]:
+        """The patient-rated answers the report covers: what a FHIR bundle holds, for exporters
+        that offer FHIR."""
+        raise NotImplementedError(f"{self.verbose_name} has no answers to write as FHIR.")
+
+    def output_columns(self, *, pseudonymise: bool) -> list[str]:
+        """The columns of the files, in order."""
+        if self.fixed_layout:
+            return list(self.columns)
+        return [name for name in self.columns if not (pseudonymise and name in IDENTIFYING)]
+
+    def empty(self, *, filters: ExportFilters) -> pd.DataFrame:
+        """The report with no rows: its output columns, all empty."""
+        return pd.DataFrame(
+            {name: pd.Series(dtype=object) for name in self.output_columns(pseudonymise=filters.pseudonymise)}
+        )
+
+    def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
+        """Template context of the PDF; the default is a titled table of the frame."""
+        return {"table": pdf_table(frame)}
+
+    def filename(self, *, clinic: Clinic, filters: ExportFilters, fmt: str) -> str:
+        stamp = timezone.localdate().isoformat()
+        parts = [clinic.slug, self.identifier.replace("_", "-"), stamp]
+        if filters.pseudonymise:
+            parts.insert(2, "pseudonymised")
+        return "-".join(parts) + "." + EXTENSIONS[fmt]

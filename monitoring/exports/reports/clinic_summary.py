@@ -1,0 +1,199 @@
+"""Clinic summary: one row per scale for the period, and form completion; the PDF is the clinic report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db.models import Count, Exists, OuterRef, Q
+
+from clinics.models import Clinic, Session
+from monitoring.analytics import columns as c
+from monitoring.exports.base import CSV, DECIMALS, PDF, XLSX, Exporter, ExportFilters
+from monitoring.exports.pdf import histogram_svg
+from monitoring.exports.queries import (
+    PeriodAnalysis,
+    analysis_for_export,
+    episodes_for_export,
+    in_period,
+    sessions_in_period,
+    with_dates,
+)
+from monitoring.exports.tables import percent
+from monitoring.flags import wording
+from monitoring.models import Invitation, Rater, Response
+
+
+class ClinicSummary(Exporter):
+    identifier = "clinic_summary"
+    verbose_name = "Clinic summary"
+    description = (
+        "One row per scale: patients, sessions, ruptures, repairs, unrepaired ruptures, declines, "
+        "sudden changes, rupture and repair rates, the share of ceiling raters, and form "
+        "completion (forms sent, completed, completion rate). The PDF is the clinic report."
+    )
+    formats = (CSV, XLSX, PDF)
+    columns = (
+        "scale",
+        "n_patients",
+        "n_sessions",
+        "n_ruptures",
+        "n_repairs",
+        "n_unrepaired",
+        "n_declines",
+        "n_sudden_gains",
+        "n_sudden_losses",
+        "share_patients_with_rupture",
+        "share_ruptures_repaired",
+        "ceiling_rater_share",
+        "sessions_held",
+        "forms_sent",
+        "forms_completed",
+        "completion_rate",
+        "link_completion_rate",
+    )
+    pdf_template = "exports/pdf/clinic_report.html"
+
+    def frame(self, *, clinic: Clinic, filters: ExportFilters) -> pd.DataFrame:
+        period = analysis_for_export(clinic=clinic, filters=filters)
+        summary = period_summary(period=period, filters=filters)
+        completion = completion_figures(clinic=clinic, filters=filters)
+        for name, value in completion.items():
+            summary[name] = value
+        floats = [n for n in summary.columns if pd.api.types.is_float_dtype(summary[n])]
+        summary[floats] = summary[floats].round(DECIMALS)
+        return summary[list(self.columns)]
+
+    def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
+        period = analysis_for_export(clinic=clinic, filters=filters)
+        levels: list[float] = []
+        if period.analysis is not None:
+            # The patients of the period: those with a scored session in it.
+            sessions = with_dates(period.analysis.sessions, period.dates)
+            present = set(sessions.loc[in_period(sessions["date"], filters), "episode"])
+            lv = period.analysis.levels
+            lv = lv[(lv[c.SCALE] == c.TOTAL) & lv[c.PATIENT].astype("int64").isin(present)]
+            levels = [float(v) for v in lv[c.LEVEL].dropna()]
+        first = frame.iloc[0] if len(frame) else None
+        rows = []
+        for record in frame.to_dict("records"):
+            rows.append(
+                {
+                    "scale": wording.SCALE_NAMES.get(str(record["scale"]), str(record["scale"])),
+                    "n_patients": record["n_patients"],
+                    "n_sessions": record["n_sessions"],
+                    "n_ruptures": record["n_ruptures"],
+                    "n_repairs": record["n_repairs"],
+                    "n_unrepaired": record["n_unrepaired"],
+                    "n_declines": record["n_declines"],
+                    "sudden": f"{record['n_sudden_gains']} / {record['n_sudden_losses']}",
+                    "rupture_rate": percent(record["share_patients_with_rupture"]),
+                    "repair_rate": percent(record["share_ruptures_repaired"]),
+                    "ceiling": percent(record["ceiling_rater_share"]),
+                }
+            )
+        return {
+            "scales": rows,
+            "completion": None
+            if first is None
+            else {
+                "sessions_held": int(first["sessions_held"]),
+                "forms_sent": int(first["forms_sent"]),
+                "forms_completed": int(first["forms_completed"]),
+                "completion_rate": percent(first["completion_rate"]),
+                "link_completion_rate": percent(first["link_completion_rate"]),
+            },
+            "histogram_svg": histogram_svg(
+                values=levels, title="Patients' usual total alliance level", x_label="Usual level (1-5)"
+            ),
+            "n_levels": len(levels),
+        }
+
+
+def period_summary(*, period: PeriodAnalysis, filters: ExportFilters) -> pd.DataFrame:
+    """``analysis.summary``'s figures for the sessions of the period, one row per scale.
+
+    Events and sessions are counted where their session date falls in the period; each
+    patient's level (and ceiling) is the one at the period's end. Without a period this equals
+    ``analysis.summary`` (a test checks it), with ``ceiling_share`` named ``ceiling_rater_share``.
+    """
+    scales = list(c.SCALES)
+    if period.analysis is None:
+        out = pd.DataFrame({"scale": scales})
+        for name in (
+            "n_patients",
+            "n_sessions",
+            "n_ruptures",
+            "n_repairs",
+            "n_unrepaired",
+            "n_declines",
+            "n_sudden_gains",
+            "n_sudden_losses",
+        ):
+            out[name] = 0
+        for name in ("share_patients_with_rupture", "share_ruptures_repaired", "ceiling_rater_share"):
+            out[name] = np.nan
+        return out
+    a = period.analysis
+    sessions = with_dates(a.sessions[a.sessions[c.SCORE].notna()], period.dates)
+    sessions = sessions[in_period(sessions["date"], filters)]
+    events = with_dates(a.events, period.dates)
+    events = events[in_period(events["date"], filters)]
+    levels = a.levels.assign(episode=a.levels[c.PATIENT].astype("int64"))
+    rows = []
+    for scale in scales:
+        s = sessions[sessions["scale"].astype(str) == scale]
+        e = events[events["scale"].astype(str) == scale]
+        patients = set(s["episode"])
+        lv = levels[(levels[c.SCALE].astype(str) == scale) & levels["episode"].isin(patients)]
+        kinds = e["kind"].astype(str).value_counts()
+        n_patients = len(patients)
+        ruptured = e.loc[e["kind"].astype(str) == c.RUPTURE, "episode"].nunique()
+        repairs, unrepaired = int(kinds.get(c.REPAIR, 0)), int(kinds.get(c.UNREPAIRED, 0))
+        rows.append(
+            {
+                "scale": scale,
+                "n_patients": n_patients,
+                "n_sessions": len(s),
+                "n_ruptures": int(kinds.get(c.RUPTURE, 0)),
+                "n_repairs": repairs,
+                "n_unrepaired": unrepaired,
+                "n_declines": int(kinds.get(c.DECLINE, 0)),
+                "n_sudden_gains": int(kinds.get(c.SUDDEN_GAIN, 0)),
+                "n_sudden_losses": int(kinds.get(c.SUDDEN_LOSS, 0)),
+                "share_patients_with_rupture": ruptured / n_patients if n_patients else np.nan,
+                "share_ruptures_repaired": repairs / (repairs + unrepaired)
+                if repairs + unrepaired
+                else np.nan,
+                "ceiling_rater_share": float(lv[c.CEILING].mean()) if len(lv) else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def completion_figures(*, clinic: Clinic, filters: ExportFilters) -> dict[str, float | int]:
+    """Form completion for the period: held sessions, forms sent (sessions with a form link; a
+    link re-issued for the same session counts once), patient forms completed (whatever the
+    route: link, tablet, staff entry or import), and two rates: completed per held session, and
+    completed per session a link was sent for."""
+    episodes = episodes_for_export(clinic=clinic, filters=filters)
+    held = sessions_in_period(
+        Session.objects.filter(episode__in=episodes.values("pk"), status=Session.Status.HELD), filters
+    )
+    answered = Exists(Response.objects.filter(session=OuterRef("pk"), rater=Rater.PATIENT))
+    invited = Exists(Invitation.objects.filter(session=OuterRef("pk")))
+    counts = held.aggregate(
+        sessions_held=Count("pk"),
+        forms_sent=Count("pk", filter=Q(invited)),
+        forms_completed=Count("pk", filter=Q(answered)),
+        link_completed=Count("pk", filter=Q(invited) & Q(answered)),
+    )
+    sent, completed = counts["forms_sent"], counts["forms_completed"]
+    return {
+        "sessions_held": counts["sessions_held"],
+        "forms_sent": sent,
+        "forms_completed": completed,
+        "completion_rate": completed / counts["sessions_held"] if counts["sessions_held"] else np.nan,
+        "link_completion_rate": counts["link_completed"] / sent if sent else np.nan,
+    }

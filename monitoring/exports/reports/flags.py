@@ -1,0 +1,152 @@
+"""Flags: every stored flag with its explanation, the numbers behind it and its acknowledgement."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from django.utils import timezone
+
+from clinics.models import Clinic
+from monitoring.exports.base import CSV, PDF, XLSX, Exporter, ExportFilters
+from monitoring.exports.queries import (
+    episode_info,
+    episodes_for_export,
+    join_info,
+    person_name,
+    sessions_in_period,
+)
+from monitoring.exports.tables import pdf_table
+from monitoring.models import Flag
+
+
+class Flags(Exporter):
+    identifier = "flags"
+    verbose_name = "Flags"
+    description = (
+        "Every stored flag (rupture, repair, unrepaired rupture, declining trend, sudden gain or "
+        "loss) with its explanation, the numbers behind it, and its acknowledgement: who, when "
+        "and the note."
+    )
+    formats = (CSV, XLSX, PDF)
+    columns = (
+        "patient",
+        "external_id",
+        "therapist",
+        "treatment",
+        "episode_start",
+        "session",
+        "date",
+        "scale",
+        "kind",
+        "magnitude",
+        "threshold",
+        "rule",
+        "score",
+        "baseline",
+        "s_used",
+        "explanation",
+        "raised_at",
+        "acknowledgement",
+        "acknowledged_at",
+        "acknowledged_by",
+        "acknowledged_note",
+    )
+
+    def frame(self, *, clinic: Clinic, filters: ExportFilters) -> pd.DataFrame:
+        episodes = episodes_for_export(clinic=clinic, filters=filters)
+        flags = sessions_in_period(
+            Flag.objects.filter(episode__in=episodes.values("pk")),
+            filters,
+            prefix="session__",
+        ).order_by("episode_id", "session__number", "scale", "kind")
+        records = []
+        for (
+            episode_id,
+            number,
+            day,
+            scale,
+            kind,
+            magnitude,
+            threshold,
+            detail,
+            explanation,
+            created,
+            acknowledgement,
+            ack_at,
+            first,
+            last,
+            email,
+            note,
+        ) in flags.values_list(
+            "episode_id",
+            "session__number",
+            "session__date",
+            "scale",
+            "kind",
+            "magnitude",
+            "threshold",
+            "detail",
+            "explanation",
+            "created_at",
+            "acknowledgement",
+            "acknowledged_at",
+            "acknowledged_by__first_name",
+            "acknowledged_by__last_name",
+            "acknowledged_by__email",
+            "acknowledged_note",
+        ):
+            records.append(
+                {
+                    "episode": episode_id,
+                    "session": number,
+                    "date": day,
+                    "scale": scale,
+                    "kind": kind,
+                    "magnitude": magnitude,
+                    "threshold": threshold,
+                    "rule": detail.get("rule") or "",
+                    "score": detail.get("score"),
+                    "baseline": detail.get("baseline"),
+                    "s_used": detail.get("s_used"),
+                    "explanation": explanation,
+                    "raised_at": _local(created),
+                    "acknowledgement": acknowledgement,
+                    "acknowledged_at": _local(ack_at),
+                    "acknowledged_by": person_name(first or "", last or "", email or "") if email else "",
+                    "acknowledged_note": note,
+                }
+            )
+        if not records:
+            return self.empty(filters=filters)
+        frame = pd.DataFrame.from_records(records).astype(
+            {"score": float, "baseline": float, "s_used": float}
+        )
+        info = episode_info(
+            clinic=clinic, episode_ids=frame["episode"].unique().tolist(), pseudonymise=filters.pseudonymise
+        )
+        return join_info(frame, info, self.columns, pseudonymise=filters.pseudonymise)
+
+    def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
+        wanted = [
+            n
+            for n in (
+                "patient",
+                "session",
+                "date",
+                "scale",
+                "kind",
+                "explanation",
+                "acknowledgement",
+                "acknowledged_by",
+                "acknowledged_note",
+            )
+            if n in frame.columns
+        ]
+        return {"table": pdf_table(frame[wanted]), "landscape": True}
+
+
+def _local(value: datetime | None) -> datetime | None:
+    """Aware datetimes in the clinic's time zone, made naive: spreadsheets have no time zones."""
+    return timezone.localtime(value).replace(tzinfo=None) if value else None

@@ -1,0 +1,94 @@
+"""Item answers: every patient-rated answer in the long layout the CSV import reads, streamed.
+
+Also the source of the FHIR bundle (:meth:`ItemAnswers.answers`): the renderer hands its answers to
+``monitoring.exports.fhir``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pandas as pd
+from django.db.models import QuerySet
+
+from clinics.models import Clinic, Patient
+from monitoring.exports.base import CSV, FHIR, XLSX, Exporter, ExportFilters, pseudonym
+from monitoring.exports.queries import episodes_for_export, sessions_in_period
+from monitoring.models import Answer, Rater
+
+#: Rows per chunk of a streamed export: large enough that per-chunk overhead vanishes, small
+#: enough that a chunk is a few megabytes.
+CHUNK_ROWS = 20_000
+
+
+class ItemAnswers(Exporter):
+    """Streamed: a clinic's answers are read in chunks straight from a database cursor (a
+    server-side cursor on PostgreSQL), so memory stays flat however many there are."""
+
+    identifier = "item_answers"
+    verbose_name = "Item answers"
+    description = (
+        "Every patient-rated answer, one row per item, in exactly the long layout the CSV import "
+        "reads (patient, external_id, session, date, item, value), so an export can be imported "
+        "again. Also as a FHIR R4 bundle of QuestionnaireResponses for the health record."
+    )
+    formats = (CSV, XLSX, FHIR)
+    columns = ("patient", "external_id", "session", "date", "item", "value")
+    streaming = True
+    # The import layout is fixed: external_id stays, empty, in a pseudonymised export.
+    fixed_layout = True
+
+    def answers(self, *, clinic: Clinic, filters: ExportFilters) -> QuerySet[Answer]:
+        episodes = episodes_for_export(clinic=clinic, filters=filters)
+        answers = Answer.objects.filter(
+            response__rater=Rater.PATIENT, response__session__episode__in=episodes.values("pk")
+        )
+        return sessions_in_period(answers, filters, prefix="response__session__")
+
+    def count(self, *, clinic: Clinic, filters: ExportFilters) -> int:
+        return self.answers(clinic=clinic, filters=filters).count()
+
+    def frame(
+        self, *, clinic: Clinic, filters: ExportFilters, chunk_rows: int | None = None
+    ) -> Iterator[pd.DataFrame]:
+        chunk_rows = chunk_rows or CHUNK_ROWS
+        # The people are looked up once per patient (and guarded there, once); the answer rows
+        # carry only numbers and dates.
+        patients = Patient.objects.filter(clinic=clinic).values_list("pk", "code", "label", "external_id")
+        if filters.pseudonymise:
+            who = {
+                pk: (pseudonym(clinic=clinic, kind="patient", value=code), "") for pk, code, _, _ in patients
+            }
+        else:
+            who = {pk: (label, external_id) for pk, _, label, external_id in patients}
+        rows = (
+            self.answers(clinic=clinic, filters=filters)
+            .order_by(
+                "response__session__episode__patient_id",
+                "response__session__episode__started_on",
+                "response__session__number",
+                "item__number",
+            )
+            .values_list(
+                "response__session__episode__patient_id",
+                "response__session__number",
+                "response__session__date",
+                "item__number",
+                "value",
+            )
+            .iterator(chunk_size=chunk_rows)
+        )
+        label_of = {pk: names[0] for pk, names in who.items()}
+        external_of = {pk: names[1] for pk, names in who.items()}
+        while True:
+            chunk = list(itertools.islice(rows, chunk_rows))
+            if not chunk:
+                return
+            frame = pd.DataFrame.from_records(
+                chunk, columns=["patient_id", "session", "date", "item", "value"]
+            )
+            ids = frame.pop("patient_id")
+            frame.insert(0, "patient", ids.map(label_of))
+            frame.insert(1, "external_id", ids.map(external_of))
+            yield frame

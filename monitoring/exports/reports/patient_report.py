@@ -1,0 +1,170 @@
+"""The one-patient report: a patient's course, trajectory chart, flags and session table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from clinics.errors import ApplicationError
+from clinics.models import Clinic, Episode
+from monitoring import charts
+from monitoring.analytics import columns as c
+from monitoring.exports.base import CSV, PDF, XLSX, Exporter, ExportFilters
+from monitoring.exports.pdf import trajectory_svg
+from monitoring.exports.queries import analysis_for_export, episodes_for_export, in_period, join_info
+from monitoring.exports.reports.flags import Flags
+from monitoring.exports.tables import pdf_table
+from monitoring.flags import wording
+from monitoring.models import Flag
+
+
+class PatientReport(Exporter):
+    identifier = "patient_report"
+    verbose_name = "One-patient report"
+    description = (
+        "One patient's course: usual level, trajectory chart, flags with their explanations and "
+        "acknowledgements, and the session table. Needs a patient; the files hold the session table."
+    )
+    formats = (PDF, CSV, XLSX)
+    columns = ("patient", "external_id", "session", "date", *c.SCALES, "z_total", "flags")
+    needs_patient = True
+    pdf_template = "exports/pdf/patient_report.html"
+
+    def _episode(self, *, clinic: Clinic, filters: ExportFilters) -> Episode:
+        if not filters.patient_code:
+            raise ApplicationError("Choose the patient for a one-patient report.")
+        episodes = episodes_for_export(
+            clinic=clinic,
+            filters=ExportFilters(
+                patient_code=filters.patient_code,
+                therapist_id=filters.therapist_id,
+                treatment=filters.treatment,
+            ),
+        )
+        episode = episodes.select_related("patient", "therapist").order_by("-started_on").first()
+        if episode is None:
+            raise ApplicationError("This patient has no episode of care matching the filters.")
+        return episode
+
+    def frame(self, *, clinic: Clinic, filters: ExportFilters) -> pd.DataFrame:
+        episode = self._episode(clinic=clinic, filters=filters)
+        one = ExportFilters(
+            start=filters.start,
+            end=filters.end,
+            patient_code=filters.patient_code,
+            pseudonymise=filters.pseudonymise,
+        )
+        period = analysis_for_export(clinic=clinic, filters=one)
+        if period.analysis is None:
+            return self.empty(filters=filters)
+        sessions = period.analysis.sessions
+        sessions = sessions[sessions[c.PATIENT].astype("int64") == episode.pk]
+        wide = sessions.pivot_table(
+            index=c.SESSION, columns=c.SCALE, values=c.SCORE, observed=False, dropna=False
+        )
+        wide = wide.reindex(columns=list(c.SCALES))
+        wide.columns = [str(name) for name in wide.columns]
+        z = sessions[sessions[c.SCALE] == c.TOTAL].set_index(c.SESSION)[c.Z].rename("z_total")
+        table = wide.join(z).reset_index()
+        table["episode"] = episode.pk
+        table = table.merge(period.dates, on=["episode", "session"], how="left")
+        kinds: dict[int, list[str]] = {}
+        for number, kind in (
+            Flag.objects.filter(episode=episode).values_list("session__number", "kind").distinct()
+        ):
+            kinds.setdefault(number, []).append(wording.FLAGS[kind].short if kind in wording.FLAGS else kind)
+        table["flags"] = (
+            table[c.SESSION].map(lambda n: "; ".join(sorted(set(kinds.get(int(n), []))))).astype(str)
+        )
+        table = table[in_period(table["date"], filters)]
+        return join_info(table, period.info, self.columns, pseudonymise=filters.pseudonymise)
+
+    def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
+        episode = self._episode(clinic=clinic, filters=filters)
+        one = ExportFilters(
+            end=filters.end, patient_code=filters.patient_code, pseudonymise=filters.pseudonymise
+        )
+        period = analysis_for_export(clinic=clinic, filters=one)
+        info = period.info.loc[episode.pk]
+        level: dict[str, Any] | None = None
+        chart_svg, chart_summary, pattern = "", "No answers yet.", None
+        if period.analysis is not None:
+            a = period.analysis
+            mine = a.sessions[(a.sessions[c.PATIENT].astype("int64") == episode.pk)]
+            lv = a.levels[a.levels[c.PATIENT].astype("int64") == episode.pk]
+            ev = a.events[a.events[c.PATIENT].astype("int64") == episode.pk]
+            dates = dict(
+                period.dates.loc[period.dates["episode"] == episode.pk, ["session", "date"]].itertuples(
+                    index=False
+                )
+            )
+            chart_summary = charts.trajectory(
+                sessions=mine, levels=lv, events=ev, session_dates=dates
+            ).summary
+            total_level = lv[lv[c.SCALE] == c.TOTAL]
+            total = mine[mine[c.SCALE] == c.TOTAL]
+            if len(total_level):
+                row = total_level.iloc[0]
+                level = {
+                    "level": f"{row[c.LEVEL]:.1f}",
+                    "level_eb": f"{row[c.LEVEL_EB]:.1f}",
+                    "provisional": bool(row[c.PROVISIONAL]),
+                    "n": int(row[c.N]),
+                }
+            chart_svg = trajectory_svg(
+                points=[(int(s), float(v)) for s, v in total[[c.SESSION, c.SCORE]].itertuples(index=False)],
+                level=float(total_level.iloc[0][c.LEVEL]) if len(total_level) else None,
+                events=[
+                    (int(s), float(v), str(k))
+                    for s, v, k in ev.loc[ev[c.SCALE] == c.TOTAL, [c.SESSION, c.SCORE, c.KIND]].itertuples(
+                        index=False
+                    )
+                ],
+                title="Total alliance per session",
+            )
+            pat = a.patterns[a.patterns[c.PATIENT].astype("int64") == episode.pk]
+            if len(pat) and str(pat[c.PATTERN].iloc[0]) in wording.PATTERNS:
+                words = wording.PATTERNS[str(pat[c.PATTERN].iloc[0])]
+                pattern = {"title": words.title, "explanation": str(pat[c.EXPLANATION].iloc[0])}
+        flag_filters = ExportFilters(
+            start=filters.start,
+            end=filters.end,
+            patient_code=filters.patient_code,
+            pseudonymise=filters.pseudonymise,
+        )
+        flags = Flags().frame(clinic=clinic, filters=flag_filters)
+        flags = flags[flags["episode_start"] == episode.started_on] if len(flags) else flags
+        table = frame.drop(columns=[n for n in ("patient", "external_id") if n in frame.columns])
+        return {
+            "who": {
+                "patient": info["patient"],
+                "external_id": "" if filters.pseudonymise else info["external_id"],
+                "therapist": info["therapist"],
+                "treatment": Episode.Treatment(info["treatment"]).label,
+                "episode_start": info["episode_start"],
+                "episode_end": episode.ended_on,
+            },
+            "level": level,
+            "pattern": pattern,
+            "chart_svg": chart_svg,
+            "chart_summary": chart_summary,
+            "flags": [
+                {
+                    **record,
+                    "kind_title": wording.FLAGS[record["kind"]].title
+                    if record["kind"] in wording.FLAGS
+                    else record["kind"],
+                    "scale_name": wording.SCALE_NAMES.get(record["scale"], record["scale"]),
+                    "acknowledgement_label": dict(Flag.Acknowledgement.choices).get(
+                        record["acknowledgement"], ""
+                    ),
+                }
+                for record in flags.to_dict("records")
+            ],
+            "table": pdf_table(table),
+        }
+
+    def filename(self, *, clinic: Clinic, filters: ExportFilters, fmt: str) -> str:
+        name = super().filename(clinic=clinic, filters=filters, fmt=fmt)
+        return name.replace("patient-report", f"patient-report-{str(filters.patient_code)[:8]}")

@@ -1,0 +1,47 @@
+"""Session scores: one row per patient, session and scale, with the analysis behind each flag."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clinics.models import Clinic
+from monitoring.analytics import columns as c
+from monitoring.exports.base import Exporter, ExportFilters
+from monitoring.exports.queries import analysis_for_export, in_period, join_info, with_dates
+
+
+class SessionScores(Exporter):
+    identifier = "session_scores"
+    verbose_name = "Session scores"
+    description = (
+        "One row per patient, session and scale: the score, the patient's usual level, the "
+        "session's deviation from it (state and z) and the baseline the flag rules compared with."
+    )
+    columns = (
+        "patient",
+        "external_id",
+        "therapist",
+        "treatment",
+        "episode_start",
+        "session",
+        "date",
+        "scale",
+        c.T,
+        c.SCORE,
+        c.LEVEL,
+        c.STATE,
+        c.Z,
+        c.BASELINE,
+        c.N_BASELINE,
+        c.S_USED,
+        c.IN_RUPTURE,
+    )
+
+    def frame(self, *, clinic: Clinic, filters: ExportFilters) -> pd.DataFrame:
+        period = analysis_for_export(clinic=clinic, filters=filters)
+        if period.analysis is None:
+            return self.empty(filters=filters)
+        rows = with_dates(period.analysis.sessions, period.dates)
+        rows = rows[in_period(rows["date"], filters)]
+        rows = rows.sort_values(["episode", "session", "scale"], kind="stable")
+        return join_info(rows, period.info, self.columns, pseudonymise=filters.pseudonymise)
