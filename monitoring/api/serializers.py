@@ -7,6 +7,10 @@ JSON into the typed arguments the services take.
 
 Outputs name objects by their opaque ``code`` (never a primary key): patients, episodes,
 sessions, flags, export jobs, tokens, and staff by their *membership* code in the clinic.
+
+One module on purpose (about 600 lines): the shapes are declarations that refer to each other
+(``SessionOutput`` in ``AnalysisOutput``, ``StaffRef`` everywhere), and reading them side by side
+is how one keeps the API's vocabulary consistent.
 """
 
 from __future__ import annotations

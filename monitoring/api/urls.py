@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from monitoring.api import views as api
+from monitoring.api.views import base, exports, flags, identity, instruments, patients, sessions
 
 app_name = "api"
 
@@ -19,51 +19,51 @@ VERSION = r"(?P<version>[0-9]{1,9})"
 UUID = r"(?P<code>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 
 v1 = [
-    path("me/", api.MeApi.as_view(), name="me"),
-    path("tokens/", api.TokenListApi.as_view(), name="tokens"),
-    path("tokens/<uuid:code>/", api.TokenDetailApi.as_view(), name="token"),
-    path("staff/", api.StaffListApi.as_view(), name="staff"),
-    path("patients/", api.PatientListApi.as_view(), name="patients"),
-    path("patients/<uuid:code>/", api.PatientDetailApi.as_view(), name="patient"),
-    path("patients/<uuid:code>/analysis/", api.PatientAnalysisApi.as_view(), name="patient-analysis"),
-    path("patients/<uuid:code>/episodes/", api.PatientEpisodesApi.as_view(), name="patient-episodes"),
-    path("patients/<uuid:code>/sessions/", api.PatientSessionsApi.as_view(), name="patient-sessions"),
-    path("episodes/<uuid:code>/", api.EpisodeDetailApi.as_view(), name="episode"),
-    path("episodes/<uuid:code>/close/", api.EpisodeCloseApi.as_view(), name="episode-close"),
-    path("sessions/", api.SessionListApi.as_view(), name="sessions"),
-    path("sessions/<uuid:code>/", api.SessionDetailApi.as_view(), name="session"),
-    path("sessions/<uuid:code>/link/", api.SessionLinkApi.as_view(), name="session-link"),
-    path("sessions/<uuid:code>/responses/", api.SessionResponsesApi.as_view(), name="session-responses"),
+    path("me/", identity.MeApi.as_view(), name="me"),
+    path("tokens/", identity.TokenListApi.as_view(), name="tokens"),
+    path("tokens/<uuid:code>/", identity.TokenDetailApi.as_view(), name="token"),
+    path("staff/", identity.StaffListApi.as_view(), name="staff"),
+    path("patients/", patients.PatientListApi.as_view(), name="patients"),
+    path("patients/<uuid:code>/", patients.PatientDetailApi.as_view(), name="patient"),
+    path("patients/<uuid:code>/analysis/", patients.PatientAnalysisApi.as_view(), name="patient-analysis"),
+    path("patients/<uuid:code>/episodes/", patients.PatientEpisodesApi.as_view(), name="patient-episodes"),
+    path("patients/<uuid:code>/sessions/", sessions.PatientSessionsApi.as_view(), name="patient-sessions"),
+    path("episodes/<uuid:code>/", patients.EpisodeDetailApi.as_view(), name="episode"),
+    path("episodes/<uuid:code>/close/", patients.EpisodeCloseApi.as_view(), name="episode-close"),
+    path("sessions/", sessions.SessionListApi.as_view(), name="sessions"),
+    path("sessions/<uuid:code>/", sessions.SessionDetailApi.as_view(), name="session"),
+    path("sessions/<uuid:code>/link/", sessions.SessionLinkApi.as_view(), name="session-link"),
+    path("sessions/<uuid:code>/responses/", sessions.SessionResponsesApi.as_view(), name="session-responses"),
     re_path(
         rf"^sessions/{UUID}/responses/(?P<rater>patient|therapist)/$",
-        api.ResponseDetailApi.as_view(),
+        sessions.ResponseDetailApi.as_view(),
         name="response",
     ),
     re_path(
         rf"^sessions/{UUID}/responses/(?P<rater>patient|therapist)/fhir/$",
-        api.ResponseFhirApi.as_view(),
+        sessions.ResponseFhirApi.as_view(),
         name="response-fhir",
     ),
-    path("responses/", api.ResponseListApi.as_view(), name="responses"),
-    path("caseload/", api.CaseloadApi.as_view(), name="caseload"),
-    path("flags/", api.FlagListApi.as_view(), name="flags"),
-    path("flags/<uuid:code>/", api.FlagDetailApi.as_view(), name="flag"),
-    path("flags/<uuid:code>/acknowledge/", api.FlagAcknowledgeApi.as_view(), name="flag-acknowledge"),
-    path("instruments/", api.InstrumentListApi.as_view(), name="instruments"),
+    path("responses/", sessions.ResponseListApi.as_view(), name="responses"),
+    path("caseload/", flags.CaseloadApi.as_view(), name="caseload"),
+    path("flags/", flags.FlagListApi.as_view(), name="flags"),
+    path("flags/<uuid:code>/", flags.FlagDetailApi.as_view(), name="flag"),
+    path("flags/<uuid:code>/acknowledge/", flags.FlagAcknowledgeApi.as_view(), name="flag-acknowledge"),
+    path("instruments/", instruments.InstrumentListApi.as_view(), name="instruments"),
     re_path(
         rf"^instruments/(?P<code>[-a-z0-9]+)/{VERSION}/$",
-        api.InstrumentDetailApi.as_view(),
+        instruments.InstrumentDetailApi.as_view(),
         name="instrument",
     ),
     re_path(
         rf"^instruments/(?P<code>[-a-z0-9]+)/{VERSION}/fhir/$",
-        api.QuestionnaireApi.as_view(),
+        instruments.QuestionnaireApi.as_view(),
         name="instrument-fhir",
     ),
-    path("exports/reports/", api.ReportListApi.as_view(), name="reports"),
-    path("exports/", api.ExportListApi.as_view(), name="exports"),
-    path("exports/<uuid:code>/", api.ExportDetailApi.as_view(), name="export"),
-    path("exports/<uuid:code>/download/", api.ExportDownloadApi.as_view(), name="export-download"),
+    path("exports/reports/", exports.ReportListApi.as_view(), name="reports"),
+    path("exports/", exports.ExportListApi.as_view(), name="exports"),
+    path("exports/<uuid:code>/", exports.ExportDetailApi.as_view(), name="export"),
+    path("exports/<uuid:code>/download/", exports.ExportDownloadApi.as_view(), name="export-download"),
 ]
 
 urlpatterns = [
@@ -71,5 +71,5 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file of its own: our CSP allows no inline script.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
-    re_path(r"^[\s\S]*$", api.NotFoundApi.as_view(), name="not-found"),  # newlines included
+    re_path(r"^[\s\S]*$", base.NotFoundApi.as_view(), name="not-found"),  # newlines included
 ]

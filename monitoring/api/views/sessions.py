@@ -1,0 +1,275 @@
+"""Sessions (appointments), their form links, and the responses stored for them (also as FHIR)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from clinics.errors import ApplicationError
+from clinics.models import Session
+from monitoring.api import serializers as s
+from monitoring.api.auth import (
+    FhirJsonRenderer,
+    patients_for,
+    user_of,
+)
+from monitoring.api.views.base import (
+    CONFLICT,
+    FHIR_JSON,
+    RATER,
+    ApiView,
+    audit_access,
+    audit_list,
+    patient_for,
+    session_for,
+    valid_input,
+)
+from monitoring.collection import links
+from monitoring.collection.invitations import invitation_create
+from monitoring.collection.responses import response_enter
+from monitoring.collection.sessions import session_add, session_update
+from monitoring.exports import ExportFilters, fhir
+from monitoring.instruments.scores import response_scores
+from monitoring.models import Invitation, Rater
+from monitoring.models import Response as FormResponse
+
+
+def _with_responses(sessions: QuerySet[Session]) -> QuerySet[Session]:
+    return sessions.annotate(
+        patient_response=Exists(FormResponse.objects.filter(session=OuterRef("pk"), rater=Rater.PATIENT)),
+        therapist_response=Exists(FormResponse.objects.filter(session=OuterRef("pk"), rater=Rater.THERAPIST)),
+    ).select_related("episode__patient__clinic")
+
+
+def _form_link(invitation: Invitation | None, token: str | None = None) -> dict[str, Any] | None:
+    if invitation is None:
+        return None
+    return {
+        "url": links.form_url(token or links.token_for_salt(invitation.salt)),
+        "expires_at": invitation.expires_at,
+    }
+
+
+def _session_out(session: Session, link: tuple[Invitation, str] | None = None) -> dict[str, Any]:
+    """One session with its open form link: the one just made, else the newest usable one (as the
+    session page shows it)."""
+    fresh = _with_responses(Session.objects.filter(pk=session.pk)).get()
+    if link is None:
+        current = session.invitations.usable().order_by("-created_at").first()
+        form_link = _form_link(current)
+    else:
+        form_link = _form_link(*link)
+    return {**s.SessionOutput(fresh).data, "form_link": form_link and s.FormLinkOutput(form_link).data}
+
+
+def _responses() -> QuerySet[FormResponse]:
+    return FormResponse.objects.select_related(
+        "session__episode__patient__clinic", "instrument", "entered_by"
+    ).prefetch_related("answers__item")
+
+
+def _response(request: Request, code: object, rater: str) -> FormResponse:
+    session = session_for(request, code)
+    return get_object_or_404(_responses(), session=session, rater=rater)
+
+
+class PatientSessionsApi(ApiView):
+    @extend_schema(
+        operation_id="sessions_create",
+        request=s.SessionCreateInput,
+        responses={201: s.SessionOutput},
+        tags=["sessions"],
+    )
+    def post(self, request: Request, code: str) -> Response:
+        """Add the next session of the patient's open episode, e.g. an appointment from the health
+        record. With status "held" the patient's form link is created and returned."""
+        patient = patient_for(request, code)
+        data = valid_input(s.SessionCreateInput, request.data)
+        session, link = session_add(
+            patient=patient, on=data["date"], status=data["status"], user=user_of(request)
+        )
+        return Response(_session_out(session, link), status=status.HTTP_201_CREATED)
+
+
+class SessionListApi(ApiView):
+    @extend_schema(
+        operation_id="sessions_list",
+        parameters=[s.SessionFilter],
+        responses=s.SessionOutput(many=True),
+        tags=["sessions"],
+    )
+    def get(self, request: Request) -> Response:
+        """Sessions of the patients you may see, newest first (form links only on one session's read)."""
+        filters = valid_input(s.SessionFilter, request.query_params.dict())
+        sessions = _with_responses(Session.objects.filter(episode__patient__in=patients_for(request)))
+        for name, lookup in (
+            ("patient", "episode__patient__code"),
+            ("episode", "episode__code"),
+            ("status", "status"),
+            ("date_from", "date__gte"),
+            ("date_to", "date__lte"),
+        ):
+            if filters.get(name) is not None:
+                sessions = sessions.filter(**{lookup: filters[name]})
+        rows = self.page(request, sessions.order_by("-date", "-number", "pk"))
+        audit_list(request, what="session list", patients=[r.episode.patient for r in rows])
+        return self.paged(s.SessionOutput(rows, many=True).data)
+
+
+class SessionDetailApi(ApiView):
+    @extend_schema(operation_id="sessions_retrieve", responses=s.SessionOutput, tags=["sessions"])
+    def get(self, request: Request, code: str) -> Response:
+        """One session, with its open form link if there is one."""
+        session = session_for(request, code)
+        audit_access(
+            request, instance=session.episode.patient, what="session", extra={"session": str(session.code)}
+        )
+        return Response(_session_out(session))
+
+    @extend_schema(
+        operation_id="sessions_update",
+        request=s.SessionUpdateInput,
+        responses={200: s.SessionOutput, 409: CONFLICT},
+        tags=["sessions"],
+    )
+    def patch(self, request: Request, code: str) -> Response:
+        """Move an appointment or change its status. Becoming "held" creates the form link (a
+        session held already keeps its link); cancelling withdraws open links, and is refused
+        (409) once answers are in."""
+        session = session_for(request, code)
+        data = valid_input(s.SessionUpdateInput, request.data)
+        link = session_update(
+            session=session, user=user_of(request), on=data.get("date"), status=data.get("status")
+        )
+        return Response(_session_out(session, link))
+
+
+class SessionLinkApi(ApiView):
+    @extend_schema(
+        operation_id="sessions_link_create",
+        request=None,
+        responses={201: s.FormLinkOutput, 409: CONFLICT},
+        tags=["sessions"],
+    )
+    def post(self, request: Request, code: str) -> Response:
+        """A fresh one-time form link for a held session; earlier links stop working. 409 once the
+        patient's answers are in."""
+        session = session_for(request, code)
+        invitation, token = invitation_create(session=session, created_by=user_of(request))
+        return Response(s.FormLinkOutput(_form_link(invitation, token)).data, status=status.HTTP_201_CREATED)
+
+
+class SessionResponsesApi(ApiView):
+    @extend_schema(
+        operation_id="responses_create",
+        request=s.ResponseInput,
+        responses={201: s.ResponseDetailOutput, 409: CONFLICT},
+        tags=["responses"],
+    )
+    def post(self, request: Request, code: str) -> Response:
+        """Enter a completed form on the patient's behalf (recorded as staff entry, with you as
+        the one who entered it), or your own therapist rating. Every item must be answered; the
+        session becomes held and the episode is analysed. 409 if this rater's answers are in."""
+        session = session_for(request, code)
+        data = valid_input(s.ResponseInput, request.data)
+        try:
+            response = response_enter(
+                session=session,
+                rater=data["rater"],
+                answers={a["item"]: a["value"] for a in data["answers"]},
+                user=user_of(request),
+            )
+        except ApplicationError as error:
+            if error.problems:  # answers outside the instrument's items or scale, or missing
+                raise exceptions.ValidationError({"answers": error.problems}) from error
+            raise
+        return Response(_response_detail(_responses().get(pk=response.pk)), status=status.HTTP_201_CREATED)
+
+
+def _response_detail(response: FormResponse) -> dict[str, Any]:
+    scores = s.ScoreOutput(response_scores(response=response), many=True).data
+    return {**s.ResponseOutput(response).data, "scores": scores}
+
+
+class ResponseDetailApi(ApiView):
+    @extend_schema(
+        operation_id="responses_retrieve",
+        parameters=[RATER],
+        responses=s.ResponseDetailOutput,
+        tags=["responses"],
+    )
+    def get(self, request: Request, code: str, rater: str) -> Response:
+        """One session's answers by the patient or the therapist, with item answers and scores."""
+        response = _response(request, code, rater)
+        audit_access(request, instance=response.session.episode.patient, what=f"{rater} response")
+        return Response(_response_detail(response))
+
+
+class ResponseFhirApi(ApiView):
+    renderer_classes = [JSONRenderer, FhirJsonRenderer]  # errors in plain JSON unless asked
+
+    @extend_schema(
+        operation_id="responses_fhir",
+        parameters=[RATER],
+        responses={(200, FHIR_JSON): OpenApiTypes.OBJECT},
+        tags=["fhir"],
+    )
+    def get(self, request: Request, code: str, rater: str) -> HttpResponse:
+        """The response as a FHIR R4 QuestionnaireResponse (the same resource as in the FHIR
+        bundle export: same id, identifiers and coding)."""
+        response = _response(request, code, rater)
+        patient = response.session.episode.patient
+        audit_access(request, instance=patient, what=f"{rater} response (FHIR)")
+        row = (
+            response.pk,
+            response.instrument_id,
+            response.submitted_at,
+            response.session.code,
+            response.session.number,
+            response.session.date,
+            patient.code,
+            patient.external_id,
+        )
+        coding = {
+            response.instrument_id: fhir._AnswerCoding.of(
+                response.instrument, patient.clinic.default_language
+            )
+        }
+        entry, _ = next(
+            fhir._response_entries([row], clinic=patient.clinic, filters=ExportFilters(), canonical=coding)
+        )
+        return HttpResponse(json.dumps(json.loads(entry)["resource"]), content_type=FHIR_JSON)
+
+
+class ResponseListApi(ApiView):
+    @extend_schema(
+        operation_id="responses_list",
+        parameters=[s.ResponseFilter],
+        responses=s.ResponseOutput(many=True),
+        tags=["responses"],
+    )
+    def get(self, request: Request) -> Response:
+        """Completed forms of the patients you may see, newest first, with their item answers."""
+        filters = valid_input(s.ResponseFilter, request.query_params.dict())
+        responses = _responses().filter(session__episode__patient__in=patients_for(request))
+        for name, lookup in (
+            ("patient", "session__episode__patient__code"),
+            ("session", "session__code"),
+            ("rater", "rater"),
+            ("since", "submitted_at__gte"),
+        ):
+            if filters.get(name) is not None:
+                responses = responses.filter(**{lookup: filters[name]})
+        rows = self.page(request, responses.order_by("-submitted_at", "-pk"))
+        audit_list(request, what="response list", patients=[r.session.episode.patient for r in rows])
+        return self.paged(s.ResponseOutput(rows, many=True).data)
