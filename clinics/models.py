@@ -58,9 +58,17 @@ class Clinic(ClinicScoped, models.Model):
     clinic_path = "pk"
 
     class Sensitivity(models.TextChoices):
-        STRICT = "strict", _("Strict: fewer, surer flags")
-        STANDARD = "standard", _("Standard (recommended)")
-        SENSITIVE = "sensitive", _("Sensitive: more flags, more false alarms")
+        """A false-alarm budget: how many sessions per 100 of a patient whose alliance is steady
+        may raise attention (``BUDGETS``). The thresholds are calibrated to it for this clinic
+        (monitoring.analytics.calibration), so the words are the same whatever the clinic's noise."""
+
+        STRICT = "strict", _("Strict: at most 1 alarm per 200 sessions of a steady patient")
+        STANDARD = "standard", _("Standard: at most 1 alarm per 100 sessions of a steady patient (recommended)")
+        SENSITIVE = "sensitive", _("Sensitive: at most 2 alarms per 100 sessions of a steady patient")
+
+    #: Attention sessions per 100 sessions of a steady patient, by sensitivity (the analytics'
+    #: presets of the same names carry the same budgets).
+    BUDGETS: ClassVar[dict[str, float]] = {"strict": 0.5, "standard": 1.0, "sensitive": 2.0}
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     slug = models.SlugField(unique=True)
@@ -101,6 +109,10 @@ class Clinic(ClinicScoped, models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def false_alarm_budget(self) -> float:
+        return self.BUDGETS.get(self.sensitivity, 1.0)
 
 
 class MembershipQuerySet(models.QuerySet["Membership"]):

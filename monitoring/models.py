@@ -249,6 +249,10 @@ class Flag(ClinicScoped, models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="flags")
     scale = models.CharField(max_length=16)
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    alarm = models.BooleanField(
+        default=False,
+        help_text=_("Puts the patient on the caseload (the unit of alarm is the patient-session)."),
+    )
     magnitude = models.FloatField()
     threshold = models.FloatField(null=True)
     explanation = models.TextField()
@@ -298,6 +302,9 @@ class EpisodeAnalysis(models.Model):
 
     episode = models.OneToOneField("clinics.Episode", on_delete=models.CASCADE, related_name="analysis_state")
     flagged_through = models.PositiveIntegerField(default=0)
+    analysed_sessions = models.JSONField(
+        default=list, help_text=_("Session numbers whose answers the last analysis included.")
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

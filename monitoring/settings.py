@@ -342,3 +342,7 @@ LOGGING = {
 
 # Demo and development conveniences.
 BORDIN_SMS_BACKEND = env("SMS_BACKEND", "monitoring.collection.messaging.ConsoleSmsBackend")
+
+# Steady patients simulated to calibrate a clinic's thresholds to its false-alarm budget at each
+# estimate (monitoring.analytics.calibration; about a second for 1,500). The tests use fewer.
+BORDIN_CALIBRATION_PATIENTS = env_int("CALIBRATION_PATIENTS", 1500)

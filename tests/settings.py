@@ -10,3 +10,4 @@ from monitoring.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+BORDIN_CALIBRATION_PATIENTS = 200

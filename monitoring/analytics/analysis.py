@@ -8,13 +8,20 @@ arrays. Nothing here loops over patients.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from monitoring.analytics import columns as c
-from monitoring.analytics.clinic import ClinicParameters, ScaleParameters, estimate_scale
+from monitoring.analytics.clinic import (
+    ClinicParameters,
+    ScaleParameters,
+    estimate_scale,
+    noise_autocorrelation,
+    robust_noise_sd,
+    unit_noise_variance,
+)
 from monitoring.analytics.config import AnalysisConfig
 from monitoring.analytics.engine import (
     KIND_DECLINE,
@@ -28,9 +35,17 @@ from monitoring.analytics.engine import (
     Layout,
     build_layout,
     run_rules,
+    rupture_factors,
 )
 from monitoring.analytics.explain import explain_events, explain_patterns
-from monitoring.analytics.levels import UnitStatistics, eb_level, eb_weight, unit_statistics, window_trend
+from monitoring.analytics.levels import (
+    UnitStatistics,
+    eb_interval,
+    eb_level,
+    eb_weight,
+    unit_statistics,
+    window_trend,
+)
 from monitoring.analytics.scoring import (
     AnalyticsInputError,
     _describe_rows,
@@ -109,11 +124,10 @@ def _prepare(scores: pd.DataFrame, config: AnalysisConfig) -> _Prepared:
     if c.TOTAL in arrays:
         values[:, 3] = arrays[c.TOTAL]
     else:
-        sub = values[:, :3]
-        present = ~np.isnan(sub)
-        count = present.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values[:, 3] = np.where(count > 0, np.where(present, sub, 0.0).sum(axis=1) / count, np.nan)
+        # Without item counts, a total needs all three subscales (methods.md section 1: a total
+        # needs 10 of 12 items, and each subscale 3 of its 4; with one subscale missing, at most
+        # 9 items can be behind it). The mean of the three equals the item mean of a full form.
+        values[:, 3] = values[:, :3].mean(axis=1)
     np.add(goal, task, out=values[:, 4])
     values[:, 4] /= 2.0  # agreement: NaN unless both are present
     n = codes.size
@@ -152,8 +166,39 @@ def _successive_differences(codes: np.ndarray, values: np.ndarray) -> list[np.nd
     return out
 
 
+def _unit_noise(
+    codes: np.ndarray, values: np.ndarray, n_patients: int
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Per scale, each patient's session-to-session variance and its df (successive differences,
+    :func:`monitoring.analytics.clinic.unit_noise_variance`), for the variance prior; and the
+    lag-1 autocorrelation of the noise (:func:`monitoring.analytics.clinic.noise_autocorrelation`),
+    for the calibration's steady patients."""
+    out = []
+    for col in range(values.shape[1]):
+        v = values[:, col]
+        ok = ~np.isnan(v)
+        vc, cc = v[ok], codes[ok]
+        same = cc[1:] == cc[:-1]
+        d = np.diff(vc)[same]
+        who = cc[1:][same]
+        # A jump into or out of a rupture is no session-to-session noise: differences beyond
+        # four noise SDs of a difference (the clinic's robust estimate) are left out.
+        cutoff = 4.0 * np.sqrt(2.0) * robust_noise_sd(d)
+        rho = noise_autocorrelation(d, who, cutoff)
+        if cutoff == cutoff:
+            calm = np.abs(d) <= cutoff
+            d, who = d[calm], who[calm]
+        sums = np.bincount(who, weights=d * d, minlength=n_patients)
+        counts = np.bincount(who, minlength=n_patients)
+        out.append((*unit_noise_variance(sums, counts), rho))
+    return out
+
+
 def _estimate_clinic(
-    stats: UnitStatistics, diffs: list[np.ndarray], config: AnalysisConfig
+    stats: UnitStatistics,
+    diffs: list[np.ndarray],
+    noise: list[tuple[np.ndarray, np.ndarray, float]],
+    config: AnalysisConfig,
 ) -> ClinicParameters:
     scale_idx = stats.units % _N_SCALES
     prior = config.prior()
@@ -172,6 +217,9 @@ def _estimate_clinic(
             prior=prior,
             low_quantile=config.pattern_low_quantile,
             high_quantile=config.pattern_high_quantile,
+            unit_variance=noise[i][0],
+            unit_df=noise[i][1],
+            noise_ar=noise[i][2],
         )
     n_patients = int(np.unique(stats.units // _N_SCALES).size)
     return ClinicParameters(scales=params, n_patients=n_patients)
@@ -183,9 +231,13 @@ def _scale_arrays(clinic: ClinicParameters, config: AnalysisConfig) -> dict[str,
     for name in c.SCALES:
         p = clinic.scales.get(name) or config.prior()
         sem = config.sem(name, p)
+        prior_df, prior_var = p.variance_prior(default_df=config.prior_df_default, method=config.spread_floor)
+        # The floor of the 1-2 session rule and of sudden changes: the clinic's typical
+        # within-patient SD (the prior's) under the predictive rule, the pooled SD otherwise.
+        pooled = np.sqrt(prior_var) if config.spread_rule == "predictive" else p.floor_sd(config.spread_floor)
         rows.append(
             (
-                p.floor_sd(config.spread_floor),
+                pooled,
                 sem,
                 1.96 * np.sqrt(2.0) * sem,
                 p.clinic_mean,
@@ -193,10 +245,23 @@ def _scale_arrays(clinic: ClinicParameters, config: AnalysisConfig) -> dict[str,
                 p.sigma2,
                 p.level_q_low,
                 p.level_q_high,
+                prior_df,
+                prior_var,
             )
         )
     a = np.array(rows, dtype=float)
-    keys = ("pooled", "sem", "rc", "clinic_mean", "tau2", "sigma2", "q_low", "q_high")
+    keys = (
+        "pooled",
+        "sem",
+        "rc",
+        "clinic_mean",
+        "tau2",
+        "sigma2",
+        "q_low",
+        "q_high",
+        "prior_df",
+        "prior_var",
+    )
     return {key: a[:, i] for i, key in enumerate(keys)}
 
 
@@ -215,6 +280,7 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
     config = config or AnalysisConfig()
     prep = _prepare(scores, config)
     diffs = _successive_differences(prep.codes, prep.values) if config.clinic is None else []
+    noise = _unit_noise(prep.codes, prep.values, prep.patients.size) if config.clinic is None else []
     layout, x_flat, sess_flat = build_layout(prep.codes, prep.values, prep.session, prep.patients.size)
     del prep.values
 
@@ -230,7 +296,7 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
         detrend_min_sessions=config.detrend_min_sessions,
         scale_max=config.scale_max,
     )
-    clinic = config.clinic if config.clinic is not None else _estimate_clinic(stats, diffs, config)
+    clinic = config.clinic if config.clinic is not None else _estimate_clinic(stats, diffs, noise, config)
     ref = _scale_arrays(clinic, config)
     scale_of_rank = layout.unit_of_rank % _N_SCALES
     result = run_rules(
@@ -240,6 +306,9 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
         sem_by_rank=ref["sem"][scale_of_rank],
         rc_by_rank=ref["rc"][scale_of_rank],
         config=config,
+        scale_by_rank=scale_of_rank,
+        prior_df_by_scale=ref["prior_df"],
+        prior_var_by_scale=ref["prior_var"],
     )
     events = _events_frame(result, layout, x_flat, sess_flat, prep.patients, ref, config)
     sessions = _sessions_frame(result, layout, block, sess_out, stats, prep.patients, ref, config)
@@ -388,7 +457,7 @@ def _events_frame(
         threshold=ev["threshold"],
         baseline=ev["baseline"],
         s_used=ev["s_used"],
-        k=config.k,
+        k=config.k_eff,
         rupture_session=rupture_session,
         sessions_since=t - ev["rupture_t"],
         from_session=from_session,
@@ -398,9 +467,23 @@ def _events_frame(
         slope=slope,
         slope_n=slope_n,
         tolerance=config.repair_tolerance,
+        n_baseline=ev["n_baseline"],
     )
-    k_col = np.where((kind == KIND_RUPTURE) & ~previous, config.k, np.nan)
-    k_col = np.where(np.isin(kind, (KIND_REPAIR, KIND_UNREPAIRED)) | previous, config.k, k_col)
+    k_col = np.where((kind == KIND_RUPTURE) & ~previous, config.k_eff, np.nan)
+    k_col = np.where(np.isin(kind, (KIND_REPAIR, KIND_UNREPAIRED)) | previous, config.k_eff, k_col)
+    alarm = _alarms(
+        kind=kind,
+        scale=scale,
+        pcode=pcode,
+        previous=previous,
+        magnitude=ev["magnitude"],
+        s_used=ev["s_used"],
+        n_baseline=ev["n_baseline"],
+        session=session,
+        rupture_session=rupture_session,
+        ref=ref,
+        config=config,
+    )
 
     n_base = ev["n_baseline"]
 
@@ -410,6 +493,7 @@ def _events_frame(
             c.SESSION: session,
             c.SCALE: pd.Categorical.from_codes(scale.astype(np.int8), dtype=c.SCALE_DTYPE),
             c.KIND: pd.Categorical.from_codes(kind.astype(np.int8), dtype=c.KIND_DTYPE),
+            c.ALARM: alarm,
             c.MAGNITUDE: ev["magnitude"],
             c.THRESHOLD: ev["threshold"],
             c.EXPLANATION: pd.array(explanation, dtype="str"),
@@ -434,6 +518,70 @@ def _events_frame(
             c.T_CRIT: ev["t_crit"],
         }
     )
+
+
+_TOTAL = c.SCALES.index(c.TOTAL)
+_TASK = c.SCALES.index(c.TASK)
+
+
+def _alarms(
+    *,
+    kind: np.ndarray,
+    scale: np.ndarray,
+    pcode: np.ndarray,
+    previous: np.ndarray,
+    magnitude: np.ndarray,
+    s_used: np.ndarray,
+    n_baseline: np.ndarray,
+    session: np.ndarray,
+    rupture_session: np.ndarray,
+    ref: dict[str, np.ndarray],
+    config: AnalysisConfig,
+) -> np.ndarray:
+    """Which events put the patient on the caseload: the unit of alarm is the patient-session.
+
+    Every rupture, unrepaired rupture, decline and sudden loss on the total alliance; a decline
+    of task agreement (the product's promise: Hoffart et al. found task agreement to move
+    symptoms); and a rupture on goal, task, bond or agreement alone only when it passes the
+    stricter ``subscale_alarm_k``. Other subscale events (an unrepaired subscale rupture
+    included: the total's is the one that carries the risk) explain, and the patient page shows
+    them all, but they do not raise attention by themselves.
+    """
+    alarm_kind = np.isin(kind, (KIND_RUPTURE, KIND_UNREPAIRED, KIND_DECLINE, KIND_LOSS))
+    alarm = alarm_kind & (scale == _TOTAL)
+    alarm |= (kind == KIND_DECLINE) & (scale == _TASK)
+    # One alarm per event. A decline or a sudden loss within ``decline_continues`` sessions
+    # after one of the patient's rupture or decline alarms continues that story (the drop went
+    # on, or it shows again on another rule): recorded, explained, but no new alarm. Events at the
+    # same session as that alarm are part of it and stay alarms. Unrepaired ruptures always
+    # raise attention: that is the escalation the risk lies in.
+    story = np.flatnonzero(alarm & np.isin(kind, (KIND_RUPTURE, KIND_DECLINE, KIND_LOSS)))
+    if story.size > 1:
+        order = np.lexsort((kind[story], session[story], pcode[story]))
+        last_patient, last_alarm = -1, -(10**9)
+        for i in story[order]:
+            if pcode[i] != last_patient:
+                last_patient, last_alarm = pcode[i], -(10**9)
+            if session[i] == last_alarm:
+                continue
+            if kind[i] != KIND_RUPTURE and session[i] - last_alarm <= config.decline_continues:
+                alarm[i] = False
+            else:
+                last_alarm = session[i]
+    sub_rupture = np.flatnonzero((kind == KIND_RUPTURE) & (scale != _TOTAL))
+    if sub_rupture.size:
+        strict = replace(config, k=config.subscale_alarm_k)
+        n = np.nan_to_num(n_baseline[sub_rupture], nan=0).astype(np.int64)
+        factors = rupture_factors(strict, ref["prior_df"], int(n.max()) + 2)
+        sc = scale[sub_rupture]
+        bound = np.where(
+            previous[sub_rupture],
+            np.maximum(ref["rc"][sc], strict.k_eff * config.previous_sd_factor * ref["pooled"][sc]),
+            factors[sc, n] * s_used[sub_rupture],
+        )
+        strong = magnitude[sub_rupture] >= bound - 1e-9
+        alarm[sub_rupture[strong]] = True
+    return alarm
 
 
 def _nullable_int(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -471,6 +619,8 @@ def _levels_frame(
     lam = eb_weight(n=stats.n.astype(float), tau2=ref["tau2"][scale], sigma2=ref["sigma2"][scale])
     counts = _unit_event_counts(events, patients, stats.units)
     open_rupture = result.open_rupture_by_rank[layout.rank_of_unit[stats.units]]
+    level_eb = eb_level(mean=stats.mean, lam=lam, clinic_mean=ref["clinic_mean"][scale])
+    eb_low, eb_high = eb_interval(level_eb=level_eb, lam=lam, sigma2=ref["sigma2"][scale], n=stats.n)
     return pd.DataFrame(
         {
             c.PATIENT: _patient_column((stats.units // _N_SCALES).astype(np.int32), patients),
@@ -479,7 +629,9 @@ def _levels_frame(
             c.FIRST_SESSION: stats.first_session,
             c.LAST_SESSION: stats.last_session,
             c.LEVEL: stats.mean,
-            c.LEVEL_EB: eb_level(mean=stats.mean, lam=lam, clinic_mean=ref["clinic_mean"][scale]),
+            c.LEVEL_EB: level_eb,
+            c.LEVEL_EB_LOW: eb_low,
+            c.LEVEL_EB_HIGH: eb_high,
             c.RELIABILITY: lam,
             c.PROVISIONAL: lam < config.provisional_lambda,
             c.WITHIN_SD: stats.within_sd,
@@ -491,8 +643,57 @@ def _levels_frame(
             c.LAST_SCORE: stats.last_score,
             **counts,
             c.OPEN_RUPTURE: open_rupture,
+            c.DECLINE_STATE: _decline_state(stats, result, layout, events, patients, config),
         }
     )
+
+
+def _decline_state(
+    stats: UnitStatistics,
+    result: EngineResult,
+    layout: Layout,
+    events: pd.DataFrame,
+    patients: pd.Index,
+    config: AnalysisConfig,
+) -> np.ndarray:
+    """Where each unit stands after its latest decline: "declining" (the decline is the latest
+    session, or the CUSUM has risen again since), "recovered" (back to within ``repair_tolerance``
+    spreads of the level before the decline), "levelled_off" (steady at the lower level), or ""
+    (no decline). A decline is raised once; this says what became of it."""
+    out = np.full(stats.units.size, "", dtype=object)
+    dec = events[events[c.KIND] == c.DECLINE]
+    if dec.empty:
+        return out
+    unit = dec[c.PATIENT].cat.codes.to_numpy(dtype=np.int64) * _N_SCALES + dec[c.SCALE].cat.codes.to_numpy(
+        dtype=np.int64
+    )
+    last = (
+        pd.DataFrame(
+            {
+                "unit": unit,
+                "t": dec[c.T].to_numpy(),
+                "baseline": dec[c.BASELINE].to_numpy(),
+                "s": dec[c.S_USED].to_numpy(),
+            }
+        )
+        .groupby("unit")
+        .last()
+    )
+    position = pd.Series(np.arange(stats.units.size), index=stats.units)
+    idx = position.reindex(last.index).to_numpy()
+    ok = ~np.isnan(idx)
+    idx = idx[ok].astype(np.int64)
+    last = last[ok]
+    units = stats.units[idx]
+    ends = layout.unit_start[units] + stats.n[idx] - 1
+    last_cusum = result.cusum[layout.gather[ends]]
+    recovered = (
+        stats.last_score[idx]
+        >= last["baseline"].to_numpy() - config.repair_tolerance * last["s"].to_numpy() - 1e-9
+    )
+    declining = (last["t"].to_numpy() == stats.n[idx]) | (np.nan_to_num(last_cusum) > config.decision_eff / 2)
+    out[idx] = np.where(recovered, c.RECOVERED, np.where(declining, c.DECLINING, c.LEVELLED_OFF))
+    return out
 
 
 def _patterns_frame(

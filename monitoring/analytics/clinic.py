@@ -49,6 +49,14 @@ class ScaleParameters:
     - ``n_patients`` / ``n_patients_min_sessions`` / ``n_observations``: what the estimate
       rests on; ``used_priors``: True when the priors were used instead (too few patients).
     - ``ceiling_share``: share of patients whose every rating on this scale is the maximum.
+    - ``prior_df`` / ``prior_var``: the clinic's distribution of within-patient (session-to-session)
+      variances as a scaled inverse-chi-square prior, ``sigma_i^2 ~ prior_df * prior_var /
+      chi2(prior_df)`` (fitted by :func:`fit_variance_prior`). Each patient's own variance is
+      shrunk towards ``prior_var`` with the weight of ``prior_df`` sessions (docs/methods.md,
+      "Spread"). NaN in estimates stored before they existed: then the floor SD and the
+      configured default df stand in.
+    - ``noise_ar``: lag-1 autocorrelation of the session-to-session noise (0 when unknown), for
+      the calibration's simulated steady patients (:func:`noise_autocorrelation`).
     """
 
     clinic_mean: float
@@ -64,6 +72,9 @@ class ScaleParameters:
     used_priors: bool = True
     ceiling_share: float = float("nan")
     noise_sd: float = float("nan")
+    prior_df: float = float("nan")
+    prior_var: float = float("nan")
+    noise_ar: float = 0.0
 
     def floor_sd(self, method: str = "robust") -> float:
         """Pooled within-patient SD used as the floor of ``s_used``: ``noise_sd`` ("robust",
@@ -71,6 +82,13 @@ class ScaleParameters:
         if method == "robust" and self.noise_sd == self.noise_sd:
             return self.noise_sd
         return self.pooled_within_sd
+
+    def variance_prior(self, *, default_df: float, method: str = "robust") -> tuple[float, float]:
+        """(df, variance) of the within-patient variance prior; the floor SD squared and
+        ``default_df`` when the estimate has none."""
+        if self.prior_var == self.prior_var and self.prior_df == self.prior_df:
+            return self.prior_df, self.prior_var
+        return default_df, self.floor_sd(method) ** 2
 
     def sem(self, reliability: float) -> float:
         """Standard error of measurement, ``SD_ref * sqrt(1 - r)`` (Jacobson & Truax 1991)."""
@@ -93,6 +111,9 @@ class ClinicParameters:
     n_patients: int = 0
     estimated_at: str | None = None
     version: int = CLINIC_FORMAT_VERSION
+    #: The thresholds' calibration to a false-alarm budget
+    #: (:class:`monitoring.analytics.calibration.Calibration` as a dict), or None.
+    calibration: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # A read-only view, so a frozen instance stays frozen.
@@ -119,6 +140,7 @@ class ClinicParameters:
             "estimated_at": self.estimated_at,
             "n_patients": self.n_patients,
             "scales": {name: asdict(p) for name, p in self.scales.items()},
+            "calibration": dict(self.calibration) if self.calibration else None,
         }
 
     @classmethod
@@ -134,7 +156,12 @@ class ClinicParameters:
             n_patients=int(data.get("n_patients", 0)),
             estimated_at=data.get("estimated_at"),
             version=int(data.get("version", CLINIC_FORMAT_VERSION)),
+            calibration=data.get("calibration"),
         )
+
+    def calibrated(self, calibration: Mapping[str, Any]) -> ClinicParameters:
+        """A copy carrying a calibration of its thresholds."""
+        return replace(self, calibration=dict(calibration))
 
     def stamped(self, estimated_at: str) -> ClinicParameters:
         """A copy carrying the date it was estimated (ISO 8601 string)."""
@@ -149,6 +176,7 @@ def prior_scale_parameters(
     sd_ref: float,
     low_quantile: float = 0.25,
     high_quantile: float = 0.75,
+    prior_df: float = float("nan"),
 ) -> ScaleParameters:
     """Reference values assumed before a clinic has enough data (the configured priors)."""
     tau = math.sqrt(tau2)
@@ -162,6 +190,8 @@ def prior_scale_parameters(
         level_q_low=clinic_mean + _normal_quantile(low_quantile) * tau,
         level_q_high=clinic_mean + _normal_quantile(high_quantile) * tau,
         used_priors=True,
+        prior_df=prior_df,
+        prior_var=sigma2 if prior_df == prior_df else float("nan"),
     )
 
 
@@ -237,6 +267,108 @@ def robust_noise_sd(diffs: np.ndarray, *, trim: float = 0.10) -> float:
     return math.sqrt(float(np.mean(kept * kept)) / (2.0 * consistency))
 
 
+def fit_variance_prior(variance: np.ndarray, df: np.ndarray) -> tuple[float, float]:
+    """Fit a scaled inverse-chi-square prior to per-patient variance estimates (Smyth 2004).
+
+    Each ``variance[i]`` estimates the patient's own sigma_i^2 with ``df[i]`` degrees of freedom;
+    under ``sigma_i^2 ~ s0^2 * d0 / chi2(d0)`` the estimate over ``s0^2`` follows an F(df_i, d0)
+    distribution. Method of moments on the log scale, as limma's ``fitFDist``: with
+    ``e_i = log(v_i) - digamma(df_i / 2) + log(df_i / 2)``, ``var(e) - mean(trigamma(df_i / 2)) =
+    trigamma(d0 / 2)`` gives ``d0``, and ``mean(e) = log(s0^2) - digamma(d0 / 2) + log(d0 / 2)``
+    gives ``s0^2``. Zero variances (ceiling raters) and ``df < 1`` are left out. Returns
+    ``(d0, s0^2)``; d0 is capped at 1000 (all patients alike), NaN without enough patients (3).
+
+    Reference: Smyth GK (2004). Linear models and empirical Bayes methods for assessing
+    differential expression in microarray experiments. Stat Appl Genet Mol Biol 3(1), art. 3.
+    """
+    from scipy.special import digamma, polygamma
+
+    keep = (variance > 0) & (df >= 1) & np.isfinite(variance)
+    v, d = variance[keep], df[keep]
+    if v.size < 3:
+        return float("nan"), float("nan")
+    e = np.log(v) - digamma(d / 2.0) + np.log(d / 2.0)
+    # Patients with a rupture, a decline or a level shift have larger variances than their
+    # session-to-session noise, and patients at the ceiling of the scale (a stray 4 among 5s)
+    # far smaller ones: neither is what a steady patient's spread looks like (the ceiling is
+    # covered by the SEM floor). Leave out log variances more than 3 robust SDs from the median
+    # before fitting.
+    centre = float(np.median(e))
+    spread = 1.4826 * float(np.median(np.abs(e - centre)))
+    if spread > 0:
+        kept = np.abs(e - centre) <= 3.0 * spread
+        e, d = e[kept], d[kept]
+    e_mean = float(e.mean())
+    excess = float(e.var(ddof=1) - polygamma(1, d / 2.0).mean())
+    d0 = 1000.0 if excess <= 1e-06 else min(1000.0, 2.0 * _trigamma_inverse(excess))
+    s0_sq = math.exp(e_mean + float(digamma(d0 / 2.0)) - math.log(d0 / 2.0))
+    return d0, s0_sq
+
+
+def _trigamma_inverse(y: float) -> float:
+    """x with trigamma(x) = y, by Newton's method on 1/trigamma (Smyth 2004, appendix)."""
+    from scipy.special import polygamma
+
+    if y > 1e7:
+        return 1.0 / math.sqrt(y)
+    if y < 1e-6:
+        return 1.0 / y
+    x = 0.5 + 1.0 / y
+    for _ in range(50):
+        tri = float(polygamma(1, x))
+        step = tri * (1.0 - tri / y) / float(polygamma(2, x))
+        x += step
+        if -step / x < 1e-8:
+            break
+    return x
+
+
+def unit_noise_variance(diff_sq_sum: np.ndarray, n_diffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each patient's session-to-session variance from successive differences, and its df.
+
+    ``v = sum(d^2) / (2 k)`` over the k differences between successive completed sessions (von
+    Neumann's mean square successive difference: a sustained level shift or a trend barely moves
+    it, unlike the variance around the mean). Under normal noise its sampling variance gives the
+    equivalent degrees of freedom ``2 k^2 / (3 k - 1)`` (von Neumann 1941); NaN below 2 differences.
+    """
+    k = n_diffs.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = np.where(k >= 2, diff_sq_sum / (2.0 * k), np.nan)
+        df = np.where(k >= 2, 2.0 * k * k / (3.0 * k - 1.0), np.nan)
+    return v, df
+
+
+def noise_autocorrelation(diffs: np.ndarray, who: np.ndarray, cutoff: float) -> float:
+    """Lag-1 autocorrelation of the session-to-session noise, from successive differences.
+
+    For AR(1) noise with autocorrelation rho, successive differences d_t = x_t - x_{t-1} have
+    ``corr(d_t, d_{t+1}) = -(1 - rho) / 2`` (-1/2 for independent sessions), whatever the
+    patient's level; so ``rho = 1 + 2 r`` from the pooled correlation r of adjacent differences of
+    the same patient. Differences beyond ``cutoff`` (jumps into or out of ruptures) are left out.
+    Trends and declines in the data push it up, so on a clinic's mixed data it errs towards more
+    autocorrelation, which makes a calibration stricter, not looser. Clipped to [0, 0.9]; 0 when
+    there are fewer than 30 pairs.
+    """
+    keep = np.abs(diffs) <= cutoff if cutoff == cutoff else np.ones(diffs.size, dtype=bool)
+    a, b = diffs[:-1], diffs[1:]
+    pair = (who[:-1] == who[1:]) & keep[:-1] & keep[1:]
+    if int(pair.sum()) < 30:
+        return 0.0
+    a, b = a[pair], b[pair]
+    denom = math.sqrt(float(np.sum(a * a)) * float(np.sum(b * b)))
+    if denom == 0:
+        return 0.0
+    return float(np.clip(1.0 + 2.0 * float(np.sum(a * b)) / denom, 0.0, 0.9))
+
+
+def _blend(own: float, prior: float, weight: float) -> float:
+    if own != own:
+        return prior
+    if prior != prior:
+        return own
+    return weight * own + (1.0 - weight) * prior
+
+
 def estimate_scale(
     *,
     n: np.ndarray,
@@ -250,12 +382,25 @@ def estimate_scale(
     low_quantile: float,
     high_quantile: float,
     trim: float = 0.10,
+    unit_variance: np.ndarray | None = None,
+    unit_df: np.ndarray | None = None,
+    noise_ar: float = 0.0,
 ) -> ScaleParameters:
-    """Estimate one scale's reference values from per-patient summaries, or use the prior.
+    """Estimate one scale's reference values from per-patient summaries, leaning on the prior
+    while the clinic is young.
 
     ``SD_ref`` is the SD of all session scores (between + within sums of squares over N-1).
     Level quantiles are taken over patients with at least ``min_sessions`` sessions.
-    ``diffs`` are the successive differences within patients (for ``noise_sd``).
+    ``diffs`` are the successive differences within patients (for ``noise_sd``);
+    ``unit_variance`` and ``unit_df`` each patient's session-to-session variance and its degrees of
+    freedom (for the variance prior, :func:`fit_variance_prior`).
+
+    While the clinic has fewer than ``min_patients`` patients of ``min_sessions``+ sessions
+    (``g`` of them), each value is the weighted mean ``w * own + (1 - w) * prior`` with
+    ``w = g / min_patients``: a clinic's first patients move its values a little, and from
+    ``min_patients`` on its own data alone count (methods.md section 2). Below 2 such patients the
+    prior is used as it is. The prior is the configured one, or (on the Django side) the pooled
+    estimate of the deployment's other clinics.
     """
     keep = n > 0
     n, mean, ss_within, ceiling = n[keep], mean[keep], ss_within[keep], ceiling[keep]
@@ -264,7 +409,7 @@ def estimate_scale(
     n_enough = int(enough.sum())
     n_obs = int(n.sum())
     ceiling_share = float(ceiling.mean()) if n_patients else float("nan")
-    if n_enough < min_patients:
+    if n_enough < 2:
         return replace(
             prior,
             n_patients=n_patients,
@@ -278,7 +423,12 @@ def estimate_scale(
     ss_total = float(ss_within.sum() + (n * (mean - grand) ** 2).sum())
     sd_ref = math.sqrt(ss_total / (n_obs - 1))
     q_low, q_high = np.quantile(mean[enough], [low_quantile, high_quantile])
-    return ScaleParameters(
+    prior_df, prior_var = (
+        fit_variance_prior(unit_variance, unit_df)
+        if unit_variance is not None and unit_df is not None
+        else (float("nan"), float("nan"))
+    )
+    own = ScaleParameters(
         clinic_mean=clinic_mean,
         tau2=tau2,
         sigma2=sigma2,
@@ -292,6 +442,39 @@ def estimate_scale(
         n_observations=n_obs,
         used_priors=False,
         ceiling_share=ceiling_share,
+        prior_df=prior_df,
+        prior_var=prior_var,
+        noise_ar=noise_ar,
+    )
+    if n_enough >= min_patients:
+        return own
+    w = n_enough / min_patients
+    blended = {
+        name: _blend(getattr(own, name), getattr(prior, name), w)
+        for name in (
+            "clinic_mean",
+            "tau2",
+            "sigma2",
+            "noise_sd",
+            "sd_ref",
+            "level_q_low",
+            "level_q_high",
+            "prior_df",
+            "noise_ar",
+        )
+    }
+    # Variances blend on the log scale (a variance twice the prior's and half of it are
+    # equally far from it).
+    own_var, prior_var_ = own.prior_var, prior.prior_var
+    if own_var == own_var and prior_var_ == prior_var_ and own_var > 0 and prior_var_ > 0:
+        blended["prior_var"] = math.exp(w * math.log(own_var) + (1 - w) * math.log(prior_var_))
+    else:
+        blended["prior_var"] = _blend(own_var, prior_var_, w)
+    return replace(
+        own,
+        **blended,
+        pooled_within_sd=math.sqrt(blended["sigma2"]),
+        used_priors=n_enough < min_patients,
     )
 
 

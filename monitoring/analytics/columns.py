@@ -65,6 +65,12 @@ N: Final = "n"
 FIRST_SESSION: Final = "first_session"
 LAST_SESSION: Final = "last_session"
 LEVEL_EB: Final = "level_eb"
+LEVEL_EB_LOW: Final = "level_eb_low"  # 95% posterior interval of the EB level
+LEVEL_EB_HIGH: Final = "level_eb_high"
+DECLINE_STATE: Final = "decline_state"  # after a decline: declining, levelled_off, recovered, ""
+DECLINING: Final = "declining"
+LEVELLED_OFF: Final = "levelled_off"
+RECOVERED: Final = "recovered"
 RELIABILITY: Final = "reliability"
 PROVISIONAL: Final = "provisional"
 WITHIN_SD: Final = "within_sd"
@@ -88,6 +94,8 @@ LEVEL_COLUMNS: Final = (
     LAST_SESSION,
     LEVEL,
     LEVEL_EB,
+    LEVEL_EB_LOW,
+    LEVEL_EB_HIGH,
     RELIABILITY,
     PROVISIONAL,
     WITHIN_SD,
@@ -102,6 +110,7 @@ LEVEL_COLUMNS: Final = (
     N_UNREPAIRED,
     N_DECLINES,
     OPEN_RUPTURE,
+    DECLINE_STATE,
 )
 
 # analysis.events (one row per flag).
@@ -117,6 +126,7 @@ KIND_DTYPE: Final = pd.CategoricalDtype(list(KINDS), ordered=True)
 KIND: Final = "kind"
 MAGNITUDE: Final = "magnitude"
 THRESHOLD: Final = "threshold"
+ALARM: Final = "alarm"  # the event puts the patient on the caseload (the unit of alarm)
 EXPLANATION: Final = "explanation"
 RULE: Final = "rule"
 RUPTURE_SESSION: Final = "rupture_session"
@@ -144,6 +154,7 @@ EVENT_COLUMNS: Final = (
     SESSION,
     SCALE,
     KIND,
+    ALARM,
     MAGNITUDE,
     THRESHOLD,
     EXPLANATION,

@@ -34,19 +34,30 @@ T_CRITICAL: Mapping[int, float] = MappingProxyType(
     }
 )
 
-#: Named sensitivity levels -> field overrides. "standard" is the default of methods.md.
+#: Named sensitivity levels -> field overrides. Each is a false-alarm budget: attention sessions
+#: (a patient-session with any alarm, on any scale) per 100 sessions of a patient whose alliance
+#: is steady. A clinic's estimate calibrates the thresholds to its budget (``stringency``,
+#: :mod:`monitoring.analytics.calibration`); the k and CUSUM values here are what applies before
+#: a calibration exists, and the shape the calibration scales.
 PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
-        # Fewer alerts: ruptures at 3 spreads below the usual level, a longer CUSUM decision interval.
-        "strict": MappingProxyType({"k": 3.0, "cusum_decision": 4.5}),
-        # methods.md defaults, calibrated on simulation (docs/methods.md, "Simulation study").
-        "standard": MappingProxyType({"k": 2.5, "cusum_decision": 3.5}),
-        # methods.md: "k = 2 ... selectable as sensitive"; the CUSUM signals a little earlier too.
-        "sensitive": MappingProxyType({"k": 2.0, "cusum_decision": 3.0}),
-        # methods.md: k = 1. Flags many ordinary dips; for research or very close follow-up only.
-        "very_sensitive": MappingProxyType({"k": 1.0, "cusum_decision": 2.5}),
+        "strict": MappingProxyType({"budget": 0.5, "k": 3.0, "cusum_decision": 4.5}),
+        "standard": MappingProxyType({"budget": 1.0, "k": 2.5, "cusum_decision": 3.5}),
+        "sensitive": MappingProxyType({"budget": 2.0, "k": 2.0, "cusum_decision": 3.0}),
+        # Flags many ordinary dips; for research or very close follow-up only.
+        "very_sensitive": MappingProxyType({"budget": 4.0, "k": 1.0, "cusum_decision": 2.5}),
     }
 )
+
+#: Scales whose events can put a patient on the caseload by themselves: every kind on the total;
+#: a decline on task agreement too (the product's promise, Hoffart et al.); other subscales only
+#: explain, unless a rupture there passes ``subscale_alarm_k``.
+ALARM_KINDS = ("rupture", "unrepaired", "decline", "sudden_loss")
+
+SpreadRule = Literal["predictive", "floor"]
+
+#: Version of the calibration layout this code reads (monitoring.analytics.calibration).
+CALIBRATION_FORMAT = 1
 
 SuddenSpread = Literal["stricter", "window"]
 SpreadFloor = Literal["robust", "anova"]
@@ -59,7 +70,27 @@ class AnalysisConfig:
 
     Rupture and repair (Stiles et al. 2004; Strauss et al. 2006; Gumz et al. 2012):
 
-    - ``k`` = 2.5: a session is a rupture when ``x_t <= baseline - k * s_used``.
+    - ``k`` = 2.5: the rupture threshold, as a standard-normal tail: a session is a rupture when it
+      falls below the baseline by more than the ``Phi(k)`` quantile of its predictive
+      distribution, ``x_t <= baseline - t_q(nu) * s_used * sqrt(1 + 1/n)`` with ``q = Phi(k)``,
+      ``nu = prior_df + n - 1`` (``spread_rule`` "predictive"; "floor" is the earlier
+      ``x_t <= baseline - k * s_used``). Scaled by ``stringency``.
+    - ``spread_rule`` = "predictive": ``s_used`` is the patient's own session-to-session SD shrunk
+      towards the clinic's (``s^2 = (d0 * s0^2 + (n - 1) * s_own^2) / (d0 + n - 1)``, the
+      posterior of a scaled inverse-chi-square prior fitted to the clinic's patients; Smyth 2004),
+      floored at the SEM. "floor" is ``max(own SD, pooled SD, SEM)``.
+    - ``prior_df_default`` = 6: ``d0`` while the clinic's estimate has no fitted prior.
+    - ``stringency`` = 1: multiplies ``k``, ``cusum_decision`` and ``subscale_alarm_k``; set from
+      the clinic's calibration to its ``budget`` (:mod:`monitoring.analytics.calibration`).
+    - ``budget`` = 1: the false-alarm budget the thresholds are calibrated to, in attention
+      sessions per 100 sessions of a steady patient.
+    - ``subscale_alarm_k`` = 3.5: a rupture on goal, task, bond or agreement alone puts the patient
+      on the caseload only past this stricter threshold (same predictive form as ``k``).
+    - ``decline_restart`` = True: after a decline the baseline restarts at the session's score, so
+      a decline that levels off is not flagged again.
+    - ``decline_continues`` = 6: a decline or a sudden loss within this many sessions after one of
+      the patient's rupture or decline alarms continues that story: it is recorded (the patient
+      page shows it) but raises no new alarm. Unrepaired ruptures always raise attention.
     - ``min_baseline`` = 3: baseline sessions needed for that rule; with 1-2 prior sessions the
       drop from the previous session must reach ``max(RC, k * pooled within-patient SD)``.
     - ``previous_sd_factor`` = sqrt(2): with 1-2 prior sessions the drop must reach
@@ -137,6 +168,13 @@ class AnalysisConfig:
     """
 
     k: float = 2.5
+    spread_rule: SpreadRule = "predictive"
+    prior_df_default: float = 6.0
+    stringency: float = 1.0
+    budget: float = 1.0
+    subscale_alarm_k: float = 3.5
+    decline_restart: bool = True
+    decline_continues: int = 6
     min_baseline: int = 3
     previous_sd_factor: float = math.sqrt(2.0)
     repair_window: int = 3
@@ -181,6 +219,12 @@ class AnalysisConfig:
         problems = []
         if not self.k > 0:
             problems.append("k must be positive")
+        if not self.stringency > 0 or not self.budget > 0:
+            problems.append("stringency and budget must be positive")
+        if self.spread_rule not in ("predictive", "floor"):
+            problems.append("spread_rule must be 'predictive' or 'floor'")
+        if not self.prior_df_default > 0:
+            problems.append("prior_df_default must be positive")
         if self.repair_window < 1:
             problems.append("repair_window must be at least 1")
         if self.min_baseline < 1:
@@ -221,8 +265,37 @@ class AnalysisConfig:
         return cls(sensitivity=name, **values)
 
     def with_clinic(self, clinic: ClinicParameters | None) -> AnalysisConfig:
-        """The same config with other clinic reference values."""
-        return replace(self, clinic=clinic)
+        """The same config with other clinic reference values, calibrated to them (see
+        :meth:`calibrated`)."""
+        return replace(self, clinic=clinic).calibrated()
+
+    def calibrated(self) -> AnalysisConfig:
+        """The stringency of the clinic's calibration, when it was made for this budget and
+        preset (same k and CUSUM decision interval); the config unchanged otherwise (then the
+        preset's uncalibrated thresholds apply until the clinic is estimated again)."""
+        cal = self.clinic.calibration if self.clinic is not None else None
+        if not cal or int(cal.get("version", 0)) != CALIBRATION_FORMAT:
+            return self
+        same = (
+            math.isclose(float(cal.get("budget", -1)), self.budget)
+            and math.isclose(float(cal.get("k", self.k)), self.k)
+            and math.isclose(float(cal.get("cusum_decision", self.cusum_decision)), self.cusum_decision)
+        )
+        return replace(self, stringency=float(cal["stringency"])) if same else self
+
+    @property
+    def k_eff(self) -> float:
+        """The rupture threshold as applied (``k * stringency``)."""
+        return self.k * self.stringency
+
+    @property
+    def decision_eff(self) -> float:
+        """The CUSUM decision interval as applied (``cusum_decision * stringency``)."""
+        return self.cusum_decision * self.stringency
+
+    @property
+    def subscale_alarm_k_eff(self) -> float:
+        return self.subscale_alarm_k * self.stringency
 
     def reliability_of(self, scale: str) -> float:
         """Reliability r used for ``scale``."""
@@ -237,6 +310,7 @@ class AnalysisConfig:
             sd_ref=self.sd_ref_default,
             low_quantile=self.pattern_low_quantile,
             high_quantile=self.pattern_high_quantile,
+            prior_df=self.prior_df_default,
         )
 
     def t_critical(self, n_before: int, n_after: int) -> float:

@@ -277,9 +277,13 @@ class _Outputs:
 class _Run:
     """What stays fixed during one :func:`run_rules` call, and where its results go.
 
-    ``pooled``, ``sem`` and ``rc`` are the clinic values of each rank's scale;
-    ``previous_threshold`` is the bound of the 1-2 session rupture rule by rank, and
-    ``prediction_factor[n]`` is sqrt(1 + 1/n), looked up rather than computed every step.
+    ``pooled``, ``sem`` and ``rc`` are the clinic values of each rank's scale (``pooled`` is the
+    prior's typical SD under the "predictive" spread rule); ``prior_df`` and ``prior_weight``
+    (= prior_df * prior variance) the within-patient variance prior of each rank's scale;
+    ``previous_threshold`` is the bound of the 1-2 session rupture rule by rank;
+    ``prediction_factor[n]`` is sqrt(1 + 1/n), and ``rupture_factor[scale, n]`` the multiple of
+    the spread that a drop must reach with a baseline of n sessions, looked up rather than
+    computed every step.
     """
 
     x_flat: np.ndarray
@@ -288,8 +292,12 @@ class _Run:
     pooled: np.ndarray
     sem: np.ndarray
     rc: np.ndarray
+    scale: np.ndarray
+    prior_df: np.ndarray
+    prior_weight: np.ndarray
     previous_threshold: np.ndarray
     prediction_factor: np.ndarray
+    rupture_factor: np.ndarray
     out: _Outputs
     events: _EventBuffer
 
@@ -360,6 +368,9 @@ def run_rules(
     sem_by_rank: np.ndarray,
     rc_by_rank: np.ndarray,
     config: AnalysisConfig,
+    scale_by_rank: np.ndarray | None = None,
+    prior_df_by_scale: np.ndarray | None = None,
+    prior_var_by_scale: np.ndarray | None = None,
 ) -> EngineResult:
     """Run baseline, rupture/repair, CUSUM decline and sudden-change rules over all units.
 
@@ -373,6 +384,14 @@ def run_rules(
     """
     with np.errstate(divide="ignore"):
         prediction_factor = np.sqrt(1.0 + 1.0 / np.arange(layout.steps + 2, dtype=float))
+    n_ranks = layout.unit_of_rank.size
+    if scale_by_rank is None:
+        scale_by_rank = np.zeros(n_ranks, dtype=np.int64)
+    if prior_df_by_scale is None or prior_var_by_scale is None:
+        n_scales = int(scale_by_rank.max()) + 1 if n_ranks else 1
+        prior_df_by_scale = np.full(n_scales, config.prior_df_default)
+        prior_var_by_scale = np.full(n_scales, np.nan)
+    prior_df = prior_df_by_scale[scale_by_rank]
     run = _Run(
         x_flat=x_flat,
         layout=layout,
@@ -380,8 +399,13 @@ def run_rules(
         pooled=pooled_by_rank,
         sem=sem_by_rank,
         rc=rc_by_rank,
-        previous_threshold=np.maximum(rc_by_rank, config.k * config.previous_sd_factor * pooled_by_rank),
+        scale=scale_by_rank,
+        prior_df=prior_df,
+        prior_weight=prior_df
+        * np.where(np.isnan(prior_var_by_scale), 0.0, prior_var_by_scale)[scale_by_rank],
+        previous_threshold=np.maximum(rc_by_rank, config.k_eff * config.previous_sd_factor * pooled_by_rank),
         prediction_factor=prediction_factor,
+        rupture_factor=rupture_factors(config, prior_df_by_scale, layout.steps + 2),
         out=_Outputs.empty(x_flat.size),
         events=_EventBuffer(),
     )
@@ -407,13 +431,43 @@ def run_rules(
     )
 
 
+def rupture_factors(config: AnalysisConfig, prior_df: np.ndarray, size: int) -> np.ndarray:
+    """``factor[scale, n]``: the multiple of ``s_used`` a drop below a baseline of n sessions must
+    reach to be a rupture.
+
+    "predictive": the one-sided ``Phi(k_eff)`` quantile of Student's t with
+    ``prior_df + n - 1`` degrees of freedom, times ``sqrt(1 + 1/n)``: the bound of a prediction
+    interval for the next session, with a spread estimated from the baseline and the prior (a
+    short baseline gives a wider bound). "floor": ``k_eff`` (methods.md section 4).
+    """
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    n = np.arange(size, dtype=float)
+    if config.spread_rule == "floor":
+        return np.full((prior_df.size, size), config.k_eff)
+    tail = float(norm.sf(config.k_eff))
+    df = prior_df[:, None] + np.maximum(n[None, :] - 1.0, 0.0)
+    with np.errstate(divide="ignore"):
+        factor = student_t.isf(tail, df) * np.sqrt(1.0 + 1.0 / n[None, :])
+    factor[:, 0] = np.inf
+    return np.asarray(factor)
+
+
 def _baseline_and_spread(step: _Step, state: RuleState, run: _Run) -> _Baseline:
     """Baseline and spread at t (4.1), from the unit's sessions before t.
 
-    The baseline is the mean of the prior sessions not inside a rupture; the spread is
-    ``s_used = max(SD of those sessions, pooled within-patient SD, SEM)`` (Gumz et al. 2012: the
-    stricter of intra- and inter-individual variability; with fewer than 2 sessions the SD is NaN
-    and the floors apply). Writes the ``baseline``, ``n_baseline`` and ``s_used`` outputs.
+    The baseline is the mean of the prior sessions not inside a rupture. The spread ``s_used``:
+
+    - "predictive" (default): the baseline's own SD shrunk towards the clinic's typical
+      within-patient SD, ``s^2 = (d0 * s0^2 + (n - 1) * s_own^2) / (d0 + n - 1)`` (the posterior
+      mean of a scaled inverse-chi-square prior fitted to the clinic; Smyth 2004), floored at the
+      SEM. A patient with three calm sessions is not trusted to be calmer than the clinic's
+      patients usually are; one who is noisy session after session gets a wider bound.
+    - "floor": ``max(own SD, pooled within-patient SD, SEM)`` (Gumz et al. 2012: the stricter of
+      intra- and inter-individual variability).
+
+    Writes the ``baseline``, ``n_baseline`` and ``s_used`` outputs.
     """
     m, block = step.m, step.block
     n = state.baseline_n[:m]
@@ -427,7 +481,16 @@ def _baseline_and_spread(step: _Step, state: RuleState, run: _Run) -> _Baseline:
         sd /= n - 1
         np.maximum(sd, 0.0, out=sd)
         np.sqrt(sd, out=sd)
-    np.fmax(sd, run.pooled[:m], out=spread)
+    if run.config.spread_rule == "predictive":
+        # (d0 s0^2 + (n - 1) s_own^2) / (d0 + n - 1); s_own^2 (n - 1) is the sum of squares.
+        own_ss = sd * sd
+        own_ss *= np.maximum(n - 1, 0)
+        np.nan_to_num(own_ss, copy=False)
+        own_ss += run.prior_weight[:m]
+        own_ss /= run.prior_df[:m] + np.maximum(n - 1, 0)
+        np.sqrt(own_ss, out=spread)
+    else:
+        np.fmax(sd, run.pooled[:m], out=spread)
     np.fmax(spread, run.sem[:m], out=spread)
     run.out.n_baseline[block] = n
     return _Baseline(n=n, mean=mean, spread=spread, below=mean - step.x)
@@ -443,11 +506,12 @@ def _ruptures(step: _Step, state: RuleState, baseline: _Baseline, run: _Run) -> 
 
     No new rupture opens while one is open. Records the rupture events.
     """
-    k, min_baseline = run.config.k, run.config.min_baseline
+    min_baseline = run.config.min_baseline
     t, x, open_ranks = step.t, step.x, step.open_ranks
     n, below, spread = baseline.n, baseline.below, baseline.spread
+    factor = run.rupture_factor[run.scale[: step.m], n]
     with np.errstate(invalid="ignore"):
-        main = below >= k * spread - EPS
+        main = below >= factor * spread - EPS
     main &= n >= min_baseline
     main[open_ranks] = False
 
@@ -473,7 +537,7 @@ def _ruptures(step: _Step, state: RuleState, baseline: _Baseline, run: _Run) -> 
             t=t,
             ranks=main_ranks,
             magnitude=below[main_ranks],
-            threshold=k * spread[main_ranks],
+            threshold=factor[main_ranks] * spread[main_ranks],
             baseline=baseline.mean[main_ranks],
             s_used=spread[main_ranks],
             n_baseline=n[main_ranks],
@@ -582,7 +646,7 @@ def _cusum_declines(
         cusum[not_started] = 0.0
         run.out.cusum[step.start + not_started] = np.nan
 
-    ranks = np.flatnonzero(cusum > config.cusum_decision)
+    ranks = np.flatnonzero(cusum > config.decision_eff)
     during = config.decline_during_rupture
     if ranks.size and during != "always":
         busy = state.in_rupture[ranks] | ruptures.new[ranks]
@@ -599,7 +663,7 @@ def _cusum_declines(
             t=step.t,
             ranks=ranks,
             magnitude=cusum[ranks],
-            threshold=config.cusum_decision,
+            threshold=config.decision_eff,
             baseline=baseline.mean[ranks],
             s_used=baseline.spread[ranks],
             n_baseline=n[ranks],
@@ -666,6 +730,14 @@ def _state_update(
     state.baseline_sum[unrepaired_ranks] = state.episode_sum[unrepaired_ranks]
     state.baseline_sumsq[unrepaired_ranks] = state.episode_sumsq[unrepaired_ranks]
     state.baseline_n[unrepaired_ranks] = state.episode_n[unrepaired_ranks]
+    if run.config.decline_restart:
+        # After a decline the usual level is where the alliance is now: a decline that levels
+        # off is not raised again, and a further fall is measured from here.
+        declined = declines.ranks
+        x_declined = x[declined]
+        state.baseline_sum[declined] = x_declined
+        state.baseline_sumsq[declined] = x_declined * x_declined
+        state.baseline_n[declined] = 1
 
 
 def _sudden(step: _Step, run: _Run) -> None:

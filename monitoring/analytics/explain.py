@@ -107,6 +107,7 @@ def explain_events(
     slope: np.ndarray,
     slope_n: np.ndarray,
     tolerance: float = 1.0,
+    n_baseline: np.ndarray | None = None,
 ) -> np.ndarray:
     """One sentence per event row; arguments are parallel arrays (kind and scale as codes)."""
     out = np.empty(kind.size, dtype=object)
@@ -114,8 +115,10 @@ def explain_events(
         return out
     labels = np.array(_LABELS, dtype=object)
     lowers = np.array(_LOWER, dtype=object)
-    kk = f"{k:g}"
     target = baseline - tolerance * s_used
+    if n_baseline is None:
+        n_baseline = np.zeros(kind.size)
+    n_baseline = np.nan_to_num(np.asarray(n_baseline, dtype=float), nan=0.0)
 
     def rows(code: str, extra: np.ndarray | None = None) -> np.ndarray:
         mask = kind == KINDS.index(code)
@@ -130,17 +133,21 @@ def explain_events(
         sentences = np.array(build(i[first]), dtype=object)
         out[i] = sentences[inverse]
 
+    bound = baseline - threshold  # the score at or below which a session is a rupture
     fill(
         rows(RUPTURE, ~rule_previous),
-        [scale, _r(magnitude, 1), _r(baseline, 1), _r(score, 1), _r(s_used, 2)],
+        [scale, _r(score, 1), _r(magnitude, 1), _r(baseline, 1), n_baseline, _r(bound, 2), _r(s_used, 2)],
         lambda j: [
-            f"{lab} {m} points below this patient's usual level ({b}), at {v}; that is at least "
-            f"{kk} times their usual session-to-session variation ({sd} points)."
-            for lab, m, b, v, sd in zip(
+            f"{lab} was {v}, {m} points below this patient's usual level ({b}, from {n} sessions), "
+            f"at or below {bd}: lower than their usual session-to-session variation ({sd} points) "
+            f"makes likely by chance."
+            for lab, v, m, b, n, bd, sd in zip(
                 labels[scale[j]],
+                _fmt(score[j], 1),
                 _fmt(magnitude[j], 1),
                 _fmt(baseline[j], 1),
-                _fmt(score[j], 1),
+                n_baseline[j].astype(int).tolist(),
+                _fmt(bound[j], 2),
                 _fmt(s_used[j], 2),
                 strict=True,
             )

@@ -5,11 +5,13 @@
   ``lam = tau2 / (tau2 + sigma2 / n)`` (Raudenbush & Bryk 2002, eq. 3.56; Snijders & Bosker 2012,
   section 4.8). It equals the BLUP of a random-intercept model with the same variance components;
   tests compare it with statsmodels' MixedLM.
-- Detrended level: per-patient OLS ``x = a + b * session`` (4+ sessions); the level is the fitted
-  value at the patient's mean session and the state is the residual (Curran & Bauer 2011; Wang &
-  Maxwell 2015). Note that an OLS line passes through the point of means, so this level equals
-  the person mean; what detrending changes is the state (and its spread), which matters when the
-  alliance grows over treatment (Falkenstrom et al. 2017).
+- Detrended level: per-patient OLS ``x = a + b * session`` (4+ sessions); the state is the
+  residual (Curran & Bauer 2011; Wang & Maxwell 2015), and the trait-like level is the intercept
+  with session centred at the patient's first session, i.e. the line's value at that session:
+  the "early-treatment alliance" of Box 2 in Zilcha-Mano & Fisher (2022) ("the intercept,
+  representing early or mid-treatment alliance, depending on how time is centred"). The line at
+  the mean session would only repeat the person mean. Detrending matters when the alliance grows
+  over treatment (Falkenstrom et al. 2017).
 
 All functions work on observations in output order (patient, scale, session), contiguous per unit,
 and use ``np.add.reduceat`` over the unit segments: no per-patient Python.
@@ -82,7 +84,7 @@ def unit_statistics(
         enough = (n >= detrend_min_sessions) & (sxx > 1e-9)
         slope = np.where(enough, sxy / sxx, np.nan)
         intercept = mean - slope * mean_s
-        detrended = intercept + slope * mean_s
+        detrended = intercept + slope * session[starts]  # the line at the first session
         resid_ss = np.maximum(ss - slope * sxy, 0.0)
         residual_sd = np.where(enough, np.sqrt(resid_ss / (n - 2)), np.nan)
     ends = starts + n - 1
@@ -102,6 +104,17 @@ def unit_statistics(
         last_score=x[ends],
         ceiling=ceiling,
     )
+
+
+def eb_interval(
+    *, level_eb: np.ndarray, lam: np.ndarray, sigma2: np.ndarray, n: np.ndarray, z: float = 1.959964
+) -> tuple[np.ndarray, np.ndarray]:
+    """The EB level's 95% posterior interval, ``level_eb -/+ z * sqrt(lam * sigma2 / n)``: the
+    posterior variance of a random intercept given the variance components (Raudenbush & Bryk
+    2002, eq. 3.57; ``1 / (1/tau2 + n/sigma2)`` written with the reliability ``lam``)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = z * np.sqrt(np.maximum(lam * sigma2 / n, 0.0))
+    return level_eb - half, level_eb + half
 
 
 def eb_weight(*, n: np.ndarray, tau2: np.ndarray, sigma2: np.ndarray) -> np.ndarray:

@@ -40,17 +40,25 @@ def _scale_series(group: pd.DataFrame) -> dict[str, list[tuple[int, float]]]:
     bond = group[c.BOND].tolist()
     if c.TOTAL in group.columns:
         total = group[c.TOTAL].tolist()
-    else:
-        total = []
-        for values in zip(goal, task, bond, strict=True):
-            present = [v for v in values if not math.isnan(v)]
-            total.append(sum(present) / len(present) if present else math.nan)
+    else:  # a total needs all three subscales
+        total = [(g + t + b) / 3.0 for g, t, b in zip(goal, task, bond, strict=True)]
     agreement = [(g + t) / 2.0 for g, t in zip(goal, task, strict=True)]
     series = {c.GOAL: goal, c.TASK: task, c.BOND: bond, c.TOTAL: total, c.AGREEMENT: agreement}
     return {
         name: [(s, float(v)) for s, v in zip(sessions, values, strict=True) if not math.isnan(v)]
         for name, values in series.items()
     }
+
+
+def _rupture_factor(config: AnalysisConfig, prior_df: float, n: int) -> float:
+    """How many spreads below the baseline a rupture is, with n baseline sessions (one value at a
+    time, with scipy's t distribution, as a reviewer would compute it by hand)."""
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    if config.spread_rule == "floor":
+        return config.k_eff
+    return float(student_t.isf(norm.sf(config.k_eff), prior_df + max(n - 1, 0)) * math.sqrt(1.0 + 1.0 / n))
 
 
 def unit_rules(
@@ -60,9 +68,12 @@ def unit_rules(
     sem: float,
     rc: float,
     config: AnalysisConfig,
+    prior_df: float = math.nan,
+    prior_var: float = math.nan,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rules of docs/methods.md for one (patient, scale) series; returns (session rows, events)."""
-    k, big_k, tol = config.k, config.repair_window, config.repair_tolerance
+    big_k, tol = config.repair_window, config.repair_tolerance
+    k = config.k_eff
     early_thr = max(rc, k * config.previous_sd_factor * pooled)
     base_sum = base_sq = 0.0
     base_n = 0
@@ -80,8 +91,13 @@ def unit_rules(
         bn = base_n
         mean = base_sum / bn if bn else math.nan
         sd_own = math.sqrt(max((base_sq - base_sum * mean) / (bn - 1), 0.0)) if bn >= 2 else math.nan
-        s = max(v for v in (sd_own, pooled, sem) if not math.isnan(v))
-        main = (not in_rupt) and bn >= config.min_baseline and mean - x >= k * s - EPS
+        if config.spread_rule == "predictive":
+            own_ss = (bn - 1) * sd_own * sd_own if bn >= 2 else 0.0
+            s = max(math.sqrt((prior_df * prior_var + own_ss) / (prior_df + max(bn - 1, 0))), sem)
+        else:
+            s = max(v for v in (sd_own, pooled, sem) if not math.isnan(v))
+        factor = _rupture_factor(config, prior_df, bn) if bn >= 1 else math.inf
+        main = (not in_rupt) and bn >= config.min_baseline and mean - x >= factor * s - EPS
         early = (
             t >= 1
             and not in_rupt
@@ -102,7 +118,7 @@ def unit_rules(
             s_new = max(0.0, cus + min(z, config.cusum_cap) - config.cusum_reference)
         else:
             s_new = cus
-        dec = ok and s_new > config.cusum_decision
+        dec = ok and s_new > config.decision_eff
         if config.decline_during_rupture == "never":
             dec = dec and not (in_rupt or rupt)
         elif config.decline_during_rupture == "if_drifting":
@@ -110,7 +126,7 @@ def unit_rules(
             dec = dec and ((not (in_rupt or rupt)) or drift_before)
         base = {c.SESSION: session}
         if main:
-            events.append({**base, c.KIND: c.RUPTURE, c.MAGNITUDE: mean - x, c.THRESHOLD: k * s})
+            events.append({**base, c.KIND: c.RUPTURE, c.MAGNITUDE: mean - x, c.THRESHOLD: factor * s})
         if early:
             events.append({**base, c.KIND: c.RUPTURE, c.MAGNITUDE: xs[t - 1] - x, c.THRESHOLD: early_thr})
         if rep:
@@ -135,7 +151,7 @@ def unit_rules(
                 }
             )
         if dec:
-            events.append({**base, c.KIND: c.DECLINE, c.MAGNITUDE: s_new, c.THRESHOLD: config.cusum_decision})
+            events.append({**base, c.KIND: c.DECLINE, c.MAGNITUDE: s_new, c.THRESHOLD: config.decision_eff})
         rows.append(
             {
                 c.SESSION: session,
@@ -156,6 +172,8 @@ def unit_rules(
             ep_sum, ep_sq, ep_n = ep_sum + x, ep_sq + x * x, ep_n + 1
         if unrep:
             base_sum, base_sq, base_n = ep_sum, ep_sq, ep_n
+        if dec and config.decline_restart:  # the usual level is where the alliance is now
+            base_sum, base_sq, base_n = x, x * x, 1
         was_in = in_rupt
         in_rupt = rupt or stay
         if rupt:
@@ -217,12 +235,22 @@ def patient_rules(group: pd.DataFrame, *, clinic: ClinicParameters, config: Anal
     for scale, obs in _scale_series(group).items():
         params = clinic[scale]
         sem = config.sem(scale, params)
+        prior_df, prior_var = params.variance_prior(
+            default_df=config.prior_df_default, method=config.spread_floor
+        )
+        pooled = (
+            math.sqrt(prior_var)
+            if config.spread_rule == "predictive"
+            else params.floor_sd(config.spread_floor)
+        )
         rows, events = unit_rules(
             obs,
-            pooled=params.floor_sd(config.spread_floor),
+            pooled=pooled,
             sem=sem,
             rc=1.96 * math.sqrt(2.0) * sem,
             config=config,
+            prior_df=prior_df,
+            prior_var=prior_var,
         )
         values = [x for _, x in obs]
         level = sum(values) / len(values) if values else math.nan

@@ -52,6 +52,8 @@ SCENARIOS: Mapping[str, str] = MappingProxyType(
         "sudden_gain": "starts at 2.6-3.5 and jumps up 0.8-1.3 points at `onset`, stays up",
         "high_falling": "high level (4.3-4.7) falling 0.08-0.12 points per session after `onset`",
         "low_rising": "low level (2.4-3.1) rising 0.06-0.10 points per session throughout",
+        "slow_decline": "every subscale falls 0.05 or 0.10 points per session after `onset`, to the end",
+        "u_shape": "a gradual dip of 0.8 points over 8 sessions after `onset` (down 4, back up 4)",
     }
 )
 
@@ -84,8 +86,14 @@ MIN_SESSIONS: Mapping[str, int] = MappingProxyType(
         "sudden_gain": 8,
         "high_falling": 11,
         "low_rising": 8,
+        "slow_decline": 14,
+        "u_shape": 14,
     }
 )
+
+#: Session-to-session variance of a stable patient's total without any state noise: the
+#: subscale, item and rounding noise of the defaults (measured on 1,500 stable patients).
+_BASE_TOTAL_VARIANCE = 0.0166
 
 ITEM_COLUMNS = tuple(f"{ITEM_PREFIX}{i}" for i in range(1, 13))
 _SUBSCALE_OF_ITEM = np.empty(12, dtype=np.int64)
@@ -138,19 +146,32 @@ def simulate_cohort(
     seed: int,
     sessions: tuple[int, int] = (6, 30),
     scenarios: Mapping[str, float] | None = None,
-    noise: float = 0.15,
+    noise: float | tuple[float, float] = 0.15,
     item_noise: float = 0.35,
     rounding: bool = True,
     clinic_mean: float = 3.95,
     between_sd: float = 0.5,
+    ar: float = 0.0,
+    missing_sessions: float = 0.0,
+    missing_items: float = 0.0,
+    session_sd: tuple[float, float] | None = None,
 ) -> SimulatedCohort:
     """Simulate ``n_patients`` therapies with planted events.
 
     ``sessions`` is the (min, max) number of sessions, drawn uniformly (event scenarios are
     lengthened to :data:`MIN_SESSIONS`); ``scenarios`` maps scenario names to weights
     (default :data:`DEFAULT_SCENARIOS`; e.g. ``{"stable": 1}`` for a stable clinic); ``noise``
-    is the SD of the common session-to-session state, ``item_noise`` of one answer;
-    ``rounding=False`` keeps answers continuous (for studying the effect of rounding).
+    is the SD of the common session-to-session state (a ``(low, high)`` pair draws one per
+    patient, log-uniform), ``item_noise`` of one answer; ``rounding=False`` keeps answers
+    continuous (for studying the effect of rounding). ``ar`` makes the state AR(1) within a
+    patient (same variance); ``missing_sessions`` drops that share of sessions (never the first,
+    nor one of a planted event's sessions: gaps in the numbering), ``missing_items`` blanks that
+    share of answers (at most two per session). ``session_sd`` = (low, high) instead draws each
+    patient's session-to-session SD *of the total score* log-uniformly and sets its state noise
+    to give it (the total's SD also holds the subscale, item and rounding noise: measured on
+    stable patients, ``SD^2 = 0.0166 + 0.96 * noise^2``, so an SD below 0.13 is not reachable and
+    gets the least noise). The extra options draw from their own random streams, so the defaults
+    give exactly the cohorts they always gave.
     """
     mix = dict(DEFAULT_SCENARIOS if scenarios is None else scenarios)
     unknown = set(mix) - set(SCENARIOS)
@@ -209,6 +230,14 @@ def simulate_cohort(
     mu[sel] = 2.4 + 0.7 * u[sel, 2]
     magnitude[sel] = 0.06 + 0.04 * u[sel, 1]
     affected[sel] = "all"
+    sel = is_("slow_decline")
+    onset[sel] = _uniform_int(rng, np.full(sel.sum(), 4), n_sess[sel] - 10)
+    magnitude[sel] = np.where(u[sel, 1] < 0.5, 0.05, 0.10)
+    affected[sel] = "all"
+    sel = is_("u_shape")
+    onset[sel] = _uniform_int(rng, np.full(sel.sum(), 4), n_sess[sel] - 9)
+    magnitude[sel] = 0.8
+    affected[sel] = "all"
     ceiling = is_("ceiling")
     mu[ceiling] = 5.0
     stray = np.where(ceiling, np.array([0.0, 0.0, 0.01, 0.03])[rng.integers(0, 4, n_patients)], 0.0)
@@ -237,8 +266,31 @@ def simulate_cohort(
     common[r] -= mag[r] * np.clip(session[r] - on[r], 0, None)
     r = scn == "low_rising"
     common[r] += mag[r] * (session[r] - 1)
+    r = scn == "slow_decline"
+    common[r] -= mag[r] * np.clip(session[r] - on[r], 0, None)
+    r = scn == "u_shape"
+    common[r] -= mag[r] * np.clip(4 - np.abs(session[r] - on[r] - 4), 0, None) / 4.0
 
-    state = rng.normal(0.0, noise, n_rows)
+    extra = np.random.default_rng([seed, 1])  # the options' own stream
+    if session_sd is not None:
+        target = np.exp(extra.uniform(np.log(session_sd[0]), np.log(session_sd[1]), n_patients))
+        patient_noise = np.sqrt(np.maximum(target * target - _BASE_TOTAL_VARIANCE, 0.0004) / 0.96)
+        row_noise: float | np.ndarray = patient_noise[pid]
+        noise = float(np.median(patient_noise))
+    elif isinstance(noise, tuple):
+        low, high = noise
+        patient_noise = np.exp(extra.uniform(np.log(low), np.log(high), n_patients))
+        row_noise = patient_noise[pid]
+        noise = float(np.exp(np.mean(np.log(noise))))
+    else:
+        row_noise = noise
+    state = rng.normal(0.0, row_noise, n_rows)
+    if ar:
+        # AR(1) with the same stationary variance: s_t = ar s_{t-1} + sqrt(1 - ar^2) e_t.
+        first = session == 1
+        scale = np.sqrt(1.0 - ar * ar)
+        for i in np.flatnonzero(~first):  # sessions are consecutive rows of each patient
+            state[i] = ar * state[i - 1] + scale * state[i]
     delta = rng.normal(0.0, 0.15, (n_patients, 3))
     sub_noise = rng.normal(0.0, noise / 2, (n_rows, 3))
     sub = (mu[pid] + common + state)[:, None] + delta[pid] + sub_noise
@@ -278,5 +330,38 @@ def simulate_cohort(
             "affected": affected,
         }
     )
+    if missing_sessions or missing_items:
+        items, therapist, truth = _missing(
+            items, therapist, truth, extra, sessions_share=missing_sessions, items_share=missing_items
+        )
     scores = score_items_wide(items)
     return SimulatedCohort(items=items, therapist_items=therapist, truth=truth, scores=scores)
+
+
+def _missing(
+    items: pd.DataFrame,
+    therapist: pd.DataFrame,
+    truth: pd.DataFrame,
+    rng: np.random.Generator,
+    *,
+    sessions_share: float,
+    items_share: float,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Missed sessions (rows dropped, leaving gaps in the numbering) and missing answers."""
+    info = truth.set_index(PATIENT)
+    onset = info["onset"].astype("float").reindex(items[PATIENT].astype(object)).to_numpy()
+    duration = info["duration"].astype("float").fillna(1).reindex(items[PATIENT].astype(object)).to_numpy()
+    session = items[SESSION].to_numpy()
+    protected = (session == 1) | ((session >= onset - 1) & (session <= onset + np.maximum(duration, 1) + 1))
+    keep = ~((rng.random(len(items)) < sessions_share) & ~protected)
+    items, therapist = items[keep].reset_index(drop=True), therapist[keep].reset_index(drop=True)
+    if items_share:
+        answers = items[list(ITEM_COLUMNS)].to_numpy(dtype=float, copy=True)
+        blank = rng.random(answers.shape) < items_share
+        # At most two per session: keep the first two blanks of a row.
+        blank &= np.cumsum(blank, axis=1) <= 2
+        answers[blank] = np.nan
+        items = items.assign(**dict(zip(ITEM_COLUMNS, answers.T, strict=True)))
+    counts = items.groupby(items[PATIENT].astype(object), sort=False).size()
+    truth = truth.assign(n_sessions=truth[PATIENT].map(counts).fillna(0).astype(np.int64))
+    return items, therapist, truth

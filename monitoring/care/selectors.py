@@ -65,6 +65,7 @@ def _badges(flags: list[Flag], last_session: int) -> list[Badge]:
             session=f.session.number,
             acknowledged=bool(f.acknowledgement),
             last_held=last_session,
+            alarm=f.alarm,
         )
     ]
     # A rupture that has since been repaired or declared unrepaired is no longer "open".
@@ -299,6 +300,7 @@ def flag_views(flags: Iterable[Flag], *, last_held: int) -> list[FlagView]:
                     session=number,
                     acknowledged=all(f.acknowledgement for f in group),
                     last_held=last_held,
+                    alarm=any(f.alarm for f in group),
                 ),
             )
         )

@@ -28,8 +28,13 @@ ATTENTION_WINDOW = 6
 STAYS_UNTIL_ACKNOWLEDGED = frozenset({"unrepaired"})
 
 
-def counts_for_attention(*, kind: str, session: int, acknowledged: bool, last_held: int) -> bool:
-    if acknowledged or kind in ("repair", "sudden_gain"):
+def counts_for_attention(
+    *, kind: str, session: int, acknowledged: bool, last_held: int, alarm: bool = True
+) -> bool:
+    """Whether a stored flag puts its patient on the caseload now: an alarm (the analysis's unit
+    of alarm; other flags explain), not acknowledged, and recent (an unrepaired rupture counts
+    until someone acknowledges it)."""
+    if not alarm or acknowledged or kind in ("repair", "sudden_gain"):
         return False
     return kind in STAYS_UNTIL_ACKNOWLEDGED or session > last_held - ATTENTION_WINDOW
 
@@ -39,11 +44,13 @@ def clinic_estimate_latest(*, clinic: Clinic) -> ClinicEstimate | None:
 
 
 def analysis_config(*, clinic: Clinic, estimate: ClinicEstimate | None = None) -> AnalysisConfig:
-    """The clinic's sensitivity with its stored reference values (the latest estimate unless one
-    is given). With none stored yet, analyse() estimates them from the data it is given."""
+    """The clinic's false-alarm budget (its sensitivity) with its stored reference values (the
+    latest estimate unless one is given) and the thresholds calibrated to that budget in that
+    estimate. With no estimate stored yet, analyse() estimates the values from the data it is
+    given, uncalibrated."""
     estimate = estimate or clinic_estimate_latest(clinic=clinic)
     parameters = ClinicParameters.from_dict(estimate.parameters) if estimate else None
-    return AnalysisConfig.preset(clinic.sensitivity, clinic=parameters)
+    return AnalysisConfig.preset(clinic.sensitivity).with_clinic(parameters)
 
 
 def analysis_for_episodes(*, episodes: Sequence[Episode]) -> dict[int, Analysis]:

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode
 from monitoring.analytics import AnalysisConfig, analyse
+from monitoring.analytics.calibration import calibrate
 from monitoring.flags.selectors import ATTENTION_WINDOW, analysis_config, clinic_estimate_latest
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import (
@@ -25,7 +28,8 @@ from monitoring.models import (
     Notification,
 )
 
-#: Flags that put a patient on the therapist's attention list as soon as they are raised.
+#: Alarms that notify the therapist as soon as they are raised (a sudden loss comes with a
+#: rupture or a decline of its own, so it is on the caseload without a notification of its own).
 NOTIFY_KINDS = (Flag.Kind.RUPTURE, Flag.Kind.UNREPAIRED, Flag.Kind.DECLINE)
 
 
@@ -54,15 +58,51 @@ _DETAIL_COLUMNS = (
 
 
 def clinic_estimate_refresh(*, clinic: Clinic) -> ClinicEstimate:
-    """Estimate the clinic-level quantities from all its patient ratings and store them as a new
-    row. Stored flags keep pointing at the estimate they were computed with."""
+    """Estimate the clinic-level quantities from all its patient ratings, calibrate its thresholds
+    to its false-alarm budget, and store both as a new row. Stored flags keep pointing at the
+    estimate they were computed with.
+
+    A young clinic leans on a prior (monitoring.analytics.clinic.estimate_scale): the pooled
+    values of the deployment's other clinics where they have enough patients, else the
+    configured defaults. The calibration simulates ``BORDIN_CALIBRATION_PATIENTS`` steady
+    patients of this clinic (about a second for the default 1,500).
+    """
     episode_ids = Episode.objects.filter(patient__clinic=clinic).values_list("pk", flat=True)
     scores = scores_for_episodes(episode_ids=episode_ids)
     now = timezone.now()
-    parameters = analyse(scores, AnalysisConfig.preset(clinic.sensitivity)).clinic.stamped(now.isoformat())
+    config = replace(AnalysisConfig.preset(clinic.sensitivity), **deployment_prior(excluding=clinic))
+    parameters = analyse(scores, config).clinic.stamped(now.isoformat())
+    calibration = calibrate(parameters, config, patients=settings.BORDIN_CALIBRATION_PATIENTS)
+    parameters = parameters.calibrated(calibration.to_dict())
     return ClinicEstimate.objects.create(
         clinic=clinic, estimated_at=now, parameters=parameters.to_dict(), patients_used=parameters.n_patients
     )
+
+
+def deployment_prior(*, excluding: Clinic) -> dict[str, float]:
+    """Prior values for a young clinic from the other clinics of this deployment: the
+    patient-weighted mean of their latest estimates of the total scale (those that stood on
+    their own data), as ``AnalysisConfig`` prior fields; empty if there are none."""
+    rows = []
+    for clinic_id in Clinic.objects.exclude(pk=excluding.pk).values_list("pk", flat=True):
+        latest = ClinicEstimate.objects.filter(clinic_id=clinic_id).order_by("-estimated_at").first()
+        if latest is None:
+            continue
+        total = latest.parameters.get("scales", {}).get("total", {})
+        if total and not total.get("used_priors", True):
+            rows.append(total)
+    if not rows:
+        return {}
+    weight = np.array([float(r.get("n_patients_min_sessions", 1)) for r in rows])
+
+    def mean(key: str) -> float:
+        return float(np.average([float(r[key]) for r in rows], weights=weight))
+
+    return {
+        "prior_clinic_mean": mean("clinic_mean"),
+        "prior_tau2": mean("tau2"),
+        "prior_sigma2": mean("sigma2"),
+    }
 
 
 def clinic_estimate_current(*, clinic: Clinic) -> ClinicEstimate:
@@ -117,16 +157,16 @@ def episodes_flags_refresh(*, episode_ids: Sequence[int]) -> dict[int, list[Flag
         if scores.empty:
             continue
         events = analyse(scores, config).events
-        last_session = scores.groupby("patient")["session"].max()
-        events_of = dict(tuple(events.groupby("patient")))
+        sessions_of = scores.groupby("patient")["session"].apply(list)
+        events_of = dict(tuple(events.groupby("patient", observed=True)))
         snapshot = analysis_config_snapshot(config)
         for episode in clinic_episodes:
-            if episode.pk not in last_session.index:
+            if episode.pk not in sessions_of.index:
                 continue
             stored[episode.pk] = _flags_store(
                 episode=episode,
                 events=events_of.get(episode.pk, events.iloc[:0]),
-                last_session=int(last_session[episode.pk]),
+                sessions=[int(s) for s in sessions_of[episode.pk]],
                 estimate=estimate,
                 config_snapshot=snapshot,
             )
@@ -137,21 +177,33 @@ def _flags_store(
     *,
     episode: Episode,
     events: pd.DataFrame,
-    last_session: int,
+    sessions: list[int],
     estimate: ClinicEstimate,
     config_snapshot: dict[str, object],
 ) -> list[Flag]:
-    """Store an episode's events after its watermark as flags, move the watermark, notify."""
+    """Store an episode's new events as flags, move the watermark, notify.
+
+    New events are those at sessions after the watermark (``flagged_through``), and those at a
+    session whose answers arrived late (a paper form for an earlier session: not in the sessions
+    the last analysis included). Flags already stored are never changed: the table's unique key
+    (episode, session, scale, kind) keeps them, so what a later session's flag said when it was
+    raised stays as it was, even if the late answers would now judge that session differently.
+    """
     with transaction.atomic():
         state, _ = EpisodeAnalysis.objects.select_for_update().get_or_create(episode=episode)
-        sessions = {s.number: s for s in episode.sessions.all()}
-        new = events[events["session"] > state.flagged_through]
+        numbers = {s.number: s for s in episode.sessions.all()}
+        late = (
+            set(sessions) - set(state.analysed_sessions) - {s for s in sessions if s > state.flagged_through}
+        )
+        fresh = (events["session"] > state.flagged_through) | events["session"].isin(late)
+        new = events[fresh]
         flags = [
             Flag(
                 episode=episode,
-                session=sessions[int(row["session"])],
+                session=numbers[int(row["session"])],
                 scale=str(row["scale"]),
                 kind=str(row["kind"]),
+                alarm=bool(row["alarm"]),
                 magnitude=float(row["magnitude"]),
                 threshold=None if pd.isna(row["threshold"]) else float(row["threshold"]),
                 explanation=str(row["explanation"]),
@@ -163,21 +215,22 @@ def _flags_store(
         ]
         Flag.objects.bulk_create(flags, ignore_conflicts=True)
         # The lock on the state row serialises refreshes of one episode, so the flags after the
-        # old watermark are exactly the ones this call stored.
+        # old watermark (and at late sessions) are exactly the ones this call stored.
         stored = list(
-            Flag.objects.filter(episode=episode, session__number__gt=state.flagged_through).select_related(
-                "session"
-            )
+            Flag.objects.filter(episode=episode)
+            .filter(Q(session__number__gt=state.flagged_through) | Q(session__number__in=late))
+            .select_related("session")
         )
-        state.flagged_through = max(state.flagged_through, last_session)
-        state.save(update_fields=["flagged_through", "updated_at"])
+        state.flagged_through = max(state.flagged_through, max(sessions))
+        state.analysed_sessions = sorted(set(state.analysed_sessions) | set(sessions))
+        state.save(update_fields=["flagged_through", "analysed_sessions", "updated_at"])
         # An import or a first analysis stores a whole history at once: only recent events are news.
         recent_from = state.flagged_through - ATTENTION_WINDOW
         Notification.objects.bulk_create(
             (
                 Notification(user=episode.therapist, flag=f)
                 for f in stored
-                if f.kind in NOTIFY_KINDS and f.session.number > recent_from
+                if f.alarm and f.kind in NOTIFY_KINDS and f.session.number > recent_from
             ),
             ignore_conflicts=True,
         )

@@ -28,6 +28,14 @@ def test_presets_order_the_thresholds() -> None:
     assert AnalysisConfig.preset("sensitive", repair_window=4).repair_window == 4
 
 
+def test_presets_are_false_alarm_budgets() -> None:
+    budgets = [AnalysisConfig.preset(name).budget for name in ("strict", "standard", "sensitive", "very_sensitive")]
+    assert budgets == [0.5, 1.0, 2.0, 4.0]
+    assert AnalysisConfig().budget == 1.0 and AnalysisConfig().stringency == 1.0
+    strict = AnalysisConfig(stringency=1.2)
+    assert (strict.k_eff, strict.decision_eff) == (pytest.approx(3.0), pytest.approx(4.2))
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -58,12 +66,20 @@ def test_clinic_parameters_round_trip_through_json() -> None:
     assert set(again.scales) == set(c.SCALES)
 
 
-def test_estimates_need_twenty_patients_with_three_sessions() -> None:
-    few = analyse(simulate_cohort(10, seed=4, sessions=(6, 8)).scores).clinic
+def test_a_young_clinic_leans_on_the_prior_in_proportion_to_its_patients() -> None:
+    scores = simulate_cohort(10, seed=4, sessions=(6, 8)).scores
+    few = analyse(scores).clinic
+    own = analyse(scores, AnalysisConfig(min_patients=1)).clinic  # its data alone
+    weight = 10 / 20  # 10 patients with 3+ sessions of the 20 it takes to stand alone
+    assert few.used_priors and few[c.TOTAL].n_patients == 10
+    assert few[c.TOTAL].clinic_mean == pytest.approx(weight * own[c.TOTAL].clinic_mean + (1 - weight) * 3.9)
+    assert few[c.TOTAL].tau2 == pytest.approx(weight * own[c.TOTAL].tau2 + (1 - weight) * 0.25)
+    one = analyse(simulate_cohort(1, seed=4, sessions=(6, 8)).scores).clinic
+    assert one[c.TOTAL].clinic_mean == 3.9  # below two patients the prior stands as it is
     many = analyse(simulate_cohort(40, seed=4, sessions=(6, 8)).scores).clinic
-    assert few.used_priors and few[c.TOTAL].clinic_mean == 3.9 and few[c.TOTAL].n_patients == 10
     assert not many.used_priors and many[c.TOTAL].n_patients_min_sessions == 40
     assert 0 < many[c.TOTAL].noise_sd < many[c.TOTAL].pooled_within_sd < 1
+    assert many[c.TOTAL].prior_var > 0 and many[c.TOTAL].prior_df >= 1
 
 
 def test_sensitive_presets_flag_more() -> None:
@@ -78,7 +94,7 @@ def test_sensitive_presets_flag_more() -> None:
 
 def test_scale_reliability_changes_sem_and_rc() -> None:
     config = AnalysisConfig(scale_reliability={"bond": 0.75})
-    events_sem = analyse(one_patient([4.0, 4.1, 3.9, 4.0, 3.0]), config).events
+    events_sem = analyse(one_patient([4.0, 4.1, 3.9, 4.0, 2.0]), config).events
     bond = events_sem[events_sem[c.SCALE] == c.BOND]
     total = events_sem[events_sem[c.SCALE] == c.TOTAL]
     assert math.isclose(bond[c.SEM].iloc[0], 0.6 * math.sqrt(0.25))

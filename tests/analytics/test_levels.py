@@ -70,8 +70,12 @@ def test_detrended_level_and_slope_need_four_sessions() -> None:
     levels = analyse(one_patient([3.0, 3.5, 4.0, 4.5])).levels
     total = levels[levels[c.SCALE] == c.TOTAL].iloc[0]
     assert total[c.SLOPE] == pytest.approx(0.5)
-    # An OLS line passes through the point of means: fitted value at the mean session = mean.
-    assert total[c.DETRENDED_LEVEL] == pytest.approx(total[c.LEVEL])
+    # The trait-like level of detrending is the intercept with session centred at the first
+    # session (Box 2 of Zilcha-Mano & Fisher): the line's value at session 1, not the mean.
+    assert total[c.DETRENDED_LEVEL] == pytest.approx(3.0)
+    assert total[c.LEVEL] == pytest.approx(3.75)
+    later = analyse(one_patient([3.0, 3.5, 4.0, 4.5], first_session=5)).levels
+    assert later[later[c.SCALE] == c.TOTAL][c.DETRENDED_LEVEL].iloc[0] == pytest.approx(3.0)
     assert total[c.RESIDUAL_SD] == pytest.approx(0.0, abs=1e-7)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from monitoring.analytics import AnalysisConfig, analyse, known_case_clinic
 from monitoring.analytics import columns as c
+from monitoring.analytics.engine import rupture_factors
 from monitoring.analytics.simulate import simulate_cohort
 from tests.analytics.conftest import one_patient
 
@@ -39,7 +40,16 @@ def test_every_event_explains_itself_and_carries_its_numbers(cohort_analysis) ->
     sudden = ev[ev[c.KIND].isin([c.SUDDEN_GAIN, c.SUDDEN_LOSS])]
     assert (sudden[c.TO_SESSION] < sudden[c.SESSION]).all() and sudden[c.T_CRIT].notna().all()
     rupt = ev[(ev[c.KIND] == c.RUPTURE) & (ev[c.RULE] == c.RULE_BASELINE)]
-    assert np.allclose(rupt[c.THRESHOLD], rupt[c.K] * rupt[c.S_USED])
+    assert len(rupt) > 10
+    # The threshold is the predictive bound: t quantile at Phi(k) with d0 + n - 1 df, times
+    # sqrt(1 + 1/n), times s_used; recomputed here from the row's own numbers.
+    config = analysis.config
+    prior_df = np.array(
+        [analysis.clinic[s].variance_prior(default_df=config.prior_df_default)[0] for s in c.SCALES]
+    )
+    factors = rupture_factors(config, prior_df, int(rupt[c.N_BASELINE].max()) + 2)
+    expected = factors[rupt[c.SCALE].cat.codes.to_numpy(), rupt[c.N_BASELINE].to_numpy(dtype=int)] * rupt[c.S_USED]
+    assert np.allclose(rupt[c.THRESHOLD], expected)
     assert (rupt[c.MAGNITUDE] >= rupt[c.THRESHOLD] - 1e-9).all()
 
 
@@ -100,7 +110,8 @@ def test_a_single_session_and_an_empty_scale_are_fine() -> None:
     frame = one_patient([4.0])
     frame[c.BOND] = np.nan
     analysis = analyse(frame, AnalysisConfig(clinic=known_case_clinic()))
-    assert set(analysis.levels[c.SCALE].astype(str)) == {c.GOAL, c.TASK, c.TOTAL, c.AGREEMENT}
+    # Without bond there is no total (a total needs all three subscales).
+    assert set(analysis.levels[c.SCALE].astype(str)) == {c.GOAL, c.TASK, c.AGREEMENT}
     assert analysis.events.empty and len(analysis.patterns) == 1
 
 

@@ -116,11 +116,21 @@ def test_analyse_refuses_malformed_scores_naming_the_rows(
         assert info.value.rows == rows
 
 
-def test_total_defaults_to_the_mean_of_the_available_subscales() -> None:
+def test_total_defaults_to_the_mean_of_the_three_subscales_and_needs_all_three() -> None:
     sessions = analyse(scores_frame()).sessions
     total = sessions[sessions[c.SCALE] == c.TOTAL].set_index([c.PATIENT, c.SESSION])[c.SCORE]
     assert total[("a", 1)] == pytest.approx(13 / 3)
-    assert total[("a", 2)] == pytest.approx(3.75)  # bond missing: mean of goal and task
+    # Bond missing: no total (methods.md: a total needs 10 of 12 items; without a subscale at
+    # most 9 can be behind it), never the mean of what is left.
+    assert ("a", 2) not in total.index
+
+
+def test_a_single_subscale_never_makes_a_total() -> None:
+    frame = pd.DataFrame(
+        {c.PATIENT: ["x"], c.SESSION: [1], c.GOAL: [np.nan], c.TASK: [np.nan], c.BOND: [2.0]}
+    )
+    levels = analyse(frame).levels
+    assert set(levels[c.SCALE].astype(str)) == {c.BOND}
 
 
 def test_a_given_total_is_respected_even_when_missing() -> None:

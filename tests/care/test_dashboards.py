@@ -140,7 +140,8 @@ def test_acknowledging_needs_a_valid_choice(client, clinic_a, alice):
 
 
 def test_new_flags_show_as_notifications_until_read(client, clinic_a, alice):
-    import_cohort(clinic_a, alice, 1, 14, seed=11, scenarios={"rupture_unrepaired": 1}, prefix="u")
+    # A rupture at session 10 of 14, unrepaired at 13: recent enough to be news after an import.
+    import_cohort(clinic_a, alice, 1, 14, seed=14, scenarios={"rupture_unrepaired": 1}, prefix="u")
     login(client, alice)
     assert Notification.objects.filter(user=alice, read_at=None).exists()
     assert "New since your last visit" in client.get("/").content.decode()
