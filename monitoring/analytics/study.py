@@ -384,6 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     else:
         grids = [("Conditions", both_ways(Condition()), TABLE_COLUMNS)]
+    if not args.quick:
+        print("### Honest power\n")
+        print(markdown_table(power_table().to_dict("records"), POWER_COLUMNS))
+        print()
     for title, conditions, columns in grids:
         results = []
         for condition in conditions:
@@ -399,3 +403,114 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# --- Honest power -------------------------------------------------------------------------------
+
+
+def _steady_series(
+    rng: np.random.Generator, patients: int, sessions: int, sd: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steady totals (levels N(3.9, 0.4), iid normal session noise ``sd``) as subscale triples."""
+    level = rng.normal(3.9, 0.4, (patients, 1))
+    noise = rng.normal(0.0, sd, (patients, sessions))
+    return level + noise, np.tile(np.arange(1, sessions + 1), (patients, 1))
+
+
+def _frame(values: np.ndarray, session: np.ndarray) -> pd.DataFrame:
+    patients, sessions = values.shape
+    flat = np.clip(values.reshape(-1), 1.0, 5.0)
+    return pd.DataFrame(
+        {
+            c.PATIENT: np.repeat(np.arange(patients), sessions),
+            c.SESSION: session.reshape(-1),
+            c.GOAL: flat,
+            c.TASK: flat,
+            c.BOND: flat,
+        }
+    )
+
+
+def power_table(
+    *,
+    sds: Sequence[float] = (0.15, 0.3, 0.5),
+    drops: Sequence[float] = (0.5, 1.0, 1.5),
+    slopes: Sequence[float] = (0.05, 0.10, 0.15),
+    budget: float = 1.0,
+    patients: int = 1500,
+    seed: int = 7,
+) -> pd.DataFrame:
+    """Detection power of the rupture and decline rules by noise and effect size, next to the
+    single-session Neyman-Pearson limit at the same false-alarm rate.
+
+    For each session SD: a clinic of steady patients with that noise gives the reference values
+    and the calibration to ``budget``; then a drop of ``d`` points at session 10 (9 steady
+    sessions before) is "found" if a rupture alarm is raised at that session, and a decline of
+    ``s`` points per session from session 10 on is found if an alarm is raised within 6 and
+    within 10 sessions (with the median sessions to the alarm). The NP limit of a drop is
+    ``Phi(d / sd - z_alpha)`` with alpha the per-session rate of rupture alarms on the steady
+    patients: the best any test of that one session could do at that false-alarm rate. Series
+    are the total with equal subscales (a clean, generator-free view of the rules themselves).
+    """
+    rng = np.random.default_rng(seed)
+    nd = NormalDist()
+    rows = []
+    for sd in sds:
+        calib_values, calib_sessions = _steady_series(rng, patients, 20, sd)
+        config = AnalysisConfig(budget=budget)
+        clinic = analyse(_frame(calib_values, calib_sessions), config).clinic
+        cal = calibrate(clinic, config, budget=budget)
+        config = replace(config, clinic=clinic, stringency=cal.stringency)
+        steady_values, steady_sessions = _steady_series(rng, patients, 20, sd)
+        steady_events = analyse(_frame(steady_values, steady_sessions), config).events
+        rupt = steady_events[steady_events[c.ALARM] & (steady_events[c.KIND] == c.RUPTURE)]
+        alpha = max(len(rupt[[c.PATIENT, c.SESSION]].drop_duplicates()) / steady_values.size, 1e-4)
+        attention = len(attention_sessions(steady_events)) / steady_values.size * 100
+        for drop in drops:
+            values, sessions = _steady_series(rng, patients, 12, sd)
+            values[:, 9] -= drop
+            ev = analyse(_frame(values, sessions), config).events
+            hit = ev[ev[c.ALARM] & (ev[c.KIND] == c.RUPTURE) & (ev[c.SESSION] == 10)]
+            rows.append(
+                {
+                    "rule": "rupture",
+                    "session_sd": sd,
+                    "effect": f"drop {drop:g}",
+                    "found": hit[c.PATIENT].nunique() / patients,
+                    "np_limit": nd.cdf(drop / sd - nd.inv_cdf(1 - alpha)),
+                    "steady_attention_per_100": attention,
+                    "median_sessions": 1.0,
+                }
+            )
+        for slope in slopes:
+            values, sessions = _steady_series(rng, patients, 24, sd)
+            values[:, 9:] -= slope * np.arange(1, 16)
+            ev = analyse(_frame(values, sessions), config).events
+            raised = ev[ev[c.ALARM] & ev[c.KIND].isin([c.DECLINE, c.RUPTURE]) & (ev[c.SESSION] >= 10)]
+            first = raised.groupby(c.PATIENT, observed=True)[c.SESSION].min() - 9
+            rows.append(
+                {
+                    "rule": "decline",
+                    "session_sd": sd,
+                    "effect": f"-{slope:.2f}/session",
+                    "found": float((first <= 6).sum()) / patients,
+                    "found_10": float((first <= 10).sum()) / patients,
+                    # The NP limit of one session after 6 sessions of decline (the drop by then).
+                    "np_limit": nd.cdf(6 * slope / sd - nd.inv_cdf(1 - alpha)),
+                    "steady_attention_per_100": attention,
+                    "median_sessions": float(first.median()) if len(first) else math.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+POWER_COLUMNS: Sequence[tuple[str, str, str]] = (
+    ("rule", "rule", "{}"),
+    ("session_sd", "session SD", "{:.2f}"),
+    ("effect", "effect", "{}"),
+    ("found", "found (at the drop / within 6)", "{:.1%}"),
+    ("found_10", "within 10", "{:.1%}"),
+    ("median_sessions", "median sessions to alarm", "{:.0f}"),
+    ("np_limit", "NP limit", "{:.1%}"),
+    ("steady_attention_per_100", "steady: attention /100", "{:.2f}"),
+)

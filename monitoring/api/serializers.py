@@ -382,6 +382,10 @@ class FlagOutput(serializers.Serializer):
     session = SessionRef()
     scale = serializers.ChoiceField(choices=[(s, c.SCALE_LABELS[s]) for s in SCALES])
     kind = serializers.ChoiceField(choices=Flag.Kind.choices)
+    alarm = serializers.BooleanField(
+        help_text="True when the flag put the patient on the caseload (the unit of alarm is the "
+        "patient-session); false for flags that explain (e.g. a subscale's share of an event)."
+    )
     magnitude = serializers.FloatField()
     threshold = serializers.FloatField(allow_null=True)
     explanation = serializers.CharField()
@@ -399,6 +403,7 @@ class FlagFilter(serializers.Serializer):
     scale = serializers.ChoiceField(choices=SCALES, required=False)
     since = serializers.DateTimeField(required=False, help_text="Raised at or after this time.")
     acknowledged = QueryBooleanField(required=False)
+    alarm = QueryBooleanField(required=False, help_text="Only alarms (true) or only explanations (false).")
 
 
 class FlagAcknowledgeInput(serializers.Serializer):

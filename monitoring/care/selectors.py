@@ -292,7 +292,7 @@ def flag_views(flags: Iterable[Flag], *, last_held: int) -> list[FlagView]:
                 rule=wording.rule_text(
                     rule=str(head.detail.get("rule", "")),
                     scale=head.scale,
-                    detail=head.detail,
+                    detail={**head.detail, "magnitude": head.magnitude},
                     threshold=head.threshold,
                 ),
                 counts=counts_for_attention(

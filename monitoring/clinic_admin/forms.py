@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from clinics.models import Clinic, Episode, Membership, Patient
-from monitoring.analytics import PRESETS
 from monitoring.models import Instrument
 
 
@@ -98,7 +97,7 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
             "reminder_delay_hours": "Send one reminder after (hours)",
             "patients_see_results": "Patients see their own results",
             "therapist_rating_enabled": "Therapists rate sessions too",
-            "sensitivity": "Flag sensitivity",
+            "sensitivity": "False-alarm budget",
             "retention_years": "Keep data of discharged patients for (years)",
             "idle_timeout_minutes": "Sign staff out after inactivity (minutes)",
         }
@@ -122,18 +121,12 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
         super().__init__(*args, **kwargs)
         codes = Instrument.objects.filter(rater="patient").values_list("code", flat=True).distinct()
         self.fields["instrument_code"].widget = forms.Select(choices=[(c, c) for c in codes])
-        described = []
-        for value, label in Clinic.Sensitivity.choices:
-            preset = PRESETS[value]
-            described.append(
-                f"{label} (a rupture at {preset['k']:g} spreads below the usual level; "
-                f"decline limit {preset['cusum_decision']:g})"
-            )
         self.fields["sensitivity"].help_text = (
-            "How far below a patient's usual level a session must fall to be flagged, in units of that "
-            "patient's session-to-session spread. "
-            + "; ".join(described)
-            + ". See the methods documentation."
+            "How many false alarms the caseload may raise: sessions per 100 of a patient whose alliance "
+            "is steady that put the patient under “Needs attention”, counting every rule and scale "
+            "together. The thresholds are calibrated to this budget on this clinic's own data each "
+            "night, so the same setting means the same for quiet and for noisy patients. Fewer alarms "
+            "also means later or missed ones: the methods documentation shows the trade-off."
         )
         cast(forms.IntegerField, self.fields["link_expiry_hours"]).min_value = 1
         cast(forms.IntegerField, self.fields["idle_timeout_minutes"]).min_value = 5

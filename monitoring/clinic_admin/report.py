@@ -14,11 +14,7 @@ from clinics.models import Clinic, Episode, Session
 from monitoring.analytics import analyse
 from monitoring.flags.selectors import analysis_config
 from monitoring.instruments.scores import scores_for_episodes
-from monitoring.models import (
-    Flag,
-    Invitation,
-    Response,
-)
+from monitoring.models import ClinicEstimate, Flag, Invitation, Response
 
 #: Below this many patients a per-therapist figure is shown with a small-numbers warning.
 SMALL_NUMBERS = 5
@@ -42,6 +38,8 @@ class TherapistFigures:
     repaired: int
     unrepaired: int
     declines: int
+    attention_sessions: int = 0
+    not_relevant_sessions: int = 0
 
     @property
     def completion(self) -> float | None:
@@ -55,6 +53,17 @@ class TherapistFigures:
     def small(self) -> bool:
         return self.patients < SMALL_NUMBERS
 
+    @property
+    def attention_per_100(self) -> float | None:
+        """Sessions that raised attention, per 100 sessions with the patient's answers."""
+        return 100.0 * self.attention_sessions / self.completed if self.completed else None
+
+    @property
+    def not_relevant_per_100(self) -> float | None:
+        """Sessions whose every alarm a clinician marked "not relevant", per 100 sessions with
+        answers: the false alarms as the clinic itself judged them."""
+        return 100.0 * self.not_relevant_sessions / self.completed if self.completed else None
+
 
 @dataclass(frozen=True)
 class ClinicReport:
@@ -67,12 +76,16 @@ class ClinicReport:
     links_sent: int
     levels: list[float]
     ceiling_share: float | None
+    budget: float = 1.0
+    calibration: dict[str, Any] | None = None
 
 
 def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
-    """Clinic-level figures over a period (by session date). Flag figures count the stored flags
-    therapists saw, on the total alliance scale (declines: on task agreement, the headline scale),
-    so one event seen on several scales counts once."""
+    """Clinic-level figures over a period (by session date). Flag figures count alarms as the
+    caseload raised them (the unit of alarm is the patient-session: one event seen on several
+    scales counts once); repairs are counted on the total alliance. With them: the clinic's
+    false-alarm budget, the rate of attention sessions, and the rate clinicians judged "not
+    relevant"."""
     episodes = Episode.objects.filter(patient__clinic=clinic).select_related("patient__clinic", "therapist")
     if filters.therapist_id:
         episodes = episodes.filter(therapist_id=filters.therapist_id)
@@ -90,9 +103,8 @@ def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
         Flag.objects.filter(
             episode__in=active_episodes, session__date__gte=filters.start, session__date__lte=filters.end
         )
-        .filter(Q(scale="total") | Q(kind="decline", scale="task"))
-        .exclude(Q(kind="decline") & ~Q(scale="task"))
-        .values_list("episode_id", "episode__therapist_id", "kind")
+        .filter(Q(alarm=True) | Q(kind="repair", scale="total"))
+        .values_list("episode_id", "episode__therapist_id", "kind", "session_id", "acknowledgement")
     )
     links_sent = Invitation.objects.filter(
         session__episode__in=active_episodes,
@@ -131,15 +143,21 @@ def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
     def figures(therapist: Any, episode_ids: set[int]) -> TherapistFigures:
         mine = [r for r in held_rows if r[0] in episode_ids]
         mine_flags = [f for f in flags if f[0] in episode_ids]
+        alarms = [f for f in mine_flags if f[2] != "repair"]
+        judged: dict[int, set[str]] = {}
+        for f in alarms:
+            judged.setdefault(f[3], set()).add(f[4])
         return TherapistFigures(
             therapist=therapist,
             patients=len({r[0] for r in mine}),
             held=len(mine),
             completed=sum(1 for r in mine if r[3]),
-            patients_with_rupture=len({f[0] for f in mine_flags if f[2] == "rupture"}),
+            patients_with_rupture=len({f[0] for f in alarms if f[2] == "rupture"}),
             repaired=sum(1 for f in mine_flags if f[2] == "repair"),
-            unrepaired=sum(1 for f in mine_flags if f[2] == "unrepaired"),
-            declines=sum(1 for f in mine_flags if f[2] == "decline"),
+            unrepaired=len({f[3] for f in alarms if f[2] == "unrepaired"}),
+            declines=len({f[3] for f in alarms if f[2] == "decline"}),
+            attention_sessions=len(judged),
+            not_relevant_sessions=sum(1 for marks in judged.values() if marks == {"not_relevant"}),
         )
 
     by_therapist: dict[int, set[int]] = {}
@@ -161,4 +179,11 @@ def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
         links_sent=links_sent,
         levels=levels,
         ceiling_share=ceiling_share,
+        budget=clinic.false_alarm_budget,
+        calibration=_calibration(clinic),
     )
+
+
+def _calibration(clinic: Clinic) -> dict[str, Any] | None:
+    latest = ClinicEstimate.objects.filter(clinic=clinic).order_by("-estimated_at").first()
+    return (latest.parameters.get("calibration") or None) if latest else None

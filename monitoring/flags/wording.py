@@ -137,33 +137,69 @@ PATTERNS = {
 }
 
 RULES = {
-    "baseline_k_sd": "{scale} {score:.2f} was at or below {threshold:.2f}: the patient's usual level {baseline:.2f} "
-    "(mean of {n_baseline:.0f} earlier sessions) minus {k} times their spread {s_used:.2f}.",
-    "previous_session": "{scale} fell from the previous session by at least {threshold:.2f} points "
-    "(the larger of the reliable-change index {rc:.2f} and {k} times the clinic's usual spread).",
-    "back_within_s": "{scale} {score:.2f} is back above {threshold:.2f}: the level before the rupture at "
-    "session {rupture_session:.0f} ({baseline:.2f}) minus one spread ({s_used:.2f}).",
-    "window_ended": "{scale} did not come back above {threshold:.2f} within the sessions after the rupture "
-    "at session {rupture_session:.0f}.",
-    "lower_cusum": "The running sum of drops below the usual level ({baseline:.2f}), in units of the "
-    "patient's spread, reached {cusum:.1f}, over the decision limit {threshold:.1f} (a CUSUM chart).",
-    "tang_derubeis": "{scale} moved between sessions {from_session:.0f} and {to_session:.0f} by at least the "
-    "reliable-change index ({rc:.2f}), and the mean of the sessions after ({mean_after:.2f}) differs from "
-    "the mean before ({mean_before:.2f}) by more than {t_crit:.2f} times their pooled spread.",
+    "baseline_k_sd": "{scale} {score:.2f} was at or below {bound:.2f}: the patient's usual level "
+    "{baseline:.2f} (mean of {n_baseline:.0f} earlier sessions) minus {threshold:.2f} points, the "
+    "lowest a session is likely to be by chance given their session-to-session variation "
+    "({s_used:.2f} points, shrunk towards the clinic's usual variation while the sessions are few).",
+    "previous_session": "{scale} fell from {previous:.2f} to {score:.2f} since the previous session, "
+    "at least {threshold:.2f} points (the larger of the reliable-change index {rc:.2f} and what the "
+    "clinic's usual session-to-session variation allows), before enough sessions were in to know "
+    "this patient's usual level.",
+    "back_within_s": "{scale} {score:.2f} is back at or above {target:.2f}: the usual level before the "
+    "rupture at session {rupture_session:.0f} ({baseline:.2f}) minus one session-to-session "
+    "variation ({s_used:.2f}).",
+    "window_ended": "{scale} {score:.2f} did not come back to {target:.2f} or above (the usual level "
+    "before the rupture at session {rupture_session:.0f}, {baseline:.2f}, minus one variation, "
+    "{s_used:.2f}) within the sessions after it.",
+    "lower_cusum": "The running sum of the sessions' distances below the usual level ({baseline:.2f}), "
+    "each in units of the patient's session-to-session variation ({s_used:.2f}), reached "
+    "{cusum:.1f}, over the decision limit {threshold:.1f} (a lower CUSUM chart).",
+    "tang_derubeis": "{scale} moved between sessions {from_session:.0f} and {to_session:.0f} by at least "
+    "the reliable-change index ({rc:.2f}), and the mean of the sessions after ({mean_after:.2f}) "
+    "differs from the mean before ({mean_before:.2f}) by more than {t_crit:.2f} times their pooled "
+    "spread.",
+}
+
+#: How sure each rule is, from the power study in docs/methods.md ("Honest power"): what it
+#: finds by noise and effect size, at the clinic's false-alarm budget.
+POWER = {
+    "baseline_k_sd": "How sure: a drop of 1 point is caught at that session about 99 times in 100 when "
+    "a patient's sessions vary by about 0.15 points, 8 in 10 at 0.3, 1 in 3 at 0.5; close to what any "
+    "test of one session can do at the same rate of false alarms.",
+    "previous_session": "How sure: with only one or two sessions in, only large drops are flagged "
+    "(this rule needs more than measurement noise), so smaller ones wait for a usual level.",
+    "back_within_s": "",
+    "window_ended": "How sure: a steady patient gets a false unrepaired rupture in fewer than 1 in "
+    "100 therapies, even when their sessions vary a lot.",
+    "lower_cusum": "How sure: a decline of 0.10 points per session is usually raised within 4 "
+    "sessions when sessions vary by about 0.15 points, within 6 at 0.3 and 8 at 0.5; one of 0.05 "
+    "points per session takes about 6 to 10 sessions.",
+    "tang_derubeis": "",
 }
 
 
 def rule_text(*, rule: str, scale: str, detail: dict[str, object], threshold: float | None) -> str:
-    """The rule and numbers behind a stored flag, in one sentence; empty if unknown."""
+    """The rule and numbers behind a stored flag, in one sentence, then how sure the rule is;
+    empty if unknown. Every threshold is printed as the score it compares against."""
     template = RULES.get(rule)
     if template is None:
         return ""
-    values = {k: (math.nan if v is None else v) for k, v in detail.items()}
-    values.update(scale=SCALE_NAMES.get(scale, scale), threshold=math.nan if threshold is None else threshold)
+    values: dict[str, object] = {k: (math.nan if v is None else v) for k, v in detail.items()}
+    limit = math.nan if threshold is None else threshold
+    values.update(scale=SCALE_NAMES.get(scale, scale), threshold=limit)
     try:
-        return template.format(**values)
+        baseline, s_used = float(values.get("baseline", math.nan)), float(values.get("s_used", math.nan))  # type: ignore[arg-type]
+        score = float(values.get("score", math.nan))  # type: ignore[arg-type]
+        values.update(
+            bound=baseline - limit,
+            target=baseline - s_used,
+            previous=score + float(values.get("magnitude", limit)),  # type: ignore[arg-type]
+        )
+        sentence = template.format(**values)
     except (KeyError, ValueError, TypeError):
         return ""
+    power = POWER.get(rule, "")
+    return f"{sentence} {power}".strip()
 
 
 def deviation_words(z: float | None) -> str:

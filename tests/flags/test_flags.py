@@ -102,3 +102,59 @@ def test_a_stable_patient_gets_no_flags(episode, instrument):
         add_session(episode, instrument, number, STEADY[number % 2])
     episode_flags_refresh(episode_id=episode.pk)
     assert kinds(episode) == []
+
+
+def test_a_paper_form_entered_late_gets_flags_of_its_own(episode, instrument):
+    """Sessions 1-4 and 6-8 are in and analysed; the paper form of session 5, a clear drop,
+    arrives afterwards. It gets its rupture; the flags stored for later sessions stay as they were."""
+    sessions = {}
+    for number in (1, 2, 3, 4, 6, 7, 8):
+        sessions[number] = add_session(episode, instrument, number, STEADY[number % 2])
+    episode_flags_refresh(episode_id=episode.pk)
+    before = {f.pk: (f.session.number, f.kind, f.magnitude) for f in Flag.objects.filter(episode=episode)}
+    late = Session.objects.create(episode=episode, number=5, date=date(2026, 10, 6), status="held")
+    response_create(session=late, instrument=instrument, answers=DROP, source="staff")
+    new = episode_flags_refresh(episode_id=episode.pk)
+    assert {(f.session.number, f.scale, f.kind) for f in new} >= {(5, "total", "rupture")}
+    assert all(f.session.number == 5 for f in new)
+    after = {f.pk: (f.session.number, f.kind, f.magnitude) for f in Flag.objects.filter(episode=episode)}
+    assert {pk: after[pk] for pk in before} == before
+    assert episode_flags_refresh(episode_id=episode.pk) == []  # and only once
+
+
+def test_flags_record_whether_they_raised_attention(v_shape):
+    episode_flags_refresh(episode_id=v_shape.pk)
+    total = Flag.objects.get(episode=v_shape, scale="total", kind="rupture")
+    assert total.alarm is True
+    assert Flag.objects.filter(episode=v_shape, alarm=False).exists()  # subscale shares explain
+
+
+def test_changing_the_budget_calibrates_the_thresholds_to_it(
+    client, dana, clinic_a, v_shape, django_capture_on_commit_callbacks
+):
+    from tests.auth import sign_in
+
+    episode_flags_refresh(episode_id=v_shape.pk)
+    first = ClinicEstimate.objects.filter(clinic=clinic_a).latest()
+    assert first.parameters["calibration"]["budget"] == 1.0
+    sign_in(client, dana)
+    data = {
+        "name": clinic_a.name,
+        "instrument_code": "bordin-alliance",
+        "default_language": "en",
+        "link_expiry_hours": 72,
+        "reminder_delay_hours": 24,
+        "sensitivity": "sensitive",
+        "retention_years": 10,
+        "idle_timeout_minutes": 30,
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"/clinic/{clinic_a.slug}/settings/", data).status_code == 302
+    latest = ClinicEstimate.objects.filter(clinic=clinic_a).latest()
+    assert latest.pk != first.pk and latest.parameters["calibration"]["budget"] == 2.0
+    # The effective rupture threshold (k times stringency) is lower for the larger budget.
+    k_eff = {
+        e.pk: e.parameters["calibration"]["k"] * e.parameters["calibration"]["stringency"]
+        for e in (first, latest)
+    }
+    assert k_eff[latest.pk] < k_eff[first.pk]

@@ -79,6 +79,8 @@ class FlagListApi(ApiView):
         ):
             if filters.get(name) is not None:
                 flags = flags.filter(**{lookup: filters[name]})
+        if "alarm" in filters:
+            flags = flags.filter(alarm=filters["alarm"])
         if "acknowledged" in filters:
             flags = (
                 flags.exclude(acknowledgement="")
