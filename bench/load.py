@@ -111,7 +111,6 @@ def seed(database_url: str, therapists: int, patients: int, new_sessions: int) -
     django.setup()
     from datetime import date, timedelta
 
-    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
     from django.db import connections
 
     from clinics.models import Clinic, Episode, Patient, Session
@@ -120,6 +119,7 @@ def seed(database_url: str, therapists: int, patients: int, new_sessions: int) -
     from monitoring.collection.importing import items_import_csv, responses_import
     from monitoring.collection.invitations import invitation_create
     from monitoring.flags.services import clinic_estimate_refresh, episode_flags_refresh
+    from monitoring.security.allauth import totp_activate, totp_secret_new
     from monitoring.security.tokens import api_token_create
 
     clinic = Clinic.objects.create(slug="bench", name="Bench clinic", reminder_delay_hours=0)
@@ -137,8 +137,8 @@ def seed(database_url: str, therapists: int, patients: int, new_sessions: int) -
             role="therapist",
             password=password,
         )
-        secret = generate_totp_secret()
-        TOTP.activate(user, secret)
+        secret = totp_secret_new()
+        totp_activate(user=user, secret=secret)
         _, api_token = api_token_create(user=user, clinic=clinic, name=f"load bench {i}")
         mine = items[items["patient"].isin(labels[i * patients : (i + 1) * patients])]
         prior = mine[mine["session"] <= PRIOR_SESSIONS]

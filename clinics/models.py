@@ -63,7 +63,10 @@ class Clinic(ClinicScoped, models.Model):
         (monitoring.analytics.calibration), so the words are the same whatever the clinic's noise."""
 
         STRICT = "strict", _("Strict: at most 1 alarm per 200 sessions of a steady patient")
-        STANDARD = "standard", _("Standard: at most 1 alarm per 100 sessions of a steady patient (recommended)")
+        STANDARD = (
+            "standard",
+            _("Standard: at most 1 alarm per 100 sessions of a steady patient (recommended)"),
+        )
         SENSITIVE = "sensitive", _("Sensitive: at most 2 alarms per 100 sessions of a steady patient")
 
     #: Attention sessions per 100 sessions of a steady patient, by sensitivity (the analytics'
@@ -170,10 +173,16 @@ class PatientQuerySet(models.QuerySet["Patient"]):
 
     def search(self, query: str) -> PatientQuerySet:
         """Patients whose label or record number contains ``query`` (any case); all for ""."""
-        query = query.strip()
-        if not query:
-            return self
-        return self.filter(Q(label__icontains=query) | Q(external_id__icontains=query))
+        return self.filter(patient_search(query))
+
+
+def patient_search(query: str) -> Q:
+    """The one patient search: label or record number contains ``query`` (any case); matches
+    everyone for "". A ``Q`` so that any queryset of patients can use it."""
+    query = query.strip()
+    if not query:
+        return Q()
+    return Q(label__icontains=query) | Q(external_id__icontains=query)
 
 
 class Patient(ClinicScoped, models.Model):

@@ -6,11 +6,12 @@ import secrets
 from collections.abc import Callable
 from datetime import date, timedelta
 
+from allauth.usersessions.adapter import get_adapter as usersessions_adapter
+from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
-from django.contrib.sessions.models import Session as DjangoSession
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -257,19 +258,34 @@ def user_sessions_end_by_admin(*, membership: Membership, by: User) -> int:
 
 
 def user_sessions_end(*, user: User, keep: str | None = None) -> int:
-    """Delete every signed-in session of ``user`` (database session store), except the session
-    ``keep`` (the one in which the user just changed their password).
+    """End every signed-in session of ``user`` except the session ``keep`` (the one in which the
+    user just changed their password). Returns the number of sessions ended.
 
-    Django keeps no index from users to sessions, so this reads the unexpired sessions; at a
-    clinic's scale that is a few thousand rows at most.
+    The sessions are found in allauth's index of each user's sessions (allauth.usersessions, one
+    row per sign-in, see ``user_session_record``) and ended through the configured session
+    engine, so this works with any engine (``db``, ``cached_db``, ``cache``) and reads only this
+    user's rows. Rows of sessions that have already ended (signed out, expired) are dropped.
     """
-    ended = 0
-    sessions = DjangoSession.objects.filter(expire_date__gt=timezone.now()).exclude(session_key=keep or "")
-    for session in sessions.iterator():
-        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
-            session.delete()
-            ended += 1
-    return ended
+    alive: list[UserSession] = []
+    gone: list[int] = []
+    for session in UserSession.objects.filter(user=user).exclude(session_key=keep or ""):
+        if session.exists():
+            alive.append(session)
+        else:
+            gone.append(session.pk)
+    UserSession.objects.filter(pk__in=gone).delete()
+    usersessions_adapter().end_sessions(alive)  # deletes each from the session store, then its row
+    return len(alive)
+
+
+def user_session_record(*, user: User, session_key: str, ip: str, user_agent: str = "") -> None:
+    """Add a signed-in session to allauth's index of ``user``'s sessions (what
+    ``user_sessions_end`` reads). allauth indexes the sign-ins made through its own views; this
+    covers every other ``login`` too (the staff invitation page), so that no session is missed."""
+    max_length = UserSession._meta.get_field("user_agent").max_length or 0
+    UserSession.objects.update_or_create(
+        session_key=session_key, defaults={"user": user, "ip": ip, "user_agent": user_agent[:max_length]}
+    )
 
 
 # --- Patients and episodes ---------------------------------------------------------------------

@@ -78,6 +78,9 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    # Only for its index of each user's sessions (clinics.services.user_sessions_end); its
+    # "your sessions" page is not routed (monitoring/urls.py).
+    "allauth.usersessions",
     "axes",
     "auditlog",
     "clinics",
@@ -97,6 +100,7 @@ MIDDLEWARE = [
     # Every view needs a signed-in user unless it is on the allow-list in monitoring/urls.py.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "monitoring.security.middleware.HtmxRedirectMiddleware",
     "monitoring.security.middleware.IdleTimeoutMiddleware",
     "monitoring.security.middleware.MfaRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -66,9 +66,12 @@ def _allow_anonymous(patterns: Iterable[URLPattern | URLResolver], names: set[st
 
 # The Django admin signs in through allauth too (password and authenticator code).
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
-accounts = include("allauth.urls")
+# allauth adds a "your sessions" page (/accounts/sessions/) once allauth.usersessions is installed;
+# we install that app only for its index of each user's sessions, so its page stays unrouted.
+account_urlpatterns = [p for p in import_module("allauth.urls").urlpatterns if str(p.pattern) != "sessions/"]
+accounts = include(account_urlpatterns)
 api = include("monitoring.api.urls")
-_allow_anonymous(import_module("allauth.urls").urlpatterns, ACCOUNT_PAGES_ANONYMOUS)
+_allow_anonymous(account_urlpatterns, ACCOUNT_PAGES_ANONYMOUS)
 _allow_anonymous(import_module("monitoring.api.urls").urlpatterns)
 
 urlpatterns = [

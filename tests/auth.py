@@ -10,21 +10,11 @@ from __future__ import annotations
 
 import time
 
-from allauth.account.internal.flows.login import (
-    _AUTHENTICATION_METHODS_USER_SESSION_KEY,
-    AUTHENTICATION_METHODS_SESSION_KEY,
-)
-from allauth.mfa import app_settings
 from allauth.mfa.models import Authenticator
-from allauth.mfa.totp.internal.auth import (
-    TOTP,
-    format_hotp_value,
-    generate_totp_secret,
-    hotp_value,
-)
 from django.contrib.auth.models import User
 from django.test import Client
 
+from monitoring.security import allauth
 from monitoring.security.middleware import MFA_DONE
 
 
@@ -35,14 +25,14 @@ def totp_enable(user: User, secret: str | None = None) -> str:
         from allauth.mfa.utils import decrypt
 
         return str(decrypt(existing.data["secret"]))
-    secret = secret or generate_totp_secret()
-    TOTP.activate(user, secret)
+    secret = secret or allauth.totp_secret_new()
+    allauth.totp_activate(user=user, secret=secret)
     return secret
 
 
 def totp_code(secret: str) -> str:
     """The code an authenticator app shows now."""
-    return format_hotp_value(hotp_value(secret, int(time.time()) // app_settings.TOTP_PERIOD))
+    return allauth.totp_code(secret=secret)
 
 
 def sign_in(client: Client, user: User, *, reauthenticated: bool = True) -> Client:
@@ -53,8 +43,7 @@ def sign_in(client: Client, user: User, *, reauthenticated: bool = True) -> Clie
     records = [{"method": "password", "at": now}, {"method": "mfa", "at": now, "type": "totp"}]
     if reauthenticated:
         records.append({"method": "password", "at": now, "reauthenticated": True})
-    session[AUTHENTICATION_METHODS_SESSION_KEY] = records
-    session[_AUTHENTICATION_METHODS_USER_SESSION_KEY] = str(user.pk)
+    allauth.authentication_records_set(session=session, user=user, records=records)
     session[MFA_DONE] = True  # what the sign-in signal records after the code step
     session.save()
     return client

@@ -158,3 +158,17 @@ def test_services_and_selectors_do_not_reach_pages_or_the_api():
     assert len(lower) > 10
     for name in lower:
         assert not [m for m in _reaches(name) if _is(m, PAGES + API)], name
+
+
+def test_allauths_internals_are_used_through_one_module_only():
+    """allauth's ``internal`` packages are not its public API: monitoring.security.allauth wraps
+    the few we use (pinned to 65.21.x), so an upgrade has one module to read again."""
+    users = []
+    for folder in ("monitoring", "clinics", "tests", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                if any(n.startswith("allauth.") and ".internal" in n for n in names):
+                    users.append(str(path.relative_to(ROOT)))
+    assert sorted(set(users)) == ["monitoring/security/allauth.py"]

@@ -181,7 +181,7 @@ def calibrate(
 
     low, high = STRINGENCY_RANGE
     rate_high, ever_high = measure(high)
-    shape = {"k": config.k, "cusum_decision": config.cusum_decision}
+    shape: dict[str, Any] = {"k": config.k, "cusum_decision": config.cusum_decision}
     if rate_high > budget:  # even the strictest setting raises too much: take it, and say so
         return Calibration(
             budget=budget, stringency=high, rate=rate_high, ever_share=ever_high,

@@ -472,7 +472,7 @@ def estimate_scale(
         blended["prior_var"] = _blend(own_var, prior_var_, w)
     return replace(
         own,
-        **blended,
+        **blended,  # type: ignore[arg-type]
         pooled_within_sd=math.sqrt(blended["sigma2"]),
         used_priors=n_enough < min_patients,
     )

@@ -13,7 +13,7 @@ import pandas as pd
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Exists, F, OuterRef
 
-from clinics.models import Clinic, Episode, Membership, Patient, Session
+from clinics.models import Clinic, Episode, Membership, Patient, Session, patient_search
 from clinics.permissions import patients_visible_to
 from clinics.selectors import patient_get_for_user, patient_list_for_user
 from monitoring.analytics import Analysis
@@ -101,7 +101,7 @@ def caseload_for_user(
     patients = patient_list_for_user(user=user)
     if therapist_id:
         patients = patients.filter(therapist_id=therapist_id)
-    patients = patients.search(query)
+    patients = patients.filter(patient_search(query))
     patients_list = list(patients)
     episodes = list(
         Episode.objects.filter(patient__in=patients_list, ended_on=None).select_related("patient__clinic")

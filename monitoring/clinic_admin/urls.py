@@ -27,5 +27,6 @@ urlpatterns = [
     path("clinic/<slug:slug>/audit.csv", audit.audit_export, name="admin-audit-export"),
     path("clinic/<slug:slug>/report/", report.report, name="admin-report"),
     path("clinic/<slug:slug>/exports/", exports.exports, name="admin-exports"),
+    path("clinic/<slug:slug>/exports/recent/", exports.exports_recent, name="admin-exports-recent"),
     path("exports/<uuid:code>/download/", exports.export_download, name="export-download"),
 ]

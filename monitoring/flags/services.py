@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -70,7 +70,7 @@ def clinic_estimate_refresh(*, clinic: Clinic) -> ClinicEstimate:
     episode_ids = Episode.objects.filter(patient__clinic=clinic).values_list("pk", flat=True)
     scores = scores_for_episodes(episode_ids=episode_ids)
     now = timezone.now()
-    config = replace(AnalysisConfig.preset(clinic.sensitivity), **deployment_prior(excluding=clinic))
+    config = AnalysisConfig.preset(clinic.sensitivity, **deployment_prior(excluding=clinic))
     parameters = analyse(scores, config).clinic.stamped(now.isoformat())
     calibration = calibrate(parameters, config, patients=settings.BORDIN_CALIBRATION_PATIENTS)
     parameters = parameters.calibrated(calibration.to_dict())

@@ -7,6 +7,8 @@
   strictest timeout applies.
 - MfaRequiredMiddleware sends a signed-in user without an authenticator app (TOTP) to set one up
   before anything else: no patient data is shown on a password alone.
+- HtmxRedirectMiddleware turns a redirect answering an htmx request (a page part asking for
+  itself, after the session ended) into a reload of the whole page.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from django.db.models import Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django_htmx.http import HttpResponseClientRefresh
 
 from clinics.models import Membership
 
@@ -129,6 +132,26 @@ class MfaRequiredMiddleware:
                 )
                 return redirect(f"{reverse('mfa_activate_totp')}?next={request.get_full_path()}")
         return self.get_response(request)
+
+
+class HtmxRedirectMiddleware:
+    """An htmx request (the export page's list asking for itself every 2 seconds) answered with a
+    redirect, to sign in again after the idle timeout for instance, reloads the whole page
+    instead: the browser would follow the redirect inside the request and htmx would put the
+    sign-in page into the list. The reloaded page then redirects as pages do, with its own
+    address as ``next``. Sits inside the session and message middleware, which then handle the
+    new response (the "you were signed out" message survives)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.headers.get("HX-Request") == "true" and response.status_code in (301, 302, 303, 307, 308):
+            refresh = HttpResponseClientRefresh()
+            refresh.cookies = response.cookies
+            return refresh
+        return response
 
 
 class PermissionsPolicyMiddleware:

@@ -3,7 +3,8 @@
 - Every sign-in, failed sign-in (of a known account), failed two-factor code, sign-out, password
   change and authenticator change writes an entry, once per clinic of the user, so that each
   clinic's admins see it in their trail. The entry keeps who, when (UTC), from where (IP).
-- A password change or reset ends every other session of that user.
+- Every sign-in is added to allauth's index of the user's sessions (allauth.usersessions), and a
+  password change or reset ends every other session of that user through it.
 - Audit entries cannot be changed or deleted through the application: the ORM refuses here, and
   the database refuses too (migration monitoring 0004: triggers).
 """
@@ -76,7 +77,18 @@ def account_event(
 def _signed_in(sender: type, request: HttpRequest, user: User, **kwargs: Any) -> None:
     from allauth.account.authentication import AUTHENTICATION_METHODS_SESSION_KEY, get_authentication_records
 
+    from clinics.services import user_session_record
+
     request.session[SIGNED_IN_AT] = time.time()
+    if not request.session.session_key:
+        request.session.save()
+    # Every sign-in, not only those through allauth's views: ending someone's sessions reads this.
+    user_session_record(
+        user=user,
+        session_key=str(request.session.session_key),
+        ip=client_ip(request) or "0.0.0.0",  # noqa: S104 - an unknown address, not a bind
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )
     records = get_authentication_records(request, user)
     # Two-factor is done only if this sign-in passed allauth's code step (a sign-in by password
     # alone, e.g. on the staff invitation page, does not count).

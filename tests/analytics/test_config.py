@@ -29,7 +29,9 @@ def test_presets_order_the_thresholds() -> None:
 
 
 def test_presets_are_false_alarm_budgets() -> None:
-    budgets = [AnalysisConfig.preset(name).budget for name in ("strict", "standard", "sensitive", "very_sensitive")]
+    budgets = [
+        AnalysisConfig.preset(name).budget for name in ("strict", "standard", "sensitive", "very_sensitive")
+    ]
     assert budgets == [0.5, 1.0, 2.0, 4.0]
     assert AnalysisConfig().budget == 1.0 and AnalysisConfig().stringency == 1.0
     strict = AnalysisConfig(stringency=1.2)

@@ -48,7 +48,9 @@ def test_every_event_explains_itself_and_carries_its_numbers(cohort_analysis) ->
         [analysis.clinic[s].variance_prior(default_df=config.prior_df_default)[0] for s in c.SCALES]
     )
     factors = rupture_factors(config, prior_df, int(rupt[c.N_BASELINE].max()) + 2)
-    expected = factors[rupt[c.SCALE].cat.codes.to_numpy(), rupt[c.N_BASELINE].to_numpy(dtype=int)] * rupt[c.S_USED]
+    expected = (
+        factors[rupt[c.SCALE].cat.codes.to_numpy(), rupt[c.N_BASELINE].to_numpy(dtype=int)] * rupt[c.S_USED]
+    )
     assert np.allclose(rupt[c.THRESHOLD], expected)
     assert (rupt[c.MAGNITUDE] >= rupt[c.THRESHOLD] - 1e-9).all()
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
+from playwright.sync_api import expect
 
+from clinics.models import Clinic
+from monitoring.models import ExportJob
 from tests.browser.test_dashboards import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,3 +57,26 @@ def test_an_admin_walks_through_the_admin_area(desktop, demo):
     with page.expect_download() as download:
         page.get_by_role("link", name="Download").first.click()
     assert download.value.suggested_filename.endswith(".xlsx")
+
+    # An export under way, as with a background worker: queued, running, done. The list (htmx,
+    # every 2 seconds while a job is under way) shows each step in place, then stops asking.
+    job = ExportJob.objects.create(
+        clinic=Clinic.objects.get(slug="demo"),
+        requested_by=User.objects.get(email="admin@demo.bordin.test"),
+        exporter="flags",
+        format="csv",
+    )
+    desktop.goto("/clinic/demo/exports/")
+    row = page.locator(f"#job-{job.code}")
+    expect(row).to_contain_text("Queued 0%")
+    loads: list[str] = []
+    page.on("load", lambda p: loads.append(p.url))
+    ExportJob.objects.filter(pk=job.pk).update(status="running", progress=40)
+    expect(row).to_contain_text("Running 40%")
+    desktop.check("admin-exports-running")
+    ExportJob.objects.filter(pk=job.pk).update(status="done", progress=100)
+    expect(row.get_by_role("link", name="Download")).to_be_visible()
+    expect(row).to_contain_text("Ready")
+    expect(page.locator("#jobs")).not_to_have_attribute("hx-trigger", "every 2s")  # stopped asking
+    assert loads == []  # no reload: the list changed in place
+    desktop.check("admin-exports-done")

@@ -183,7 +183,9 @@ def test_discharge_closes_the_episode_and_keeps_the_data(client, dana, patient, 
 def test_settings_explain_themselves_and_refuse_bad_values(client, dana, clinic_a):
     login(client, dana)
     page = client.get("/clinic/clinic-a/settings/").content.decode()
-    assert "one reminder with the same link" in page and "sessions per 100 of a patient whose alliance" in page
+    assert (
+        "one reminder with the same link" in page and "sessions per 100 of a patient whose alliance" in page
+    )
     assert "Alarms in the last 12 months" in page
     data = {
         "name": "Clinic A",

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinics import services as clinic_services
-from clinics.models import Episode
+from clinics.models import Episode, patient_search
 from monitoring.api import serializers as s
 from monitoring.api.auth import (
     patients_for,
@@ -42,7 +42,7 @@ class PatientListApi(ApiView):
         """The patients you may see: a therapist their own, an admin their clinic's."""
         filters = valid_input(s.PatientFilter, request.query_params.dict())
         patients = patients_for(request).select_related("clinic", "therapist")
-        patients = patients.search(filters.get("q", ""))
+        patients = patients.filter(patient_search(filters.get("q", "")))
         if filters.get("external_id"):
             patients = patients.filter(external_id=filters["external_id"])
         if "active" in filters:

@@ -1,7 +1,14 @@
 """The export page: start an export (run in the background where a worker is configured), follow
-its progress, download the file (access-checked, audited)."""
+its progress, download the file (access-checked, audited).
+
+While an export is queued or running, the page's list of recent exports asks for itself again
+every 2 seconds (htmx, ``exports_recent``) and stops once none is; the page and the list share
+one template (the ``jobs`` partial of clinic_admin/exports.html)."""
 
 from __future__ import annotations
+
+import hashlib
+from typing import Any
 
 from django.contrib import messages
 from django.http import (
@@ -11,9 +18,10 @@ from django.http import (
     HttpResponseBase,
 )
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from clinics.errors import ApplicationError
+from clinics.models import Clinic
 from clinics.permissions import clinic_for_admin
 from monitoring.clinic_admin.forms import (
     ExportForm,
@@ -55,19 +63,36 @@ def exports(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             return redirect("monitoring:admin-exports", slug=clinic.slug)
         except ApplicationError as error:
             form.add_error(None, error.message)
-    jobs = export_jobs.export_jobs_for_user(user=request.user, clinic=clinic, limit=20)
     return render(
         request,
         "clinic_admin/exports.html",
-        {
-            "clinic": clinic,
-            "form": form,
-            "jobs": jobs,
-            "exports": EXPORTS,
-            "running": any(j.status in ("queued", "running") for j in jobs),
-        },
+        {"form": form, **_recent(request, clinic)},
         status=400 if request.method == "POST" else 200,
     )
+
+
+@staff_required
+@require_GET
+def exports_recent(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    """The export page's list of recent exports alone, which the page asks for every 2 seconds
+    while an export is under way. 204 (htmx keeps what it shows) when nothing has changed since
+    ``seen``, so that the list, a live region, is not replaced and read out again for nothing."""
+    context = _recent(request, clinic_for_admin(user=request.user, slug=slug))
+    if request.GET.get("seen") == context["jobs_state"]:
+        return HttpResponse(status=204)
+    return render(request, "clinic_admin/exports.html#jobs", context)
+
+
+def _recent(request: AuthenticatedRequest, clinic: Clinic) -> dict[str, Any]:
+    jobs = export_jobs.export_jobs_for_user(user=request.user, clinic=clinic, limit=20)
+    state = "|".join(f"{j.code}:{j.status}:{j.progress}" for j in jobs)
+    return {
+        "clinic": clinic,
+        "jobs": jobs,
+        "exports": EXPORTS,
+        "running": any(j.status in ("queued", "running") for j in jobs),
+        "jobs_state": hashlib.sha256(state.encode()).hexdigest()[:16],
+    }
 
 
 @staff_required

@@ -4,7 +4,6 @@ the link)."""
 
 from __future__ import annotations
 
-from allauth.account.internal.flows.login import record_authentication
 from allauth.mfa.models import Authenticator
 from django.contrib import messages
 from django.contrib.auth import login
@@ -27,6 +26,7 @@ from monitoring.clinic_admin.forms import (
     StaffInviteForm,
 )
 from monitoring.clinic_admin.selectors import staff_for_clinic
+from monitoring.security.allauth import authentication_record
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required, staff_required
 
 
@@ -149,7 +149,7 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
                 login(request, user, backend="django.contrib.auth.backends.ModelBackend")
                 # They chose their password a moment ago: setting up the authenticator app, which
                 # comes next, does not ask for it again.
-                record_authentication(request, user, method="password", reauthenticated=True)
+                authentication_record(request=request, user=user, method="password", reauthenticated=True)
                 messages.success(request, f"Welcome to {invitation.clinic.name}.")
                 return redirect("monitoring:caseload")  # then two-factor set-up (MfaRequiredMiddleware)
     existing = Membership.objects.filter(user__email__iexact=invitation.email).exists()

@@ -7,17 +7,17 @@ import time
 from typing import Any
 
 from allauth.mfa import app_settings
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.core.management.base import BaseCommand
 
 from monitoring.management.commands.seed_demo import DEMO_TOTP_SECRET
+from monitoring.security.allauth import totp_code
 
 
 def demo_code() -> tuple[str, int]:
     """The code an authenticator app shows now, and the seconds it stays valid."""
     now = int(time.time())
     left = app_settings.TOTP_PERIOD - now % app_settings.TOTP_PERIOD
-    return format_hotp_value(hotp_value(DEMO_TOTP_SECRET, now // app_settings.TOTP_PERIOD)), left
+    return totp_code(secret=DEMO_TOTP_SECRET, at=now), left
 
 
 class Command(BaseCommand):

@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from allauth.mfa.models import Authenticator
-from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
-from allauth.mfa.totp.internal.auth import TOTP
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -27,6 +25,7 @@ from monitoring.collection.responses import ResponseEntry, responses_store
 from monitoring.flags.services import clinic_estimate_refresh
 from monitoring.instruments.services import instruments_load_bundled
 from monitoring.models import Instrument, Response
+from monitoring.security.allauth import recovery_codes_activate, totp_activate
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "demo-alliance-2026"  # noqa: S105 - printed by `make run`; demo data only
@@ -123,8 +122,8 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
     ]
     for user in User.objects.filter(memberships__clinic=clinic):
         Authenticator.objects.filter(user=user).delete()  # a rebuilt demo keeps the published secret
-        TOTP.activate(user, DEMO_TOTP_SECRET)
-        RecoveryCodes.activate(user)
+        totp_activate(user=user, secret=DEMO_TOTP_SECRET)
+        recovery_codes_activate(user=user)
 
     items, therapist_items, truth = _demo_cohort(n_patients, seed)
     rng = np.random.default_rng(seed)

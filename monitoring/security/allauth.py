@@ -1,0 +1,71 @@
+"""The allauth internals we use, in one module.
+
+allauth keeps these in its private ``internal`` packages: they are not part of its documented
+API and may change in any release. They are pinned to django-allauth 65.21.x (pyproject.toml);
+on an upgrade, this is the only module to read again (``grep -rn "allauth.*internal"`` must find
+nothing else in monitoring, clinics, tests or bench). Each wrapper says what it does and why we
+need it:
+
+- ``authentication_record``: the staff invitation page signs a new colleague in with Django's
+  ``login`` and records the password step the way allauth's sign-in does, so that setting up
+  the authenticator app next does not ask for the password again.
+- ``authentication_records_set``: writes a session's authentication records as allauth's sign-in
+  leaves them (tests sign staff in without going through the forms).
+- ``totp_secret_new``, ``totp_activate``, ``totp_code``: an authenticator app (TOTP) for the demo
+  accounts, benchmarks and tests, and the code it shows at a given time.
+- ``recovery_codes_activate``: recovery codes for the demo accounts, as allauth makes them when
+  someone sets up their app.
+"""
+
+from __future__ import annotations
+
+import time
+
+from allauth.account.internal.flows.login import (
+    _AUTHENTICATION_METHODS_USER_SESSION_KEY,
+    AUTHENTICATION_METHODS_SESSION_KEY,
+    record_authentication,
+)
+from allauth.mfa import app_settings as mfa_settings
+from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.base import SessionBase
+from django.http import HttpRequest
+
+
+def authentication_record(
+    *, request: HttpRequest, user: User, method: str, reauthenticated: bool = False
+) -> None:
+    """Record in the session that ``user`` has just authenticated with ``method`` ("password",
+    "mfa"); ``reauthenticated`` makes it count as a recent confirmation (allauth's
+    re-authentication), as right after choosing a password."""
+    record_authentication(request, user, method=method, reauthenticated=reauthenticated)
+
+
+def authentication_records_set(*, session: SessionBase, user: User, records: list[dict]) -> None:
+    """Replace the session's authentication records (what ``authentication_record`` appends to)."""
+    session[AUTHENTICATION_METHODS_SESSION_KEY] = records
+    session[_AUTHENTICATION_METHODS_USER_SESSION_KEY] = str(user.pk)
+
+
+def totp_secret_new() -> str:
+    """A new random authenticator secret (base32), as allauth generates at set-up."""
+    return generate_totp_secret()
+
+
+def totp_activate(*, user: User, secret: str) -> Authenticator:
+    """Give ``user`` an authenticator app with ``secret`` (stored encrypted, as allauth does)."""
+    return TOTP.activate(user, secret).instance
+
+
+def totp_code(*, secret: str, at: float | None = None) -> str:
+    """The code an authenticator app with ``secret`` shows at ``at`` (default: now)."""
+    step = int(time.time() if at is None else at) // mfa_settings.TOTP_PERIOD
+    return format_hotp_value(hotp_value(secret, step))
+
+
+def recovery_codes_activate(*, user: User) -> Authenticator:
+    """Give ``user`` recovery codes (kept if they have some already)."""
+    return RecoveryCodes.activate(user).instance
