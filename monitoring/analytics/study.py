@@ -401,10 +401,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 # --- Honest power -------------------------------------------------------------------------------
 
 
@@ -514,3 +510,7 @@ POWER_COLUMNS: Sequence[tuple[str, str, str]] = (
     ("np_limit", "NP limit", "{:.1%}"),
     ("steady_attention_per_100", "steady: attention /100", "{:.2f}"),
 )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
