@@ -77,8 +77,16 @@ KEEP_ALIVE = 75
 
 @contextmanager
 def gunicorn(
-    database_url: str, *, workers: int = 2, threads: int = 4, keep_alive: int = KEEP_ALIVE, **extra_env: str
+    database_url: str,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    keep_alive: int = KEEP_ALIVE,
+    started: list[subprocess.Popen[bytes]] | None = None,
+    **extra_env: str,
 ) -> Iterator[str]:
+    """A gunicorn server on a free loopback port; yields its base URL. ``started`` receives the
+    master process (bench/faults.py kills its workers)."""
     port = free_port()
     env = server_env(database_url, **extra_env)
     # Production settings serve hashed static files: build the manifest as a deployment would
@@ -109,6 +117,8 @@ def gunicorn(
         cwd=ROOT,
         env=env,
     )
+    if started is not None:
+        started.append(process)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):

@@ -607,7 +607,8 @@ without all 12 answers {c["incomplete"]}; posts without an answer {c["uncertain"
 {t.doubles}, of which {t.doubles_ok} had exactly one post accepted and the other shown the thank-you page.
 **Every accepted submission stored exactly once: {"yes" if once else "NO"}.**
 Errors by kind: {kinds}. {failure_text(t, keep_alive)}
-Episodes analysed up to their last answers: {r["analysed"][0]} / {r["analysed"][1]}{drain}.
+Episodes whose stored flags are at least as new as their last answers: {r["analysed"][0]} / {r["analysed"][1]}
+(stale: {r["analysed"][1] - r["analysed"][0]}){drain}.
 Reads of patient data answered (sign-in and warm-up included): {c["reads"]}; access entries in the
 audit trail: {c["audited"]} (missing {c["audit_missing"]}, unexpected {c["audit_extra"]}).
 Wall time {r["wall"]:.1f} s; sign-in (password and code) before the timed run, median
@@ -701,8 +702,8 @@ stored response, with 12 answers, for every submission the server accepted (302)
 any other link.
 
 {chr(10).join(sections)}
-Verdict (no errors, every accepted submission stored exactly once, every episode analysed,
-every read in the audit trail once):
+Verdict (no errors, every accepted submission stored exactly once, no stale episode (every
+answered session in its episode's stored analysis), every read in the audit trail once):
 **{"passed" if all(verdicts) else "FAILED"}**.
 Reproduce: `.venv/bin/python {command}` ({minutes} minute{"" if minutes == 1 else "s"} in all: each
 configuration seeds a database, and the static files are collected first if they changed; `--quick` for a

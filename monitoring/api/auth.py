@@ -17,18 +17,24 @@ schema hook :func:`schema_error_responses`::
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import IO, Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core import signals
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.db.models import QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import BaseParser
+from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -39,6 +45,7 @@ from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient
 from clinics.permissions import require_clinic_admin
 from monitoring.models import ApiToken
+from monitoring.security.decorators import sign_in_is_recent
 from monitoring.security.tokens import api_token_use
 
 # --- Authentication ------------------------------------------------------------------------------
@@ -76,6 +83,29 @@ class ApiTokenAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (not 403) to a request without credentials.
         return 'Bearer realm="api"'
+
+
+class ReauthenticationRequired(exceptions.APIException):
+    """A browser session whose last password confirmation is too old for this operation."""
+
+    status_code = 401
+    default_code = "reauthentication_required"
+    default_detail = (
+        "This needs a recent sign-in: confirm your password (or an authenticator code) again at "
+        "/accounts/reauthenticate/, then repeat the request. API tokens are not affected."
+    )
+    auth_header = 'Bearer realm="api"'
+
+
+def require_recent_sign_in(request: Request) -> None:
+    """The pages' re-authentication rule (``recent_sign_in_required``) for the API: a browser
+    session must have confirmed the password (or signed in) within
+    ACCOUNT_REAUTHENTICATION_TIMEOUT, or gets a JSON 401 ``reauthentication_required``. A token
+    request is not checked: the token is its own credential (created only after a recent sign-in,
+    expiring, revocable). Called first by every operation whose page asks for a recent sign-in:
+    starting and downloading an export, creating and revoking a token."""
+    if token_of(request) is None and not sign_in_is_recent(request._request):
+        raise ReauthenticationRequired()
 
 
 class SessionOnly(BasePermission):
@@ -130,7 +160,7 @@ def patients_for(request: Request) -> QuerySet[Patient]:
 
 def memberships_for(request: Request) -> QuerySet[Membership]:
     """The requester's active memberships (one, the token's clinic, for a token)."""
-    memberships = Membership.objects.active().filter(user=user_of(request)).select_related("clinic")
+    memberships = Membership.objects.reaching(user_of(request)).select_related("clinic")
     return scoped(request, memberships, clinic_field="clinic_id")
 
 
@@ -227,6 +257,75 @@ class FhirJsonRenderer(JSONRenderer):
     media_type = "application/fhir+json"
 
 
+# --- Request bodies ------------------------------------------------------------------------------
+
+#: The largest body the API reads. The largest real one, a form's answers (at most 200 items), is
+#: a few KB. Django's own limit for pages (DATA_UPLOAD_MAX_MEMORY_SIZE) is larger.
+MAX_BODY_BYTES = 64 * 1024
+#: The deepest nesting of arrays and objects. Real bodies nest three deep (``{"answers":
+#: [{"item": 1}]}``); a body of 100,000 ``[`` would exhaust the parser's recursion (a 500).
+MAX_JSON_DEPTH = 20
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = 413
+    default_code = "too_large"
+    default_detail = f"The request body is too large: the API takes at most {MAX_BODY_BYTES // 1024} KB."
+
+
+class JsonTooDeep(exceptions.ParseError):
+    default_code = "too_deep"
+    default_detail = f"The JSON is nested too deeply: at most {MAX_JSON_DEPTH} levels of arrays and objects."
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, bounded before it parses: at most ``MAX_BODY_BYTES`` (413
+    ``too_large``, by the declared length or what is read) and arrays and objects nested at most
+    ``MAX_JSON_DEPTH`` deep (400 ``too_deep``). A larger body never gets here: Django refuses
+    one over DATA_UPLOAD_MAX_MEMORY_SIZE while DRF reads it (also 413, api_exception_handler)."""
+
+    def parse(self, stream: IO[Any], media_type: str | None = None, parser_context: Any = None) -> Any:
+        request = (parser_context or {}).get("request")
+        declared = str(request.META.get("CONTENT_LENGTH") or "") if request is not None else ""
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise RequestTooLarge()
+        body = stream.read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            raise RequestTooLarge()
+        try:
+            text = body.decode((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
+        except (LookupError, UnicodeError):
+            text = ""  # not text: DRF's parser says so below
+        if json_nesting(text, limit=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise JsonTooDeep()
+        return super().parse(io.BytesIO(body), media_type, parser_context)
+
+
+def json_nesting(text: str, *, limit: int) -> int:
+    """How deep arrays and objects nest in ``text`` (brackets inside strings do not count);
+    stops counting past ``limit``. Malformed JSON is the parser's to refuse."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 # --- Errors --------------------------------------------------------------------------------------
 
 #: ``ApplicationError.code`` values that mean "the state of the thing forbids it now", not bad input.
@@ -251,6 +350,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
     Domain failures (``ApplicationError``) are 400, or 409 when the object's state forbids the
     action (a response already received); 404 never says whether the object exists elsewhere.
+    A body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (DRF reads it through Django before the
+    parser's own, smaller limit) is 413 ``too_large``, like one over that limit; any other
+    exception is logged with its traceback and answered 503 ``unavailable`` when the database
+    cannot be reached, else 500 ``server_error``, without internals (:func:`unhandled_error`).
     """
     # Imported here: DRF imports this module (an authentication class lives here) while
     # rest_framework.views is still loading.
@@ -268,9 +371,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response(error_body(code="not_found", message=NOT_FOUND_MESSAGE), status=404)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, SuspiciousOperation):
+        exc = RequestTooLarge() if isinstance(exc, RequestDataTooBig) else BadRequest()
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
-        return response
+        set_rollback()
+        request = context.get("request")
+        return unhandled_error(exc, request=getattr(request, "_request", None))
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         names = ", ".join(sorted(fields)) or "the request"
@@ -283,6 +390,68 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             code=codes if isinstance(codes, str) else exc.default_code, message=str(exc.detail)
         )
     return response
+
+
+class BadRequest(exceptions.APIException):
+    status_code = 400
+    default_code = "bad_request"
+    default_detail = "The request was refused: it is malformed or not allowed (e.g. an unknown host name)."
+
+
+#: Seconds a client should wait before retrying when the database is unavailable.
+RETRY_AFTER_SECONDS = 30
+logger = logging.getLogger("django.request")
+
+
+def unhandled_error(exc: BaseException | None, *, request: HttpRequest | None) -> Response:
+    """The answer to an exception nobody handled: logged with its traceback (once: Django does
+    not log the response again), reported to ``got_request_exception`` listeners (error
+    trackers, the test client), and answered without internals: 503 ``unavailable`` with
+    Retry-After when the database cannot be reached (stopped, restarting, a lost connection;
+    also a deadlock or serialisation failure, which a retry resolves), else 500 ``server_error``."""
+    status, body, headers = _unhandled_parts(exc)
+    if request is not None:
+        signals.got_request_exception.send(sender=None, request=request)
+    logger.error(
+        "%s: %s",
+        "Service Unavailable" if status == 503 else "Internal Server Error",
+        request.path if request is not None else "",
+        exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+        extra={"status_code": status, "request": request},
+    )
+    response = Response(body, status=status, headers=headers)
+    response._has_been_logged = True  # type: ignore[attr-defined]  # read by django.utils.log.log_response
+    return response
+
+
+def _unhandled_parts(exc: BaseException | None) -> tuple[int, dict[str, Any], dict[str, str]]:
+    if isinstance(exc, OperationalError | InterfaceError):
+        message = "The database is unavailable or busy right now; nothing was changed. Try again shortly."
+        return 503, error_body(code="unavailable", message=message), {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    message = "Something went wrong on our side; nothing was changed. The error has been logged."
+    return 500, error_body(code="server_error", message=message), {}
+
+
+def django_error_response(request: HttpRequest, exc: BaseException | None, *, status: int) -> JsonResponse:
+    """The API's error shape for errors that Django answers itself, before or around DRF
+    (``handler400``/``403``/``404``/``500`` in monitoring.urls for paths under /api/): a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE, a disallowed host, an exception in a middleware (the session or
+    user read from a database that is down)."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, RequestDataTooBig):
+        status, body = (
+            413,
+            error_body(code=RequestTooLarge.default_code, message=str(RequestTooLarge.default_detail)),
+        )
+    elif status == 400:
+        body = error_body(code=BadRequest.default_code, message=str(BadRequest.default_detail))
+    elif status == 403:
+        body = error_body(code="permission_denied", message=str(exceptions.PermissionDenied.default_detail))
+    elif status == 404:
+        body = error_body(code="not_found", message=NOT_FOUND_MESSAGE)
+    else:  # 500: logged by Django already
+        status, body, headers = _unhandled_parts(exc)
+    return JsonResponse(body, status=status, headers=headers)
 
 
 def _flatten(detail: Any, path: str = "") -> dict[str, list[str]]:
@@ -327,13 +496,18 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 ERROR_DESCRIPTIONS = {
     "400": "Invalid input: `fields` names each invalid field; `problems` lists answer-level issues.",
-    "401": "No credentials, or a token that is unknown, revoked or expired (the message says which).",
+    "401": (
+        "No credentials, or a token that is unknown, revoked or expired (the message says which); "
+        "or `reauthentication_required`: a browser session must confirm the password again first."
+    ),
     "403": "Signed in, but this role may not do this (e.g. a therapist exporting clinic data).",
     "404": "No such object, or one you may not see (another clinic's data is never revealed).",
     "406": "The Accept header names no type this operation can produce.",
     "409": "The object's state forbids this now (e.g. answers already received, export not ready).",
+    "413": f"The body is larger than {MAX_BODY_BYTES // 1024} KB (`too_large`).",
     "415": "Send JSON (Content-Type: application/json).",
     "429": "Too many requests for this token; see Retry-After.",
+    "503": "The database is unavailable or busy (`unavailable`); see Retry-After.",
 }
 
 
@@ -341,23 +515,23 @@ def schema_error_responses(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
     """drf-spectacular post-processing hook: document every error an operation can answer with,
-    in one place, instead of repeating them on each view. 401, 403, 406 and 429 can happen
+    in one place, instead of repeating them on each view. 401, 403, 406, 429 and 503 can happen
     anywhere; 404 where the path names an object; 400 where there is input or a write (a domain
-    rule can refuse it); 415 where there is a body. Views declare 409 themselves, where it can
+    rule can refuse it); 413 and 415 where there is a body. Views declare 409 themselves, where it can
     happen."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            codes = {"401", "403", "406", "429"}
+            codes = {"401", "403", "406", "429", "503"}
             if "{" in path:
                 codes.add("404")
             has_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
             if operation.get("requestBody") or has_query or method in ("post", "put", "patch"):
                 codes.add("400")
             if operation.get("requestBody"):
-                codes.add("415")
+                codes |= {"413", "415"}
             media = {"application/json"}
             for response in responses.values():
                 media |= {m for m in response.get("content", {}) if m.endswith("+json")}
@@ -366,7 +540,9 @@ def schema_error_responses(
                     "description": ERROR_DESCRIPTIONS[code],
                     "content": {m: {"schema": ref} for m in sorted(media)},
                     **(
-                        {"headers": {"Retry-After": {"schema": {"type": "integer"}}}} if code == "429" else {}
+                        {"headers": {"Retry-After": {"schema": {"type": "integer"}}}}
+                        if code in ("429", "503")
+                        else {}
                     ),
                 }
     return result

@@ -1,15 +1,52 @@
 """The formula-injection guard for CSV and XLSX cells (OWASP "CSV injection").
 
-Text cells that start with ``= + - @``, a tab or a carriage return get a leading apostrophe, so
-a spreadsheet shows them instead of running them; numbers stay numbers.
+Text cells that start with ``= + - @``, a tab, a carriage return or a line feed, or with one of
+their look-alikes (fullwidth equals, plus, minus and at, U+FF1D, U+FF0B, U+FF0D, U+FF20, and
+the others below), possibly after leading spaces, get a leading apostrophe, so a spreadsheet shows
+them instead of running them; numbers stay numbers.
 """
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 #: OWASP CSV injection: a cell starting with one of these may be run as a formula by a spreadsheet.
-FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+#: Characters a spreadsheet may read as ``= + - @``: every character whose compatibility form
+#: (Unicode NFKC) begins with one of them (Apple Numbers normalises a cell that way, so a fullwidth
+#: equals sign starts a formula there), and U+2212 MINUS SIGN, which a spreadsheet may take for a
+#: minus. A test checks the NFKC part against every Unicode character.
+LOOKALIKE_PREFIXES: tuple[str, ...] = (
+    "\uff1d",  # FULLWIDTH EQUALS SIGN
+    "\uff0b",  # FULLWIDTH PLUS SIGN
+    "\uff0d",  # FULLWIDTH HYPHEN-MINUS
+    "\uff20",  # FULLWIDTH COMMERCIAL AT
+    "\ufe66",  # SMALL EQUALS SIGN
+    "\ufe62",  # SMALL PLUS SIGN
+    "\ufe63",  # SMALL HYPHEN-MINUS
+    "\ufe6b",  # SMALL COMMERCIAL AT
+    "\u207a",  # SUPERSCRIPT PLUS SIGN
+    "\u207c",  # SUPERSCRIPT EQUALS SIGN
+    "\u208a",  # SUBSCRIPT PLUS SIGN
+    "\u208c",  # SUBSCRIPT EQUALS SIGN
+    "\u2a75",  # TWO CONSECUTIVE EQUALS SIGNS
+    "\u2a76",  # THREE CONSECUTIVE EQUALS SIGNS
+    "\ufb29",  # HEBREW LETTER ALTERNATIVE PLUS SIGN
+    "\u2212",  # MINUS SIGN
+)
+
+# A control character at the very start, or a formula character (or look-alike) after any leading
+# whitespace (Calc's CSV import can trim spaces before it evaluates).
+_STARTS = "".join(c for c in FORMULA_PREFIXES if not c.isspace()) + "".join(LOOKALIKE_PREFIXES)
+_RISKY = re.compile(r"[\t\r\n]|\s*[" + re.escape(_STARTS) + "]")
+
+
+def is_formula(text: str) -> bool:
+    """Whether a spreadsheet could take ``text`` for a formula."""
+    return _RISKY.match(text) is not None
 
 
 def guard_cell(value: object) -> object:
@@ -17,7 +54,7 @@ def guard_cell(value: object) -> object:
 
     Only text is changed: a negative number is a number, not a formula, and stays one.
     """
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    if isinstance(value, str) and is_formula(value):
         return "'" + value
     return value
 
@@ -34,7 +71,7 @@ def guard_frame(frame: pd.DataFrame) -> pd.DataFrame:
         is_text = column.map(lambda v: isinstance(v, str), na_action="ignore").fillna(False).astype(bool)
         if not is_text.any():
             continue
-        risky = is_text & column.where(is_text, "").astype(str).str.startswith(FORMULA_PREFIXES)
+        risky = is_text & column.where(is_text, "").astype(str).str.match(_RISKY)
         if risky.any():
             column = column.astype(object)
             column[risky] = "'" + column[risky].astype(str)

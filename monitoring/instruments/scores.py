@@ -26,38 +26,41 @@ def scores_for_episodes(*, episode_ids: Iterable[int], rater: str = "patient") -
     ``goal``, ``task``, ``bond``, ``total``; the input of ``monitoring.analytics.analyse``.
 
     Each response is scored with its own instrument version's structure (methods section 1).
-    Two flat queries (responses, then their answers) built straight into arrays: on a caseload
-    this is the largest read of the page.
+    One flat query of answers joined to their response and session, built straight into arrays:
+    on a caseload this is the largest read of the page. One query is one snapshot: two (responses,
+    then answers) tore when a response committed between them, leaving answers without an
+    instrument (issue 14, tests/attacks/test_torn_reads.py).
     """
     columns = ["patient", "session", "goal", "task", "bond", "total"]
     ids = list(episode_ids)
-    responses = list(
-        Response.objects.filter(session__episode_id__in=ids, rater=rater).values_list(
-            "pk", "session__episode_id", "session__number", "instrument_id"
-        )
-    )
-    if not responses:
-        return pd.DataFrame(columns=columns).astype({"patient": "int64", "session": "int64"})
     # item_id, not item__number: the join to the items table doubled the cost of this query; and
     # the rows go straight from the cursor into one integer array, skipping the ORM's per-row work
     # (half the time of a caseload's largest read).
-    answers = Answer.objects.filter(response__session__episode_id__in=ids, response__rater=rater).values_list(
-        "response_id", "item_id", "value"
+    answers = Answer.objects.filter(
+        response__session__episode_id__in=ids, response__rater=rater, response__measure="alliance"
+    ).values_list(
+        "response_id",
+        "response__session__episode_id",
+        "response__session__number",
+        "response__instrument_id",
+        "item_id",
+        "value",
     )
     sql, params = answers.query.sql_with_params()
     with connections[answers.db].cursor() as cursor:
         cursor.execute(sql, params)
-        flat = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 3)
-    response_ids, item_ids, values = flat[:, 0], flat[:, 1], flat[:, 2]
-    keys = pd.DataFrame.from_records(responses, columns=["response", "patient", "session", "instrument"])
+        flat = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 6)
+    if not len(flat):
+        return pd.DataFrame(columns=columns).astype({"patient": "int64", "session": "int64"})
+    response_ids, answer_instrument, item_ids, values = flat[:, 0], flat[:, 3], flat[:, 4], flat[:, 5]
+    _, first = np.unique(response_ids, return_index=True)
+    keys = pd.DataFrame(flat[first, :4], columns=["response", "patient", "session", "instrument"])
     number_of = dict(
         InstrumentItem.objects.filter(instrument_id__in=keys["instrument"].unique().tolist()).values_list(
             "pk", "number"
         )
     )
     item_numbers = pd.Series(item_ids).map(number_of).to_numpy()
-    instrument_of = keys.set_index("response")["instrument"]
-    answer_instrument = instrument_of.reindex(response_ids).to_numpy()
     frames = []
     for instrument_id in pd.unique(answer_instrument):
         mask = answer_instrument == instrument_id

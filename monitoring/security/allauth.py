@@ -6,15 +6,15 @@ on an upgrade, this is the only module to read again (``grep -rn "allauth.*inter
 nothing else in monitoring, clinics, tests or bench). Each wrapper says what it does and why we
 need it:
 
-- ``authentication_record``: the staff invitation page signs a new colleague in with Django's
-  ``login`` and records the password step the way allauth's sign-in does, so that setting up
-  the authenticator app next does not ask for the password again.
 - ``authentication_records_set``: writes a session's authentication records as allauth's sign-in
   leaves them (tests sign staff in without going through the forms).
 - ``totp_secret_new``, ``totp_activate``, ``totp_code``: an authenticator app (TOTP) for the demo
   accounts, benchmarks and tests, and the code it shows at a given time.
 - ``recovery_codes_activate``: recovery codes for the demo accounts, as allauth makes them when
   someone sets up their app.
+- ``reauthentication_needed``: the test behind allauth's ``reauthentication_required`` decorator
+  (the pages' rule), so that the API can apply the same rule and answer in JSON
+  (``monitoring.security.decorators.sign_in_is_recent``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import time
 from allauth.account.internal.flows.login import (
     _AUTHENTICATION_METHODS_USER_SESSION_KEY,
     AUTHENTICATION_METHODS_SESSION_KEY,
-    record_authentication,
 )
+from allauth.account.internal.flows.reauthentication import is_reauthentication_required
 from allauth.mfa import app_settings as mfa_settings
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
@@ -35,17 +35,8 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
 
-def authentication_record(
-    *, request: HttpRequest, user: User, method: str, reauthenticated: bool = False
-) -> None:
-    """Record in the session that ``user`` has just authenticated with ``method`` ("password",
-    "mfa"); ``reauthenticated`` makes it count as a recent confirmation (allauth's
-    re-authentication), as right after choosing a password."""
-    record_authentication(request, user, method=method, reauthenticated=reauthenticated)
-
-
 def authentication_records_set(*, session: SessionBase, user: User, records: list[dict]) -> None:
-    """Replace the session's authentication records (what ``authentication_record`` appends to)."""
+    """Replace the session's authentication records (what allauth's sign-in appends to)."""
     session[AUTHENTICATION_METHODS_SESSION_KEY] = records
     session[_AUTHENTICATION_METHODS_USER_SESSION_KEY] = str(user.pk)
 
@@ -69,3 +60,11 @@ def totp_code(*, secret: str, at: float | None = None) -> str:
 def recovery_codes_activate(*, user: User) -> Authenticator:
     """Give ``user`` recovery codes (kept if they have some already)."""
     return RecoveryCodes.activate(user).instance
+
+
+def reauthentication_needed(*, request: HttpRequest) -> bool:
+    """True if ``request``'s session must confirm the password (or a code) again before an
+    action that needs a recent sign-in: exactly what allauth's ``reauthentication_required``
+    decorator checks (no confirmation within ACCOUNT_REAUTHENTICATION_TIMEOUT; always for a
+    signed-out visitor)."""
+    return bool(is_reauthentication_required(request, app=""))

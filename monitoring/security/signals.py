@@ -47,6 +47,9 @@ def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> s
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
+    """The client's address: ``REMOTE_ADDR`` as ``ClientAddressMiddleware`` set it from the
+    trusted proxies' ``X-Forwarded-For`` (``TRUSTED_PROXIES``). The audit trail and django-axes
+    (``AXES_CLIENT_IP_CALLABLE``) both read it here."""
     if request is None:
         return None
     return request.META.get("REMOTE_ADDR") or None

@@ -1,6 +1,6 @@
-"""API tokens: create (shown once, stored hashed), revoke (by the owner or an admin of the
-token's clinic), and use (the authentication step, with the at-most-once-a-minute
-``last_used_at`` write). Creating and revoking a token writes an audit entry, because a token is
+"""API tokens: create (shown once, stored hashed, always expiring: API_TOKEN_DEFAULT_DAYS unless
+chosen, never more than API_TOKEN_MAX_DAYS), revoke (by the owner or an admin of the token's
+clinic), and use (the authentication step, with the at-most-once-a-minute ``last_used_at`` write). Creating and revoking a token writes an audit entry, because a token is
 a key to patient data. The token page and the API both call these."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from auditlog.models import LogEntry
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -30,16 +31,50 @@ TOKEN_PREFIX = "bdn"  # noqa: S105 - a public marker, not a secret
 TOUCH_EVERY = timedelta(minutes=1)
 
 
+def _max_days() -> int:
+    return int(settings.API_TOKEN_MAX_DAYS)
+
+
+def api_token_expiry(*, days: int | None, now: datetime | None = None) -> datetime:
+    """When a token created now for ``days`` days expires (``None``: API_TOKEN_DEFAULT_DAYS).
+    Refuses a lifetime under a day or over API_TOKEN_MAX_DAYS before any date arithmetic."""
+    if days is None:
+        days = min(int(settings.API_TOKEN_DEFAULT_DAYS), _max_days())
+    if not 1 <= days <= _max_days():
+        raise ApplicationError(
+            f"Give the lifetime as a number of days from 1 to {_max_days()}: a token lives at most "
+            f"{_max_days()} days.",
+            code="invalid",
+        )
+    return (now or timezone.now()) + timedelta(days=days)
+
+
+def api_token_expires(token: ApiToken) -> datetime:
+    """When ``token`` stops working. Tokens created before every token had an expiry expire
+    API_TOKEN_MAX_DAYS after they were created."""
+    return token.expires_at or token.created_at + timedelta(days=_max_days())
+
+
 def api_token_create(
     *, user: User, clinic: Clinic, name: str, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
     """A new token for ``user`` in ``clinic``; returns the row and the token, which is never
-    stored and cannot be shown again."""
+    stored and cannot be shown again. Every token expires: at ``expires_at`` (in the future,
+    at most API_TOKEN_MAX_DAYS days away), or after API_TOKEN_DEFAULT_DAYS days."""
     name = name.strip()
     if not name:
         raise ApplicationError("Give the token a name, e.g. the system that will use it.", code="invalid")
-    if expires_at is not None and expires_at <= timezone.now():
+    now = timezone.now()
+    if expires_at is None:
+        expires_at = api_token_expiry(days=None, now=now)
+    if expires_at <= now:
         raise ApplicationError("The expiry must be in the future.", code="invalid")
+    if expires_at > now + timedelta(days=_max_days()):
+        raise ApplicationError(
+            f"A token lives at most {_max_days()} days: choose an expiry before "
+            f"{timezone.localtime(now + timedelta(days=_max_days())):%Y-%m-%d}.",
+            code="invalid",
+        )
     if not works_in(user=user, clinic_id=clinic.pk):
         raise PermissionDenied("You can only create tokens for a clinic you work in.")
     prefix = secrets.token_hex(4)
@@ -101,9 +136,10 @@ def api_token_use(*, token: str, now: datetime | None = None) -> ApiToken:
             f"This API token was revoked on {timezone.localtime(found.revoked_at):%Y-%m-%d %H:%M}; create a new one.",
             code="revoked",
         )
-    if found.expires_at is not None and found.expires_at <= now:
+    if api_token_expires(found) <= now:
         raise ApplicationError(
-            f"This API token expired on {timezone.localtime(found.expires_at):%Y-%m-%d %H:%M}; create a new one.",
+            f"This API token expired on {timezone.localtime(api_token_expires(found)):%Y-%m-%d %H:%M}; "
+            "create a new one.",
             code="expired",
         )
     if not found.user.is_active or not works_in(user=found.user, clinic_id=found.clinic_id):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
@@ -17,7 +17,7 @@ from clinics.errors import ApplicationError
 from clinics.models import Clinic
 from monitoring.models import ApiToken
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required
-from monitoring.security.tokens import api_token_create, api_token_revoke
+from monitoring.security.tokens import api_token_create, api_token_expiry, api_token_revoke
 
 
 @login_required
@@ -41,16 +41,16 @@ def api_tokens(request: AuthenticatedRequest) -> HttpResponse:
         return redirect("monitoring:api-tokens")
     if request.method == "POST":
         clinic = next((c for c in clinics if str(c.code) == request.POST.get("clinic")), None)
-        try:
-            days = int(request.POST.get("days") or 0)
-        except ValueError:
-            days = -1
+        raw_days = request.POST.get("days", "").strip()
         try:
             if clinic is None:
                 raise ApplicationError("Choose one of your clinics.")
-            if days < 0:
-                raise ApplicationError("Give the lifetime as a number of days, or leave it empty.")
-            expires = timezone.now() + timedelta(days=days) if days else None
+            # Empty: the default lifetime; anything but a whole number is out of range (-1).
+            # api_token_expiry bounds it before any date arithmetic.
+            days = None
+            if raw_days:
+                days = int(raw_days) if raw_days.isdigit() and len(raw_days) <= 6 else -1
+            expires = api_token_expiry(days=days)
             _, new_token = api_token_create(
                 user=request.user, clinic=clinic, name=request.POST.get("name", ""), expires_at=expires
             )
@@ -60,5 +60,12 @@ def api_tokens(request: AuthenticatedRequest) -> HttpResponse:
     return render(
         request,
         "security/api_tokens.html",
-        {"tokens": tokens, "clinics": clinics, "new_token": new_token, "now": timezone.now()},
+        {
+            "tokens": tokens,
+            "clinics": clinics,
+            "new_token": new_token,
+            "now": timezone.now(),
+            "default_days": settings.API_TOKEN_DEFAULT_DAYS,
+            "max_days": settings.API_TOKEN_MAX_DAYS,
+        },
     )

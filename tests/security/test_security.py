@@ -231,11 +231,22 @@ def test_the_application_cannot_change_or_delete_audit_entries(client, alice, pa
     # Bulk updates bypass the ORM's signals: the database itself refuses (a trigger).
     with pytest.raises((DatabaseError, IntegrityError)), transaction.atomic():
         LogEntry.objects.filter(pk=entry.pk).update(changes_text="nothing happened")
-    if connection.vendor == "postgresql":
-        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("DELETE FROM auditlog_logentry WHERE id = %s", [entry.pk])
     entry.refresh_from_db()
     assert entry.changes_text != "nothing happened"
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_to_delete_an_audit_entry(client, alice, patient):
+    """PostgreSQL's trigger refuses DELETE as well (SQLite's only UPDATE: Django's test flush
+    empties tables with DELETE there; migration 0004)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's trigger refuses UPDATE only; the DELETE trigger is PostgreSQL's")
+    sign_in(client, alice)
+    client.get(f"/patients/{patient.code}/")
+    entry = LogEntry.objects.filter(additional_data__what="patient page").get()
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM auditlog_logentry WHERE id = %s", [entry.pk])
+    assert LogEntry.objects.filter(pk=entry.pk).exists()
 
 
 def test_admins_read_and_export_their_clinics_trail_and_only_theirs(client, dana, erin, alice, patient):
@@ -428,13 +439,21 @@ def test_a_password_only_session_reaches_no_account_page_either(client, alice):
 def test_every_log_handler_scrubs():
     from monitoring.security.logs import RedactingFilter
 
-    for name in ("", "django", "django.request", "django.server", "monitoring", "gunicorn.error"):
+    names = ("", "django", "django.request", "django.server", "monitoring", "gunicorn.error")
+    reached = []  # (logger name, handler): the handlers a record from each logger reaches
+    for name in names:
         logger = logging.getLogger(name)
-        while logger is not None:  # the handlers a record from this logger reaches
-            for handler in logger.handlers:
-                if not type(handler).__module__.startswith("_pytest"):  # pytest's own capture
-                    assert any(isinstance(f, RedactingFilter) for f in handler.filters), (name, handler)
+        while logger is not None:
+            reached += [
+                (name, handler)
+                for handler in logger.handlers
+                if not type(handler).__module__.startswith("_pytest")  # pytest's own capture
+            ]
             logger = logger.parent if logger.propagate else None
+    # Not vacuous: every logger's records reach a handler (LOGGING is installed), so each is checked.
+    assert {name for name, _ in reached} == set(names), "a logger reaches no handler: is LOGGING installed?"
+    for name, handler in reached:
+        assert any(isinstance(f, RedactingFilter) for f in handler.filters), (name, handler)
 
 
 def test_the_trail_refuses_bad_filters_with_a_message(client, dana):
