@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run code audit test test-sqlite test-postgres lint typecheck bench install clean
+.PHONY: run code audit test check test-sqlite test-postgres lint typecheck bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ code: $(STAMP)
 test: $(STAMP)
 	.ci/system-deps
 	$(BIN)/python -m pytest -n 2 -q --ds=tests.settings $(PYTEST_ARGS)
+
+# The inner loop: lint, types, then the suite without the browser tests and the slow simulation
+# studies (the browser and slow markers, pyproject.toml). `make test` stays the whole suite, as CI runs it.
+check: lint typecheck
+	$(BIN)/python -m pytest -n 2 -q --ds=tests.settings -m "not browser and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,10 +12,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from clinics.validation import (
+    MAX_IDLE_TIMEOUT_MINUTES,
+    MAX_LINK_EXPIRY_HOURS,
+    MAX_RETENTION_YEARS,
+    MAX_SESSION_NUMBER,
+    MIN_IDLE_TIMEOUT_MINUTES,
+    no_control_characters,
+    validate_plausible_date,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -45,13 +56,15 @@ class ClinicQuerySet(models.QuerySet["Clinic"]):
         """The clinics where ``user`` is an active admin (none for a signed-out visitor)."""
         if not user.is_authenticated:
             return self.none()
-        return self.filter(pk__in=Membership.objects.admins().filter(user_id=user.pk).values("clinic_id"))
+        return self.filter(
+            pk__in=Membership.objects.reaching(user).filter(role=Membership.Role.ADMIN).values("clinic_id")
+        )
 
     def worked_in_by(self, user: User | AnonymousUser) -> ClinicQuerySet:
         """The clinics where ``user`` has an active membership, in any role."""
         if not user.is_authenticated:
             return self.none()
-        return self.filter(pk__in=Membership.objects.active().filter(user_id=user.pk).values("clinic_id"))
+        return self.filter(pk__in=Membership.objects.reaching(user).values("clinic_id"))
 
 
 class Clinic(ClinicScoped, models.Model):
@@ -69,14 +82,34 @@ class Clinic(ClinicScoped, models.Model):
         )
         SENSITIVE = "sensitive", _("Sensitive: at most 2 alarms per 100 sessions of a steady patient")
 
+    class OutcomeTiming(models.TextChoices):
+        WITH_ALLIANCE = "with_alliance", _("After the session, on the same link as the alliance questions")
+        BEFORE_SESSION = "before_session", _("Before the session, on a link of their own")
+
+    #: What a patient who answers above 0 on a risk item (PHQ-9 item 9) sees, unless the clinic
+    #: wrote its own text.
+    DEFAULT_CRISIS_TEXT = _(
+        "You said you have had thoughts that you would be better off dead or of hurting yourself. "
+        "If you are in danger now, or think you might act on these thoughts, call your local "
+        "emergency number (112 in Europe, 999 in the UK, 911 in the US) or go to the nearest "
+        "emergency department. You can also call a crisis line at any time, day or night: "
+        "Samaritans 116 123 (UK and Ireland), 988 (US), TelefonSeelsorge 0800 111 0 111 (Germany)."
+    )
+
     #: Attention sessions per 100 sessions of a steady patient, by sensitivity (the analytics'
     #: presets of the same names carry the same budgets).
     BUDGETS: ClassVar[dict[str, float]] = {"strict": 0.5, "standard": 1.0, "sensitive": 2.0}
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     slug = models.SlugField(unique=True)
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[no_control_characters])
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # The ranges of the numeric settings (clinics.validation says why).
+    MAX_LINK_EXPIRY_HOURS = MAX_LINK_EXPIRY_HOURS
+    MAX_RETENTION_YEARS = MAX_RETENTION_YEARS
+    MIN_IDLE_TIMEOUT_MINUTES = MIN_IDLE_TIMEOUT_MINUTES
+    MAX_IDLE_TIMEOUT_MINUTES = MAX_IDLE_TIMEOUT_MINUTES
 
     #: The settings an admin may change (the settings page and clinic_settings_update both use it).
     SETTINGS = (
@@ -88,6 +121,9 @@ class Clinic(ClinicScoped, models.Model):
         "patients_see_results",
         "therapist_rating_enabled",
         "sensitivity",
+        "outcome_measures",
+        "outcome_timing",
+        "crisis_text",
         "retention_years",
         "idle_timeout_minutes",
     )
@@ -95,23 +131,66 @@ class Clinic(ClinicScoped, models.Model):
     # Settings. Each one is explained to the admin on the settings page.
     default_language = models.CharField(max_length=8, default="en")
     instrument_code = models.SlugField(max_length=50, default="bordin-alliance")
-    link_expiry_hours = models.PositiveIntegerField(default=72)
-    reminder_delay_hours = models.PositiveIntegerField(default=24)
+    link_expiry_hours = models.PositiveIntegerField(
+        default=72, validators=[MinValueValidator(1), MaxValueValidator(MAX_LINK_EXPIRY_HOURS)]
+    )
+    reminder_delay_hours = models.PositiveIntegerField(
+        default=24, validators=[MaxValueValidator(MAX_LINK_EXPIRY_HOURS)]
+    )
     patients_see_results = models.BooleanField(default=False)
     therapist_rating_enabled = models.BooleanField(default=False)
     sensitivity = models.CharField(max_length=16, choices=Sensitivity.choices, default=Sensitivity.STANDARD)
-    retention_years = models.PositiveIntegerField(default=10)
-    idle_timeout_minutes = models.PositiveIntegerField(default=30)
+    outcome_measures = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("Codes of the symptom measures asked with each session, e.g. ['phq9', 'gad7']."),
+    )
+    outcome_timing = models.CharField(
+        max_length=16, choices=OutcomeTiming.choices, default=OutcomeTiming.WITH_ALLIANCE
+    )
+    crisis_text = models.TextField(
+        blank=True,
+        max_length=2000,
+        help_text=_(
+            "What a patient who reports thoughts of self-harm sees at once. Empty: the default text."
+        ),
+    )
+    retention_years = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_YEARS)]
+    )
+    idle_timeout_minutes = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(MIN_IDLE_TIMEOUT_MINUTES), MaxValueValidator(MAX_IDLE_TIMEOUT_MINUTES)],
+    )
 
     objects = ClinicQuerySet.as_manager()
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(link_expiry_hours__gte=1), name="clinic_link_expiry_positive"),
+            # A link's expiry is computed from these: out of range, every link of the clinic fails.
+            models.CheckConstraint(
+                condition=Q(link_expiry_hours__range=(1, MAX_LINK_EXPIRY_HOURS)),
+                name="clinic_link_expiry_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(reminder_delay_hours__lte=MAX_LINK_EXPIRY_HOURS),
+                name="clinic_reminder_delay_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(retention_years__range=(1, MAX_RETENTION_YEARS)), name="clinic_retention_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(idle_timeout_minutes__range=(MIN_IDLE_TIMEOUT_MINUTES, MAX_IDLE_TIMEOUT_MINUTES)),
+                name="clinic_idle_timeout_in_range",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def crisis_message(self) -> str:
+        return self.crisis_text.strip() or str(self.DEFAULT_CRISIS_TEXT)
 
     @property
     def false_alarm_budget(self) -> float:
@@ -131,6 +210,23 @@ class MembershipQuerySet(models.QuerySet["Membership"]):
     def therapists(self) -> MembershipQuerySet:
         return self.active().filter(role=Membership.Role.THERAPIST)
 
+    def reaching(self, user: User | AnonymousUser) -> MembershipQuerySet:
+        """The memberships through which ``user`` reaches clinics in this request: the active
+        ones, minus the clinics whose admin signed this session out ("Sign out everywhere" on
+        that membership, ``Membership.signed_out_at``). Those clinics are in ``user``'s
+        ``SIGNED_OUT_OF`` attribute, which monitoring.security.middleware sets on every request
+        of a signed-in session. Every access rule of the project starts here."""
+        if not user.is_authenticated:
+            return self.none()
+        mine = self.active().filter(user_id=user.pk)
+        closed = getattr(user, SIGNED_OUT_OF, None)
+        return mine.exclude(clinic_id__in=closed) if closed else mine
+
+
+#: The attribute of a request's user naming the clinics (ids) that this session may no longer
+#: reach, because their admin signed the person out of them after this session signed in.
+SIGNED_OUT_OF = "bordin_signed_out_of"
+
 
 class Membership(ClinicScoped, models.Model):
     """A user's place in a clinic. A user may work in several clinics, with one role in each."""
@@ -145,6 +241,9 @@ class Membership(ClinicScoped, models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    #: "Sign out everywhere" on this membership: sessions signed in before this time no longer
+    #: reach this clinic (their other clinics stay); a new sign-in does.
+    signed_out_at = models.DateTimeField(null=True, blank=True)
 
     objects = MembershipQuerySet.as_manager()
 
@@ -166,7 +265,7 @@ class PatientQuerySet(models.QuerySet["Patient"]):
         of their clinic. The one access rule for patient data (``clinics.permissions``)."""
         if not user.is_authenticated:
             return self.none()
-        mine = Membership.objects.active().filter(user_id=user.pk)
+        mine = Membership.objects.reaching(user)
         admin_of = mine.filter(role=Membership.Role.ADMIN).values("clinic_id")
         therapist_in = mine.filter(role=Membership.Role.THERAPIST).values("clinic_id")
         return self.filter(Q(clinic__in=admin_of) | Q(clinic__in=therapist_in, therapist_id=user.pk))
@@ -176,12 +275,19 @@ class PatientQuerySet(models.QuerySet["Patient"]):
         return self.filter(patient_search(query))
 
 
+#: The longest stored value a search compares with (external_id).
+SEARCH_MAX_LENGTH = 100
+
+
 def patient_search(query: str) -> Q:
     """The one patient search: label or record number contains ``query`` (any case); matches
-    everyone for "". A ``Q`` so that any queryset of patients can use it."""
+    everyone for "". A ``Q`` so that any queryset of patients can use it. A query longer than
+    any stored value, or with a NUL byte (PostgreSQL refuses it as a parameter), matches no one."""
     query = query.strip()
     if not query:
         return Q()
+    if len(query) > SEARCH_MAX_LENGTH or "\x00" in query:
+        return Q(pk__in=[])
     return Q(label__icontains=query) | Q(external_id__icontains=query)
 
 
@@ -191,15 +297,23 @@ class Patient(ClinicScoped, models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
     label = models.CharField(
-        max_length=60, help_text=_("How staff recognise the patient, e.g. initials. No full names.")
+        max_length=60,
+        validators=[no_control_characters],
+        help_text=_("How staff recognise the patient, e.g. initials. No full names."),
     )
     external_id = models.CharField(
-        max_length=100, blank=True, help_text=_("Identifier in the health record.")
+        max_length=100,
+        blank=True,
+        validators=[no_control_characters],
+        help_text=_("Identifier in the health record."),
     )
     language = models.CharField(max_length=8, default="en")
     contact_email = models.EmailField(blank=True, help_text=_("Where form links and reminders go. Optional."))
     contact_phone = models.CharField(
-        max_length=32, blank=True, help_text=_("For text-message links. Optional.")
+        max_length=32,
+        blank=True,
+        validators=[no_control_characters],
+        help_text=_("For text-message links. Optional."),
     )
     is_active = models.BooleanField(default=True)
     therapist = models.ForeignKey(
@@ -243,8 +357,8 @@ class Episode(ClinicScoped, models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="episodes")
     therapist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="episodes")
     treatment = models.CharField(max_length=32, choices=Treatment.choices, default=Treatment.OTHER)
-    started_on = models.DateField()
-    ended_on = models.DateField(null=True, blank=True)
+    started_on = models.DateField(validators=[validate_plausible_date])
+    ended_on = models.DateField(null=True, blank=True, validators=[validate_plausible_date])
 
     class Meta:
         constraints = [
@@ -276,8 +390,10 @@ class Session(ClinicScoped, models.Model):
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="sessions")
-    number = models.PositiveIntegerField()
-    date = models.DateField()
+    number = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_SESSION_NUMBER)]
+    )
+    date = models.DateField(validators=[validate_plausible_date])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
 
     class Meta:
@@ -312,7 +428,7 @@ class StaffInvitation(ClinicScoped, models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="staff_invitations")
     email = models.EmailField()
-    name = models.CharField(max_length=150, blank=True)
+    name = models.CharField(max_length=150, blank=True, validators=[no_control_characters])
     role = models.CharField(max_length=16, choices=Membership.Role.choices)
     token_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(

@@ -2,7 +2,8 @@
 
 Two roles per clinic (``Membership.Role``): a therapist sees their own patients; a clinic admin
 sees every patient of the clinic and manages staff, settings, exports and the audit trail.
-Only active memberships count. The rules are QuerySet methods on the models
+Only active memberships count (``Membership.objects.reaching``: minus the clinics that signed
+this session out). The rules are QuerySet methods on the models
 (``Patient.objects.visible_to``, ``Membership.objects.admins``, ``Clinic.objects.administered_by``)
 and the functions here, which pages, the API and exports call; nothing else decides access.
 
@@ -33,16 +34,13 @@ def clinics_administered(*, user: User | AnonymousUser) -> QuerySet[Clinic]:
 def is_clinic_admin(*, user: User | AnonymousUser, clinic_id: int) -> bool:
     return (
         user.is_authenticated
-        and Membership.objects.admins().filter(user_id=user.pk, clinic_id=clinic_id).exists()
+        and Membership.objects.reaching(user).filter(role=Membership.Role.ADMIN, clinic_id=clinic_id).exists()
     )
 
 
 def works_in(*, user: User | AnonymousUser, clinic_id: int) -> bool:
     """An active member of the clinic, in any role."""
-    return (
-        user.is_authenticated
-        and Membership.objects.active().filter(user_id=user.pk, clinic_id=clinic_id).exists()
-    )
+    return user.is_authenticated and Membership.objects.reaching(user).filter(clinic_id=clinic_id).exists()
 
 
 def clinic_for_admin(*, user: User | AnonymousUser, slug: str) -> Clinic:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from allauth.usersessions.adapter import get_adapter as usersessions_adapter
@@ -21,6 +22,7 @@ from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode, Membership, Patient, Session, StaffInvitation
 from clinics.permissions import works_in
 from clinics.tokens import token_hash
+from clinics.validation import check_date, check_fields, check_text
 
 
 def staff_create(
@@ -43,6 +45,10 @@ def staff_create(
     return user
 
 
+#: The patient's fields that people type: checked (length, control characters) before a write.
+PATIENT_TEXT = ("label", "external_id", "language", "contact_email", "contact_phone")
+
+
 def patient_create(
     *,
     clinic: Clinic,
@@ -55,17 +61,20 @@ def patient_create(
 ) -> Patient:
     if not works_in(user=therapist, clinic_id=clinic.pk):
         raise ApplicationError("The therapist is not a member of this clinic.")
+    patient = Patient(
+        clinic=clinic,
+        label=label.strip(),
+        external_id=external_id.strip(),
+        therapist=therapist,
+        language=language,
+        contact_email=contact_email.strip(),
+        contact_phone=contact_phone.strip(),
+    )
+    check_fields(patient, *PATIENT_TEXT)
     try:
         with transaction.atomic():
-            return Patient.objects.create(
-                clinic=clinic,
-                label=label.strip(),
-                external_id=external_id.strip(),
-                therapist=therapist,
-                language=language,
-                contact_email=contact_email.strip(),
-                contact_phone=contact_phone.strip(),
-            )
+            patient.save(force_insert=True)
+            return patient
     except IntegrityError as exc:
         raise ApplicationError(
             f"A patient labelled '{label}' or with that external id already exists."
@@ -76,14 +85,17 @@ def episode_open(*, patient: Patient, started_on: date, treatment: str = Episode
     """Open an episode of care; a discharged patient becomes active again (readmission)."""
     if patient.therapist is None:
         raise ApplicationError("Assign a therapist before opening an episode of care.")
+    episode = Episode(
+        patient=patient, therapist=patient.therapist, started_on=started_on, treatment=treatment
+    )
+    check_fields(episode, "started_on", "treatment")
     try:
         with transaction.atomic():
             if not patient.is_active:
                 patient.is_active = True
                 patient.save(update_fields=["is_active"])
-            return Episode.objects.create(
-                patient=patient, therapist=patient.therapist, started_on=started_on, treatment=treatment
-            )
+            episode.save(force_insert=True)
+            return episode
     except IntegrityError as exc:
         raise ApplicationError("This patient already has an open episode of care; close it first.") from exc
 
@@ -94,7 +106,10 @@ def session_create(*, episode: Episode, date: date, status: str = Session.Status
         last = (
             episode.sessions.select_for_update().order_by("-number").values_list("number", flat=True).first()
         )
-        return Session.objects.create(episode=episode, number=(last or 0) + 1, date=date, status=status)
+        session = Session(episode=episode, number=(last or 0) + 1, date=date, status=status)
+        check_fields(session, "number", "date", "status")
+        session.save(force_insert=True)
+        return session
 
 
 # --- Staff administration ----------------------------------------------------------------------
@@ -117,6 +132,8 @@ def staff_invite(
     ``invited_by`` is None only for a new clinic's first admin (``manage.py clinic_create``).
     """
     email = email.strip().lower()
+    check_text(email, what="Email", max_length=254)
+    check_text(name, what="Name", max_length=150)
     if role not in Membership.Role.values:
         raise ApplicationError("Choose a role: therapist or clinic admin.")
     if Membership.objects.active().filter(clinic=clinic, user__email__iexact=email).exists():
@@ -166,34 +183,51 @@ def staff_invitation_for_token(*, token: str) -> StaffInvitation:
     return invitation
 
 
-def staff_invitation_accept(*, token: str, password: str, name: str = "") -> User:
-    """Create (or reuse) the account, check the password against the validators, join the clinic."""
+def staff_invitation_password_choose(*, token: str, password: str, name: str = "") -> None:
+    """A newcomer chooses a password on the invitation page: the account is created if no
+    account has the invitation's address. If one has, nothing is stored and no password is
+    checked: the page is not a way to guess an account's password, nor to learn whether an
+    address has an account (the answer, the checks and the time taken are the same). Either
+    way the invitation stays pending; the person then signs in through the normal sign-in
+    (lockout, rate limits, two-factor, audit) and accepts it (``staff_invitation_accept``)."""
+    check_text(name, what="Name", max_length=150)  # first_name and last_name hold 150 each
     invitation = staff_invitation_for_token(token=token)
     User = get_user_model()
+    first, _, last = (name or invitation.name).strip().partition(" ")
+    candidate = User(username=invitation.email, email=invitation.email, first_name=first, last_name=last)
+    try:
+        validate_password(password, candidate)
+    except DjangoValidationError as exc:
+        raise ApplicationError("Please choose another password.", problems=list(exc.messages)) from exc
+    candidate.set_password(password)  # hashed in both cases, so both take as long
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        return
+    try:
+        with transaction.atomic():
+            candidate.save()
+    except IntegrityError:
+        return  # created meanwhile (the same form sent twice): the same answer
+
+
+def staff_invitation_accept(*, token: str, user: User) -> Membership:
+    """``user``, signed in, accepts an invitation sent to their address: the invitation is used
+    up and the membership created (or reactivated) with the invitation's role."""
+    invitation = staff_invitation_for_token(token=token)
+    if user.email.strip().lower() != invitation.email.strip().lower():
+        raise ApplicationError(
+            "This invitation is for another address. Sign in with the address it was sent to.",
+            code="other_address",
+        )
     with transaction.atomic():
         claimed = (
             StaffInvitation.objects.pending().filter(pk=invitation.pk).update(accepted_at=timezone.now())
         )
         if not claimed:
-            raise ApplicationError("This invitation has been used already. Sign in instead.", code="used")
-        user = User.objects.filter(email__iexact=invitation.email).first()
-        if user is None:
-            first, _, last = (name or invitation.name).strip().partition(" ")
-            user = User(username=invitation.email, email=invitation.email, first_name=first, last_name=last)
-            try:
-                validate_password(password, user)
-            except DjangoValidationError as exc:
-                raise ApplicationError(
-                    "Please choose another password.", problems=list(exc.messages)
-                ) from exc
-            user.set_password(password)
-            user.save()
-        elif not user.check_password(password):
-            raise ApplicationError("You have an account already: enter its password to join this clinic.")
-        Membership.objects.update_or_create(
+            raise ApplicationError("This invitation has been used already.", code="used")
+        membership, _ = Membership.objects.update_or_create(
             user=user, clinic=invitation.clinic, defaults={"role": invitation.role, "is_active": True}
         )
-    return user
+    return membership
 
 
 def membership_set_role(*, membership: Membership, role: str, by: User) -> Membership:
@@ -215,8 +249,10 @@ def _keep_one_admin(membership: Membership) -> None:
 
 
 def membership_deactivate(*, membership: Membership, by: User) -> int:
-    """End someone's work in the clinic. Their patients must have been reassigned first; their
-    signed-in sessions end at once. Returns the number of sessions ended."""
+    """End someone's work in the clinic. Their patients must have been reassigned first. The
+    clinic is out of their reach at once (only active memberships count); if it was their last
+    clinic, their signed-in sessions end too (sessions for their other clinics are not this
+    clinic's to end). Returns the number of sessions ended."""
     if membership.user_id == by.pk:
         raise ApplicationError("You cannot deactivate yourself; ask another admin.")
     assigned = Patient.objects.filter(
@@ -234,27 +270,72 @@ def membership_deactivate(*, membership: Membership, by: User) -> int:
         membership.is_active = False
         membership.save(update_fields=["is_active"])
         user = membership.user
-        if not user.memberships.active().exists():
-            user.is_active = False
-            user.save(update_fields=["is_active"])
+        if user.memberships.active().exists():
+            return 0
+        user.is_active = False
+        user.save(update_fields=["is_active"])
     return user_sessions_end(user=membership.user)
 
 
-def user_sessions_end_by_admin(*, membership: Membership, by: User) -> int:
-    """An admin signs a colleague out everywhere (a lost phone, a shared computer left signed in).
-    Audited with who did it; the person can sign in again at once."""
+@dataclass(frozen=True)
+class SignOut:
+    """What "Sign out everywhere" on a membership did: ``sessions`` signed-in sessions lost the
+    clinic; ``everywhere``: they were ended (the membership was the person's only one)."""
+
+    sessions: int
+    everywhere: bool
+
+
+def user_sessions_end_by_admin(*, membership: Membership, by: User) -> SignOut:
+    """An admin signs a colleague out of the clinic on every device (a lost phone, a shared
+    computer left signed in). Audited with who did it and what happened; the person can sign in
+    again at once.
+
+    The membership is stamped (``signed_out_at``): every session signed in before now no longer
+    reaches this clinic (``monitoring.security.middleware.ClinicSignOutMiddleware``). If the
+    person works in no other clinic, their sessions are ended as well. If they do, those sessions
+    go on for the other clinics: one clinic's admin cannot end the person's work elsewhere."""
     from auditlog.models import LogEntry
 
-    ended = user_sessions_end(user=membership.user)
+    user, clinic = membership.user, membership.clinic
+    Membership.objects.filter(pk=membership.pk).update(signed_out_at=timezone.now())
+    if user.memberships.active().exclude(pk=membership.pk).exists():
+        result = SignOut(sessions=len(_live_sessions(user)), everywhere=False)
+        text = (
+            f"Signed out of {clinic.name} by {by.email}: {result.sessions} signed-in session(s) no longer "
+            f"reach {clinic.name}; they go on for the person's other clinics"
+        )
+    else:
+        result = SignOut(sessions=user_sessions_end(user=user), everywhere=True)
+        text = f"Signed out everywhere by {by.email}: {result.sessions} session(s) ended"
     LogEntry.objects.log_create(
         membership,
         force_log=True,
         action=LogEntry.Action.UPDATE,
         actor=by,
-        changes_text=f"Signed out everywhere by {by.email}: {ended} session(s) ended",
-        additional_data={"clinic": membership.clinic_id, "event": "sessions ended", "sessions": ended},
+        changes_text=text,
+        additional_data={
+            "clinic": membership.clinic_id,
+            "event": "sessions ended",
+            "sessions": result.sessions,
+            "scope": "all" if result.everywhere else "clinic",
+        },
     )
-    return ended
+    return result
+
+
+def _live_sessions(user: User, keep: str | None = None) -> list[UserSession]:
+    """``user``'s signed-in sessions (allauth's index), except ``keep``; rows of sessions that
+    have ended (signed out, expired) are dropped on the way."""
+    alive: list[UserSession] = []
+    gone: list[int] = []
+    for session in UserSession.objects.filter(user=user).exclude(session_key=keep or ""):
+        if session.exists():
+            alive.append(session)
+        else:
+            gone.append(session.pk)
+    UserSession.objects.filter(pk__in=gone).delete()
+    return alive
 
 
 def user_sessions_end(*, user: User, keep: str | None = None) -> int:
@@ -266,14 +347,7 @@ def user_sessions_end(*, user: User, keep: str | None = None) -> int:
     engine, so this works with any engine (``db``, ``cached_db``, ``cache``) and reads only this
     user's rows. Rows of sessions that have already ended (signed out, expired) are dropped.
     """
-    alive: list[UserSession] = []
-    gone: list[int] = []
-    for session in UserSession.objects.filter(user=user).exclude(session_key=keep or ""):
-        if session.exists():
-            alive.append(session)
-        else:
-            gone.append(session.pk)
-    UserSession.objects.filter(pk__in=gone).delete()
+    alive = _live_sessions(user, keep)
     usersessions_adapter().end_sessions(alive)  # deletes each from the session store, then its row
     return len(alive)
 
@@ -299,6 +373,7 @@ def patient_update(
     patient.language = language
     patient.contact_email = contact_email.strip()
     patient.contact_phone = contact_phone.strip()
+    check_fields(patient, *PATIENT_TEXT)
     try:
         with transaction.atomic():
             patient.save()
@@ -315,6 +390,7 @@ def patient_transfer(*, patient: Patient, therapist: User, on: date) -> Episode 
         raise ApplicationError("Choose an active therapist of this clinic.")
     if patient.therapist_id == therapist.pk:
         raise ApplicationError("The patient already sees this therapist.")
+    check_date(on, what="The transfer date")
     with transaction.atomic():
         current = patient.episodes.select_for_update().filter(ended_on=None).first()
         new_episode = None
@@ -336,6 +412,7 @@ def episode_close(*, episode: Episode, on: date) -> Episode:
         raise ApplicationError("This episode of care is closed already.")
     if on < episode.started_on:
         raise ApplicationError("An episode cannot end before it started.")
+    check_date(on, what="The end of the episode")
     episode.ended_on = on
     episode.save(update_fields=["ended_on"])
     return episode

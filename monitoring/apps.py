@@ -21,7 +21,7 @@ class MonitoringConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from monitoring import models
+        from monitoring import checks, models  # noqa: F401 - checks registers `check --deploy`'s checks
         from monitoring.security import signals
 
         signals.connect()
@@ -36,3 +36,6 @@ class MonitoringConfig(AppConfig):
             mask_callable="clinics.apps.withheld",
         )
         auditlog.register(models.Instrument)
+        auditlog.register(
+            models.SafetyAlert, mask_fields=["follow_up_note"], mask_callable="clinics.apps.withheld"
+        )

@@ -26,9 +26,21 @@ class Rater(models.TextChoices):
 
 
 class Instrument(models.Model):
+    class Kind(models.TextChoices):
+        ALLIANCE = "alliance", _("Alliance (goal, task, bond)")
+        OUTCOME = "outcome", _("Outcome measure (symptoms)")
+
     code = models.SlugField(max_length=50)
     version = models.PositiveIntegerField()
     rater = models.CharField(max_length=16, choices=Rater.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ALLIANCE)
+    scoring = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_(
+            "An outcome measure's scoring as data: bands, cut-off, reliable change, risk items, LOINC."
+        ),
+    )
     scale_min = models.PositiveSmallIntegerField()
     scale_max = models.PositiveSmallIntegerField()
     subscales = models.JSONField(
@@ -46,10 +58,19 @@ class Instrument(models.Model):
             models.CheckConstraint(
                 condition=Q(rater__in=["patient", "therapist"]), name="instrument_rater_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["alliance", "outcome"]), name="instrument_kind_valid"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.code} v{self.version}"
+
+    @property
+    def measure(self) -> str:
+        """What a response to it is an answer to: "alliance" for both alliance forms, else the
+        outcome measure's code ("phq9", "gad7")."""
+        return "alliance" if self.kind == self.Kind.ALLIANCE else self.code
 
     def translation(self, language: str) -> InstrumentTranslation:
         """The wording in ``language``, falling back to English, then to any loaded language."""
@@ -65,6 +86,7 @@ class InstrumentItem(models.Model):
     number = models.PositiveSmallIntegerField(help_text=_("Position on the form, from 1."))
     subscale = models.CharField(max_length=32)
     reverse_keyed = models.BooleanField(default=False)
+    code = models.CharField(max_length=32, blank=True, help_text=_("The item's LOINC code, if it has one."))
 
     class Meta:
         ordering = ["instrument", "number"]
@@ -86,7 +108,7 @@ class InstrumentTranslation(models.Model):
     item_texts = models.JSONField(help_text=_("Item number (as a string) to wording."))
     subscale_names = models.JSONField(default=dict)
     source = models.CharField(
-        max_length=200, blank=True, help_text=_("Where the wording comes from (licence).")
+        max_length=500, blank=True, help_text=_("Where the wording comes from (licence).")
     )
 
     class Meta:
@@ -99,7 +121,8 @@ class InstrumentTranslation(models.Model):
 
 
 class Response(ClinicScoped, models.Model):
-    """One completed questionnaire for one session, by the patient or by the therapist."""
+    """One completed questionnaire for one session, by the patient or by the therapist: the
+    alliance form, or an outcome measure (``measure`` says which)."""
 
     clinic_path = "session.episode.patient.clinic_id"
 
@@ -112,6 +135,9 @@ class Response(ClinicScoped, models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="responses")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="responses")
     rater = models.CharField(max_length=16, choices=Rater.choices)
+    measure = models.SlugField(
+        max_length=50, default="alliance", help_text=_('"alliance", or the outcome measure\'s code ("phq9").')
+    )
     source = models.CharField(max_length=16, choices=Source.choices)
     submitted_at = models.DateTimeField()
     entered_by = models.ForeignKey(
@@ -120,9 +146,11 @@ class Response(ClinicScoped, models.Model):
 
     class Meta:
         constraints = [
-            # One patient rating and one therapist rating per session: a double submission,
-            # whatever its path, is refused by the database itself.
-            models.UniqueConstraint(fields=["session", "rater"], name="response_one_per_session_and_rater"),
+            # One patient rating and one therapist rating of each measure per session: a double
+            # submission, whatever its path, is refused by the database itself.
+            models.UniqueConstraint(
+                fields=["session", "rater", "measure"], name="response_one_per_session_rater_measure"
+            ),
             models.CheckConstraint(
                 condition=Q(rater__in=["patient", "therapist"]), name="response_rater_valid"
             ),
@@ -132,7 +160,7 @@ class Response(ClinicScoped, models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rater} response to {self.session}"
+        return f"{self.rater} {self.measure} response to {self.session}"
 
 
 class Answer(models.Model):
@@ -143,9 +171,11 @@ class Answer(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["response", "item"], name="answer_one_per_item"),
-            # Bordin's analysis thresholds are in points of a 1-5 scale; load_instrument only
-            # accepts 1-5 instruments, so this is the scale of every stored answer.
-            models.CheckConstraint(condition=Q(value__gte=1) & Q(value__lte=5), name="answer_value_in_scale"),
+            # The widest scale an instrument may have (alliance forms 1-5, outcome measures within
+            # 0-10); the write path checks each answer against its own instrument's scale.
+            models.CheckConstraint(
+                condition=Q(value__gte=0) & Q(value__lte=10), name="answer_value_in_range"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -177,9 +207,19 @@ class Invitation(ClinicScoped, models.Model):
         LINK = "link", _("Link (email, text message or QR code)")
         TABLET = "tablet", _("Clinic tablet")
 
+    class Part(models.TextChoices):
+        AFTER = "after", _("After the session: the alliance (and the symptom measures, if they go with it)")
+        BEFORE = "before", _("Before the session: the symptom measures")
+
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="invitations")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    part = models.CharField(max_length=8, choices=Part.choices, default=Part.AFTER)
+    measures = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("The outcome measures the form asks, as chosen when it was made."),
+    )
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.LINK)
     salt = models.CharField(max_length=64)
     token_hash = models.CharField(max_length=64, unique=True)
@@ -290,6 +330,57 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"Notification of {self.flag} for {self.user}"
+
+
+class SafetyAlertQuerySet(models.QuerySet["SafetyAlert"]):
+    def open(self) -> SafetyAlertQuerySet:
+        """Not yet followed up: these stay at the top of the caseload."""
+        return self.filter(followed_up_at=None)
+
+
+class SafetyAlert(ClinicScoped, models.Model):
+    """A risk answer (PHQ-9 item 9 above 0): raised in the same transaction that stores the
+    answers, shown at once to the patient (the clinic's crisis text) and to the therapist (an
+    e-mail at commit and the top row of the caseload), and open until a clinician records what
+    was done. Never deleted with a flag acknowledgement; the follow-up is audited."""
+
+    clinic_path = "episode.patient.clinic_id"
+
+    class FollowUp(models.TextChoices):
+        CONTACTED = "contacted", _("Contacted the patient")
+        SEEN = "seen", _("Discussed in session / seen in person")
+        ESCALATED = "escalated", _("Referred on or escalated (crisis team, GP, emergency services)")
+        NO_RISK = "no_risk", _("Assessed: no current risk")
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    episode = models.ForeignKey("clinics.Episode", on_delete=models.CASCADE, related_name="safety_alerts")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="safety_alerts")
+    response = models.OneToOneField(Response, on_delete=models.CASCADE, related_name="safety_alert")
+    item = models.PositiveSmallIntegerField(help_text=_("The risk item's number."))
+    value = models.PositiveSmallIntegerField(help_text=_("The answer given (above 0)."))
+    answer_label = models.CharField(max_length=100, help_text=_("The answer as the patient saw it."))
+    raised_at = models.DateTimeField()
+    notified_at = models.DateTimeField(null=True, blank=True, help_text=_("When the therapist was e-mailed."))
+    followed_up_at = models.DateTimeField(null=True, blank=True)
+    followed_up_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    follow_up = models.CharField(max_length=16, choices=FollowUp.choices, blank=True)
+    follow_up_note = models.TextField(blank=True, max_length=2000)
+
+    objects = SafetyAlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-raised_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(value__gte=1), name="safety_alert_value_positive"),
+            models.CheckConstraint(
+                condition=Q(followed_up_at=None) | ~Q(follow_up=""), name="safety_alert_follow_up_named"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Safety alert at {self.session}"
 
 
 class EpisodeAnalysis(models.Model):

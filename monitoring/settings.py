@@ -7,6 +7,7 @@ listed in docs/operations.md. Production is ``DEBUG`` off (the default) with ``S
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -88,6 +89,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the client's address behind the trusted proxies (TRUSTED_PROXIES), for all below.
+    "monitoring.security.middleware.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "monitoring.security.middleware.PermissionsPolicyMiddleware",
@@ -101,6 +104,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "monitoring.security.middleware.HtmxRedirectMiddleware",
+    # Before the idle timeout, which gives a session without a sign-in time the present one.
+    "monitoring.security.middleware.ClinicSignOutMiddleware",
     "monitoring.security.middleware.IdleTimeoutMiddleware",
     "monitoring.security.middleware.MfaRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -112,6 +117,11 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "monitoring.urls"
+# The largest request body Django reads for a page (a form; files are not counted): the largest
+# real one is a few KB. Over it, a page answers 400 and the API 413 (too_large). The API's own
+# JSON limit is smaller (monitoring.api.auth.MAX_BODY_BYTES). Also bound it at the proxy.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 WSGI_APPLICATION = "monitoring.wsgi.application"
 
 TEMPLATES = [
@@ -178,6 +188,10 @@ ACCOUNT_LOGOUT_ON_GET = False
 # re-authentication is older than this (allauth's reauthentication flow).
 ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_SECONDS", 300)
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False  # this session stays; every other one ends
+# API tokens always expire: after API_TOKEN_DEFAULT_DAYS unless their creator chooses a date, and
+# never later than API_TOKEN_MAX_DAYS after creation (monitoring.security.tokens).
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)
+API_TOKEN_DEFAULT_DAYS = min(env_int("API_TOKEN_DEFAULT_DAYS", 90), API_TOKEN_MAX_DAYS)
 ACCOUNT_PASSWORD_MIN_LENGTH = 12
 # Two-factor sign-in is required for staff (monitoring.security.middleware.MfaRequiredMiddleware).
 # Failed codes are rate-limited per user by allauth's "login_failed" limit (5 per 5 minutes).
@@ -193,6 +207,8 @@ AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "monitoring.security.signals.axes_username"
+# The address axes locks on: the client's, as ClientAddressMiddleware set it (TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "monitoring.security.signals.client_ip"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
@@ -233,6 +249,10 @@ TASKS = {
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+if TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend":
+    # RQ workers: `manage.py rqworker default` (docs/operations.md); the queue lives in REDIS_URL.
+    INSTALLED_APPS.append("django_rq")
+    RQ_QUEUES = {"default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 900}}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -246,10 +266,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["monitoring.api.auth.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": env("API_RATE", "1000/hour")},
     "DEFAULT_PAGINATION_CLASS": "monitoring.api.auth.ApiPagination",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON only, at most 64 KB and 20 levels deep (413 too_large / 400 too_deep).
+    "DEFAULT_PARSER_CLASSES": ["monitoring.api.auth.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS is 405: the schema describes the API
     "EXCEPTION_HANDLER": "monitoring.api.auth.api_exception_handler",
+    "NUM_PROXIES": 0,  # the throttle's address is REMOTE_ADDR (see TRUSTED_PROXIES)
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bordin API",
@@ -283,6 +305,28 @@ SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
 SECURE_SSL_REDIRECT = SECURE and env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
+
+
+def _trusted_proxies(value: str) -> int | list[str]:
+    """TRUSTED_PROXIES: empty or 0 (no proxy: X-Forwarded-For is ignored), a count of proxy hops
+    in front of gunicorn ("1" for one nginx), or the proxies' networks ("10.0.0.0/8,fd00::/8")."""
+    value = value.strip()
+    if not value or value.isdigit():
+        return int(value or 0)
+    networks = [item.strip() for item in value.split(",") if item.strip()]
+    try:
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)
+    except ValueError as error:
+        raise RuntimeError(f"TRUSTED_PROXIES: {error} (see docs/operations.md).") from error
+    return networks
+
+
+# Which X-Forwarded-For entries to believe (monitoring.security.middleware.ClientAddressMiddleware
+# sets REMOTE_ADDR from them for axes, allauth, the audit trail, DRF and the logs).
+TRUSTED_PROXIES = _trusted_proxies(env("TRUSTED_PROXIES"))
+# allauth, DRF: REMOTE_ADDR is already the client's; reading X-Forwarded-For again would be wrong.
+ALLAUTH_TRUSTED_PROXY_COUNT = 0
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000) if SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = SECURE
@@ -296,9 +340,11 @@ SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
 X_FRAME_OPTIONS = "DENY"
 
 # Content Security Policy: our own scripts only, no eval (plotly's strict build), no third-party
-# hosts. 'unsafe-inline' styles are needed by plotly's SVG and are all it needs.
+# hosts. 'unsafe-inline' styles are needed by plotly's SVG and are all it needs. The Django admin
+# (/django-admin/) gets the same policy: Django 5.2's admin has no inline script (its constants
+# are data attributes of <script src>); its one inline <style> (change lists without actions) is
+# covered by 'unsafe-inline' styles (tests/attacks/test_admin_csp.py).
 CONTENT_SECURITY_POLICY = {
-    "EXCLUDE_URL_PREFIXES": ["/django-admin/"],
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],

@@ -74,6 +74,12 @@ api = include("monitoring.api.urls")
 _allow_anonymous(account_urlpatterns, ACCOUNT_PAGES_ANONYMOUS)
 _allow_anonymous(import_module("monitoring.api.urls").urlpatterns)
 
+# Errors Django answers itself: JSON under /api/, the usual pages elsewhere (monitoring.views).
+handler400 = views.bad_request
+handler403 = views.permission_denied
+handler404 = views.page_not_found
+handler500 = views.server_error
+
 urlpatterns = [
     path("", include(app_urls)),
     path("favicon.ico", views.favicon),

@@ -4,8 +4,12 @@ role's own objects, a colleague's in the same clinic, and another clinic's.
 Roles: the therapist (alice), her colleague (bob), the clinic's admin (dana), another clinic's
 admin (erin), someone holding a patient link, and an anonymous visitor. Objects: OWN are alice's
 (her patient, its episode, sessions, flag, form link; clinic A), SAME are bob's (clinic A), OTHER
-are charlie's (clinic B). What each role must get is a rule per route: A (allowed: any answer but
-the refusals below), H (404: hidden, its existence not revealed), L (sent to sign in).
+are charlie's (clinic B). What each role must get is a rule per route, one letter per object:
+A (allowed: the route's own answer, written next to it as an exact status, and for a redirect
+its exact target), H (exactly 404: hidden, its existence not revealed), L (exactly a 302 to the
+sign-in page with ?next= the requested path). Every cell compares the status code and the
+Location header, so an answer nobody planned (a 400, a 410, a redirect to two-factor set-up
+because the test's sign-in was not complete) fails the cell.
 
 The API's operations have the same table in tests/api/test_permissions.py, checked there against
 the OpenAPI schema; allauth's account pages are checked below by name, generated from the URL conf.
@@ -28,9 +32,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from clinics.models import Clinic, Episode, Membership, Patient, Session, StaffInvitation
 from clinics.services import staff_invite
+from monitoring.collection import links
 from monitoring.collection.invitations import invitation_create
 from monitoring.collection.responses import response_create
-from monitoring.models import ExportJob, Flag
+from monitoring.models import ExportJob, Flag, Instrument, Invitation, SafetyAlert
 from monitoring.urls import ACCOUNT_PAGES_ANONYMOUS
 from tests.auth import sign_in
 from tests.conftest import finished_export
@@ -56,6 +61,7 @@ class Objects:
     job: ExportJob
     form_token: str
     join_token: str
+    alert: SafetyAlert
 
 
 def objects_of(therapist: Any, clinic: Clinic, admin: Any, instrument: Any, tag: str) -> Objects:
@@ -72,6 +78,10 @@ def objects_of(therapist: Any, clinic: Clinic, admin: Any, instrument: Any, tag:
     )
     job = finished_export(clinic, admin, settings.MEDIA_ROOT)
     _, form_token = invitation_create(session=held, created_by=therapist)
+    phq9 = Instrument.objects.get(code="phq9")
+    risky = response_create(
+        session=session, instrument=phq9, answers={**dict.fromkeys(range(1, 9), 0), 9: 2}, source="staff"
+    )
     return Objects(
         clinic=clinic,
         patient=patient,
@@ -83,6 +93,7 @@ def objects_of(therapist: Any, clinic: Clinic, admin: Any, instrument: Any, tag:
         job=job,
         form_token=form_token,
         join_token=join_url,
+        alert=SafetyAlert.objects.get(response=risky),
     )
 
 
@@ -117,68 +128,149 @@ OPEN = rule(
 
 Url = Callable[[Objects], str]
 
-# route name -> (method, url from the scope's objects, POST body, rule)
-PAGES: dict[str, tuple[str, Url, dict[str, Any], dict[str, str]]] = {
-    "monitoring:caseload": ("GET", lambda o: "/", {}, STAFF),
-    "monitoring:notifications-read": ("POST", lambda o: "/notifications/read/", {}, STAFF),
-    "monitoring:kiosk": ("GET", lambda o: "/kiosk/", {}, STAFF),
-    "monitoring:api-tokens": ("GET", lambda o: "/account/api-tokens/", {}, STAFF),
-    "monitoring:patient": ("GET", lambda o: f"/patients/{o.patient.code}/", {}, CARE),
+
+@dataclass(frozen=True)
+class Answer:
+    """What an allowed request gets: the exact status and, for a redirect, the exact target.
+
+    ``to`` is read after the request, so it can name what the request made (a new session, a
+    new tablet link)."""
+
+    status: int
+    to: Url | None = None
+
+
+OK = Answer(200)
+
+
+def redirect(to: Url, status: int = 302) -> Answer:
+    return Answer(status, to)
+
+
+def newest_session(o: Objects) -> str:
+    return f"/sessions/{Session.objects.filter(episode__patient=o.patient).latest('number').code}/"
+
+
+def tablet_form(o: Objects) -> str:
+    tablet = Invitation.objects.filter(session=o.held, channel=Invitation.Channel.TABLET).latest("pk")
+    return f"/f/{links.token_for_salt(tablet.salt)}/"
+
+
+# route name -> (method, url from the scope's objects, POST body, the allowed answer, rule)
+PAGES: dict[str, tuple[str, Url, dict[str, Any], Answer, dict[str, str]]] = {
+    "monitoring:caseload": ("GET", lambda o: "/", {}, OK, STAFF),
+    "monitoring:notifications-read": (
+        "POST",
+        lambda o: "/notifications/read/",
+        {},
+        redirect(lambda o: "/"),
+        STAFF,
+    ),
+    "monitoring:kiosk": ("GET", lambda o: "/kiosk/", {}, OK, STAFF),
+    "monitoring:api-tokens": ("GET", lambda o: "/account/api-tokens/", {}, OK, STAFF),
+    "monitoring:patient": ("GET", lambda o: f"/patients/{o.patient.code}/", {}, OK, CARE),
     "monitoring:session-add": (
         "POST",
         lambda o: f"/patients/{o.patient.code}/sessions/",
         {"date": "2026-10-01"},
+        redirect(newest_session),
         CARE,
     ),
-    "monitoring:session": ("GET", lambda o: f"/sessions/{o.session.code}/", {}, CARE),
-    "monitoring:response-enter": ("GET", lambda o: f"/sessions/{o.held.code}/enter/patient/", {}, CARE),
-    "monitoring:session-action": ("POST", lambda o: f"/sessions/{o.held.code}/link/", {}, CARE),
+    "monitoring:session": ("GET", lambda o: f"/sessions/{o.session.code}/", {}, OK, CARE),
+    "monitoring:response-enter": ("GET", lambda o: f"/sessions/{o.held.code}/enter/patient/", {}, OK, CARE),
+    "monitoring:session-action": (
+        "POST",
+        lambda o: f"/sessions/{o.held.code}/link/",
+        {},
+        redirect(lambda o: f"/sessions/{o.held.code}/"),
+        CARE,
+    ),
     "monitoring:flag-acknowledge": (
         "POST",
         lambda o: f"/flags/{o.flag.code}/acknowledge/",
         {"acknowledgement": "discussed", "note": ""},
+        redirect(lambda o: f"/patients/{o.patient.code}/#flag-{o.flag.code}"),
         CARE,
     ),
-    "monitoring:kiosk-start": ("POST", lambda o: f"/kiosk/{o.held.code}/", {}, CARE),
-    "monitoring:patient-report-pdf": ("GET", lambda o: f"/patients/{o.patient.code}/report.pdf", {}, CARE),
-    "monitoring:admin": ("GET", lambda o: f"/clinic/{o.clinic.slug}/", {}, ADMIN),
-    "monitoring:admin-staff": ("GET", lambda o: f"/clinic/{o.clinic.slug}/staff/", {}, ADMIN),
+    "monitoring:safety-follow-up": (
+        "POST",
+        lambda o: f"/safety/{o.alert.code}/follow-up/",
+        {"follow_up": "contacted", "note": "Called."},
+        redirect(lambda o: f"/patients/{o.patient.code}/#safety"),
+        CARE,
+    ),
+    # The tablet gets a fresh link and the staff member is signed out.
+    "monitoring:kiosk-start": ("POST", lambda o: f"/kiosk/{o.held.code}/", {}, redirect(tablet_form), CARE),
+    "monitoring:patient-report-pdf": (
+        "GET",
+        lambda o: f"/patients/{o.patient.code}/report.pdf",
+        {},
+        OK,
+        CARE,
+    ),
+    "monitoring:admin": (
+        "GET",
+        lambda o: f"/clinic/{o.clinic.slug}/",
+        {},
+        redirect(lambda o: f"/clinic/{o.clinic.slug}/patients/"),
+        ADMIN,
+    ),
+    "monitoring:admin-staff": ("GET", lambda o: f"/clinic/{o.clinic.slug}/staff/", {}, OK, ADMIN),
     "monitoring:admin-staff-action": (
         "POST",
         lambda o: f"/clinic/{o.clinic.slug}/staff/{o.membership.code}/sign-out/",
         {},
+        redirect(lambda o: f"/clinic/{o.clinic.slug}/staff/"),
         ADMIN,
     ),
     "monitoring:admin-invitation-revoke": (
         "POST",
         lambda o: f"/clinic/{o.clinic.slug}/invitations/{o.staff_invitation.code}/revoke/",
         {},
+        redirect(lambda o: f"/clinic/{o.clinic.slug}/staff/"),
         ADMIN,
     ),
-    "monitoring:admin-patients": ("GET", lambda o: f"/clinic/{o.clinic.slug}/patients/", {}, ADMIN),
+    "monitoring:admin-patients": ("GET", lambda o: f"/clinic/{o.clinic.slug}/patients/", {}, OK, ADMIN),
     "monitoring:admin-patient": (
         "GET",
         lambda o: f"/clinic/{o.clinic.slug}/patients/{o.patient.code}/",
         {},
+        OK,
         ADMIN,
     ),
+    # The wrong confirmation: back to the patient's page, nothing erased.
     "monitoring:admin-patient-erase": (
         "POST",
         lambda o: f"/clinic/{o.clinic.slug}/patients/{o.patient.code}/erase/",
         {"confirm": "not the label"},
+        redirect(lambda o: f"/clinic/{o.clinic.slug}/patients/{o.patient.code}/"),
         ADMIN,
     ),
-    "monitoring:admin-settings": ("GET", lambda o: f"/clinic/{o.clinic.slug}/settings/", {}, ADMIN),
-    "monitoring:admin-audit": ("GET", lambda o: f"/clinic/{o.clinic.slug}/audit/", {}, ADMIN),
-    "monitoring:admin-audit-export": ("GET", lambda o: f"/clinic/{o.clinic.slug}/audit.csv", {}, ADMIN),
-    "monitoring:admin-report": ("GET", lambda o: f"/clinic/{o.clinic.slug}/report/", {}, ADMIN),
-    "monitoring:admin-exports": ("GET", lambda o: f"/clinic/{o.clinic.slug}/exports/", {}, ADMIN),
-    "monitoring:export-download": ("GET", lambda o: f"/exports/{o.job.code}/download/", {}, ADMIN),
-    "monitoring:join": ("GET", lambda o: f"/join/{o.join_token}/", {}, OPEN),
-    "monitoring:form": ("GET", lambda o: f"/f/{o.form_token}/", {}, OPEN),
-    "monitoring:form-done": ("GET", lambda o: f"/f/{o.form_token}/done/", {}, OPEN),
-    "healthz": ("GET", lambda o: "/healthz", {}, OPEN),
-    "favicon": ("GET", lambda o: "/favicon.ico", {}, OPEN),
+    "monitoring:admin-settings": ("GET", lambda o: f"/clinic/{o.clinic.slug}/settings/", {}, OK, ADMIN),
+    "monitoring:admin-audit": ("GET", lambda o: f"/clinic/{o.clinic.slug}/audit/", {}, OK, ADMIN),
+    "monitoring:admin-audit-export": ("GET", lambda o: f"/clinic/{o.clinic.slug}/audit.csv", {}, OK, ADMIN),
+    "monitoring:admin-report": ("GET", lambda o: f"/clinic/{o.clinic.slug}/report/", {}, OK, ADMIN),
+    "monitoring:admin-exports": ("GET", lambda o: f"/clinic/{o.clinic.slug}/exports/", {}, OK, ADMIN),
+    "monitoring:admin-exports-recent": (
+        "GET",
+        lambda o: f"/clinic/{o.clinic.slug}/exports/recent/",
+        {},
+        OK,
+        ADMIN,
+    ),
+    "monitoring:export-download": ("GET", lambda o: f"/exports/{o.job.code}/download/", {}, OK, ADMIN),
+    "monitoring:join": ("GET", lambda o: f"/join/{o.join_token}/", {}, OK, OPEN),
+    "monitoring:form": ("GET", lambda o: f"/f/{o.form_token}/", {}, OK, OPEN),
+    # Not answered yet: back to the form.
+    "monitoring:form-done": (
+        "GET",
+        lambda o: f"/f/{o.form_token}/done/",
+        {},
+        redirect(lambda o: f"/f/{o.form_token}/"),
+        OPEN,
+    ),
+    "healthz": ("GET", lambda o: "/healthz", {}, OK, OPEN),
+    "favicon": ("GET", lambda o: "/favicon.ico", {}, redirect(lambda o: "/static/favicon.svg", 301), OPEN),
 }
 # Routes whose POST forms are also tested for CSRF (the GET above is their page).
 POST_FORMS = {
@@ -194,6 +286,9 @@ POST_FORMS = {
 #: CSRF-exempt on purpose, with the reason (docs/security.md): the patient form is posted with
 #: ``Origin: null`` (no-referrer) and protected by its one-time token.
 CSRF_EXEMPT = {"monitoring:form"}
+#: Open to a signed-out visitor, but with nothing to do for one who is not signing in: allauth
+#: sends them to the sign-in page (no ?next=). The rest of ACCOUNT_PAGES_ANONYMOUS answer 200.
+ACCOUNT_PAGES_BACK_TO_SIGN_IN = {"account_confirm_login_code", "account_logout", "mfa_authenticate"}
 
 
 def named_routes() -> dict[str, tuple[str, Any]]:
@@ -216,16 +311,25 @@ def named_routes() -> dict[str, tuple[str, Any]]:
     return found
 
 
-def outcome(response: Any) -> str:
-    if response.status_code in (301, 302) and response["Location"].startswith("/accounts/login/?next="):
-        return "L"
-    if response.status_code == 404:
-        return "H"
-    if response.status_code == 403:
-        return "F"
-    if response.status_code in (401, 405):
-        return f"?{response.status_code}"
-    return "A"
+def sign_in_page(path: str) -> str:
+    """Where a signed-out visitor is sent: the sign-in page, then back to ``path``."""
+    return f"{reverse('account_login')}?next={path}"
+
+
+def answered(response: Any) -> str:
+    """A response as its status and, where it has one, its redirect target: '302 /kiosk/'."""
+    if response.has_header("Location"):
+        return f"{response.status_code} {response['Location']}"
+    return str(response.status_code)
+
+
+def expected_answer(letter: str, allowed: Answer, path: str, o: Objects) -> str:
+    if letter == "H":
+        return "404"
+    if letter == "L":
+        return f"302 {sign_in_page(path)}"
+    assert letter == "A", f"unknown rule letter {letter}"
+    return f"{allowed.status} {allowed.to(o)}" if allowed.to else str(allowed.status)
 
 
 def client_for(role: str, users: dict[str, Any], scope: Objects) -> Client:
@@ -249,16 +353,19 @@ def test_no_route_is_missing():
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_the_matrix(name, role, scopes, alice, bob, dana, erin):
-    method, url, body, expected = PAGES[name]
+    method, url, body, allowed, by_role = PAGES[name]
     users = {"therapist": alice, "colleague": bob, "admin": dana, "other admin": erin}
-    got = ""
-    for scope in SCOPES:
-        client = client_for(role, users, scopes[scope])
-        path = url(scopes[scope])
+    got, expected = [], []
+    for letter, scope in zip(by_role[role], SCOPES, strict=True):
+        objects = scopes[scope]
+        client = client_for(role, users, objects)
+        path = url(objects)
         response = client.post(path, body) if method == "POST" else client.get(path)
-        got += outcome(response)
-    assert got == expected[role], (
-        f"{method} {name} as {role}: own/same/other gave {got}, expected {expected[role]}"
+        got.append(answered(response))
+        expected.append(expected_answer(letter, allowed, path, objects))
+    assert got == expected, (
+        f"{method} {name} as {role} (rule {by_role[role]}), own/same/other:\n"
+        f"     got {got}\nexpected {expected}"
     )
 
 
@@ -275,18 +382,18 @@ def test_account_pages_are_open_only_where_signing_in_needs_them(client):
             continue
         kwargs = {"uidb36": "0", "key": "x-y"} if "<uidb36>" in pattern else {}
         kwargs = {"key": "x"} if "<key>" in pattern and not kwargs else kwargs
-        response = client.get(reverse(name, kwargs=kwargs))
-        if name in ACCOUNT_PAGES_ANONYMOUS:
-            assert outcome(response) != "L", name
-        else:  # sent to sign in (by the middleware, or by allauth when no sign-in is under way)
-            assert response.status_code == 404 or (
-                response.status_code == 302 and response["Location"].startswith("/accounts/login/")
-            ), name
+        path = reverse(name, kwargs=kwargs)
+        if name not in ACCOUNT_PAGES_ANONYMOUS:
+            expected = f"302 {sign_in_page(path)}"
+        elif name in ACCOUNT_PAGES_BACK_TO_SIGN_IN:
+            expected = f"302 {reverse('account_login')}"
+        else:
+            expected = "200"
+        assert answered(client.get(path)) == expected, name
 
 
 def test_the_django_admin_asks_to_sign_in(client):
-    response = client.get("/django-admin/")
-    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert answered(client.get("/django-admin/")) == "302 /django-admin/login/?next=/django-admin/"
 
 
 def test_lists_and_exports_never_contain_another_clinics_rows(client, scopes, dana):
@@ -301,6 +408,7 @@ def test_lists_and_exports_never_contain_another_clinics_rows(client, scopes, da
     from monitoring.exports import EXPORTS, ExportFilters, render
 
     clinic, filters = scopes["own"].clinic, ExportFilters()
+    assert len(EXPORTS) > 1
     for key, exporter in EXPORTS.items():
         if key == "patient_report":
             continue  # one patient's, chosen through the care rule (monitoring:patient-report-pdf)
@@ -359,4 +467,5 @@ def test_login_is_required_everywhere_but_the_allow_list():
         "favicon",
     }
     api_views = [view for name, (_, view) in named_routes().items() if name.startswith("api:")]
+    assert len(api_views) > 10
     assert all(getattr(view, "login_required", True) is False for view in api_views)

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from clinics.models import Clinic, Membership, Patient
-from monitoring.models import Answer, Flag, Response
+from monitoring.models import Answer, Flag, Response, SafetyAlert
 
 pytestmark = pytest.mark.django_db
 TODAY = date(2026, 11, 20)
@@ -53,7 +53,8 @@ def test_the_demo_has_staff_and_every_kind_of_flag(django_capture_on_commit_call
     clinic = Clinic.objects.get(slug="demo")
     roles = sorted(Membership.objects.filter(clinic=clinic).values_list("role", flat=True))
     assert roles == ["admin", "therapist", "therapist", "therapist"]
-    assert 38 <= clinic.patients.count() <= 42
+    assert 38 <= clinic.patients.filter(is_active=True).count() <= 42
+    assert clinic.patients.filter(is_active=False, episodes__ended_on__isnull=False).count() == 40
     assert set(Flag.objects.values_list("kind", flat=True)) == {
         "rupture",
         "repair",
@@ -66,7 +67,15 @@ def test_the_demo_has_staff_and_every_kind_of_flag(django_capture_on_commit_call
     # Some patients have not yet answered for their last held session.
     waiting = [
         p
-        for p in clinic.patients.all()
+        for p in clinic.patients.filter(is_active=True)
         if p.episodes.get().sessions.filter(status="held").exclude(responses__rater="patient").exists()
     ]
     assert 3 <= len(waiting) <= 8
+
+    # Symptoms go with every answered session; one safety alert is open, the others followed up.
+    assert clinic.outcome_measures == ["phq9", "gad7"]
+    alliance = Response.objects.filter(measure="alliance", rater="patient").count()
+    assert Response.objects.filter(measure="phq9").count() == alliance
+    assert Response.objects.filter(measure="gad7").count() == alliance
+    assert SafetyAlert.objects.open().count() == 1
+    assert SafetyAlert.objects.exclude(followed_up_at=None).exclude(follow_up="").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from monitoring.api.views import base, exports, flags, identity, instruments, patients, sessions
+from monitoring.api.views import base, exports, flags, identity, instruments, patients, safety, sessions
 
 app_name = "api"
 
@@ -49,6 +49,13 @@ v1 = [
     path("flags/", flags.FlagListApi.as_view(), name="flags"),
     path("flags/<uuid:code>/", flags.FlagDetailApi.as_view(), name="flag"),
     path("flags/<uuid:code>/acknowledge/", flags.FlagAcknowledgeApi.as_view(), name="flag-acknowledge"),
+    path("safety-alerts/", safety.SafetyAlertListApi.as_view(), name="safety-alerts"),
+    path("safety-alerts/<uuid:code>/", safety.SafetyAlertDetailApi.as_view(), name="safety-alert"),
+    path(
+        "safety-alerts/<uuid:code>/follow-up/",
+        safety.SafetyFollowUpApi.as_view(),
+        name="safety-alert-follow-up",
+    ),
     path("instruments/", instruments.InstrumentListApi.as_view(), name="instruments"),
     re_path(
         rf"^instruments/(?P<code>[-a-z0-9]+)/{VERSION}/$",

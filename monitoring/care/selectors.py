@@ -26,7 +26,9 @@ from monitoring.models import (
     Instrument,
     Notification,
     Response,
+    SafetyAlert,
 )
+from monitoring.outcomes.selectors import OutcomeStatus, outcome_status_for_episodes
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Badge:
     tone: str
     scales: tuple[str, ...]
     session: int
+    since: int = 0  # where the event began: the rupture's session for an unrepaired rupture
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,11 @@ class CaseloadRow:
     pattern: str
     priority: int
     reason: str
+    outcomes: OutcomeStatus = field(default_factory=OutcomeStatus)
+
+    @property
+    def safety(self) -> bool:
+        return bool(self.outcomes.safety)
 
 
 def _badges(flags: list[Flag], last_session: int) -> list[Badge]:
@@ -83,6 +91,7 @@ def _badges(flags: list[Flag], last_session: int) -> list[Badge]:
                 tone=wording.FLAGS[kind].tone,
                 scales=tuple(dict.fromkeys(wording.SCALE_NAMES[f.scale] for f in group)),
                 session=max(f.session.number for f in group),
+                since=min(int(f.detail.get("rupture_session") or f.session.number) for f in group),
             )
             for kind, group in badges.items()
         ),
@@ -109,7 +118,11 @@ def caseload_for_user(
     episode_of = {e.patient_id: e for e in episodes}
     sessions = (
         Session.objects.filter(episode__in=episodes, status=Session.Status.HELD)
-        .annotate(patient_in=Exists(Response.objects.filter(session=OuterRef("pk"), rater="patient")))
+        .annotate(
+            patient_in=Exists(
+                Response.objects.filter(session=OuterRef("pk"), rater="patient", measure="alliance")
+            )
+        )
         .values_list("episode_id", "number", "date", "patient_in")
         .order_by("episode_id", "number")
     )
@@ -121,6 +134,7 @@ def caseload_for_user(
         flags.setdefault(flag.episode_id, []).append(flag)
     analyses = analysis_for_episodes(episodes=episodes)
     latest = _latest_by_episode(analyses)
+    outcomes = outcome_status_for_episodes(episodes=episodes)
 
     rows = []
     for patient in patients_list:
@@ -130,12 +144,13 @@ def caseload_for_user(
         last_number = history[-1].number if history else 0
         badges = _badges(flags.get(episode.pk, []) if episode else [], last_number)
         form_missing = bool(history) and not history[-1].form_in
-        candidates = [
-            (wording.PRIORITY[b.kind], f"{b.label} ({', '.join(b.scales)}) at session {b.session}")
-            for b in badges
-        ]
+        symptoms = outcomes.get(episode.pk, OutcomeStatus()) if episode else OutcomeStatus()
+        candidates = [_badge_reason(b, symptoms) for b in badges]
+        candidates += _symptom_reasons(symptoms)
         if now.pattern == "crisis":
-            candidates.append((wording.PRIORITY["crisis"], wording.PATTERNS["crisis"].title))
+            candidates.append(
+                (wording.PRIORITY["crisis"], _with_symptoms(wording.PATTERNS["crisis"].title, symptoms))
+            )
         if form_missing:
             candidates.append((wording.PRIORITY["form_missing"], f"No form yet for session {last_number}"))
         priority, reason = min(candidates, default=(wording.NO_PRIORITY, ""))
@@ -154,10 +169,62 @@ def caseload_for_user(
                 pattern=now.pattern,
                 priority=priority,
                 reason=reason,
+                outcomes=symptoms,
             )
         )
     rows.sort(key=lambda r: (r.priority, -(r.last_session_date or date.min).toordinal(), r.patient.label))
     return rows
+
+
+def _badge_reason(badge: Badge, symptoms: OutcomeStatus) -> tuple[int, str]:
+    """An alliance flag in words; an unrepaired rupture followed by clearly worse symptoms
+    comes first after safety ("rupture at session 8; PHQ-9 up 5 since")."""
+    text = f"{badge.label} ({', '.join(badge.scales)}) at session {badge.session}"
+    start = badge.since or badge.session
+    since = symptoms.worse_since(start)
+    changes = [
+        f"{course.spec.name} {'up' if change > 0 else 'down'} {abs(change):.0f} since session {start}"
+        for course in symptoms.courses.values()
+        if (change := course.change_since(start)) is not None and change != 0
+    ]
+    if changes:
+        text += "; " + ", ".join(changes)
+    if badge.kind == "unrepaired" and since:
+        return wording.PRIORITY["unrepaired_worse"], text
+    return wording.PRIORITY[badge.kind], text
+
+
+def _symptom_reasons(symptoms: OutcomeStatus) -> list[tuple[int, str]]:
+    reasons = []
+    if symptoms.safety:
+        alert = symptoms.safety[0]
+        reasons.append(
+            (
+                wording.PRIORITY["safety"],
+                f"Safety: thoughts of self-harm ('{alert.answer_label}') at session {alert.session.number}; "
+                "record your follow-up",
+            )
+        )
+    for course in symptoms.not_on_track:
+        expected = course.expected[-1][1] if course.expected else None
+        reasons.append(
+            (
+                wording.PRIORITY["not_on_track"],
+                f"{course.spec.name} not on track: {course.latest:.0f} at session {course.latest_session}"
+                + (f", expected about {expected:.0f}" if expected is not None else ""),
+            )
+        )
+    return reasons
+
+
+def _with_symptoms(text: str, symptoms: OutcomeStatus) -> str:
+    """A feedback pattern read together with the symptoms' change since the start."""
+    changes = [
+        f"{c.spec.name} {c.first:.0f} to {c.latest:.0f}"
+        for c in symptoms.courses.values()
+        if c.change is not None and c.first is not None and c.latest is not None
+    ]
+    return f"{text}; {', '.join(changes)}" if changes else text
 
 
 class HeldSession(NamedTuple):
@@ -345,6 +412,13 @@ class PatientDashboard:
     levels: dict[str, dict[str, Any]]
     pattern: dict[str, str] | None
     items: list[tuple[int, str]]
+    outcomes: OutcomeStatus = field(default_factory=OutcomeStatus)
+    alerts: list[SafetyAlert] = field(default_factory=list)  # every safety alert of the episode
+
+    @property
+    def followed_up(self) -> list[SafetyAlert]:
+        """The safety alerts a clinician has followed up, newest first."""
+        return [a for a in self.alerts if a.followed_up_at is not None]
 
 
 def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDashboard:
@@ -361,9 +435,9 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
     analysis = analysis_for_episodes(episodes=[episode]).get(episode.pk)
     frames = EpisodeFrames.of(analysis, episode.pk) if analysis is not None else None
     answers: dict[tuple[int, str], dict[int, int]] = {}
-    for number, rater, item, value in Answer.objects.filter(response__session__episode=episode).values_list(
-        "response__session__number", "response__rater", "item__number", "value"
-    ):
+    for number, rater, item, value in Answer.objects.filter(
+        response__session__episode=episode, response__measure="alliance"
+    ).values_list("response__session__number", "response__rater", "item__number", "value"):
         answers.setdefault((number, rater), {})[item] = value
     scores: dict[int, dict[str, float | None]] = {}
     levels: dict[str, dict[str, Any]] = {}
@@ -377,6 +451,7 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
         if len(pat) and pat["pattern"].iloc[0] in wording.PATTERNS:
             words = wording.PATTERNS[str(pat["pattern"].iloc[0])]
             pattern = {
+                "kind": str(pat["pattern"].iloc[0]),
                 "title": words.title,
                 "meaning": words.meaning,
                 "prompt": words.prompt,
@@ -406,6 +481,8 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
         levels=levels,
         pattern=pattern,
         items=structure,
+        outcomes=outcome_status_for_episodes(episodes=[episode]).get(episode.pk, OutcomeStatus()),
+        alerts=list(episode.safety_alerts.select_related("session", "followed_up_by")),
     )
 
 

@@ -7,12 +7,13 @@ import uuid
 from datetime import date
 from io import BytesIO
 
+import pandas as pd
 import qrcode
 import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
@@ -30,7 +31,7 @@ from monitoring.care.selectors import (
     patient_dashboard,
     therapists_for_admin,
 )
-from monitoring.collection import links, sessions
+from monitoring.collection import links, safety, sessions
 from monitoring.collection.invitations import (
     invitation_create,
     invitation_revoke,
@@ -41,7 +42,8 @@ from monitoring.exports import services as export_services
 from monitoring.flags import services as flags_services
 from monitoring.flags.selectors import ATTENTION_WINDOW, flag_get_for_user
 from monitoring.flags.services import notifications_mark_read
-from monitoring.models import Flag, Invitation, Rater
+from monitoring.instruments.measures import clinic_measures
+from monitoring.models import Flag, Invitation, Rater, SafetyAlert
 from monitoring.security.audit import access_log, access_log_list
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required
 
@@ -66,6 +68,8 @@ def caseload(request: AuthenticatedRequest) -> HttpResponse:
         {
             "rows": rows,
             "attention": [r for r in rows if r.priority < 9],
+            "safety": [r for r in rows if r.safety],
+            "show_symptoms": any(r.outcomes.courses for r in rows),
             "others": [r for r in rows if r.priority >= 9],
             "therapists": therapists,
             "therapist_id": therapist_id,
@@ -104,6 +108,7 @@ def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
             "latest": next((r for r in dashboard.sessions if r.scores.get("total") is not None), None),
             "today": date.today(),
             "choices": Flag.Acknowledgement.choices,
+            "follow_ups": SafetyAlert.FollowUp.choices,
         },
     )
 
@@ -121,12 +126,33 @@ def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
         "deviations": charts.deviations(sessions=frames.sessions, events=frames.events, k=frames.k),
         "subscales": charts.subscales(sessions=frames.sessions, events=frames.events),
     }
+    courses = dashboard.outcomes.courses
+    if courses:
+        totals = frames.sessions[frames.sessions["scale"] == "total"][["session", "score"]].dropna()
+        ruptures = frames.events[(frames.events["kind"] == "rupture") & (frames.events["scale"] == "total")]
+        level = dashboard.levels.get("total", {}).get("level")
+        figures["symptoms"] = charts.symptoms(
+            scores=pd.DataFrame(
+                [(n, code, v) for code, c in courses.items() for n, v in c.scores],
+                columns=["session", "measure", "score"],
+            ),
+            measures={code: c.spec for code, c in courses.items()},
+            expected=pd.DataFrame(
+                [(n, code, e, u) for code, c in courses.items() for n, e, u in c.expected],
+                columns=["session", "measure", "expected", "upper"],
+            ),
+            alliance=totals,
+            level=float(level) if level is not None else None,
+            ruptures=sorted({int(s) for s in ruptures["session"]}),
+            session_dates=dates,
+        )
     if not dashboard.therapist_scores.empty:
         totals = frames.sessions[frames.sessions["scale"] == "total"][["session", "score"]]
         figures["raters"] = charts.raters(
             patient=totals.rename(columns={"score": "total"}), therapist=dashboard.therapist_scores
         )
-    return figures
+    # Alliance and symptoms on one timeline comes first: it is the page's question in one picture.
+    return {"symptoms": figures.pop("symptoms"), **figures} if "symptoms" in figures else figures
 
 
 @login_required
@@ -144,6 +170,30 @@ def flag_acknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
     except ApplicationError as error:
         messages.error(request, error.message)
     return redirect(f"{reverse('monitoring:patient', args=[flag.episode.patient.code])}#flag-{flag.code}")
+
+
+@login_required
+@require_POST
+def safety_follow_up(request: AuthenticatedRequest, code: uuid.UUID) -> HttpResponse:
+    """Record what was done about a safety alert (any clinician who may see the patient)."""
+    alert = get_object_or_404(
+        SafetyAlert.objects.select_related("episode__patient"),
+        code=code,
+        episode__patient__in=patients_visible_to(user=request.user),
+    )
+    try:
+        safety.safety_follow_up(
+            alert=alert,
+            user=request.user,
+            follow_up=request.POST.get("follow_up", ""),
+            note=request.POST.get("note", "")[:4000],
+        )
+        messages.success(
+            request, "Follow-up recorded. The safety alert has left the caseload; it stays on this page."
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect(f"{reverse('monitoring:patient', args=[alert.episode.patient.code])}#safety")
 
 
 @login_required
@@ -182,11 +232,25 @@ def _qr_svg(url: str) -> str:
 
 
 def _session_context(request: AuthenticatedRequest, session: Session) -> dict[str, object]:
-    invitation = session.invitations.usable().order_by("-created_at").first()
+    usable = list(session.invitations.usable().order_by("-created_at"))
+    invitation = next((i for i in usable if i.part == Invitation.Part.AFTER), None)
+    before = next((i for i in usable if i.part == Invitation.Part.BEFORE), None)
     url = links.form_url(links.token_for_salt(invitation.salt)) if invitation else ""
-    responses = {r.rater: r for r in session.responses.select_related("entered_by")}
+    before_url = links.form_url(links.token_for_salt(before.salt)) if before else ""
+    stored = list(session.responses.select_related("entered_by"))
+    responses = {r.rater: r for r in stored if r.measure == "alliance"}
     patient = session.episode.patient
+    clinic = patient.clinic
+    symptoms = {r.measure: r for r in stored if r.measure != "alliance" and r.rater == Rater.PATIENT}
     return {
+        "measures": [
+            {"code": code, "name": instrument.translation("en").name, "response": symptoms.get(code)}
+            for code, instrument in clinic_measures(clinic).items()
+        ],
+        "symptoms_before": clinic.outcome_timing == clinic.OutcomeTiming.BEFORE_SESSION,
+        "before_invitation": before,
+        "before_url": before_url,
+        "before_qr": mark_safe(_qr_svg(before_url)) if before_url else "",  # noqa: S308 - generated by qrcode
         "session": session,
         "patient": patient,
         "invitation": invitation,
@@ -219,6 +283,11 @@ def session_action(request: AuthenticatedRequest, code: str, action: str) -> Htt
             invitation_create(session=session, created_by=request.user)
             messages.success(
                 request, "A new form link is ready; earlier links for this session no longer work."
+            )
+        elif action == "symptom-link":
+            invitation_create(session=session, created_by=request.user, part=Invitation.Part.BEFORE)
+            messages.success(
+                request, "The symptom questions' link is ready; earlier ones for this session no longer work."
             )
         elif action in ("revoke", "email", "sms"):
             invitation_code = _uuid_or_none(request.POST.get("invitation", ""))

@@ -24,6 +24,7 @@ One module per chart, each with its builder and its summary text; callers import
 - :mod:`.deviations`: distance from the baseline against the rupture threshold.
 - :mod:`.subscales`: small multiples of the subscales with their declining trends.
 - :mod:`.raters`: patient and therapist totals and their difference.
+- :mod:`.symptoms`: alliance and symptoms (PHQ-9, GAD-7) on one timeline, with bands.
 - :mod:`.sparkline`: the caseload's inline SVG (:func:`sparkline_svg`).
 - :mod:`.clinic`: the clinic report's completion per month and spread of usual levels.
 - :mod:`._style`: colours, markers, sizes, :class:`Chart`, layout and axis helpers, frame helpers
@@ -58,6 +59,7 @@ from monitoring.charts.deviations import MIN_BASELINE, deviations
 from monitoring.charts.raters import raters
 from monitoring.charts.sparkline import sparkline_svg
 from monitoring.charts.subscales import SUBSCALE_PANELS, subscales
+from monitoring.charts.symptoms import symptoms
 from monitoring.charts.trajectory import trajectory
 
 __all__ = [
@@ -88,5 +90,6 @@ __all__ = [
     "raters",
     "sparkline_svg",
     "subscales",
+    "symptoms",
     "trajectory",
 ]

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from clinics.models import Clinic, Episode, Membership, Patient
+from clinics.validation import no_control_characters, validate_plausible_date
+from monitoring.instruments.measures import outcome_instruments
 from monitoring.models import Instrument
 
 
@@ -18,6 +20,17 @@ class NoColon:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+
+
+def _date(label: str, *, required: bool = True) -> forms.DateField:
+    """A date field with the browser's date picker, for a date a clinic can mean (1900 to two
+    years ahead, clinics.validation): year 1 or 9999 is refused with a message."""
+    return forms.DateField(
+        label=label,
+        required=required,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[validate_plausible_date],
+    )
 
 
 def _choices(field: forms.Field) -> forms.ChoiceField:
@@ -30,15 +43,15 @@ def _therapist_choices(clinic: Clinic) -> list[tuple[int, str]]:
 
 
 class StaffInviteForm(NoColon, forms.Form):
-    email = forms.EmailField(label="Email")
-    name = forms.CharField(label="Name", max_length=150, required=False)
+    email = forms.EmailField(label="Email", max_length=254)  # the column's length; the validator allows 320
+    name = forms.CharField(label="Name", max_length=150, required=False, validators=[no_control_characters])
     role = forms.ChoiceField(label="Role", choices=Membership.Role.choices, initial=Membership.Role.THERAPIST)
 
 
 class PatientForm(NoColon, forms.ModelForm):
     therapist = forms.TypedChoiceField(label="Therapist", coerce=int)
     treatment = forms.ChoiceField(label="Treatment", choices=Episode.Treatment.choices)
-    started_on = forms.DateField(label="Start of treatment", widget=forms.DateInput(attrs={"type": "date"}))
+    started_on = _date("Start of treatment")
 
     class Meta:
         model = Patient
@@ -67,7 +80,7 @@ class PatientEditForm(NoColon, forms.ModelForm):
 
 class TransferForm(NoColon, forms.Form):
     therapist = forms.TypedChoiceField(label="New therapist", coerce=int)
-    on = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    on = _date("From")
 
     def __init__(self, *args: Any, clinic: Clinic, current: User | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -78,11 +91,11 @@ class TransferForm(NoColon, forms.Form):
 
 class EpisodeOpenForm(NoColon, forms.Form):
     treatment = forms.ChoiceField(label="Treatment", choices=Episode.Treatment.choices)
-    started_on = forms.DateField(label="Starts", widget=forms.DateInput(attrs={"type": "date"}))
+    started_on = _date("Starts")
 
 
 class DateForm(NoColon, forms.Form):
-    on = forms.DateField(label="On", widget=forms.DateInput(attrs={"type": "date"}))
+    on = _date("On")
 
 
 class ClinicSettingsForm(NoColon, forms.ModelForm):
@@ -98,6 +111,9 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
             "patients_see_results": "Patients see their own results",
             "therapist_rating_enabled": "Therapists rate sessions too",
             "sensitivity": "False-alarm budget",
+            "outcome_measures": "Symptom measures with each session",
+            "outcome_timing": "When patients answer the symptom measures",
+            "crisis_text": "What a patient reporting thoughts of self-harm sees",
             "retention_years": "Keep data of discharged patients for (years)",
             "idle_timeout_minutes": "Sign staff out after inactivity (minutes)",
         }
@@ -112,15 +128,41 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
             "Some clinics consider alliance results sensitive; off by default.",
             "therapist_rating_enabled": "The patient's therapist can fill in the parallel therapist form for each "
             "session; the patient page then compares both views.",
+            "outcome_measures": "Asked on the patient's form beside the alliance (about 2 minutes for both). "
+            "With them come reliable change, recovery, not-on-track and the safety alert.",
+            "outcome_timing": "After the session, one link asks everything. Before the session, the symptom "
+            "questions get a link of their own (the session page offers it), so they describe the weeks "
+            "before the session.",
+            "crisis_text": "Shown at once when a PHQ-9 item 9 answer is above “Not at all”; the therapist is "
+            "e-mailed at the same moment. Leave empty for the default text, which points to emergency "
+            "numbers and crisis lines; write your clinic's own numbers and hours here.",
             "retention_years": "After this many years from discharge, a patient's data is due for deletion.",
             "idle_timeout_minutes": "Protects patient data on shared computers.",
         }
-        widgets = {"default_language": forms.Select(choices=settings.LANGUAGES)}
+        widgets = {
+            "default_language": forms.Select(choices=settings.LANGUAGES),
+            "crisis_text": forms.Textarea(attrs={"rows": 4}),
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        codes = Instrument.objects.filter(rater="patient").values_list("code", flat=True).distinct()
+        codes = (
+            Instrument.objects.filter(rater="patient", kind=Instrument.Kind.ALLIANCE)
+            .values_list("code", flat=True)
+            .distinct()
+        )
         self.fields["instrument_code"].widget = forms.Select(choices=[(c, c) for c in codes])
+        measures = outcome_instruments()
+        self.fields["outcome_measures"] = forms.TypedMultipleChoiceField(
+            label=self.fields["outcome_measures"].label,
+            help_text=self.fields["outcome_measures"].help_text,
+            choices=[(code, instrument.translation("en").name) for code, instrument in measures.items()],
+            widget=forms.CheckboxSelectMultiple,
+            required=False,
+        )
+        self.fields["crisis_text"].widget.attrs["placeholder"] = str(Clinic.DEFAULT_CRISIS_TEXT)
+        # Older clients (and scripts) that post the settings without it keep the clinic's choice.
+        self.fields["outcome_timing"].required = False
         self.fields["sensitivity"].help_text = (
             "How many false alarms the caseload may raise: sessions per 100 of a patient whose alliance "
             "is steady that put the patient under “Needs attention”, counting every rule and scale "
@@ -128,13 +170,23 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
             "night, so the same setting means the same for quiet and for noisy patients. Fewer alarms "
             "also means later or missed ones: the methods documentation shows the trade-off."
         )
-        cast(forms.IntegerField, self.fields["link_expiry_hours"]).min_value = 1
-        cast(forms.IntegerField, self.fields["idle_timeout_minutes"]).min_value = 5
+        # The model's ranges (its validators refuse anything outside them), shown by the browser too.
+        for name, low, high in (
+            ("link_expiry_hours", 1, Clinic.MAX_LINK_EXPIRY_HOURS),
+            ("reminder_delay_hours", 0, Clinic.MAX_LINK_EXPIRY_HOURS),
+            ("retention_years", 1, Clinic.MAX_RETENTION_YEARS),
+            ("idle_timeout_minutes", Clinic.MIN_IDLE_TIMEOUT_MINUTES, Clinic.MAX_IDLE_TIMEOUT_MINUTES),
+        ):
+            field = cast(forms.IntegerField, self.fields[name])
+            field.min_value, field.max_value = low, high
+
+    def clean_outcome_timing(self) -> str:
+        return self.cleaned_data.get("outcome_timing") or self.instance.outcome_timing
 
 
 class ReportFilterForm(NoColon, forms.Form):
-    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = _date("From", required=False)
+    end = _date("To", required=False)
     therapist = forms.TypedChoiceField(label="Therapist", required=False, coerce=int, empty_value=None)
     treatment = forms.ChoiceField(label="Treatment", required=False)
 
@@ -153,10 +205,8 @@ class ReportFilterForm(NoColon, forms.Form):
 class ExportForm(NoColon, forms.Form):
     report = forms.ChoiceField(label="Report")
     format = forms.ChoiceField(label="Format")
-    start = forms.DateField(
-        label="Sessions from", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    end = forms.DateField(label="to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = _date("Sessions from", required=False)
+    end = _date("to", required=False)
     therapist = forms.TypedChoiceField(label="Therapist", required=False, coerce=int, empty_value=None)
     treatment = forms.ChoiceField(label="Treatment", required=False)
     pseudonymise = forms.BooleanField(
@@ -188,8 +238,8 @@ class AuditFilterForm(NoColon, forms.Form):
     ]
     kind = forms.ChoiceField(label="What", required=False, choices=KINDS)
     who = forms.CharField(label="Who (email)", required=False, max_length=254)
-    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = _date("From", required=False)
+    end = _date("To", required=False)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -4,7 +4,7 @@ treatment (the admin page and the clinic-summary export)."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -15,6 +15,13 @@ from monitoring.analytics import analyse
 from monitoring.flags.selectors import analysis_config
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import ClinicEstimate, Flag, Invitation, Response
+from monitoring.outcomes.selectors import (
+    AllianceLink,
+    OutcomeRates,
+    clinic_alliance_links,
+    clinic_outcome_rates,
+    link_sentence,
+)
 
 #: Below this many patients a per-therapist figure is shown with a small-numbers warning.
 SMALL_NUMBERS = 5
@@ -78,6 +85,8 @@ class ClinicReport:
     ceiling_share: float | None
     budget: float = 1.0
     calibration: dict[str, Any] | None = None
+    outcomes: dict[str, list[OutcomeRates]] = field(default_factory=dict)
+    links: list[tuple[AllianceLink, str]] = field(default_factory=list)  # (link, its sentence)
 
 
 def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
@@ -94,7 +103,9 @@ def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
     in_period = Q(date__gte=filters.start, date__lte=filters.end)
     held = (
         Session.objects.filter(in_period, episode__in=episodes, status=Session.Status.HELD)
-        .annotate(done=Exists(Response.objects.filter(session=OuterRef("pk"), rater="patient")))
+        .annotate(
+            done=Exists(Response.objects.filter(session=OuterRef("pk"), rater="patient", measure="alliance"))
+        )
         .values_list("episode_id", "episode__therapist_id", "date", "done")
     )
     held_rows = list(held)
@@ -181,6 +192,16 @@ def clinic_report(*, clinic: Clinic, filters: ReportFilters) -> ClinicReport:
         ceiling_share=ceiling_share,
         budget=clinic.false_alarm_budget,
         calibration=_calibration(clinic),
+        outcomes=clinic_outcome_rates(
+            clinic=clinic,
+            start=filters.start,
+            end=filters.end,
+            therapist_id=filters.therapist_id,
+            treatment=filters.treatment,
+        ),
+        links=[(link, link_sentence(link, "PHQ-9")) for link in clinic_alliance_links(clinic=clinic)]
+        if "phq9" in clinic.outcome_measures
+        else [],
     )
 
 

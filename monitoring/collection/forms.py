@@ -12,10 +12,17 @@ from django.utils.translation import gettext as _
 from monitoring.models import Instrument
 
 
+def field_prefix(instrument: Instrument) -> str:
+    """Form field names: ``item_<n>`` for the alliance form, ``<code>_<n>`` for an outcome
+    measure (``phq9_9``), so one page can carry several questionnaires."""
+    return "item_" if instrument.measure == "alliance" else f"{instrument.code}_"
+
+
 def answers_from_post(
     data: QueryDict, instrument: Instrument
 ) -> tuple[dict[int, int], dict[int, str], dict[int, str]]:
-    """Read ``item_<n>`` fields: the valid answers, what was posted (to show again) and errors.
+    """Read the instrument's fields (``field_prefix``): the valid answers, what was posted (to
+    show again) and errors.
 
     Tampered values (outside the scale, not a number) get the same specific message as a missing
     one would: choose one of the answers shown.
@@ -23,8 +30,9 @@ def answers_from_post(
     answers: dict[int, int] = {}
     posted: dict[int, str] = {}
     errors: dict[int, str] = {}
+    prefix = field_prefix(instrument)
     for item in instrument.items.all():
-        raw = data.get(f"item_{item.number}", "").strip()
+        raw = data.get(f"{prefix}{item.number}", "").strip()
         if not raw:
             errors[item.number] = _("Please choose an answer for this statement.")
             continue
@@ -49,9 +57,14 @@ def questions(
     posted, errors = posted or {}, errors or {}
     wording = instrument.translation(language)
     values = range(instrument.scale_min, instrument.scale_max + 1)
+    prefix = field_prefix(instrument)
+    risk = set(instrument.scoring.get("risk_items") or [])
     return [
         {
             "number": item.number,
+            "name": f"{prefix}{item.number}",
+            "id": f"{prefix.replace('_', '-')}{item.number}",
+            "risk": item.number in risk,
             "text": wording.item_texts.get(str(item.number), ""),
             "options": [{"value": str(v), "label": wording.scale_labels[i]} for i, v in enumerate(values)],
             "answer": posted.get(item.number, ""),

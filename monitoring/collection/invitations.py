@@ -12,8 +12,10 @@ from clinics.errors import ApplicationError
 from clinics.models import Session
 from clinics.tokens import token_hash
 from monitoring.collection import links, messaging
+from monitoring.instruments.measures import outcome_instruments
 from monitoring.instruments.selectors import instrument_for_clinic
 from monitoring.models import (
+    Instrument,
     Invitation,
     Rater,
     Response,
@@ -21,27 +23,54 @@ from monitoring.models import (
 
 
 def invitation_create(
-    *, session: Session, created_by: User | None, channel: str = Invitation.Channel.LINK
+    *,
+    session: Session,
+    created_by: User | None,
+    channel: str = Invitation.Channel.LINK,
+    part: str = Invitation.Part.AFTER,
 ) -> tuple[Invitation, str]:
-    """A fresh one-time link for the session; older open links of the session stop working.
+    """A fresh one-time link for the session; older open links of the same part stop working.
 
-    Returns the invitation and its token (to show or send now; it can be derived again later).
+    ``part`` "after" (the default) asks the alliance, plus the clinic's symptom measures when
+    they go with it; it needs the session marked held. "before" asks the symptom measures only,
+    for a clinic that has patients answer them before the session. Returns the invitation and its
+    token (to show or send now; it can be derived again later).
     """
-    if session.status != Session.Status.HELD:
-        raise ApplicationError("Mark the session as held before creating a form link.")
-    if Response.objects.filter(session=session, rater=Rater.PATIENT).exists():
-        raise ApplicationError("The patient's answers for this session are already in.", code="used")
     clinic = session.episode.patient.clinic
+    measures = list(clinic.outcome_measures)
+    if part == Invitation.Part.BEFORE:
+        if not measures:
+            raise ApplicationError(
+                "This clinic asks no symptom measures; choose them in the clinic settings."
+            )
+        answered = set(
+            Response.objects.filter(session=session, rater=Rater.PATIENT).values_list("measure", flat=True)
+        )
+        if set(measures) <= answered:
+            raise ApplicationError(
+                "The patient's symptom answers for this session are already in.", code="used"
+            )
+    elif part == Invitation.Part.AFTER:
+        if session.status != Session.Status.HELD:
+            raise ApplicationError("Mark the session as held before creating a form link.")
+        if Response.objects.filter(session=session, rater=Rater.PATIENT, measure="alliance").exists():
+            raise ApplicationError("The patient's answers for this session are already in.", code="used")
+        if clinic.outcome_timing != clinic.OutcomeTiming.WITH_ALLIANCE:
+            measures = []
+    else:
+        raise ApplicationError("A form link is for before or after the session.")
     now = timezone.now()
     salt = links.new_salt()
     token = links.token_for_salt(salt)
     expires = now + timedelta(hours=clinic.link_expiry_hours)
     reminder = now + timedelta(hours=clinic.reminder_delay_hours) if clinic.reminder_delay_hours else None
     with transaction.atomic():
-        session.invitations.open().update(revoked_at=now)
+        session.invitations.open().filter(part=part).update(revoked_at=now)
         invitation = Invitation.objects.create(
             session=session,
             instrument=instrument_for_clinic(clinic=clinic),
+            part=part,
+            measures=measures,
             channel=channel,
             salt=salt,
             token_hash=token_hash(token),
@@ -52,12 +81,19 @@ def invitation_create(
     return invitation, token
 
 
+def invitation_instruments(invitation: Invitation) -> list[Instrument]:
+    """The questionnaires on this link, in the order the patient meets them: the alliance
+    (after the session), then the symptom measures it carries."""
+    forms = [invitation.instrument] if invitation.part == Invitation.Part.AFTER else []
+    return forms + list(outcome_instruments(invitation.measures).values())
+
+
 def session_mark_held(*, session: Session, user: User) -> tuple[Invitation, str] | None:
     """Mark a session held; create its form link unless the answers are already in."""
     if session.status != Session.Status.HELD:
         session.status = Session.Status.HELD
         session.save(update_fields=["status"])
-    if Response.objects.filter(session=session, rater=Rater.PATIENT).exists():
+    if Response.objects.filter(session=session, rater=Rater.PATIENT, measure="alliance").exists():
         return None
     return invitation_create(session=session, created_by=user)
 
@@ -106,7 +142,9 @@ def invitation_state(*, invitation: Invitation, now: datetime | None = None) -> 
 def invitation_for_token(*, token: str) -> Invitation:
     invitation = (
         Invitation.objects.select_related("session__episode__patient__clinic", "instrument")
-        .prefetch_related("instrument__items")
+        # With its items and wording loaded, the form can be drawn again with the patient's
+        # answers even when the database fails while storing them.
+        .prefetch_related("instrument__items", "instrument__translations")
         .filter(token_hash=token_hash(token))
         .first()
     )

@@ -2,7 +2,8 @@
 
 Email goes through Django's email backend. Text messages go through a pluggable backend named
 by the ``SMS_BACKEND`` setting: a class with ``send(to: str, body: str) -> None``. The default
-writes to the log, like Django's console email backend; a clinic plugs in its SMS gateway.
+writes to the log, like Django's console email backend (development only: ``check --deploy``
+fails on it); a clinic plugs in its SMS gateway, or ``NoSmsBackend`` to offer no text messages.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from django.core.mail import send_mail
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django.utils.translation import override
+
+from clinics.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,17 @@ class ConsoleSmsBackend:
     def send(self, to: str, body: str) -> None:
         ConsoleSmsBackend.outbox.append((to, body))
         logger.info("SMS to %s***: %d characters", to[:4], len(body))
+
+
+class NoSmsBackend:
+    """For a clinic without an SMS gateway: sending a link by text message is refused with a
+    message on the page (the link can be emailed or handed over instead)."""
+
+    def send(self, to: str, body: str) -> None:
+        raise ApplicationError(
+            "Text messages are not set up for this clinic. Send the link by email or give it to the "
+            "patient in person."
+        )
 
 
 def sms_backend() -> SmsBackend:

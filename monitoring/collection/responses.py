@@ -15,6 +15,7 @@ double submission end with exactly one stored response.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,10 +31,14 @@ from clinics.models import Clinic, Session
 from clinics.permissions import may_rate_session
 from monitoring import tasks
 from monitoring.analytics.scoring import MAX_MISSING_TOTAL
-from monitoring.collection.invitations import invitation_state
+from monitoring.collection.invitations import invitation_instruments, invitation_state
+from monitoring.collection.safety import safety_alerts_raise
+from monitoring.instruments.measures import outcome_instruments
 from monitoring.instruments.selectors import instrument_for_clinic
 from monitoring.models import Answer, Instrument, InstrumentItem, Invitation, Rater, Response
 from monitoring.security.audit import entry_write
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,9 +68,15 @@ def answer_problem(*, instrument: Instrument, item_numbers: set[int], number: in
 
 def answers_needed(instrument: Instrument, *, require_all: bool) -> int:
     """How many items must be answered: all on a form; on imported data enough for a total
-    score (methods.md section 1: at most two of twelve missing)."""
+    score (methods.md section 1: at most two of twelve missing; an outcome measure's own
+    ``max_missing``, section 6.1)."""
     count = len(instrument.items.all())
-    return count if require_all else max(1, count - MAX_MISSING_TOTAL)
+    if require_all:
+        return count
+    allowed = (
+        int(instrument.scoring.get("max_missing", 0)) if instrument.kind == "outcome" else MAX_MISSING_TOTAL
+    )
+    return max(1, count - allowed)
 
 
 def response_problems(
@@ -105,6 +116,8 @@ def responses_store(
     ``invalid``, one problem per bad answer) before writing anything, or (code ``used``) when a
     session already has this rater's response.
     """
+    if not entries:
+        return []
     items = {i.number: i for i in instrument.items.all()}
     problems: list[str] = []
     for entry in entries:
@@ -121,6 +134,7 @@ def responses_store(
             session=entry.session,
             instrument=instrument,
             rater=instrument.rater,
+            measure=instrument.measure,
             source=entry.source,
             submitted_at=entry.submitted_at or now,
             entered_by=entry.entered_by,
@@ -143,11 +157,16 @@ def responses_store(
                 ),
                 batch_size=2000,
             )
-            if instrument.rater == Rater.PATIENT:
+            safety_alerts_raise(
+                instrument=instrument, responses=responses, answers=[dict(e.answers) for e in entries]
+            )
+            if instrument.rater == Rater.PATIENT and instrument.kind == Instrument.Kind.ALLIANCE:
                 analysis_schedule(episode_ids={entry.session.episode_id for entry in entries})
     except IntegrityError as exc:
         sessions = [entry.session for entry in entries]
-        if Response.objects.filter(session__in=sessions, rater=instrument.rater).exists():
+        if Response.objects.filter(
+            session__in=sessions, rater=instrument.rater, measure=instrument.measure
+        ).exists():
             raise ApplicationError(
                 "A response for this session has already been received.", code="used"
             ) from exc
@@ -183,7 +202,23 @@ def analysis_schedule(*, episode_ids: set[int]) -> None:
     """Analyse these episodes (store new flags, notify) once the current transaction commits."""
     ordered = sorted(episode_ids)
     if ordered:
-        transaction.on_commit(lambda: tasks.episodes_analyse.enqueue(ordered))
+        transaction.on_commit(lambda: _analysis_enqueue(ordered))
+
+
+def _analysis_enqueue(episode_ids: list[int]) -> None:
+    """Queue the analysis. The answers are committed by now: a queue that cannot take the task
+    (Redis down with the RQ backend) must not turn the patient's stored submission into an error
+    page. It is logged, and ``manage.py analyse_stale`` (cron) analyses the episodes later."""
+    try:
+        tasks.episodes_analyse.enqueue(episode_ids)
+    except Exception as exc:
+        logger.error(
+            "could not queue the analysis of episode(s) %s (%s: %s); the answers are stored and "
+            "manage.py analyse_stale will analyse them",
+            episode_ids,
+            type(exc).__name__,
+            exc,
+        )
 
 
 def response_create(
@@ -202,22 +237,41 @@ def response_create(
     return responses_store(instrument=instrument, entries=[entry])[0]
 
 
-def submission_create(*, invitation: Invitation, answers: Mapping[int, int]) -> Response:
+def submission_create(
+    *,
+    invitation: Invitation,
+    answers: Mapping[int, int] | None = None,
+    measures: Mapping[str, Mapping[int, int]] | None = None,
+) -> Response:
     """Store the patient's answers through their link: exactly once, all or nothing.
 
-    The link is claimed with a conditional UPDATE inside the same transaction as the response:
-    of two concurrent submissions one claims it and the other finds it used, and if storing the
-    answers fails the claim is rolled back with them, so the patient can try again.
+    ``answers`` are the alliance form's (item number to value); ``measures`` the symptom
+    measures' the link carries (measure code to its answers). Every questionnaire on the link
+    must be complete. The link is claimed with a conditional UPDATE inside the same transaction as
+    the responses: of two concurrent submissions one claims it and the other finds it used, and if
+    storing the answers fails the claim is rolled back with them, so the patient can try again.
+    Returns the first response stored (the alliance, when the link asks it).
     """
     problem = invitation_state(invitation=invitation)
     if problem:
         raise problem
-    instrument = invitation.instrument
-    items = {i.number: i for i in instrument.items.all()}
-    problems = response_problems(instrument=instrument, items=items, answers=answers, require_all=True)
+    given = {"alliance": dict(answers or {}), **{code: dict(v) for code, v in (measures or {}).items()}}
+    forms = invitation_instruments(invitation)
+    asked = {instrument.measure for instrument in forms}
+    problems = [f"This form does not ask {code}." for code in sorted(set(given) - asked) if given[code]]
+    for instrument in forms:
+        items = {i.number: i for i in instrument.items.all()}
+        found = response_problems(
+            instrument=instrument, items=items, answers=given.get(instrument.measure, {}), require_all=True
+        )
+        prefix = f"{instrument.translation('en').name}: " if len(forms) > 1 else ""
+        problems += [prefix + p for p in found]
     if problems:
         raise ApplicationError("Some answers are missing or not valid.", problems=problems, code="invalid")
     now = timezone.now()
+    source = (
+        Response.Source.TABLET if invitation.channel == Invitation.Channel.TABLET else Response.Source.LINK
+    )
     with transaction.atomic():
         claimed = Invitation.objects.usable(now).filter(pk=invitation.pk).update(used_at=now)
         if not claimed:
@@ -225,35 +279,44 @@ def submission_create(*, invitation: Invitation, answers: Mapping[int, int]) -> 
             raise invitation_state(invitation=invitation, now=now) or ApplicationError(
                 "This link cannot be used.", code="unknown"
             )
-        source = (
-            Response.Source.TABLET
-            if invitation.channel == Invitation.Channel.TABLET
-            else Response.Source.LINK
-        )
-        return response_create(
-            session=invitation.session,
-            instrument=instrument,
-            answers=answers,
-            source=source,
-            submitted_at=now,
-        )
+        stored = [
+            response_create(
+                session=invitation.session,
+                instrument=instrument,
+                answers=given[instrument.measure],
+                source=source,
+                submitted_at=now,
+            )
+            for instrument in forms
+        ]
+    return stored[0]
 
 
-def response_enter(*, session: Session, rater: str, answers: Mapping[int, int], user: User) -> Response:
+def response_enter(
+    *, session: Session, rater: str, answers: Mapping[int, int], user: User, measure: str = "alliance"
+) -> Response:
     """Staff entry of a completed form on the patient's behalf (source "staff"), or the
-    therapist's own rating; the paper-entry page and the API both call it.
+    therapist's own rating; the paper-entry page and the API both call it. ``measure`` is
+    "alliance" or one of the clinic's symptom measures ("phq9").
 
-    A filled-in form means the session took place, so it is marked held; open form links are
-    withdrawn (the answers are in). A second response of the same rater is refused with code
-    ``used``.
+    A filled-in alliance form means the session took place, so it is marked held. Open form links
+    that ask what was just entered are withdrawn (the answers are in). A second response of the
+    same rater and measure is refused with code ``used``.
     """
     if rater == Rater.THERAPIST and not may_rate_session(user=user, session=session):
         raise PermissionDenied(
             "Only the patient's therapist can rate this session, when the clinic has it turned on."
         )
-    instrument = instrument_for_clinic(clinic=session.episode.patient.clinic, rater=rater)
+    clinic = session.episode.patient.clinic
+    if measure == "alliance":
+        instrument = instrument_for_clinic(clinic=clinic, rater=rater)
+    else:
+        found = outcome_instruments([measure]) if rater == Rater.PATIENT else {}
+        if measure not in found:
+            raise ApplicationError(f"There is no patient-rated measure '{measure}' loaded.", code="invalid")
+        instrument = found[measure]
     with transaction.atomic():
-        if session.status != Session.Status.HELD:
+        if measure == "alliance" and session.status != Session.Status.HELD:
             session.status = Session.Status.HELD
             session.save(update_fields=["status"])
         response = response_create(
@@ -264,5 +327,8 @@ def response_enter(*, session: Session, rater: str, answers: Mapping[int, int], 
             entered_by=user,
         )
         if rater == Rater.PATIENT:
-            Invitation.objects.open().filter(session=session).update(revoked_at=timezone.now())
+            now = timezone.now()
+            for invitation in Invitation.objects.open().filter(session=session):
+                if measure in {i.measure for i in invitation_instruments(invitation)}:
+                    Invitation.objects.filter(pk=invitation.pk).update(revoked_at=now)
     return response

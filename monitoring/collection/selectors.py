@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from clinics.models import Session
 from clinics.permissions import patients_visible_to
+from monitoring.models import Response
 
 
 def sessions_for_kiosk(*, user: User | AnonymousUser, since: date) -> QuerySet[Session]:
@@ -16,7 +17,7 @@ def sessions_for_kiosk(*, user: User | AnonymousUser, since: date) -> QuerySet[S
     return (
         Session.objects.filter(episode__patient__in=patients_visible_to(user=user), episode__ended_on=None)
         .filter(date__gte=since, status__in=[Session.Status.HELD, Session.Status.SCHEDULED])
-        .exclude(responses__rater="patient")
-        .select_related("episode__patient")
+        .exclude(Exists(Response.objects.filter(session=OuterRef("pk"), rater="patient", measure="alliance")))
+        .select_related("episode__patient__clinic")
         .order_by("-date", "episode__patient__label")
     )

@@ -11,6 +11,7 @@ from django.db import transaction
 from clinics import services as clinic_services
 from clinics.errors import ApplicationError
 from clinics.models import Patient, Session
+from clinics.validation import check_date
 from monitoring.collection.invitations import invitation_revoke, session_mark_held
 from monitoring.models import Invitation, Response
 
@@ -41,6 +42,8 @@ def session_update(
     link the patient has. Cancelling (or marking a no-show, or back to scheduled) withdraws open
     links, and is refused once answers are in: then the session took place.
     """
+    if on is not None:
+        check_date(on, what="The session date")
     with transaction.atomic():
         if on is not None and on != session.date:
             session.date = on

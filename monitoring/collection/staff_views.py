@@ -25,6 +25,7 @@ from monitoring.collection.invitations import (
 )
 from monitoring.collection.selectors import sessions_for_kiosk
 from monitoring.collection.views import KIOSK_SESSION_KEY
+from monitoring.instruments.measures import outcome_instruments
 from monitoring.instruments.selectors import instrument_for_clinic
 from monitoring.models import Invitation, Rater
 from monitoring.security.audit import access_log_list
@@ -42,8 +43,14 @@ def response_enter(request: AuthenticatedRequest, code: str, rater: str) -> Http
         )
         return redirect("monitoring:session", code=session.code)
     clinic = session.episode.patient.clinic
+    measure = request.GET.get("measure", "alliance")
     try:
-        instrument = instrument_for_clinic(clinic=clinic, rater=rater)
+        if measure == "alliance":
+            instrument = instrument_for_clinic(clinic=clinic, rater=rater)
+        elif rater == Rater.PATIENT and measure in clinic.outcome_measures:
+            instrument = outcome_instruments([measure])[measure]
+        else:
+            raise ApplicationError("This clinic does not ask that measure.")
     except ApplicationError as error:
         messages.error(request, error.message)
         return redirect("monitoring:session", code=session.code)
@@ -54,7 +61,7 @@ def response_enter(request: AuthenticatedRequest, code: str, rater: str) -> Http
         if not errors:
             try:
                 collection_responses.response_enter(
-                    session=session, rater=rater, answers=answers, user=request.user
+                    session=session, rater=rater, answers=answers, user=request.user, measure=measure
                 )
             except (ApplicationError, PermissionDenied) as error:
                 messages.error(request, getattr(error, "message", str(error)))
@@ -72,6 +79,7 @@ def response_enter(request: AuthenticatedRequest, code: str, rater: str) -> Http
             "questions": items,
             "errors": [q for q in items if q["error"]],
             "wording": instrument.translation("en"),
+            "measure": measure,
         },
         status=400 if errors else 200,
     )
@@ -95,11 +103,12 @@ def kiosk_start(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """Hand the tablet to the patient: create a tablet link, then sign the staff member out so
     that nothing but the form is reachable until staff sign in again."""
     session = session_get_for_user(user=request.user, code=code)
+    part = Invitation.Part.BEFORE if request.POST.get("part") == "before" else Invitation.Part.AFTER
     try:
-        if session.status != Session.Status.HELD:
+        if part == Invitation.Part.AFTER and session.status != Session.Status.HELD:
             session_mark_held(session=session, user=request.user)
         _, token = invitation_create(
-            session=session, created_by=request.user, channel=Invitation.Channel.TABLET
+            session=session, created_by=request.user, channel=Invitation.Channel.TABLET, part=part
         )
     except ApplicationError as error:
         messages.error(request, error.message)

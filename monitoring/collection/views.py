@@ -6,12 +6,16 @@ token in the URL must not leak to another site or stay in a shared browser's cac
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core import signing
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
@@ -20,14 +24,29 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from clinics.errors import ApplicationError
+from clinics.models import Clinic
+from clinics.tokens import token_hash
 from monitoring.collection.forms import answers_from_post, questions
-from monitoring.collection.invitations import invitation_for_token, invitation_state
+from monitoring.collection.invitations import invitation_for_token, invitation_instruments, invitation_state
 from monitoring.collection.responses import submission_create
+from monitoring.instruments.measures import risk_answers
 from monitoring.instruments.scores import response_scores
-from monitoring.models import Invitation, Rater, Response
+from monitoring.models import Invitation, Rater, Response, SafetyAlert
 
 LINK_STATUS = {"unknown": 404, "expired": 410, "revoked": 410, "used": 410}
 KIOSK_SESSION_KEY = "bordin_kiosk"
+#: An answer's field name: ``item_<n>`` (the alliance) or ``<measure code>_<n>`` (``phq9_9``).
+ANSWER_FIELD = re.compile(r"[a-z][a-z0-9-]{0,49}_\d{1,3}")
+#: The database cannot be reached (down, restarting, connection lost): nothing was stored.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+#: Seconds a patient is asked to wait before sending again (the Retry-After of the 503).
+RETRY_AFTER = 30
+#: The thank-you address carries a signed mark that the answers were stored, so that the page can
+#: still thank the patient if the database fails between storing and showing it.
+STORED_SALT = "bordin.collection.stored"
+STORED_MARK_SECONDS = 3600
+
+logger = logging.getLogger(__name__)
 
 
 def private(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -61,6 +80,27 @@ def _link_problem(
     return render(request, "collection/form_problem.html", context, status=LINK_STATUS.get(error.code, 400))
 
 
+def _unavailable(request: HttpRequest) -> HttpResponse:
+    """The database could not even find the link: a calm 503 that keeps whatever was posted as
+    hidden fields, so that "Send again" posts the same answers once the database is back."""
+    kept = [
+        (name, value)
+        for name in list(request.POST)[:100]
+        if ANSWER_FIELD.fullmatch(name)
+        and (value := request.POST.get(name, "")).isdigit()
+        and len(value) <= 3
+    ]
+    with translation.override(_language(request, None)):
+        response = render(
+            request,
+            "collection/form_unavailable.html",
+            {"kept": kept, "language": translation.get_language()},
+            status=503,
+        )
+    response["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
 # No CSRF cookie check here: the page is sent with Referrer-Policy: no-referrer, so browsers post
 # it with "Origin: null", and the unguessable one-time token in the URL already proves the request
 # comes from the patient's own link (a forging site would need the token itself).
@@ -73,39 +113,88 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
         invitation = invitation_for_token(token=token)
     except ApplicationError as error:
         return _link_problem(request, error, None)
+    except DATABASE_UNAVAILABLE as exc:
+        logger.warning("patient form: the database is not available to look up the link (%s)", exc)
+        return _unavailable(request)
     language = _language(request, invitation)
     with translation.override(language):
         problem = invitation_state(invitation=invitation)
         if problem and not (problem.code == "used" and request.method == "POST"):
             return _link_problem(request, problem, invitation)
-        posted: dict[int, str] = {}
-        errors: dict[int, str] = {}
-        if request.method == "POST":
-            answers, posted, errors = answers_from_post(request.POST, invitation.instrument)
-            if not errors:
-                try:
-                    submission_create(invitation=invitation, answers=answers)
-                except ApplicationError as error:
-                    if error.code == "used":
-                        # A double click, a resubmit after "back", a second tab: the answers
-                        # are in once already, which is what the patient wanted.
-                        return render(
-                            request, "collection/form_done.html", _done_context(request, invitation, None)
-                        )
-                    return _link_problem(request, error, invitation)
-                return redirect(f"{request.path}done/?lang={language}")
-        items = questions(invitation.instrument, language, posted, errors)
+        forms = invitation_instruments(invitation)
+        read = (
+            {i.measure: answers_from_post(request.POST, i) for i in forms} if request.method == "POST" else {}
+        )
+        posted = {measure: r[1] for measure, r in read.items()}
+        errors = {measure: r[2] for measure, r in read.items() if r[2]}
+        unavailable = False
+        risk = False
+        if request.method == "POST" and not errors:
+            answers = {measure: r[0] for measure, r in read.items()}
+            risk = any(risk_answers(i, answers[i.measure]) for i in forms)
+            try:
+                submission_create(
+                    invitation=invitation,
+                    answers=answers.pop("alliance", None),
+                    measures=answers,
+                )
+            except ApplicationError as error:
+                if error.code == "used":
+                    # A double click, a resubmit after "back", a second tab: the answers
+                    # are in once already, which is what the patient wanted.
+                    return render(
+                        request, "collection/form_done.html", _done_context(request, invitation, None)
+                    )
+                return _link_problem(request, error, invitation)
+            except DATABASE_UNAVAILABLE:
+                # The link's claim and the answers are one transaction, so nothing is stored
+                # (or, if the commit went through and only its answer was lost, the resend
+                # finds the link used and shows the thank-you page): keep the patient's
+                # choices on the page and let them send again.
+                logger.warning("patient form: the database is not available to store the answers")
+                unavailable = True
+            else:
+                # The mark says the answers are in, and whether they need the crisis text,
+                # so the thank-you page can say both even if the database fails after this.
+                mark = signing.dumps(
+                    "stored-risk" if risk else "stored", salt=f"{STORED_SALT}:{token_hash(token)}"
+                )
+                return redirect(f"{request.path}done/?lang={language}&stored={mark}")
+        sections: list[dict[str, Any]] = [
+            {
+                "wording": instrument.translation(language),
+                "measure": instrument.measure,
+                "risk": bool(instrument.scoring.get("risk_items")),
+                "questions": questions(
+                    instrument,
+                    language,
+                    posted.get(instrument.measure),
+                    errors.get(instrument.measure),
+                ),
+            }
+            for instrument in forms
+        ]
+        items = [q for section in sections for q in section["questions"]]
+        clinic = invitation.session.episode.patient.clinic
         context = {
             "invitation": invitation,
-            "clinic": invitation.session.episode.patient.clinic,
-            "wording": invitation.instrument.translation(language),
+            "clinic": clinic,
+            "wording": sections[0]["wording"],
+            "sections": sections,
             "questions": items,
             "errors": [q for q in items if q["error"]],
             "language": language,
             "languages": settings.LANGUAGES,
-            "answered": len(posted),
+            "answered": sum(len(p) for p in posted.values()),
+            "unavailable": unavailable,
+            "crisis": clinic.crisis_message,
+            "before": invitation.part == Invitation.Part.BEFORE,
         }
-        return render(request, "collection/form.html", context, status=400 if errors else 200)
+        status = 503 if unavailable else 400 if errors else 200
+        response = render(request, "collection/form.html", context, status=status)
+        if unavailable:
+            response["Retry-After"] = str(RETRY_AFTER)
+        return response
 
 
 def _done_context(request: HttpRequest, invitation: Invitation, response: Response | None) -> dict[str, Any]:
@@ -113,7 +202,14 @@ def _done_context(request: HttpRequest, invitation: Invitation, response: Respon
     scores = None
     if response is not None and clinic.patients_see_results:
         scores = response_scores(response=response)
-    return {"clinic": clinic, "scores": scores, "kiosk": request.session.get(KIOSK_SESSION_KEY, False)}
+    # A risk answer on this session's symptom questions: the clinic's crisis text comes first.
+    risk = SafetyAlert.objects.filter(session=invitation.session, followed_up_at=None).exists()
+    return {
+        "clinic": clinic,
+        "scores": scores,
+        "kiosk": request.session.get(KIOSK_SESSION_KEY, False),
+        "crisis": clinic.crisis_message if risk else "",
+    }
 
 
 @login_not_required
@@ -124,8 +220,43 @@ def form_done(request: HttpRequest, token: str) -> HttpResponse:
         invitation = invitation_for_token(token=token)
     except ApplicationError as error:
         return _link_problem(request, error, None)
+    except DATABASE_UNAVAILABLE as exc:
+        logger.warning("thank-you page: the database is not available (%s)", exc)
+        return _done_without_database(request, token)
     with translation.override(_language(request, invitation)):
         if invitation.used_at is None:
             return redirect("monitoring:form", token=token)
-        response = Response.objects.filter(session=invitation.session, rater=Rater.PATIENT).first()
-        return render(request, "collection/form_done.html", _done_context(request, invitation, response))
+        try:
+            response = Response.objects.filter(
+                session=invitation.session, rater=Rater.PATIENT, measure="alliance"
+            ).first()
+            return render(request, "collection/form_done.html", _done_context(request, invitation, response))
+        except DATABASE_UNAVAILABLE as exc:
+            logger.warning("thank-you page: the database is not available (%s)", exc)
+            return _done_without_database(request, token)
+
+
+def _done_without_database(request: HttpRequest, token: str) -> HttpResponse:
+    """The database failed after the answers were stored (the address carries the signed mark
+    the form gave it): thank the patient all the same, without their scores. Without the mark,
+    nothing says the answers are in: the calm 503."""
+    try:
+        mark = signing.loads(
+            request.GET.get("stored", ""),
+            salt=f"{STORED_SALT}:{token_hash(token)}",
+            max_age=STORED_MARK_SECONDS,
+        )
+    except signing.BadSignature:
+        mark = None
+    if mark not in ("stored", "stored-risk"):
+        return _unavailable(request)
+    with translation.override(_language(request, None)):
+        context = {
+            "clinic": None,
+            "scores": None,
+            "kiosk": False,
+            "language": translation.get_language(),
+            # Without the database the clinic's own text cannot be read: the default one.
+            "crisis": str(Clinic.DEFAULT_CRISIS_TEXT) if mark == "stored-risk" else "",
+        }
+        return render(request, "collection/form_done.html", context)

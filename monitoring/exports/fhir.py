@@ -140,25 +140,49 @@ def _validated(model: type[Any], data: dict[str, Any]) -> str:
     return str(model.model_validate(data).model_dump_json(exclude_none=True))
 
 
+LOINC = "http://loinc.org"
+#: linkId of an outcome measure's total score item (LOINC-coded, e.g. 44261-6 for PHQ-9).
+TOTAL_LINK_ID = "total"
+
+
 @dataclass(frozen=True)
 class _AnswerCoding:
-    """How a response to one instrument version refers to it and codes its answers."""
+    """How a response to one instrument version refers to it and codes its answers; for an
+    outcome measure also how to score it (its total goes into the response, LOINC-coded)."""
 
     questionnaire: str
     system: str
     labels: dict[int, str]
+    codes: dict[int, str]  # value -> answer code of ``system``
+    items: int = 0  # an outcome measure's item count (0: no total item)
+    max_missing: int = 0
 
     @classmethod
     def of(cls, instrument: Instrument, language: str) -> _AnswerCoding:
         labels = list(instrument.translation(language).scale_labels) if instrument.translations.all() else []
+        values = range(instrument.scale_min, instrument.scale_max + 1)
+        loinc = list(instrument.scoring.get("answer_codes") or [])
+        outcome = instrument.kind == Instrument.Kind.OUTCOME
         return cls(
             questionnaire=questionnaire_canonical(instrument),
             system=answer_system(instrument),
             labels={instrument.scale_min + i: str(label) for i, label in enumerate(labels)},
+            codes=dict(zip(values, loinc, strict=True)) if loinc else {v: str(v) for v in values},
+            items=len(instrument.items.all()) if outcome else 0,
+            max_missing=int(instrument.scoring.get("max_missing", 0)) if outcome else 0,
         )
+
+    def total(self, values: list[int]) -> int | None:
+        """The outcome measure's total (prorated with few items missing; methods.md 6.1)."""
+        if not self.items or not values or self.items - len(values) > self.max_missing:
+            return None
+        return sum(values) if len(values) == self.items else round(sum(values) / len(values) * self.items)
 
 
 def answer_system(instrument: Instrument) -> str:
+    """LOINC for a measure whose answers are LOINC-coded (PHQ-9, GAD-7); Bordin's own otherwise."""
+    if instrument.scoring.get("answer_codes"):
+        return LOINC
     return f"{base_url()}/CodeSystem/{instrument.code}-answers"
 
 
@@ -170,12 +194,13 @@ def _computable_name(code: str) -> str:
 def questionnaire_resource(*, instrument: Instrument, language: str) -> dict[str, Any]:
     wording = instrument.translation(language)
     labels = list(wording.scale_labels)
+    codes = list(instrument.scoring.get("answer_codes") or [])
     options = [
         {
             "valueCoding": {
                 "extension": [{"url": ORDINAL_VALUE, "valueDecimal": value}],
                 "system": answer_system(instrument),
-                "code": str(value),
+                "code": codes[value - instrument.scale_min] if codes else str(value),
                 "display": labels[value - instrument.scale_min]
                 if value - instrument.scale_min < len(labels)
                 else str(value),
@@ -187,7 +212,9 @@ def questionnaire_resource(*, instrument: Instrument, language: str) -> dict[str
         {
             "linkId": str(item.number),
             "code": [
-                {
+                {"system": LOINC, "code": item.code, "display": wording.item_texts.get(str(item.number), "")}
+                if item.code
+                else {
                     "system": f"{base_url()}/CodeSystem/{instrument.code}-subscales",
                     "code": item.subscale,
                     "display": wording.subscale_names.get(item.subscale, item.subscale),
@@ -200,6 +227,18 @@ def questionnaire_resource(*, instrument: Instrument, language: str) -> dict[str
         }
         for item in instrument.items.order_by("number")
     ]
+    loinc = instrument.scoring.get("loinc") or {}
+    if instrument.kind == Instrument.Kind.OUTCOME:
+        total: dict[str, Any] = {
+            "linkId": TOTAL_LINK_ID,
+            "text": f"{wording.name} total score",
+            "type": "integer",
+        }
+        if loinc.get("total"):
+            total["code"] = [
+                {"system": LOINC, "code": loinc["total"], "display": f"{wording.name} total score"}
+            ]
+        items.append({**total, "required": False, "readOnly": True})
     resource: dict[str, Any] = {
         "resourceType": "Questionnaire",
         "id": f"{instrument.code}-{instrument.version}",
@@ -212,6 +251,8 @@ def questionnaire_resource(*, instrument: Instrument, language: str) -> dict[str
         "language": wording.language,
         "item": items,
     }
+    if loinc.get("panel"):
+        resource["code"] = [{"system": LOINC, "code": loinc["panel"], "display": wording.name}]
     if wording.instructions:
         resource["description"] = wording.instructions
     if wording.source:
@@ -279,7 +320,8 @@ def bundle_stream(
         yield (("" if first else ",") + entry).encode()
         first = False
     canonical = {
-        i.pk: _AnswerCoding.of(i, language) for i in Instrument.objects.prefetch_related("translations")
+        i.pk: _AnswerCoding.of(i, language)
+        for i in Instrument.objects.prefetch_related("translations", "items")
     }
 
     written = 0
@@ -335,6 +377,24 @@ def _response_entries(
             }
         items = answers.get(pk, [])
         coding = canonical[instrument_id]
+        answered: list[dict[str, Any]] = [
+            {
+                "linkId": str(item),
+                "answer": [
+                    {
+                        "valueCoding": {
+                            "system": coding.system,
+                            "code": coding.codes.get(value, str(value)),
+                            "display": coding.labels.get(value, str(value)),
+                        }
+                    }
+                ],
+            }
+            for item, value in items
+        ]
+        total = coding.total([value for _, value in items])
+        if total is not None:
+            answered.append({"linkId": TOTAL_LINK_ID, "answer": [{"valueInteger": total}]})
         resource = {
             "resourceType": "QuestionnaireResponse",
             "id": str(key),
@@ -345,21 +405,7 @@ def _response_entries(
             "encounter": encounter,
             "authored": timezone.localtime(submitted).isoformat(),
             "source": {"identifier": who, "type": "Patient"},
-            "item": [
-                {
-                    "linkId": str(item),
-                    "answer": [
-                        {
-                            "valueCoding": {
-                                "system": coding.system,
-                                "code": str(value),
-                                "display": coding.labels.get(value, str(value)),
-                            }
-                        }
-                    ],
-                }
-                for item, value in items
-            ],
+            "item": answered,
         }
         yield (
             f'{{"fullUrl":"urn:uuid:{key}","resource":{_validated(QuestionnaireResponse, resource)}}}',

@@ -21,6 +21,7 @@ from monitoring.analytics import Analysis, analyse
 from monitoring.analytics import columns as c
 from monitoring.exports.base import DECIMALS, IDENTIFYING, ExportFilters, pseudonym
 from monitoring.flags.selectors import analysis_config
+from monitoring.instruments.measures import outcome_instruments, outcome_scores, specs
 from monitoring.instruments.scores import scores_for_episodes
 
 _M = TypeVar("_M", bound=Model)
@@ -118,7 +119,9 @@ def analysis_for_export(*, clinic: Clinic, filters: ExportFilters) -> PeriodAnal
     episode_ids = list(episodes_for_export(clinic=clinic, filters=filters).values_list("pk", flat=True))
     info = episode_info(clinic=clinic, episode_ids=episode_ids, pseudonymise=filters.pseudonymise)
     dates = session_dates(episode_ids)
-    scores = scores_for_episodes(episode_ids=episode_ids)
+    # No episode selected (a period without sessions): nothing to read. (scores_for_episodes
+    # cannot take an empty list: Django refuses to compile the query, EmptyResultSet.)
+    scores = scores_for_episodes(episode_ids=episode_ids) if episode_ids else pd.DataFrame()
     if filters.end and not scores.empty:
         dated = scores.merge(
             dates, left_on=["patient", "session"], right_on=["episode", "session"], how="left"
@@ -149,3 +152,33 @@ def join_info(
         if isinstance(out[name].dtype, pd.CategoricalDtype):
             out[name] = out[name].astype(str)
     return out
+
+
+def symptom_columns() -> list[str]:
+    """The columns of the symptom measures loaded (bundled first): ``phq9``, ``phq9_band``,
+    ``gad7``, ``gad7_band``, ... The same for every clinic of an installation, so files of
+    different clinics (and of a clinic before and after it chose its measures) line up."""
+    return [name for code in outcome_instruments() for name in (code, f"{code}_band")]
+
+
+def symptoms_by_session(episode_ids: Sequence[int]) -> pd.DataFrame:
+    """Each session's symptom totals and severity bands, one row per (``episode``, ``session``)
+    answered, with the :func:`symptom_columns`: the total (NaN when too many items are missing or
+    the measure was not answered) and its band ("" then)."""
+    found = specs(outcome_instruments())
+    scores = outcome_scores(episode_ids=episode_ids)
+    if scores.empty:
+        empty = {"episode": pd.Series(dtype="int64"), "session": pd.Series(dtype="int64")}
+        for code in found:
+            empty[code] = pd.Series(dtype="float64")
+            empty[f"{code}_band"] = pd.Series(dtype=object)
+        return pd.DataFrame(empty)
+    wide = scores.pivot_table(index=["patient", "session"], columns="measure", values="score", dropna=False)
+    wide.columns = [str(name) for name in wide.columns]
+    out = pd.DataFrame(index=wide.index)
+    for code, spec in found.items():
+        values = wide[code] if code in wide.columns else pd.Series(float("nan"), index=wide.index)
+        out[code] = values.astype(float)
+        out[f"{code}_band"] = values.map(lambda v, spec=spec: spec.band(v) if v == v else "").astype(object)
+    out = out.reset_index().rename(columns={"patient": "episode"})
+    return out.astype({"episode": "int64", "session": "int64"})

@@ -15,7 +15,10 @@ from monitoring.analytics import Analysis, AnalysisConfig, ClinicParameters, ana
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import (
     ClinicEstimate,
+    EpisodeAnalysis,
     Flag,
+    Rater,
+    Response,
 )
 
 #: A flag counts for the caseload's attention list while it is unacknowledged and was raised
@@ -79,3 +82,28 @@ def flag_get_for_user(*, user: User | AnonymousUser, code: object) -> Flag:
     return get_object_or_404(
         flags_visible_to(user=user).select_related("episode__patient", "session"), code=code
     )
+
+
+def episodes_stale(*, clinic: Clinic | None = None) -> list[int]:
+    """Episodes whose stored analysis is older than their patient's answers: a session with the
+    patient's answers that is not among the analysed sessions (``EpisodeAnalysis``), or answers
+    and no analysis at all. Normally none: each write schedules its analysis on commit; after a
+    queue outage, a killed worker or a failed task, ``manage.py analyse_stale`` catches up."""
+    # The responses the analysis reads (scores_for_episodes): the patient's alliance ratings.
+    responses = Response.objects.filter(rater=Rater.PATIENT, measure="alliance")
+    states = EpisodeAnalysis.objects.all()
+    if clinic is not None:
+        responses = responses.filter(session__episode__patient__clinic=clinic)
+        states = states.filter(episode__patient__clinic=clinic)
+    answered: dict[int, set[int]] = {}
+    for episode_id, number in responses.values_list("session__episode_id", "session__number").iterator(
+        chunk_size=10_000
+    ):
+        answered.setdefault(episode_id, set()).add(number)
+    analysed = {
+        episode_id: set(sessions)
+        for episode_id, sessions in states.values_list("episode_id", "analysed_sessions").iterator(
+            chunk_size=10_000
+        )
+    }
+    return sorted(e for e, numbers in answered.items() if not numbers <= analysed.get(e, set()))

@@ -3,9 +3,10 @@ therapist's notifications, and acknowledgements."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -17,9 +18,15 @@ from django.utils import timezone
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode
+from clinics.validation import check_text
 from monitoring.analytics import AnalysisConfig, analyse
 from monitoring.analytics.calibration import calibrate
-from monitoring.flags.selectors import ATTENTION_WINDOW, analysis_config, clinic_estimate_latest
+from monitoring.flags.selectors import (
+    ATTENTION_WINDOW,
+    analysis_config,
+    clinic_estimate_latest,
+    episodes_stale,
+)
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import (
     ClinicEstimate,
@@ -31,6 +38,8 @@ from monitoring.models import (
 #: Alarms that notify the therapist as soon as they are raised (a sudden loss comes with a
 #: rupture or a decline of its own, so it is on the caseload without a notification of its own).
 NOTIFY_KINDS = (Flag.Kind.RUPTURE, Flag.Kind.UNREPAIRED, Flag.Kind.DECLINE)
+
+logger = logging.getLogger(__name__)
 
 
 #: Event columns kept with each flag as "the numbers behind it".
@@ -173,6 +182,47 @@ def episodes_flags_refresh(*, episode_ids: Sequence[int]) -> dict[int, list[Flag
     return stored
 
 
+@dataclass(frozen=True)
+class StaleSweep:
+    """What :func:`episodes_stale_analyse` did: episodes found stale, flags stored, and the
+    episodes still stale afterwards (new answers since, or an analysis that failed)."""
+
+    found: int
+    flags: int
+    failed: list[int]
+    left: int
+
+
+def episodes_stale_analyse(*, clinic: Clinic | None = None, batch: int = 200) -> StaleSweep:
+    """Analyse every episode whose stored analysis is older than its patient's answers
+    (``flags.selectors.episodes_stale``): the catch-up after a queue outage, a killed worker or a
+    failed task. It runs here, not through the task queue (which may be what failed), in batches
+    of ``batch`` episodes; a batch that fails is retried episode by episode, and an episode that
+    still fails is logged and left for the next sweep. Idempotent: storing flags is
+    (``episodes_flags_refresh``), and a second sweep finds nothing to do.
+    """
+    stale = episodes_stale(clinic=clinic)
+    flags, failed = 0, []
+    for start in range(0, len(stale), batch):
+        chunk = stale[start : start + batch]
+        try:
+            stored = episodes_flags_refresh(episode_ids=chunk)
+        except Exception:
+            logger.warning("analysis of %d stale episodes failed; retrying one by one", len(chunk))
+            stored = {}
+            for episode_id in chunk:
+                try:
+                    stored.update(episodes_flags_refresh(episode_ids=[episode_id]))
+                except Exception:
+                    logger.exception(
+                        "analysis of stale episode %s failed; the next sweep retries it", episode_id
+                    )
+                    failed.append(episode_id)
+        flags += sum(len(f) for f in stored.values())
+    left = len(episodes_stale(clinic=clinic)) if stale else 0
+    return StaleSweep(found=len(stale), flags=flags, failed=failed, left=left)
+
+
 def _flags_store(
     *,
     episode: Episode,
@@ -256,6 +306,7 @@ def flag_acknowledge(*, flag: Flag, user: User, acknowledgement: str, note: str 
     note = note.strip()
     if len(note) > 500:
         raise ApplicationError(f"Keep the note to 500 characters (it has {len(note)}).")
+    check_text(note, what="The note", max_length=500, multiline=True)
     now = timezone.now()
     siblings = list(
         Flag.objects.filter(

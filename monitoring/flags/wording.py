@@ -20,13 +20,18 @@ SCALE_NAMES = {
 }
 
 #: Order of attention on the caseload (lower first); acknowledged flags do not count.
+#: Safety first, then an unrepaired rupture with worsening symptoms, then symptoms not on track,
+#: then the alliance flags (issue 15; docs/methods.md section 6.5).
 PRIORITY = {
-    "unrepaired": 1,
-    "rupture": 2,
-    "decline": 3,
-    "sudden_loss": 4,
-    "crisis": 5,
-    "form_missing": 6,
+    "safety": 0,
+    "unrepaired_worse": 1,
+    "not_on_track": 2,
+    "unrepaired": 3,
+    "rupture": 4,
+    "decline": 5,
+    "sudden_loss": 6,
+    "crisis": 7,
+    "form_missing": 8,
 }
 NO_PRIORITY = 9
 

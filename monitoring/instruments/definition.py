@@ -8,6 +8,16 @@ A definition file describes one instrument version in one language::
      "subscales": [{"code": "goal", "name": "Goal agreement"}, ...],
      "items": [{"number": 1, "subscale": "task", "keying": "positive", "text": "..."}, ...]}
 
+An outcome measure (PHQ-9, GAD-7, or one a clinic holds a licence for: CORE-10, OQ-45, ORS) adds
+``"kind": "outcome"`` and its scoring as data; items may carry a ``code`` (LOINC) and the scale
+its answer ``codes``::
+
+    "kind": "outcome",
+    "scoring": {"higher_is_worse": true, "max_missing": 1, "missing_rule": "... (source)",
+                "bands": [{"from": 0, "label": "minimal"}, {"from": 5, "label": "mild"}, ...],
+                "cutoff": 10, "reliable_change": 6, "reliability": 0.89, "sd": null,
+                "risk_items": [9], "loinc": {"panel": "44249-1", "total": "44261-6"}},
+
 ``parse_definition`` checks everything and reports every problem at once, each in its own
 words, so that whoever prepares a licensed wording or a translation can fix the file in one go.
 Pure Python: no Django import.
@@ -17,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +36,13 @@ from clinics.errors import ApplicationError
 REQUIRED_SUBSCALES = ("goal", "task", "bond")
 # The analysis thresholds (SEM, RC, rupture distances) are in points of a 1-5 scale.
 SUPPORTED_SCALE = (1, 5)
+KINDS = ("alliance", "outcome")
+#: The longest name and source text the database holds (InstrumentTranslation).
+MAX_NAME = 200
+MAX_SOURCE = 500
+#: Outcome measures' answers: any whole-number scale within 0-10 (PHQ-9 and GAD-7 0-3, OQ-45 0-4,
+#: CORE-10 0-4, ORS 0-10).
+OUTCOME_SCALE = (0, 10)
 KEYINGS = ("positive", "reverse")
 RATERS = ("patient", "therapist")
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
@@ -38,6 +55,7 @@ class ItemDefinition:
     subscale: str
     reverse_keyed: bool
     text: str
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,14 +73,18 @@ class InstrumentDefinition:
     subscales: tuple[str, ...]
     subscale_names: dict[str, str]
     items: tuple[ItemDefinition, ...]
+    kind: str = "alliance"
+    scoring: dict[str, Any] = field(default_factory=dict)
 
     def structure(self) -> dict[str, Any]:
-        """What answers depend on; two languages of one version must agree on it exactly."""
+        """What answers and scores depend on; two languages of one version must agree on it."""
         return {
             "rater": self.rater,
+            "kind": self.kind,
             "scale": [self.scale_min, self.scale_max],
             "subscales": list(self.subscales),
-            "items": [[i.number, i.subscale, i.reverse_keyed] for i in self.items],
+            "items": [[i.number, i.subscale, i.reverse_keyed, i.code] for i in self.items],
+            "scoring": self.scoring,
         }
 
 
@@ -99,6 +121,9 @@ def parse_definition(data: Any) -> InstrumentDefinition:
     name = _text(data, "name", problems)
     instructions = _text(data, "instructions", problems, required=False)
     source = _text(data, "source", problems, required=False)
+    for key, value, limit in (("name", name, MAX_NAME), ("source", source, MAX_SOURCE)):
+        if len(value) > limit:
+            problems.append(f"'{key}' is {len(value)} characters long; at most {limit} fit.")
 
     scale = data.get("scale")
     scale_min: Any = 0
@@ -112,6 +137,12 @@ def parse_definition(data: Any) -> InstrumentDefinition:
             problems.append("Scale 'min' and 'max' must be whole numbers.")
         elif scale_min >= scale_max:
             problems.append(f"Scale 'min' ({scale_min}) must be below 'max' ({scale_max}).")
+        elif data.get("kind") == "outcome":
+            if not OUTCOME_SCALE[0] <= scale_min < scale_max <= OUTCOME_SCALE[1]:
+                problems.append(
+                    f"Scale {scale_min}-{scale_max} is not supported for an outcome measure: answers must lie "
+                    f"within {OUTCOME_SCALE[0]}-{OUTCOME_SCALE[1]}."
+                )
         elif (scale_min, scale_max) != SUPPORTED_SCALE:
             problems.append(
                 f"Scale {scale_min}-{scale_max} is not supported: Bordin's analysis thresholds are in "
@@ -144,7 +175,7 @@ def parse_definition(data: Any) -> InstrumentDefinition:
             subscales.append(sub_code)
             subscale_names[sub_code] = str(entry.get("name") or sub_code)
         missing = [s for s in REQUIRED_SUBSCALES if s not in subscales]
-        if missing:
+        if missing and data.get("kind", "alliance") == "alliance":
             problems.append(
                 "Bordin's analysis needs the subscales goal, task and bond; missing: "
                 + ", ".join(missing)
@@ -180,12 +211,23 @@ def parse_definition(data: Any) -> InstrumentDefinition:
             if not isinstance(text, str) or not text.strip():
                 problems.append(f"{where}: 'text' must be the item's wording.")
                 text = ""
-            items.append(ItemDefinition(number, str(subscale), keying == "reverse", text.strip()))
+            item_code = entry.get("code", "")
+            if not isinstance(item_code, str):
+                problems.append(f"{where}: 'code' must be a text (a LOINC code such as '44250-9').")
+                item_code = ""
+            items.append(ItemDefinition(number, str(subscale), keying == "reverse", text.strip(), item_code))
         if seen and sorted(seen) != list(range(1, len(seen) + 1)):
             problems.append(f"Item numbers must run 1 to {len(seen)} without gaps; found {sorted(seen)}.")
         for sub in subscales:
             if not any(i.subscale == sub for i in items):
                 problems.append(f"Subscale '{sub}' has no items.")
+
+    kind = data.get("kind", "alliance")
+    scoring: dict[str, Any] = {}
+    if kind not in KINDS:
+        problems.append(f"'kind' must be one of {', '.join(KINDS)}, not '{kind}'.")
+    elif kind == "outcome":
+        scoring = _scoring(data.get("scoring"), len(items), scale, problems)
 
     if problems:
         raise ApplicationError("The instrument definition is not valid.", problems=problems)
@@ -203,7 +245,79 @@ def parse_definition(data: Any) -> InstrumentDefinition:
         subscales=tuple(subscales),
         subscale_names=subscale_names,
         items=tuple(sorted(items, key=lambda i: i.number)),
+        kind=str(kind),
+        scoring=scoring,
     )
+
+
+def _scoring(raw: Any, n_items: int, scale: Any, problems: list[str]) -> dict[str, Any]:
+    """An outcome measure's scoring block, normalised; problems added in the file's own terms."""
+    if not isinstance(raw, dict):
+        problems.append("An outcome measure needs a 'scoring' object (bands, cutoff, reliable_change, ...).")
+        return {}
+    item_max = scale.get("max") if isinstance(scale, dict) else None
+    max_score = n_items * item_max if isinstance(item_max, int) and _is_int(item_max) else None
+    out: dict[str, Any] = {"higher_is_worse": raw.get("higher_is_worse", True)}
+    if not isinstance(out["higher_is_worse"], bool):
+        problems.append("Scoring 'higher_is_worse' must be true or false.")
+    max_missing = raw.get("max_missing", 0)
+    if not _is_int(max_missing) or not 0 <= max_missing < max(n_items, 1):
+        problems.append("Scoring 'max_missing' must be a whole number of items, fewer than the items.")
+    out["max_missing"] = max_missing
+    out["missing_rule"] = str(raw.get("missing_rule", ""))
+    bands = raw.get("bands")
+    if not isinstance(bands, list) or not bands:
+        problems.append(
+            'Scoring \'bands\' must list the severity bands: [{"from": 0, "label": "minimal"}, ...].'
+        )
+        bands = []
+    starts = [b.get("from") for b in bands if isinstance(b, dict)]
+    labels = [b.get("label") for b in bands if isinstance(b, dict)]
+    if bands and (
+        len(starts) != len(bands)
+        or not all(_is_int(x) for x in starts)
+        or starts != sorted({x for x in starts if isinstance(x, int)})
+        or starts[0] != 0
+        or not all(isinstance(x, str) and x.strip() for x in labels)
+    ):
+        problems.append("Scoring 'bands' must start at 0, rise, and each have a 'label'.")
+    out["bands"] = [[b, str(label).strip()] for b, label in zip(starts, labels, strict=False)]
+    for key in ("cutoff", "reliable_change"):
+        value = raw.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            problems.append(f"Scoring '{key}' must be a positive number of points.")
+        elif max_score is not None and value > max_score:
+            problems.append(f"Scoring '{key}' ({value}) is above the highest possible score ({max_score}).")
+        out[key] = value
+    for key in ("reliability", "sd"):
+        value = raw.get(key)
+        if value is not None and (
+            not isinstance(value, int | float) or isinstance(value, bool) or value <= 0
+        ):
+            problems.append(f"Scoring '{key}' must be a positive number (or left out).")
+        out[key] = value
+    if (
+        out["reliability"] is not None
+        and isinstance(out["reliability"], int | float)
+        and out["reliability"] >= 1
+    ):
+        problems.append("Scoring 'reliability' must be below 1.")
+    risk = raw.get("risk_items", [])
+    if not isinstance(risk, list) or not all(_is_int(x) and 1 <= x <= n_items for x in risk):
+        problems.append(f"Scoring 'risk_items' must list item numbers from 1 to {n_items}.")
+        risk = []
+    out["risk_items"] = risk
+    loinc = raw.get("loinc", {})
+    if not isinstance(loinc, dict) or not all(isinstance(v, str) for v in loinc.values()):
+        problems.append("Scoring 'loinc' must map 'panel' and 'total' to LOINC codes.")
+        loinc = {}
+    out["loinc"] = {k: loinc[k] for k in ("panel", "total") if k in loinc}
+    codes = scale.get("codes") if isinstance(scale, dict) else None
+    if codes is not None and (not isinstance(codes, list) or not all(isinstance(x, str) for x in codes)):
+        problems.append("Scale 'codes' must be a list of answer codes (LOINC LA codes), one per value.")
+        codes = None
+    out["answer_codes"] = codes or []
+    return out
 
 
 def read_definition(path: Path) -> InstrumentDefinition:

@@ -35,13 +35,19 @@ def instrument_load(*, definition: InstrumentDefinition, using: str = "default")
                 code=definition.code,
                 version=definition.version,
                 rater=definition.rater,
+                kind=definition.kind,
+                scoring=definition.scoring,
                 scale_min=definition.scale_min,
                 scale_max=definition.scale_max,
                 subscales=list(definition.subscales),
             )
             InstrumentItem.objects.using(using).bulk_create(
                 InstrumentItem(
-                    instrument=instrument, number=i.number, subscale=i.subscale, reverse_keyed=i.reverse_keyed
+                    instrument=instrument,
+                    number=i.number,
+                    subscale=i.subscale,
+                    reverse_keyed=i.reverse_keyed,
+                    code=i.code,
                 )
                 for i in definition.items
             )
@@ -73,9 +79,13 @@ def instrument_load(*, definition: InstrumentDefinition, using: str = "default")
 def instrument_structure(*, instrument: Instrument) -> dict[str, object]:
     return {
         "rater": instrument.rater,
+        "kind": instrument.kind,
         "scale": [instrument.scale_min, instrument.scale_max],
         "subscales": list(instrument.subscales),
-        "items": [[i.number, i.subscale, i.reverse_keyed] for i in instrument.items.order_by("number")],
+        "items": [
+            [i.number, i.subscale, i.reverse_keyed, i.code] for i in instrument.items.order_by("number")
+        ],
+        "scoring": instrument.scoring,
     }
 
 

@@ -21,3 +21,18 @@
   var summary = document.getElementById("error-summary");
   if (summary) summary.focus();
 })();
+// A risk answer (PHQ-9 item 9 above "Not at all") shows the clinic's crisis text at once, before
+// the form is sent; the thank-you page shows it again and the therapist is told when it is sent.
+(function () {
+  "use strict";
+  var crisis = document.getElementById("crisis");
+  if (!crisis || !crisis.hasAttribute("hidden")) return;
+  var risky = document.querySelectorAll("fieldset[data-risk] input[type=radio]");
+  function update() {
+    var show = false;
+    risky.forEach(function (input) { if (input.checked && input.value !== input.closest("fieldset").querySelector("input").value) show = true; });
+    crisis.hidden = !show;
+  }
+  risky.forEach(function (input) { input.addEventListener("change", update); });
+  update();
+})();

@@ -105,6 +105,7 @@ def test_the_unit_of_alarm_is_the_patient_session() -> None:
     events = analyse(simulate_cohort(300, seed=5).scores).events
     alarms = events[events[c.ALARM]]
     total = alarms[alarms[c.SCALE] == c.TOTAL]
+    assert len(total) > 0
     assert set(total[c.KIND].astype(str)) <= {c.RUPTURE, c.UNREPAIRED, c.DECLINE, c.SUDDEN_LOSS}
     assert not alarms[alarms[c.KIND].isin([c.REPAIR, c.SUDDEN_GAIN])].shape[0]
     others = alarms[alarms[c.SCALE] != c.TOTAL]
@@ -140,6 +141,7 @@ def test_a_calibration_applies_only_to_its_own_budget_and_preset() -> None:
 def test_steady_patients_are_simulated_from_the_clinics_values() -> None:
     clinic = analyse(simulate_cohort(300, seed=8).scores).clinic
     steady = steady_cohort(clinic, AnalysisConfig(), patients=600, seed=1)
+    assert steady[c.PATIENT].nunique() == 600
     assert set(steady.columns) == {c.PATIENT, c.SESSION, c.GOAL, c.TASK, c.BOND}
     assert steady[[c.GOAL, c.TASK, c.BOND]].stack().between(1, 5).all()
     assert ((steady[c.GOAL] * 4) % 1 == 0).all()  # what four 1-5 answers can give

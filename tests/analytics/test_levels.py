@@ -66,6 +66,7 @@ def test_robust_noise_sd_ignores_rare_jumps() -> None:
 
 def test_detrended_level_and_slope_need_four_sessions() -> None:
     levels = analyse(one_patient([3.0, 3.5, 4.0])).levels
+    assert len(levels) == len(c.SCALES)
     assert levels[c.SLOPE].isna().all() and levels[c.DETRENDED_LEVEL].isna().all()
     levels = analyse(one_patient([3.0, 3.5, 4.0, 4.5])).levels
     total = levels[levels[c.SCALE] == c.TOTAL].iloc[0]
@@ -101,6 +102,7 @@ def test_z_uses_the_patients_own_spread_floored_at_the_sem() -> None:
     sd = np.std([4.0, 4.0, 4.0, 5.0], ddof=1)
     assert total[c.Z].iloc[-1] == pytest.approx(0.75 / sd)
     flat = analyse(one_patient([5.0, 5.0, 5.0])).sessions
+    assert len(flat) == 3 * len(c.SCALES)
     assert (flat[c.Z] == 0).all()
 
 

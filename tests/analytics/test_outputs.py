@@ -25,19 +25,22 @@ def test_frames_have_the_documented_columns(cohort_analysis) -> None:  # type: i
     assert list(analysis.levels.columns) == list(c.LEVEL_COLUMNS)
     assert list(analysis.events.columns) == list(c.EVENT_COLUMNS)
     assert list(analysis.patterns.columns) == list(c.PATTERN_COLUMNS)
-    assert set(analysis.events[c.KIND].astype(str)) <= set(c.KINDS)
+    assert len(analysis.events) > 0 and set(analysis.events[c.KIND].astype(str)) <= set(c.KINDS)
     assert set(analysis.sessions[c.SCALE].astype(str)) == set(c.SCALES)
 
 
 def test_every_event_explains_itself_and_carries_its_numbers(cohort_analysis) -> None:  # type: ignore[no-untyped-def]
     _, analysis = cohort_analysis
     ev = analysis.events
+    assert len(ev) > 0  # each .all() below checks rows, not an empty frame
     assert (ev[c.EXPLANATION].str.len() > 40).all()
     assert ev[c.MAGNITUDE].notna().all() and ev[c.THRESHOLD].notna().all()
     repairs = ev[ev[c.KIND].isin([c.REPAIR, c.UNREPAIRED])]
+    assert len(repairs) > 0
     assert repairs[c.RUPTURE_SESSION].notna().all()
     assert (repairs[c.RUPTURE_SESSION] < repairs[c.SESSION]).all()
     sudden = ev[ev[c.KIND].isin([c.SUDDEN_GAIN, c.SUDDEN_LOSS])]
+    assert len(sudden) > 0
     assert (sudden[c.TO_SESSION] < sudden[c.SESSION]).all() and sudden[c.T_CRIT].notna().all()
     rupt = ev[(ev[c.KIND] == c.RUPTURE) & (ev[c.RULE] == c.RULE_BASELINE)]
     assert len(rupt) > 10
@@ -67,6 +70,7 @@ def test_every_repair_or_unrepaired_follows_a_rupture_on_the_same_series(cohort_
         )
     )
     closing = ev[ev[c.KIND].isin([c.REPAIR, c.UNREPAIRED])]
+    assert len(closing) > 0
     for p, s, r in zip(closing[c.PATIENT], closing[c.SCALE], closing[c.RUPTURE_SESSION], strict=True):
         assert (p, s, r) in ruptures
 
@@ -77,6 +81,7 @@ def test_levels_and_summary_agree(cohort_analysis) -> None:  # type: ignore[no-u
     summary = analysis.summary.set_index(c.SCALE)
     for scale in c.SCALES:
         sel = lv[lv[c.SCALE] == scale]
+        assert len(sel) > 0, scale
         assert summary.loc[scale, "n_ruptures"] == sel[c.N_RUPTURES].sum()
         assert summary.loc[scale, "n_sessions"] == sel[c.N].sum()
 
@@ -119,6 +124,7 @@ def test_a_single_session_and_an_empty_scale_are_fine() -> None:
 
 def test_open_rupture_is_reported_on_the_level_row() -> None:
     analysis = analyse(one_patient([4.0, 4.1, 4.0, 4.1, 3.0]), AnalysisConfig(clinic=known_case_clinic()))
+    assert len(analysis.levels) == len(c.SCALES)
     assert analysis.levels[c.OPEN_RUPTURE].all()
 
 
@@ -144,4 +150,5 @@ def test_an_empty_frame_and_a_patient_without_scores_give_empty_results() -> Non
 def test_the_storage_key_of_a_flag_is_unique(cohort_analysis) -> None:  # type: ignore[no-untyped-def]
     _, analysis = cohort_analysis
     key = analysis.events[[c.PATIENT, c.SESSION, c.SCALE, c.KIND]].astype(str)
+    assert len(key) > 0
     assert not key.duplicated().any()

@@ -208,6 +208,7 @@ def test_short_episodes() -> None:
         100, seed=15, scenarios={"stable": 1, "rupture_repair": 1}, short_share=1.0
     )
     truth = cohort.truth
+    assert set(truth["scenario"]) == {"stable", "rupture_repair"}  # both rows below are checked
     assert truth.loc[truth["scenario"] == "stable", "n_sessions"].between(4, 6).all()
     assert (truth.loc[truth["scenario"] == "rupture_repair", "n_sessions"] == 8).all()
 

@@ -1,7 +1,8 @@
 """The API's cast: the usual people (tests/conftest.py), each with an API token of their clinic,
 plus a revoked and an expired token of alice's, and a small world of clinic A data (alice's
-patient with an open episode, sessions, a response, a flag and a finished export) and one
-patient of charlie's in clinic B, built without running the analysis so every test stays fast."""
+patient with an open episode, sessions, a response, a PHQ-9 with a risk answer and so an open
+safety alert, a flag and a finished export) and one patient of charlie's in clinic B (also with
+an open safety alert), built without running the analysis so every test stays fast."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from clinics.models import Clinic, Episode, Membership, Patient, Session
-from monitoring.collection.responses import response_create
-from monitoring.models import ApiToken, ExportJob, Flag, Instrument, Response
+from monitoring.collection.responses import response_create, response_enter
+from monitoring.models import ApiToken, ExportJob, Flag, Instrument, Response, SafetyAlert
 from monitoring.security.tokens import api_token_create, api_token_revoke
 from tests.conftest import finished_export
 
 ALL_FIVES = {n: 5 for n in range(1, 13)}
+#: A PHQ-9 of 10 (moderate) whose item 9 (thoughts of self-harm) is "More than half the days".
+PHQ9_RISK = {**{n: 1 for n in range(1, 9)}, 9: 2}
 
 
 @pytest.fixture(autouse=True)
@@ -105,6 +108,8 @@ class World:
     spare_token: ApiToken  # alice's, for revoking
     other_patient: Patient  # clinic B
     other_flag: Flag
+    alert: SafetyAlert  # open, from the PHQ-9 of the answered session
+    other_alert: SafetyAlert  # clinic B
 
 
 @pytest.fixture
@@ -116,6 +121,7 @@ def world(clinic_a, clinic_b, alice, bob, dana, charlie, erin, instrument: Instr
     scheduled = Session.objects.create(episode=episode, number=2, date=date(2026, 9, 8))
     held = Session.objects.create(episode=episode, number=3, date=date(2026, 9, 15), status="held")
     response = response_create(session=answered, instrument=instrument, answers=ALL_FIVES, source="staff")
+    phq9 = response_enter(session=answered, rater="patient", answers=PHQ9_RISK, user=alice, measure="phq9")
     flag = Flag.objects.create(
         episode=episode, session=answered, scale="total", kind="rupture", magnitude=1.2, explanation="A drop."
     )
@@ -127,6 +133,9 @@ def world(clinic_a, clinic_b, alice, bob, dana, charlie, erin, instrument: Instr
         episode=other_episode, number=1, date=date(2026, 9, 2), status="held"
     )
     response_create(session=other_session, instrument=instrument, answers=ALL_FIVES, source="staff")
+    other_phq9 = response_enter(
+        session=other_session, rater="patient", answers=PHQ9_RISK, user=charlie, measure="phq9"
+    )
     other_flag = Flag.objects.create(
         episode=other_episode,
         session=other_session,
@@ -136,7 +145,20 @@ def world(clinic_a, clinic_b, alice, bob, dana, charlie, erin, instrument: Instr
         explanation=".",
     )
     return World(
-        patient, unepisoded, episode, answered, scheduled, held, response, flag, job, spare, other, other_flag
+        patient,
+        unepisoded,
+        episode,
+        answered,
+        scheduled,
+        held,
+        response,
+        flag,
+        job,
+        spare,
+        other,
+        other_flag,
+        SafetyAlert.objects.get(response=phq9),
+        SafetyAlert.objects.get(response=other_phq9),
     )
 
 

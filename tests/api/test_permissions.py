@@ -99,6 +99,15 @@ TABLE: list[tuple[str, str, str, Any, dict[str, int]]] = [
         {"acknowledgement": "discussed"},
         OWNERS,
     ),
+    ("safety_alerts_list", "GET", "/api/v1/safety-alerts/", None, EVERYONE),
+    ("safety_alerts_retrieve", "GET", "/api/v1/safety-alerts/{alert}/", None, OWNERS),
+    (
+        "safety_alerts_follow_up",
+        "POST",
+        "/api/v1/safety-alerts/{alert}/follow-up/",
+        {"follow_up": "contacted", "note": "Called her; safe, plan agreed."},
+        OWNERS,
+    ),
     ("instruments_list", "GET", "/api/v1/instruments/", None, EVERYONE),
     ("instruments_retrieve", "GET", "/api/v1/instruments/bordin-alliance/1/", None, EVERYONE),
     ("instruments_fhir", "GET", "/api/v1/instruments/bordin-alliance/1/fhir/", None, EVERYONE),
@@ -127,6 +136,7 @@ def fill(template: Any, world: World, alice: Any, clinic_a: Any) -> Any:
         "scheduled": world.scheduled.code,
         "held": world.held.code,
         "flag": world.flag.code,
+        "alert": world.alert.code,
         "job": world.job.code,
         "alice_code": membership_code(alice, clinic_a),
     }

@@ -73,6 +73,7 @@ def fuzz(db, _keep_the_test_connection, world: World, dana, alice, clinic_a) -> 
             "episodes": str(world.episode.code),
             "sessions": str(world.answered.code),
             "flags": str(world.flag.code),
+            "safety-alerts": str(world.alert.code),
             "exports": str(world.job.code),
             "tokens": str(world.spare_token.code),
             "instruments": "bordin-alliance",

@@ -162,3 +162,96 @@ def test_a_token_only_for_ones_own_clinic(client, alice, clinic_b):
     login(client, alice)
     client.post("/account/api-tokens/", {"name": "x", "clinic": str(clinic_b.code)})
     assert not ApiToken.objects.exists()
+
+
+# --- Symptom measures and safety on the staff pages ------------------------------------------
+
+
+@pytest.fixture
+def measuring(clinic_a):
+    clinic_a.outcome_measures = ["phq9", "gad7"]
+    clinic_a.save()
+    return clinic_a
+
+
+def test_staff_enter_a_paper_phq9_from_the_session_page(client, measuring, session, alice):
+    login(client, alice)
+    page = client.get(f"/sessions/{session.code}/").content.decode()
+    assert "Symptom questions" in page and "enter the paper PHQ-9" in page
+    url = f"/sessions/{session.code}/enter/patient/?measure=phq9"
+    form = client.get(url).content.decode()
+    assert "Enter the paper PHQ-9" in form and 'name="phq9_9"' in form and 'name="item_1"' not in form
+    missing = client.post(url, {f"phq9_{n}": "1" for n in range(1, 9)})
+    assert missing.status_code == 400 and not Response.objects.exists()
+    client.post(url, {f"phq9_{n}": "1" for n in range(1, 10)})
+    stored = Response.objects.get()
+    assert (stored.measure, stored.source, stored.entered_by) == ("phq9", "staff", alice)
+    assert (
+        'PHQ-9: <span class="pill ok">Received' in client.get(f"/sessions/{session.code}/").content.decode()
+    )
+
+
+def test_a_measure_the_clinic_does_not_ask_cannot_be_entered(client, clinic_a, session, alice):
+    login(client, alice)
+    response = client.get(f"/sessions/{session.code}/enter/patient/?measure=phq9")
+    assert response.status_code == 302
+    assert (
+        client.post(f"/sessions/{session.code}/enter/patient/?measure=gad7", {"gad7_1": "1"}).status_code
+        == 302
+    )
+    assert not Response.objects.exists()
+
+
+def test_a_clinic_asking_before_the_session_makes_a_symptom_link(client, measuring, episode, alice):
+    measuring.outcome_timing = "before_session"
+    measuring.save()
+    upcoming = episode.sessions.create(number=2, date=date(2026, 9, 8))
+    login(client, alice)
+    assert "Create the symptom questions" in client.get(f"/sessions/{upcoming.code}/").content.decode()
+    client.post(f"/sessions/{upcoming.code}/symptom-link/")
+    link = Invitation.objects.get()
+    assert (link.part, link.measures) == ("before", ["phq9", "gad7"])
+    assert (
+        "The symptom questions before this session have a link"
+        in client.get(f"/sessions/{upcoming.code}/").content.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("who", "status"), [("alice", 302), ("dana", 302), ("bob", 404), ("charlie", 404), ("erin", 404)]
+)
+def test_who_may_record_a_safety_follow_up(client, request, measuring, session, alice, who, status):
+    from monitoring.collection.responses import response_enter
+    from monitoring.models import SafetyAlert
+
+    response_enter(
+        session=session,
+        rater="patient",
+        answers={n: 0 for n in range(1, 9)} | {9: 2},
+        user=alice,
+        measure="phq9",
+    )
+    alert = SafetyAlert.objects.get()
+    login(client, request.getfixturevalue(who))
+    answer = client.post(
+        f"/safety/{alert.code}/follow-up/", {"follow_up": "seen", "note": "Discussed today."}
+    )
+    assert answer.status_code == status
+    alert.refresh_from_db()
+    assert (alert.followed_up_at is not None) == (status == 302)
+
+
+def test_the_tablet_hands_over_the_symptom_questions_before_the_session(client, measuring, episode, alice):
+    measuring.outcome_timing = "before_session"
+    measuring.save()
+    upcoming = episode.sessions.create(number=2, date=date.today())
+    login(client, alice)
+    assert "Symptom questions (before the session)" in client.get("/kiosk/").content.decode()
+    handed = client.post(f"/kiosk/{upcoming.code}/", {"part": "before"})
+    assert handed.status_code == 302 and handed.url.startswith("/f/")
+    link = Invitation.objects.get()
+    assert (link.part, link.channel, link.measures) == ("before", "tablet", ["phq9", "gad7"])
+    upcoming.refresh_from_db()
+    assert upcoming.status == "scheduled"  # answering before the session does not mark it held
+    form = client.get(handed.url).content.decode()
+    assert "Before your session" in form and 'name="item_1"' not in form

@@ -466,7 +466,9 @@ def test_level_distribution_counts_patients_per_bin() -> None:
 
 def test_every_patient_of_a_simulated_clinic_gets_valid_charts() -> None:
     analysis, therapist = cohort()
-    for patient in analysis.levels[c.PATIENT].unique():
+    patients = analysis.levels[c.PATIENT].unique()
+    assert len(patients) == 24
+    for patient in patients:
         f = frames(analysis, patient)
         for chart in all_charts(f, k=analysis.config.k):
             assert_valid(chart)
@@ -553,6 +555,7 @@ def test_every_chart_builder_is_validated_by_plotly() -> None:
         "level_distribution",
         "raters",
         "subscales",
+        "symptoms",
         "trajectory",
     ]
     assert all(getattr(charts, name).__wrapped__ for name in BUILDERS)  # the autouse fixture
@@ -626,4 +629,61 @@ def test_sparkline_copes_with_no_or_one_value_and_odd_sizes() -> None:
     assert [child.tag.removeprefix(SVG) for child in one] == ["circle"]
     clamped = parse(charts.sparkline_svg(values=[7.0, -3.0], width=50, height=10))
     ys = [float(p.split(",")[1]) for p in clamped.find(f"{SVG}polyline").get("points").split()]
-    assert all(0 <= y <= 10 for y in ys)
+    assert len(ys) == 2 and all(0 <= y <= 10 for y in ys)
+
+
+# Symptoms beside the alliance ---------------------------------------------------------------
+
+
+def _symptom_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    from monitoring.analytics.outcomes import GAD7, PHQ9
+
+    sessions = list(range(1, 9))
+    phq = [18, 17, 15, 16, 20, 21, 22, 22]
+    gad = [12, 12, 11, 10, 13, 14, 14, 15]
+    scores = pd.DataFrame(
+        [(s, "phq9", v) for s, v in zip(sessions, phq, strict=True)]
+        + [(s, "gad7", v) for s, v in zip(sessions, gad, strict=True)],
+        columns=["session", "measure", "score"],
+    )
+    expected = pd.DataFrame(
+        [(s, "phq9", 18 - 2 * np.log(s), 18 - 2 * np.log(s) + 8) for s in sessions],
+        columns=["session", "measure", "expected", "upper"],
+    )
+    alliance = pd.DataFrame({"session": sessions, "score": [4.2, 4.1, 4.3, 4.2, 3.0, 3.1, 3.0, 3.2]})
+    assert PHQ9.code == "phq9" and GAD7.code == "gad7"
+    return scores, expected, alliance
+
+
+def test_symptoms_chart_puts_alliance_and_symptoms_on_one_timeline() -> None:
+    from monitoring.analytics.outcomes import GAD7, PHQ9
+
+    scores, expected, alliance = _symptom_frames()
+    chart = charts.symptoms(
+        scores=scores,
+        measures={"phq9": PHQ9, "gad7": GAD7},
+        expected=expected,
+        alliance=alliance,
+        level=4.0,
+        ruptures=[5],
+    )
+    names = set(traces(chart))
+    assert {"Alliance", "PHQ-9", "GAD-7", "PHQ-9 expected", "Usual alliance 4.0"} <= names
+    assert only(chart, "PHQ-9")["yaxis"] == "y2" and only(chart, "Alliance")["yaxis"] == "y"
+    rupture_lines = [s for s in chart.figure["layout"]["shapes"] if s["type"] == "line" and s.get("x0") == 5]
+    assert len(rupture_lines) == 1 and rupture_lines[0]["yref"] == "paper"  # through both panels
+    bands = [a["text"] for a in chart.figure["layout"]["annotations"]]
+    assert bands == ["minimal", "mild", "moderate", "moderately severe", "severe", "PHQ-9 cut-off 10"]
+    assert "PHQ-9 from 18 (moderately severe) at session 1 to 22 (severe) at session 8: up 4" in chart.summary
+    assert "not on track" in chart.summary and "Ruptures at session 5" in chart.summary
+    assert chart.columns == ["Session", "PHQ-9", "GAD-7", "Alliance"]
+    assert chart.rows[4] == ["5", "20", "13", "3.0"]
+
+
+def test_symptoms_chart_without_answers_says_so() -> None:
+    from monitoring.analytics.outcomes import PHQ9
+
+    chart = charts.symptoms(
+        scores=pd.DataFrame(columns=["session", "measure", "score"]), measures={"phq9": PHQ9}
+    )
+    assert chart.rows == [] and "No symptom answers yet" in chart.summary

@@ -62,7 +62,7 @@ def test_an_admin_invites_a_therapist_who_joins_with_a_password(client, dana, cl
     other = Client()
     weak = other.post(link, {"password": "12345", "password_again": "12345"})
     assert weak.status_code == 400 and "too short" in weak.content.decode()
-    joined = other.post(
+    chosen = other.post(
         link,
         {
             "name": "Nora New",
@@ -70,10 +70,16 @@ def test_an_admin_invites_a_therapist_who_joins_with_a_password(client, dana, cl
             "password_again": "a-long-and-good-passphrase",
         },
     )
+    path = link.split("testserver", 1)[1]
+    # Then the normal sign-in, back to the invitation, which a button accepts (tests/attacks/test_join.py).
+    assert chosen["Location"] == f"/accounts/login/?next={path}"
+    signed = other.post(chosen["Location"], {"login": "new@a.test", "password": "a-long-and-good-passphrase"})
+    assert signed["Location"] == path
+    joined = other.post(link, {"action": "accept"})
     assert joined["Location"] == "/"
     nora = User.objects.get(email="new@a.test")
     assert Membership.objects.get(user=nora, clinic=clinic_a).role == "therapist"
-    assert other.get(link).status_code == 410  # works once
+    assert Client().get(link).status_code == 410  # works once
 
 
 def test_an_expired_invitation_is_refused(client, dana):
@@ -194,6 +200,7 @@ def test_settings_explain_themselves_and_refuse_bad_values(client, dana, clinic_
         "link_expiry_hours": 0,
         "reminder_delay_hours": 24,
         "sensitivity": "sensitive",
+        "outcome_timing": "with_alliance",
         "retention_years": 10,
         "idle_timeout_minutes": 30,
     }
@@ -207,6 +214,34 @@ def test_settings_explain_themselves_and_refuse_bad_values(client, dana, clinic_
         "sensitive",
         True,
     )
+
+
+def test_an_admin_chooses_the_symptom_measures_and_the_crisis_text(client, dana, clinic_a):
+    login(client, dana)
+    page = client.get("/clinic/clinic-a/settings/").content.decode()
+    assert "PHQ-9" in page and "GAD-7" in page and "emergency number" in page
+    data = {
+        "name": "Clinic A",
+        "instrument_code": "bordin-alliance",
+        "default_language": "en",
+        "link_expiry_hours": 72,
+        "reminder_delay_hours": 24,
+        "sensitivity": "standard",
+        "outcome_measures": ["phq9", "gad7"],
+        "outcome_timing": "before_session",
+        "crisis_text": "Call our duty line 0123 456 789 (9-17), out of hours 112.",
+        "retention_years": 10,
+        "idle_timeout_minutes": 30,
+    }
+    assert (
+        client.post("/clinic/clinic-a/settings/", {**data, "outcome_measures": ["core10"]}).status_code == 400
+    )
+    clinic_a.refresh_from_db()
+    assert clinic_a.outcome_measures == []
+    client.post("/clinic/clinic-a/settings/", data)
+    clinic_a.refresh_from_db()
+    assert clinic_a.outcome_measures == ["phq9", "gad7"] and clinic_a.outcome_timing == "before_session"
+    assert clinic_a.crisis_message.startswith("Call our duty line")
 
 
 def test_the_invitation_table_only_lists_this_clinics_invitations(client, dana, erin, clinic_b):
@@ -297,7 +332,7 @@ def test_an_admin_exports_and_downloads_and_outsiders_cannot(
     assert job.status == "done"
     download = client.get(f"/exports/{job.code}/download/")
     body = b"".join(download.streaming_content).decode()
-    assert download.status_code == 200 and "P.A.,EXT-1,1,2026-09-01,1,4" in body
+    assert download.status_code == 200 and "P.A.,EXT-1,1,2026-09-01,alliance,1,4" in body
     assert LogEntry.objects.filter(action=LogEntry.Action.ACCESS, actor=dana).count() >= 2
     for outsider in (erin, alice):
         assert login(Client(), outsider).get(f"/exports/{job.code}/download/").status_code == 404

@@ -25,6 +25,9 @@ def test_a_new_clinic_and_its_first_admin_from_the_command_line(db):
         },
     )
     assert joined.status_code == 302
+    client = Client()
+    client.post("/accounts/login/", {"login": "head@example.org", "password": "a-long-and-good-passphrase"})
+    assert client.post(f"/{path}", {"action": "accept"}).status_code == 302
     assert Membership.objects.get(clinic__slug="lindenhof").role == "admin"
     with pytest.raises(CommandError, match="exists already"):
         call_command("clinic_create", slug="lindenhof", name="Again", admin="x@example.org")

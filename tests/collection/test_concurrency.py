@@ -15,6 +15,7 @@ from monitoring.models import Answer, Invitation, Response
 FULL = {n: 4 for n in range(1, 13)}
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_submissions_with_one_token_store_exactly_one(session, alice):
     if connection.vendor != "postgresql":

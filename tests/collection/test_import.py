@@ -93,7 +93,7 @@ def test_sessions_are_added_to_an_existing_patients_open_episode(clinic_a, alice
         ),
         (
             ["M.K.,,0,2026-09-01," + ",".join(["4"] * 12)],
-            "Line 2, column session: '0' is not a session number (1 or more).",
+            "Line 2, column session: '0' is not a session number (1 to 9999).",
         ),
         (
             ["M.K.,,1,2026-09-01," + ",".join(["4"] * 12), "M.K.,,1,2026-09-02," + ",".join(["4"] * 12)],
@@ -268,3 +268,38 @@ def test_an_import_stores_the_same_flags_and_notifications_as_the_same_answers_t
     # notifies only the events still recent (the caseload's attention window), not old news.
     assert [n[1:] for n in imported_news] == [n[1:] for n in form_news if n[2] > 12 - ATTENTION_WINDOW]
     assert imported_news and len(form_news) > len(imported_news)
+
+
+def measured(*rows: str) -> io.StringIO:
+    return io.StringIO("\n".join(["patient,session,date,measure,item,value", *rows]) + "\n")
+
+
+def test_symptom_measures_import_beside_the_alliance(clinic_a, alice):
+    alliance = [f"P.Q.,1,2026-09-01,,{item},4" for item in range(1, 13)]
+    phq9 = [f"P.Q.,1,2026-09-01,phq9,{item},1" for item in range(1, 10)]
+    gad7 = [f"P.Q.,1,2026-09-01,gad7,{item},2" for item in range(1, 7)]  # item 7 missing: prorated
+    result = responses_import(clinic=clinic_a, file=measured(*alliance, *phq9, *gad7), therapist=alice)
+    assert (result.responses_created, result.answers_created) == (3, 12 + 9 + 6)
+    assert sorted(Response.objects.values_list("measure", flat=True)) == ["alliance", "gad7", "phq9"]
+    again = measured(*[f"P.Q.,1,2026-09-01,phq9,{item},1" for item in range(1, 10)])
+    with pytest.raises(ApplicationError) as error:
+        responses_import(clinic=clinic_a, file=again, therapist=alice)
+    assert "Line 2: session 1 of P.Q. already has a PHQ-9 response." in error.value.problems
+
+
+def test_a_bad_symptom_row_names_its_line_and_measure(clinic_a, alice):
+    rows = [
+        "P.Q.,1,2026-09-01,core10,1,2",
+        "P.Q.,1,2026-09-01,phq9,10,1",
+        "P.Q.,1,2026-09-01,phq9,1,4",
+        *[f"P.Q.,1,2026-09-01,gad7,{item},1" for item in range(1, 6)],
+    ]
+    before = counts()
+    with pytest.raises(ApplicationError) as error:
+        responses_import(clinic=clinic_a, file=measured(*rows), therapist=alice)
+    problems = error.value.problems
+    assert "Line 2, column measure: 'core10' is not a measure here (alliance, phq9, gad7)." in problems
+    assert "Line 3, column item: '10' is not an item of PHQ-9 (1 to 9)." in problems
+    assert "Line 4, column value: '4' is not an answer on the 0-3 scale of PHQ-9." in problems
+    assert any("has only 5 of 7 GAD-7 answers; at least 6 are needed" in p for p in problems)
+    assert counts() == before

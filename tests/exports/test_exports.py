@@ -203,11 +203,12 @@ def test_csv_and_xlsx_hold_the_same_rows(cast, clinic_a):
 
 def test_item_answers_are_exactly_the_import_layout_and_numbers_stay_numbers(cast, clinic_a):
     rows = csv_rows(produce(clinic_a, "item_answers", "csv", ExportFilters()))
-    assert rows[0] == ["patient", "external_id", "session", "date", "item", "value"]
+    assert rows[0] == ["patient", "external_id", "session", "date", "measure", "item", "value"]
     assert len(rows) == 1 + 13 * 12
-    assert rows[1][2:] == ["1", "2026-09-01", "1", "4"]
+    assert rows[1][2:] == ["1", "2026-09-01", "alliance", "1", "4"]
     sheet = xlsx_rows(produce(clinic_a, "item_answers", "xlsx", ExportFilters()))
-    assert all(isinstance(row[4], int) and isinstance(row[5], int) for row in sheet[1:])
+    assert len(sheet) == len(rows)
+    assert all(isinstance(row[5], int) and isinstance(row[6], int) for row in sheet[1:])
 
 
 def test_a_big_export_is_streamed_in_chunks_with_the_same_bytes(cast, clinic_a):
@@ -368,6 +369,8 @@ def test_our_code_checks_catch_codes_the_library_lets_through(resource, problem)
 def test_every_code_the_bundle_uses_is_in_its_r4_value_set(cast, clinic_a):
     bundle = json.loads(produce(clinic_a, "item_answers", "fhir", ExportFilters()))
     assert bundle["type"] in fhir.BUNDLE_TYPES
+    kinds = {entry["resource"]["resourceType"] for entry in bundle["entry"]}
+    assert kinds == {"Questionnaire", "QuestionnaireResponse"}  # both branches below are checked
     for entry in bundle["entry"]:
         resource = entry["resource"]
         if resource["resourceType"] == "Questionnaire":
@@ -436,7 +439,7 @@ def test_pseudonyms_are_stable_keyed_and_differ_between_clinics(cast, clinic_a, 
     rows = csv_rows(produce(clinic_a, "item_answers", "csv", ExportFilters(pseudonymise=True)))
     again = csv_rows(produce(clinic_a, "item_answers", "csv", ExportFilters(pseudonymise=True)))
     assert rows == again
-    assert rows[0] == ["patient", "external_id", "session", "date", "item", "value"]
+    assert rows[0] == ["patient", "external_id", "session", "date", "measure", "item", "value"]
     assert {r[1] for r in rows[1:]} == {""} and {r[3] for r in rows[1:]} >= {"2026-09-01"}  # dates kept
 
 

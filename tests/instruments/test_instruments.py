@@ -138,3 +138,65 @@ def test_the_command_loads_a_file_and_refuses_a_bad_one(tmp_path, capsys):
     with pytest.raises(CommandError, match="is not valid JSON"):
         call_command("load_instrument", str(bad))
     assert not Instrument.objects.filter(code="").exists()
+
+
+PHQ9 = json.loads((Path(bundled_definitions()[0]).parent / "phq9.v1.en.json").read_text())
+
+
+def broken_measure(change) -> dict:
+    data = copy.deepcopy(PHQ9)
+    change(data)
+    return data
+
+
+def test_an_outcome_measure_carries_its_scoring_as_data():
+    definition = parse_definition(PHQ9)
+    assert definition.kind == "outcome" and (definition.scale_min, definition.scale_max) == (0, 3)
+    assert definition.scoring["cutoff"] == 10 and definition.scoring["reliable_change"] == 6
+    assert definition.scoring["risk_items"] == [9] and definition.scoring["loinc"]["total"] == "44261-6"
+    assert definition.items[0].code == "44250-9"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(kind="mood"), "'kind' must be one of alliance, outcome"),
+        (lambda d: d.pop("scoring"), "An outcome measure needs a 'scoring' object"),
+        (lambda d: d["scale"].update(max=11, labels=["x"] * 12), "not supported for an outcome measure"),
+        (lambda d: d["scoring"]["bands"].reverse(), "Scoring 'bands' must start at 0, rise"),
+        (
+            lambda d: d["scoring"].update(cutoff=40),
+            "Scoring 'cutoff' (40) is above the highest possible score (27)",
+        ),
+        (
+            lambda d: d["scoring"].update(reliable_change=0),
+            "Scoring 'reliable_change' must be a positive number",
+        ),
+        (lambda d: d["scoring"].update(reliability=1.2), "Scoring 'reliability' must be below 1."),
+        (
+            lambda d: d["scoring"].update(risk_items=[10]),
+            "Scoring 'risk_items' must list item numbers from 1 to 9.",
+        ),
+        (
+            lambda d: d["scoring"].update(max_missing=9),
+            "Scoring 'max_missing' must be a whole number of items",
+        ),
+        (lambda d: d["items"][0].update(code=44250), "Item 1: 'code' must be a text"),
+        (lambda d: d.update(source="x" * 501), "'source' is 501 characters long; at most 500 fit."),
+        (lambda d: d.update(name="x" * 201), "'name' is 201 characters long; at most 200 fit."),
+    ],
+)
+def test_each_kind_of_bad_scoring_gets_its_own_message(change, message):
+    with pytest.raises(ApplicationError) as caught:
+        parse_definition(broken_measure(change))
+    assert any(message in problem for problem in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.django_db
+def test_a_translation_must_keep_the_scoring():
+    changed = broken_measure(lambda d: (d.update(language="de"), d["scoring"].update(cutoff=11)))
+    with pytest.raises(ApplicationError, match="different structure"):
+        instrument_load(definition=parse_definition(changed))
+    same = broken_measure(lambda d: d.update(language="de", name="PHQ-9 (Übersetzung)"))
+    _, action = instrument_load(definition=parse_definition(same))
+    assert action == "translated"

@@ -16,6 +16,7 @@ from monitoring.api import serializers as s
 from monitoring.api.auth import (
     FirstRendererNegotiation,
     in_scope,
+    require_recent_sign_in,
     scoped,
     user_of,
 )
@@ -54,7 +55,9 @@ class ExportListApi(ApiView):
     )
     def post(self, request: Request) -> Response:
         """Start an export (clinic admins). Answers 202 with the job; poll its status until it is
-        done (then download it) or failed (with the reason)."""
+        done (then download it) or failed (with the reason). A browser session needs a recent
+        sign-in (401 `reauthentication_required`)."""
+        require_recent_sign_in(request)
         data = valid_input(s.ExportInput, request.data)
         clinic = clinic_for(request, data.get("clinic"), admin_for="export its data")
         therapist = therapist_for(clinic, data["therapist"], "therapist") if data.get("therapist") else None
@@ -111,7 +114,9 @@ class ExportDownloadApi(ApiView):
         tags=["exports"],
     )
     def get(self, request: Request, code: str) -> FileResponse:
-        """The finished export's file (audited). 409 while it is not done, or if it failed."""
+        """The finished export's file (audited). 409 while it is not done, or if it failed. A
+        browser session needs a recent sign-in (401 `reauthentication_required`)."""
+        require_recent_sign_in(request)
         job = _export_job(request, code)
         try:
             path, filename, content_type = export_services.export_file(job=job)

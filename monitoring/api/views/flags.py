@@ -42,8 +42,9 @@ class CaseloadApi(ApiView):
         tags=["analysis"],
     )
     def get(self, request: Request) -> Response:
-        """The caseload page as data: active patients, most in need of attention first, with the
-        reason in words."""
+        """The caseload page as data: active patients, most in need of attention first (an open
+        safety alert before anything else), with the reason in words, and where each symptom
+        measure stands (latest score, band, change, reliable change, not on track)."""
         filters = valid_input(s.CaseloadFilter, request.query_params.dict())
         therapist_id = None
         if filters.get("therapist"):

@@ -16,6 +16,7 @@ from monitoring.api import serializers as s
 from monitoring.api.auth import (
     SessionOnly,
     memberships_for,
+    require_recent_sign_in,
     scoped,
     token_of,
     user_of,
@@ -65,7 +66,10 @@ class TokenListApi(ApiView):
     )
     def post(self, request: Request) -> Response:
         """Create a token for yourself in one of your clinics. Only from a signed-in browser
-        session. The response is the only time the token is shown."""
+        session, with a recent sign-in (401 `reauthentication_required`). It expires after
+        `expires_at`, by default API_TOKEN_DEFAULT_DAYS days, at most API_TOKEN_MAX_DAYS days.
+        The response is the only time the token is shown."""
+        require_recent_sign_in(request)
         data = valid_input(s.TokenInput, request.data)
         clinic = clinic_for(request, data.get("clinic"), admin_for=None)
         token, secret = api_token_create(
@@ -78,7 +82,8 @@ class TokenDetailApi(ApiView):
     @extend_schema(operation_id="tokens_revoke", responses={204: None}, tags=["identity"])
     def delete(self, request: Request, code: str) -> Response:
         """Revoke a token (yours, or any of your clinic's if you are its admin). It stops working
-        at once; revoking twice is not an error."""
+        at once; revoking twice is not an error. A browser session needs a recent sign-in."""
+        require_recent_sign_in(request)
         token = get_object_or_404(tokens_visible_to(request), code=code)
         api_token_revoke(token=token, by=user_of(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

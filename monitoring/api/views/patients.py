@@ -111,10 +111,16 @@ class PatientAnalysisApi(ApiView):
     @extend_schema(operation_id="patients_analysis", responses=s.AnalysisOutput, tags=["analysis"])
     def get(self, request: Request, code: str) -> Response:
         """What the patient page shows: levels, session rows with scores and answers, flags with
-        their reasons and prompts, and the pattern, for the patient's latest episode."""
+        their reasons and prompts, and the pattern, for the patient's latest episode; with the
+        symptom measures' course (band, reliable change, not on track against the expected
+        course) and the episode's safety alerts (``safety_open`` while one awaits its follow-up)."""
         patient_for(request, code)
         d = patient_dashboard(user=user_of(request), code=code)
         audit_access(request, instance=d.patient, what="patient analysis")
+        symptoms: dict[int, dict[str, float]] = {}
+        for measure, course in d.outcomes.courses.items():
+            for number, score in course.scores:
+                symptoms.setdefault(number, {})[measure] = score
         data = {
             "patient": d.patient,
             "episode": d.episode,
@@ -126,6 +132,7 @@ class PatientAnalysisApi(ApiView):
                     "date": row.session.date,
                     "status": row.session.status,
                     "scores": {scale: row.scores.get(scale) for scale in s.SCALES},
+                    "symptoms": symptoms.get(row.session.number, {}),
                     "patient_answers": [
                         {"item": k, "value": v} for k, v in sorted(row.patient_answers.items())
                     ],
@@ -154,6 +161,9 @@ class PatientAnalysisApi(ApiView):
                 for v in d.flags
             ],
             "pattern": d.pattern,
+            "symptoms": s.symptom_statuses(d.outcomes, with_scores=True),
+            "safety_open": bool(d.outcomes.safety),
+            "safety_alerts": d.alerts,
         }
         return Response(s.AnalysisOutput(data, context=serializer_context(request)).data)
 

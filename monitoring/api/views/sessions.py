@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 
 from clinics.errors import ApplicationError
 from clinics.models import Session
+from monitoring.analytics.outcomes import score_measure
 from monitoring.api import serializers as s
 from monitoring.api.auth import (
     FhirJsonRenderer,
@@ -39,6 +41,7 @@ from monitoring.collection.invitations import invitation_create
 from monitoring.collection.responses import response_enter
 from monitoring.collection.sessions import session_add, session_update
 from monitoring.exports import ExportFilters, fhir
+from monitoring.instruments.measures import measure_spec
 from monitoring.instruments.scores import response_scores
 from monitoring.models import Invitation, Rater
 from monitoring.models import Response as FormResponse
@@ -46,9 +49,27 @@ from monitoring.models import Response as FormResponse
 
 def _with_responses(sessions: QuerySet[Session]) -> QuerySet[Session]:
     return sessions.annotate(
-        patient_response=Exists(FormResponse.objects.filter(session=OuterRef("pk"), rater=Rater.PATIENT)),
+        patient_response=Exists(
+            FormResponse.objects.filter(session=OuterRef("pk"), rater=Rater.PATIENT, measure="alliance")
+        ),
         therapist_response=Exists(FormResponse.objects.filter(session=OuterRef("pk"), rater=Rater.THERAPIST)),
     ).select_related("episode__patient__clinic")
+
+
+def _with_measures(sessions: Iterable[Session]) -> list[Session]:
+    """Each session with ``measures_in``: whether the patient's answers of each measure are in,
+    for "alliance", the clinic's symptom measures and any other measure answered (one query)."""
+    rows = list(sessions)
+    answered: dict[int, set[str]] = {}
+    for session_id, measure in FormResponse.objects.filter(
+        session__in=[r.pk for r in rows], rater=Rater.PATIENT
+    ).values_list("session_id", "measure"):
+        answered.setdefault(session_id, set()).add(measure)
+    for row in rows:
+        done = answered.get(row.pk, set())
+        asked = ["alliance", *row.episode.patient.clinic.outcome_measures, *sorted(done - {"alliance"})]
+        row.measures_in = {measure: measure in done for measure in dict.fromkeys(asked)}  # type: ignore[attr-defined]
+    return rows
 
 
 def _form_link(invitation: Invitation | None, token: str | None = None) -> dict[str, Any] | None:
@@ -63,7 +84,7 @@ def _form_link(invitation: Invitation | None, token: str | None = None) -> dict[
 def _session_out(session: Session, link: tuple[Invitation, str] | None = None) -> dict[str, Any]:
     """One session with its open form link: the one just made, else the newest usable one (as the
     session page shows it)."""
-    fresh = _with_responses(Session.objects.filter(pk=session.pk)).get()
+    fresh = _with_measures(_with_responses(Session.objects.filter(pk=session.pk)))[0]
     if link is None:
         current = session.invitations.usable().order_by("-created_at").first()
         form_link = _form_link(current)
@@ -79,8 +100,11 @@ def _responses() -> QuerySet[FormResponse]:
 
 
 def _response(request: Request, code: object, rater: str) -> FormResponse:
+    """One session's response by ``rater``: the alliance form unless ``?measure=`` names a symptom
+    measure (a session may hold one response per rater and measure)."""
     session = session_for(request, code)
-    return get_object_or_404(_responses(), session=session, rater=rater)
+    measure = valid_input(s.ResponseQuery, request.query_params.dict())["measure"]
+    return get_object_or_404(_responses(), session=session, rater=rater, measure=measure)
 
 
 class PatientSessionsApi(ApiView):
@@ -121,7 +145,7 @@ class SessionListApi(ApiView):
         ):
             if filters.get(name) is not None:
                 sessions = sessions.filter(**{lookup: filters[name]})
-        rows = self.page(request, sessions.order_by("-date", "-number", "pk"))
+        rows = _with_measures(self.page(request, sessions.order_by("-date", "-number", "pk")))
         audit_list(request, what="session list", patients=[r.episode.patient for r in rows])
         return self.paged(s.SessionOutput(rows, many=True).data)
 
@@ -178,8 +202,10 @@ class SessionResponsesApi(ApiView):
     )
     def post(self, request: Request, code: str) -> Response:
         """Enter a completed form on the patient's behalf (recorded as staff entry, with you as
-        the one who entered it), or your own therapist rating. Every item must be answered; the
-        session becomes held and the episode is analysed. 409 if this rater's answers are in."""
+        the one who entered it), or your own therapist rating. ``measure`` says which form: the
+        alliance (default; the session becomes held and the episode is analysed) or a symptom
+        measure such as "phq9" (a risk answer raises a safety alert at once). Every item must be
+        answered. 409 if this rater's answers of this measure are in."""
         session = session_for(request, code)
         data = valid_input(s.ResponseInput, request.data)
         try:
@@ -188,6 +214,7 @@ class SessionResponsesApi(ApiView):
                 rater=data["rater"],
                 answers={a["item"]: a["value"] for a in data["answers"]},
                 user=user_of(request),
+                measure=data["measure"],
             )
         except ApplicationError as error:
             if error.problems:  # answers outside the instrument's items or scale, or missing
@@ -197,21 +224,42 @@ class SessionResponsesApi(ApiView):
 
 
 def _response_detail(response: FormResponse) -> dict[str, Any]:
-    scores = s.ScoreOutput(response_scores(response=response), many=True).data
-    return {**s.ResponseOutput(response).data, "scores": scores}
+    if response.measure == "alliance":
+        scores = [{**score, "band": ""} for score in response_scores(response=response)]
+    else:  # a symptom measure: its total (prorated or missing by its own rule) and severity band
+        spec = measure_spec(response.instrument)
+        given = {a.item.number: a.value for a in response.answers.all()}
+        numbers = sorted(i.number for i in response.instrument.items.all())
+        total = score_measure([given.get(n) for n in numbers], spec)
+        known = total == total
+        scores = [
+            {
+                "scale": "total",
+                "name": spec.name,
+                "score": total if known else None,
+                "band": spec.band(total) if known else "",
+            }
+        ]
+    return {**s.ResponseOutput(response).data, "scores": s.ScoreOutput(scores, many=True).data}
 
 
 class ResponseDetailApi(ApiView):
     @extend_schema(
         operation_id="responses_retrieve",
-        parameters=[RATER],
+        parameters=[RATER, s.ResponseQuery],
         responses=s.ResponseDetailOutput,
         tags=["responses"],
     )
     def get(self, request: Request, code: str, rater: str) -> Response:
-        """One session's answers by the patient or the therapist, with item answers and scores."""
+        """One session's answers by the patient or the therapist, with item answers and scores: the
+        alliance form, or with ``?measure=phq9`` (etc.) the patient's symptom measure."""
         response = _response(request, code, rater)
-        audit_access(request, instance=response.session.episode.patient, what=f"{rater} response")
+        audit_access(
+            request,
+            instance=response.session.episode.patient,
+            what=f"{rater} response",
+            extra={"session": str(response.session.code), "measure": response.measure},
+        )
         return Response(_response_detail(response))
 
 
@@ -220,16 +268,22 @@ class ResponseFhirApi(ApiView):
 
     @extend_schema(
         operation_id="responses_fhir",
-        parameters=[RATER],
+        parameters=[RATER, s.ResponseQuery],
         responses={(200, FHIR_JSON): OpenApiTypes.OBJECT},
         tags=["fhir"],
     )
     def get(self, request: Request, code: str, rater: str) -> HttpResponse:
         """The response as a FHIR R4 QuestionnaireResponse (the same resource as in the FHIR
-        bundle export: same id, identifiers and coding)."""
+        bundle export: same id, identifiers and coding; a symptom measure with its LOINC codes and
+        total). ``?measure=`` as for the JSON read."""
         response = _response(request, code, rater)
         patient = response.session.episode.patient
-        audit_access(request, instance=patient, what=f"{rater} response (FHIR)")
+        audit_access(
+            request,
+            instance=patient,
+            what=f"{rater} response (FHIR)",
+            extra={"session": str(response.session.code), "measure": response.measure},
+        )
         row = (
             response.pk,
             response.instrument_id,
@@ -259,13 +313,15 @@ class ResponseListApi(ApiView):
         tags=["responses"],
     )
     def get(self, request: Request) -> Response:
-        """Completed forms of the patients you may see, newest first, with their item answers."""
+        """Completed forms of the patients you may see (alliance and symptom measures; filter with
+        ``measure``), newest first, with their item answers."""
         filters = valid_input(s.ResponseFilter, request.query_params.dict())
         responses = _responses().filter(session__episode__patient__in=patients_for(request))
         for name, lookup in (
             ("patient", "session__episode__patient__code"),
             ("session", "session__code"),
             ("rater", "rater"),
+            ("measure", "measure"),
             ("since", "submitted_at__gte"),
         ):
             if filters.get(name) is not None:

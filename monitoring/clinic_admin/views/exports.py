@@ -96,6 +96,7 @@ def _recent(request: AuthenticatedRequest, clinic: Clinic) -> dict[str, Any]:
 
 
 @staff_required
+@recent_sign_in_required(allow_get=False)  # the clinic's data leaves Bordin: as the API's download
 def export_download(request: AuthenticatedRequest, code: str) -> HttpResponseBase:
     job = export_jobs.export_job_get_for_user(user=request.user, code=code)
     try:

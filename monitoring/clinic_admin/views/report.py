@@ -15,6 +15,7 @@ from monitoring.clinic_admin.forms import (
     ReportFilterForm,
 )
 from monitoring.clinic_admin.report import SMALL_NUMBERS, ReportFilters, clinic_report
+from monitoring.outcomes.selectors import MIN_RATE_EPISODES
 from monitoring.security.decorators import AuthenticatedRequest, staff_required
 
 
@@ -49,6 +50,13 @@ def report(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             "report": result,
             "figures": figures,
             "small": SMALL_NUMBERS,
+            "small_outcomes": MIN_RATE_EPISODES,
+            "outcome_groups": [
+                ("all", "All finished episodes"),
+                ("period", "By quarter of ending"),
+                ("therapist", "By therapist"),
+                ("treatment", "By treatment"),
+            ],
         },
         status=400 if form.is_bound and not form.is_valid() else 200,
     )

@@ -4,9 +4,9 @@ the link)."""
 
 from __future__ import annotations
 
-from allauth.mfa.models import Authenticator
+from urllib.parse import quote
+
 from django.contrib import messages
-from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.http import (
     HttpRequest,
@@ -26,7 +26,6 @@ from monitoring.clinic_admin.forms import (
     StaffInviteForm,
 )
 from monitoring.clinic_admin.selectors import staff_for_clinic
-from monitoring.security.allauth import authentication_record
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required, staff_required
 
 
@@ -92,14 +91,24 @@ def staff_action(request: AuthenticatedRequest, slug: str, code: str, action: st
             ended = clinic_services.membership_deactivate(membership=membership, by=request.user)
             messages.success(
                 request,
-                f"{membership.user.get_full_name()} no longer has access; {ended} signed-in session(s) ended.",
+                f"{membership.user.get_full_name()} no longer has access to {clinic.name}"
+                + (f"; {ended} signed-in session(s) ended." if ended else "."),
             )
         elif action == "sign-out":
-            ended = clinic_services.user_sessions_end_by_admin(membership=membership, by=request.user)
-            messages.success(
-                request,
-                f"{membership.user.get_full_name()} was signed out everywhere: {ended} session(s) ended.",
-            )
+            result = clinic_services.user_sessions_end_by_admin(membership=membership, by=request.user)
+            if result.everywhere:
+                messages.success(
+                    request,
+                    f"{membership.user.get_full_name()} was signed out everywhere: "
+                    f"{result.sessions} session(s) ended.",
+                )
+            else:
+                messages.success(
+                    request,
+                    f"{membership.user.get_full_name()} was signed out of {clinic.name} on every device: "
+                    f"{result.sessions} signed-in session(s) no longer reach {clinic.name}. They also work "
+                    "in another clinic, so those sessions go on there.",
+                )
         else:
             raise ApplicationError("Unknown action.")
     except ApplicationError as error:
@@ -122,40 +131,59 @@ def staff_invitation_revoke(request: AuthenticatedRequest, slug: str, code: str)
 @never_cache
 @require_http_methods(["GET", "POST"])
 def join(request: HttpRequest, token: str) -> HttpResponse:
-    """Accept a staff invitation: choose a password (or confirm an existing account's)."""
+    """Accept a staff invitation (open to anyone with the link).
+
+    Signed out: one page whether or not the address has an account. A newcomer chooses a
+    password here; everyone then signs in through the normal sign-in (lockout, rate limits,
+    two-factor, audit), which brings them back here. No password of an existing account is ever
+    checked on this page. Signed in as the invited address: a button accepts (POST, CSRF).
+    Signed in as someone else: the page says the invitation is for another address.
+    """
     try:
         invitation = clinic_services.staff_invitation_for_token(token=token)
     except ApplicationError as error:
         return render(request, "clinic_admin/join_problem.html", {"message": error.message}, status=410)
+    sign_in_url = f"{reverse('account_login')}?next={quote(request.path)}"
+    user = request.user
     problems: list[str] = []
+    if user.is_authenticated:
+        if request.method == "POST":
+            try:
+                clinic_services.staff_invitation_accept(token=token, user=user)  # type: ignore[arg-type]
+            except ApplicationError as error:
+                problems = [error.message]
+            else:
+                messages.success(request, f"Welcome to {invitation.clinic.name}.")
+                return redirect("monitoring:caseload")  # two-factor set-up first, if still to do
+        mine = user.email.strip().lower() == invitation.email.strip().lower()
+        return render(
+            request,
+            "clinic_admin/join.html",
+            {"invitation": invitation, "problems": problems, "signed_in": True, "mine": mine},
+            status=400 if problems else 200,
+        )
     if request.method == "POST":
         password = request.POST.get("password", "")
         if password != request.POST.get("password_again", password):
             problems = ["The two passwords differ."]
         else:
             try:
-                user = clinic_services.staff_invitation_accept(
+                clinic_services.staff_invitation_password_choose(
                     token=token, password=password, name=request.POST.get("name", "")
                 )
             except ApplicationError as error:
                 problems = error.problems or [error.message]
             else:
-                if Authenticator.objects.filter(user=user).exists():
-                    # An existing colleague: signing in includes their authenticator code.
-                    messages.success(
-                        request, f"You have joined {invitation.clinic.name}. Please sign in to continue."
-                    )
-                    return redirect("account_login")
-                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-                # They chose their password a moment ago: setting up the authenticator app, which
-                # comes next, does not ask for it again.
-                authentication_record(request=request, user=user, method="password", reauthenticated=True)
-                messages.success(request, f"Welcome to {invitation.clinic.name}.")
-                return redirect("monitoring:caseload")  # then two-factor set-up (MfaRequiredMiddleware)
-    existing = Membership.objects.filter(user__email__iexact=invitation.email).exists()
+                # The same answer whether an account was created or one existed already.
+                messages.info(
+                    request,
+                    f"Sign in to accept the invitation to {invitation.clinic.name}. If you already "
+                    "had a Bordin account, sign in with its password.",
+                )
+                return redirect(sign_in_url)
     return render(
         request,
         "clinic_admin/join.html",
-        {"invitation": invitation, "problems": problems, "existing": existing},
+        {"invitation": invitation, "problems": problems, "sign_in_url": sign_in_url},
         status=400 if problems else 200,
     )

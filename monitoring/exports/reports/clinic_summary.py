@@ -1,4 +1,5 @@
-"""Clinic summary: one row per scale for the period, and form completion; the PDF is the clinic report."""
+"""Clinic summary: one row per scale for the period, and form completion; the PDF is the clinic
+report, with the symptom outcome rates and the clinic's alliance-outcome association."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Q
 
-from clinics.models import Clinic, Session
+from clinics.models import Clinic, Episode, Session
 from monitoring.analytics import columns as c
-from monitoring.exports.base import CSV, DECIMALS, PDF, XLSX, Exporter, ExportFilters
+from monitoring.exports.base import CSV, DECIMALS, PDF, XLSX, Exporter, ExportFilters, pseudonym
 from monitoring.exports.pdf import histogram_svg
 from monitoring.exports.queries import (
     PeriodAnalysis,
@@ -23,6 +25,23 @@ from monitoring.exports.queries import (
 from monitoring.exports.tables import percent
 from monitoring.flags import wording
 from monitoring.models import Invitation, Rater, Response
+from monitoring.outcomes.selectors import (
+    MIN_LINK_OBSERVATIONS,
+    MIN_LINK_PATIENTS,
+    MIN_RATE_EPISODES,
+    OutcomeRates,
+    clinic_alliance_links,
+    clinic_outcome_rates,
+    link_sentence,
+)
+
+#: The outcome rates' groups, in the order the report shows them (as the admin report page).
+OUTCOME_GROUPS = (
+    ("all", "All finished episodes"),
+    ("period", "By quarter of ending"),
+    ("therapist", "By therapist"),
+    ("treatment", "By treatment"),
+)
 
 
 class ClinicSummary(Exporter):
@@ -108,7 +127,75 @@ class ClinicSummary(Exporter):
                 values=levels, title="Patients' usual total alliance level", x_label="Usual level (1-5)"
             ),
             "n_levels": len(levels),
+            **outcomes_context(clinic=clinic, filters=filters),
         }
+
+
+def outcomes_context(*, clinic: Clinic, filters: ExportFilters) -> dict[str, Any]:
+    """The clinic report's symptom outcomes: NHS Talking Therapies rates of the episodes that ended
+    in the period (with the therapist and treatment filters), overall and by quarter of ending,
+    therapist and treatment, each group under ``MIN_RATE_EPISODES`` marked small; and the
+    within-patient alliance-PHQ-9 sentences (all the clinic's episodes, with their small-numbers
+    guard). Pseudonymised, therapists are their keyed codes. Empty for a clinic that asks no
+    symptom measures and has no finished episode with them."""
+    rates = clinic_outcome_rates(
+        clinic=clinic,
+        start=filters.start,
+        end=filters.end,
+        therapist_id=filters.therapist_id,
+        treatment=filters.treatment,
+    )
+    any_rates = any(r.episodes for r in rates.get("all", []))
+    if not clinic.outcome_measures and not any_rates:
+        return {"outcomes": None}
+    names = _therapist_names(clinic) if filters.pseudonymise else {}
+    groups = []
+    for key, label in OUTCOME_GROUPS:
+        rows = [
+            _rate_row(r, names.get(r.group, r.group) if key == "therapist" else r.group)
+            for r in rates.get(key, [])
+        ]
+        if rows:
+            groups.append({"label": label, "rows": rows})
+    links = (
+        [link_sentence(link, "PHQ-9") for link in clinic_alliance_links(clinic=clinic)]
+        if "phq9" in clinic.outcome_measures
+        else []
+    )
+    return {
+        "outcomes": {
+            "groups": groups if any_rates else [],
+            "small": MIN_RATE_EPISODES,
+            "links": links,
+            "min_patients": MIN_LINK_PATIENTS,
+            "min_pairs": MIN_LINK_OBSERVATIONS,
+        }
+    }
+
+
+def _rate_row(rates: OutcomeRates, group: str) -> dict[str, Any]:
+    return {
+        "group": group,
+        "episodes": rates.episodes,
+        "cases": rates.cases,
+        "recovery": percent(rates.recovery),
+        "reliable_improvement": percent(rates.reliable_improvement),
+        "reliable_deterioration": percent(rates.reliable_deterioration),
+        "reliable_recovery": percent(rates.reliable_recovery),
+        "small": rates.small,
+    }
+
+
+def _therapist_names(clinic: Clinic) -> dict[str, str]:
+    """Each therapist's name as the outcome rates group them, to their keyed code (research
+    exports name nobody)."""
+    therapists = User.objects.filter(
+        pk__in=Episode.objects.filter(patient__clinic=clinic).values("therapist_id")
+    )
+    return {
+        t.get_full_name() or t.username: pseudonym(clinic=clinic, kind="therapist", value=t.pk)
+        for t in therapists
+    }
 
 
 def period_summary(*, period: PeriodAnalysis, filters: ExportFilters) -> pd.DataFrame:
@@ -181,7 +268,9 @@ def completion_figures(*, clinic: Clinic, filters: ExportFilters) -> dict[str, f
     held = sessions_in_period(
         Session.objects.filter(episode__in=episodes.values("pk"), status=Session.Status.HELD), filters
     )
-    answered = Exists(Response.objects.filter(session=OuterRef("pk"), rater=Rater.PATIENT))
+    answered = Exists(
+        Response.objects.filter(session=OuterRef("pk"), rater=Rater.PATIENT, measure="alliance")
+    )
     invited = Exists(Invitation.objects.filter(session=OuterRef("pk")))
     counts = held.aggregate(
         sessions_held=Count("pk"),

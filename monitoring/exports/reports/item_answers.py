@@ -30,11 +30,11 @@ class ItemAnswers(Exporter):
     verbose_name = "Item answers"
     description = (
         "Every patient-rated answer, one row per item, in exactly the long layout the CSV import "
-        "reads (patient, external_id, session, date, item, value), so an export can be imported "
-        "again. Also as a FHIR R4 bundle of QuestionnaireResponses for the health record."
+        "reads (patient, external_id, session, date, measure, item, value; measure is alliance, "
+        "phq9 or gad7), so an export can be imported again. Also as a FHIR R4 bundle of QuestionnaireResponses for the health record."
     )
     formats = (CSV, XLSX, FHIR)
-    columns = ("patient", "external_id", "session", "date", "item", "value")
+    columns = ("patient", "external_id", "session", "date", "measure", "item", "value")
     streaming = True
     # The import layout is fixed: external_id stays, empty, in a pseudonymised export.
     fixed_layout = True
@@ -68,12 +68,14 @@ class ItemAnswers(Exporter):
                 "response__session__episode__patient_id",
                 "response__session__episode__started_on",
                 "response__session__number",
+                "response__measure",
                 "item__number",
             )
             .values_list(
                 "response__session__episode__patient_id",
                 "response__session__number",
                 "response__session__date",
+                "response__measure",
                 "item__number",
                 "value",
             )
@@ -86,7 +88,7 @@ class ItemAnswers(Exporter):
             if not chunk:
                 return
             frame = pd.DataFrame.from_records(
-                chunk, columns=["patient_id", "session", "date", "item", "value"]
+                chunk, columns=["patient_id", "session", "date", "measure", "item", "value"]
             )
             ids = frame.pop("patient_id")
             frame.insert(0, "patient", ids.map(label_of))

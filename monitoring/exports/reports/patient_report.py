@@ -1,7 +1,9 @@
-"""The one-patient report: a patient's course, trajectory chart, flags and session table."""
+"""The one-patient report: a patient's course, trajectory chart, symptom measures, safety alerts,
+flags and session table."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -16,15 +18,18 @@ from monitoring.exports.queries import analysis_for_export, episodes_for_export,
 from monitoring.exports.reports.flags import Flags
 from monitoring.exports.tables import pdf_table
 from monitoring.flags import wording
-from monitoring.models import Flag
+from monitoring.models import Flag, SafetyAlert
+from monitoring.outcomes.selectors import MeasureCourse, outcome_status_for_episodes
 
 
 class PatientReport(Exporter):
     identifier = "patient_report"
     verbose_name = "One-patient report"
     description = (
-        "One patient's course: usual level, trajectory chart, flags with their explanations and "
-        "acknowledgements, and the session table. Needs a patient; the files hold the session table."
+        "One patient's course: usual level, trajectory chart, symptom measures (first and latest "
+        "score, band, reliable change, not on track), safety alerts with their follow-up, flags "
+        "with their explanations and acknowledgements, and the session table. Needs a patient; the "
+        "files hold the session table."
     )
     formats = (PDF, CSV, XLSX)
     columns = ("patient", "external_id", "session", "date", *c.SCALES, "z_total", "flags")
@@ -42,7 +47,7 @@ class PatientReport(Exporter):
                 treatment=filters.treatment,
             ),
         )
-        episode = episodes.select_related("patient", "therapist").order_by("-started_on").first()
+        episode = episodes.select_related("patient__clinic", "therapist").order_by("-started_on").first()
         if episode is None:
             raise ApplicationError("This patient has no episode of care matching the filters.")
         return episode
@@ -163,8 +168,100 @@ class PatientReport(Exporter):
                 for record in flags.to_dict("records")
             ],
             "table": pdf_table(table),
+            **symptoms_context(episode=episode, filters=filters, dates=period.dates),
         }
 
     def filename(self, *, clinic: Clinic, filters: ExportFilters, fmt: str) -> str:
         name = super().filename(clinic=clinic, filters=filters, fmt=fmt)
         return name.replace("patient-report", f"patient-report-{str(filters.patient_code)[:8]}")
+
+
+def symptoms_context(*, episode: Episode, filters: ExportFilters, dates: pd.DataFrame) -> dict[str, Any]:
+    """The symptoms section and the safety alerts of the one-patient report, as of the period's
+    end (like the rest of the report): each measure's first and latest score, band, change,
+    reliable change and whether it is on track, its scores per session, and every safety alert
+    raised up to then with its follow-up. Pseudonymised: who followed up and the note are left
+    out (the note is free text)."""
+    mine = dates[dates["episode"] == episode.pk]
+    date_of = {int(n): d for n, d in mine[["session", "date"]].itertuples(index=False)}
+    last = max((n for n, d in date_of.items() if not filters.end or d <= filters.end), default=0)
+    status = outcome_status_for_episodes(episodes=[episode]).get(episode.pk)
+    courses = [_until(course, last) for course in (status.courses.values() if status else [])]
+    courses = [course for course in courses if course.scores]
+    measures = []
+    for course in courses:
+        expected = course.expected[-1] if course.expected else None
+        measures.append(
+            {
+                "name": course.spec.name,
+                "first": _points(course.first),
+                "first_session": course.scores[0][0],
+                "first_band": course.spec.band(course.scores[0][1]),
+                "latest": _points(course.latest),
+                "latest_session": course.latest_session,
+                "band": course.band,
+                "change": "" if course.change is None else f"{course.change:+.0f}",
+                "reliable": {"improved": "reliably improved", "deteriorated": "reliably deteriorated"}.get(
+                    course.reliable, "no reliable change" if course.change is not None else "one score only"
+                ),
+                "reliable_change": course.spec.reliable_change,
+                "not_on_track": course.not_on_track,
+                "expected": _points(expected[1]) if expected else "",
+                "upper": _points(expected[2]) if expected else "",
+                "curve_source": course.curve_source,
+            }
+        )
+    sessions = sorted({n for course in courses for n, _ in course.scores})
+    rows = []
+    for number in sessions:
+        cells = []
+        for course in courses:
+            score = dict(course.scores).get(number)
+            cells.append("\u2013" if score is None else f"{score:.0f} ({course.spec.band(score)})")
+        rows.append({"session": number, "date": date_of.get(number), "cells": cells})
+    alerts = []
+    for alert in (
+        SafetyAlert.objects.filter(episode=episode, session__number__lte=last)
+        .select_related("session", "followed_up_by")
+        .order_by("raised_at", "pk")
+    ):
+        by = alert.followed_up_by
+        alerts.append(
+            {
+                "session": alert.session.number,
+                "date": alert.session.date,
+                "item": alert.item,
+                "answer": alert.answer_label,
+                "raised_at": alert.raised_at,
+                "notified_at": alert.notified_at,
+                "followed_up_at": alert.followed_up_at,
+                "follow_up": alert.get_follow_up_display() if alert.follow_up else "",
+                "by": "" if filters.pseudonymise or by is None else (by.get_full_name() or by.email),
+                "note": "" if filters.pseudonymise else alert.follow_up_note,
+            }
+        )
+    return {
+        "symptoms": measures,
+        "symptom_names": [course.spec.name for course in courses],
+        "symptom_rows": rows,
+        "safety_alerts": alerts,
+        "asks_symptoms": bool(episode.patient.clinic.outcome_measures) or bool(measures) or bool(alerts),
+    }
+
+
+def _until(course: MeasureCourse, last: int) -> MeasureCourse:
+    """The course as it stood at session ``last``: later scores left out, not on track judged on
+    the last score kept (the rule of ``outcomes.selectors``: above the band, with two scores or more)."""
+    keep = [i for i, (number, _) in enumerate(course.scores) if number <= last]
+    if len(keep) == len(course.scores):
+        return course
+    scores = [course.scores[i] for i in keep]
+    expected = [course.expected[i] for i in keep if i < len(course.expected)]
+    off = bool(
+        course.spec.higher_is_worse and len(scores) > 1 and expected and scores[-1][1] > expected[-1][2]
+    )
+    return replace(course, scores=scores, expected=expected, not_on_track=off)
+
+
+def _points(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"

@@ -1,0 +1,90 @@
+"""Instruments, reports and export jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from clinics.models import Episode
+from monitoring.api.serializers.fields import (
+    LANGUAGES,
+    PlausibleDateField,
+    StrictBooleanField,
+    StrictChoiceField,
+    StrictUUIDField,
+    _date_range,
+)
+from monitoring.exports import EXPORTS, FORMATS
+from monitoring.models import ExportJob, Rater
+
+
+class InstrumentItemOutput(serializers.Serializer):
+    number = serializers.IntegerField()
+    subscale = serializers.CharField()
+    reverse_keyed = serializers.BooleanField()
+
+
+class InstrumentOutput(serializers.Serializer):
+    code = serializers.CharField()
+    version = serializers.IntegerField()
+    rater = serializers.ChoiceField(choices=Rater.choices)
+    scale_min = serializers.IntegerField()
+    scale_max = serializers.IntegerField()
+    subscales = serializers.ListField(child=serializers.CharField())
+    languages = serializers.ListField(child=serializers.CharField())
+    items = InstrumentItemOutput(many=True)
+
+
+class LanguageQuery(serializers.Serializer):
+    language = serializers.ChoiceField(
+        choices=LANGUAGES, required=False, default="en", help_text="Wording to use (falls back to English)."
+    )
+
+
+# --- Exports -------------------------------------------------------------------------------------
+
+
+class ReportOutput(serializers.Serializer):
+    identifier = serializers.CharField()
+    name = serializers.CharField(source="verbose_name")
+    description = serializers.CharField()
+    formats = serializers.ListField(child=serializers.CharField())
+    needs_patient = serializers.BooleanField()
+
+
+class ExportInput(serializers.Serializer):
+    report = StrictChoiceField(choices=sorted(EXPORTS))
+    format = StrictChoiceField(choices=list(FORMATS))
+    clinic = StrictUUIDField(required=False, help_text="Implied by a token, or if you administer one clinic.")
+    start = PlausibleDateField(required=False, allow_null=True, default=None)
+    end = PlausibleDateField(required=False, allow_null=True, default=None)
+    therapist = StrictUUIDField(required=False, help_text="Only this therapist's episodes (membership code).")
+    treatment = StrictChoiceField(choices=Episode.Treatment.choices, required=False)
+    patient = StrictUUIDField(required=False, help_text="Only this patient (required by patient_report).")
+    pseudonymise = StrictBooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return _date_range(attrs, "start", "end")
+
+
+class ExportJobOutput(serializers.Serializer):
+    code = serializers.UUIDField()
+    report = serializers.CharField(source="exporter")
+    format = serializers.CharField()
+    status = serializers.ChoiceField(choices=ExportJob.Status.choices)
+    progress = serializers.IntegerField(help_text="Percent.")
+    error = serializers.CharField(help_text="Why it failed ('' unless failed).")
+    filename = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    download_url = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_download_url(self, job: Any) -> str | None:
+        if job.status != "done":
+            return None
+        request = self.context["request"]
+        return str(request.build_absolute_uri(f"/api/v1/exports/{job.code}/download/"))
