@@ -10,7 +10,7 @@ from django.db import connection, connections
 from clinics.errors import ApplicationError
 from monitoring.collection.invitations import invitation_create, invitation_for_token
 from monitoring.collection.responses import submission_create
-from monitoring.models import Answer, Invitation, Response
+from monitoring.models import Answer, Invitation, Response, SafetyAlert
 
 FULL = {n: 4 for n in range(1, 13)}
 
@@ -68,3 +68,51 @@ def test_a_failure_while_storing_keeps_the_link_usable(session, alice, monkeypat
     monkeypatch.setattr(Answer.objects, "bulk_create", original)
     submission_create(invitation=invitation_for_token(token=token), answers=FULL)
     assert Response.objects.get().answers.count() == 12
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_submissions_of_alliance_and_symptoms_store_each_form_once_and_one_alert(
+    clinic_a, session, alice
+):
+    """The combined link (alliance, PHQ-9 with a risk answer, GAD-7) sent from 8 tabs at once:
+    one submission wins whole, three responses and one safety alert, never a mix of two tabs."""
+    if connection.vendor != "postgresql":
+        pytest.skip("threads sharing one SQLite test database serialise anyway; this proves PostgreSQL")
+    clinic_a.outcome_measures = ["phq9", "gad7"]
+    clinic_a.save(update_fields=["outcome_measures"])
+    _, token = invitation_create(session=session, created_by=alice)
+    clients = 8
+    barrier = threading.Barrier(clients)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def submit(value: int) -> None:
+        try:
+            barrier.wait()
+            submission_create(
+                invitation=invitation_for_token(token=token),
+                answers={n: 1 + value for n in range(1, 13)},
+                measures={"phq9": {n: value for n in range(1, 10)}, "gad7": {n: value for n in range(1, 8)}},
+            )
+            result = "stored"
+        except ApplicationError as error:
+            result = error.code
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=submit, args=(1 + i % 3,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["stored"] + ["used"] * (clients - 1)
+    assert sorted(Response.objects.values_list("measure", flat=True)) == ["alliance", "gad7", "phq9"]
+    assert Answer.objects.count() == 12 + 9 + 7
+    # One tab's answers, whole: every symptom answer is the winner's value, the alliance one above it.
+    symptom_values = set(Answer.objects.exclude(response__measure="alliance").values_list("value", flat=True))
+    alliance_values = set(Answer.objects.filter(response__measure="alliance").values_list("value", flat=True))
+    assert len(symptom_values) == 1 and alliance_values == {symptom_values.pop() + 1}
+    assert SafetyAlert.objects.count() == 1  # item 9 above 0 in every tab, one alert
