@@ -3,6 +3,7 @@
     python -m monitoring.analytics estimate CALIBRATION.csv --out clinic.json [--preset standard]
     python -m monitoring.analytics IN.csv --out DIR --clinic clinic.json [--preset standard]
     python -m monitoring.analytics IN.csv --out DIR --retrospective
+    python -m monitoring.analytics IN.parquet --out DIR --clinic clinic.json --chunked
 
 Flags are prospective (methods.md section 4): a flag at session t may use only what was known by
 t, including the clinic's reference values. So the analysis takes stored values (``--clinic``,
@@ -18,6 +19,11 @@ are scored first. Writes ``sessions.csv``, ``levels.csv``, ``events.csv``, ``pat
 ``summary.csv`` and ``clinic.json`` (the reference values used). A malformed file (missing column,
 score off the scale, the same patient and session twice) stops with a message naming the CSV
 lines, and exit status 2.
+
+``--chunked`` reads CSV or Parquet (``.parquet``) in patient chunks of about ``--chunk-sessions``
+rows with memory bounded by one chunk, for files larger than memory; it needs ``--clinic`` and
+gives the same rows (monitoring/analytics/chunked.py; the ``research`` extra for Parquet and
+Dask).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import pandas as pd
 from monitoring.analytics import columns as c
 from monitoring.analytics.analysis import analyse
 from monitoring.analytics.calibration import calibrate
+from monitoring.analytics.chunked import DEFAULT_CHUNK_SESSIONS, ChunkedInputError, analyse_chunked
 from monitoring.analytics.clinic import ClinicParameters
 from monitoring.analytics.config import PRESETS, AnalysisConfig
 from monitoring.analytics.scoring import ITEM_PREFIX, AnalyticsInputError, score_items_wide
@@ -98,6 +105,24 @@ def estimate(argv: Sequence[str]) -> int:
     return 0
 
 
+def _chunked(args: argparse.Namespace, config: AnalysisConfig) -> int:
+    try:
+        result = analyse_chunked(
+            args.input, args.out, config, chunk_sessions=args.chunk_sessions, out_format=args.out_format
+        )
+    except ChunkedInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    assert config.clinic is not None
+    (args.out / "clinic.json").write_text(json.dumps(config.clinic.to_dict(), indent=2))
+    print(
+        f"{result.n_rows} rows in {result.n_chunks} patient chunk(s); wrote "
+        + ", ".join(str(path) for path in result.files.values())
+        + f", {args.out / 'clinic.json'}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["estimate"]:
@@ -124,14 +149,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--detrend", action="store_true", help="levels and states from per-patient trend lines"
     )
+    parser.add_argument(
+        "--chunked",
+        action="store_true",
+        help="read the input (CSV or .parquet) in patient chunks with bounded memory; needs --clinic",
+    )
+    parser.add_argument(
+        "--chunk-sessions",
+        type=int,
+        default=DEFAULT_CHUNK_SESSIONS,
+        help=f"rows per chunk with --chunked (default {DEFAULT_CHUNK_SESSIONS:,})",
+    )
+    parser.add_argument(
+        "--out-format",
+        choices=("csv", "parquet"),
+        default="csv",
+        help="with --chunked: csv files, or one directory of parquet part files per frame",
+    )
     args = parser.parse_args(argv)
+    if args.chunked and not args.clinic:
+        print(
+            "error: --chunked needs --clinic FILE: the chunks are independent only once the "
+            "clinic's reference values are fixed.",
+            file=sys.stderr,
+        )
+        return 2
     if not args.clinic and not args.retrospective:
         print(NOT_PROSPECTIVE, file=sys.stderr)
         return 2
 
-    frame = _read_scores(args.input)
-    if frame is None:
-        return 2
     clinic = None
     if args.clinic:
         try:
@@ -140,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: cannot read clinic values from {args.clinic}: {exc}", file=sys.stderr)
             return 2
     config = AnalysisConfig.preset(args.preset, detrend=args.detrend).with_clinic(clinic)
+    if args.chunked:
+        return _chunked(args, config)
+    frame = _read_scores(args.input)
+    if frame is None:
+        return 2
     try:
         analysis = analyse(frame, config)
     except AnalyticsInputError as exc:
