@@ -169,6 +169,7 @@ PAGES: dict[str, tuple[str, Url, dict[str, Any], Answer, dict[str, str]]] = {
     "monitoring:kiosk": ("GET", lambda o: "/kiosk/", {}, OK, STAFF),
     "monitoring:api-tokens": ("GET", lambda o: "/account/api-tokens/", {}, OK, STAFF),
     "monitoring:patient": ("GET", lambda o: f"/patients/{o.patient.code}/", {}, OK, CARE),
+    "monitoring:patient-review": ("GET", lambda o: f"/patients/{o.patient.code}/review/", {}, OK, CARE),
     "monitoring:session-add": (
         "POST",
         lambda o: f"/patients/{o.patient.code}/sessions/",

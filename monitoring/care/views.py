@@ -113,6 +113,30 @@ def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
     )
 
 
+@login_required
+def patient_review(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    """The patient's own course in their words, full screen, for therapist and patient to go
+    over together in a session: their answers and how they have been feeling, no flags."""
+    dashboard = patient_dashboard(user=request.user, code=code)
+    access_log(actor=request.user, instance=dashboard.patient, what="review with patient", path=request.path)
+    figures: dict[str, charts.Chart] = {}
+    frames = dashboard.frames
+    if frames is not None:
+        dates = {row.session.number: row.session.date for row in dashboard.sessions}
+        figures["alliance"] = charts.review_alliance(sessions=frames.sessions, session_dates=dates)
+        courses = dashboard.outcomes.courses
+        if courses:
+            figures["symptoms"] = charts.review_symptoms(
+                scores=pd.DataFrame(
+                    [(n, code, v) for code, c in courses.items() for n, v in c.scores],
+                    columns=["session", "measure", "score"],
+                ),
+                measures={code: c.spec for code, c in courses.items()},
+                session_dates=dates,
+            )
+    return render(request, "care/review.html", {"patient": dashboard.patient, "figures": figures})
+
+
 def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
     """The patient page's charts, from the episode's analysis."""
     frames = dashboard.frames

@@ -25,6 +25,7 @@ One module per chart, each with its builder and its summary text; callers import
 - :mod:`.subscales`: small multiples of the subscales with their declining trends.
 - :mod:`.raters`: patient and therapist totals and their difference.
 - :mod:`.symptoms`: alliance and symptoms (PHQ-9, GAD-7) on one timeline, with bands.
+- :mod:`.review`: the patient's own course in their words, for reviewing it together (no flags).
 - :mod:`.sparkline`: the caseload's inline SVG (:func:`sparkline_svg`).
 - :mod:`.clinic`: the clinic report's completion per month and spread of usual levels.
 - :mod:`._style`: colours, markers, sizes, :class:`Chart`, layout and axis helpers, frame helpers
@@ -57,6 +58,7 @@ from monitoring.charts._style import (
 from monitoring.charts.clinic import completion_by_month, level_distribution
 from monitoring.charts.deviations import MIN_BASELINE, deviations
 from monitoring.charts.raters import raters
+from monitoring.charts.review import review_alliance, review_symptoms
 from monitoring.charts.sparkline import sparkline_svg
 from monitoring.charts.subscales import SUBSCALE_PANELS, subscales
 from monitoring.charts.symptoms import symptoms
@@ -88,6 +90,8 @@ __all__ = [
     "deviations",
     "level_distribution",
     "raters",
+    "review_alliance",
+    "review_symptoms",
     "sparkline_svg",
     "subscales",
     "symptoms",

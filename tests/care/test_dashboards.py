@@ -180,3 +180,23 @@ def test_every_read_of_patient_data_is_in_the_audit_trail(client, clinic_a, alic
         str(p.code) for p in Patient.objects.filter(label__startswith="z")
     )
     assert reads[1].object_pk == str(patient.pk) and reads[1].remote_addr in (None, "127.0.0.1")
+
+
+def test_looking_back_together_shows_the_patients_own_course_without_flags_and_is_audited(
+    client, clinic_a, alice
+):
+    from auditlog.models import LogEntry
+
+    login(client, alice)
+    import_cohort(clinic_a, alice, 1, 10, scenarios={"rupture_unrepaired": 1}, prefix="r")
+    patient = Patient.objects.get(label="rP001")
+    assert Flag.objects.filter(episode__patient=patient).exists()  # there are flags to keep out
+    page = client.get(f"/patients/{patient.code}/review/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "How our sessions felt to you" in html and "You answered after 10 sessions" in html
+    assert "site-header" not in html  # full screen
+    assert not any(word in html.lower() for word in ("rupture", "acknowledge", "threshold", "baseline"))
+    entry = LogEntry.objects.filter(action=LogEntry.Action.ACCESS, actor=alice).latest("timestamp")
+    assert entry.additional_data["what"] == "review with patient"
+    assert f"/patients/{patient.code}/review/" in client.get(f"/patients/{patient.code}/").content.decode()

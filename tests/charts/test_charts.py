@@ -554,6 +554,8 @@ def test_every_chart_builder_is_validated_by_plotly() -> None:
         "deviations",
         "level_distribution",
         "raters",
+        "review_alliance",
+        "review_symptoms",
         "subscales",
         "symptoms",
         "trajectory",
@@ -687,3 +689,82 @@ def test_symptoms_chart_without_answers_says_so() -> None:
         scores=pd.DataFrame(columns=["session", "measure", "score"]), measures={"phq9": PHQ9}
     )
     assert chart.rows == [] and "No symptom answers yet" in chart.summary
+
+
+# Looking back together (the patient's own course, no flags) ---------------------------------
+
+JARGON = (
+    "rupture",
+    "repair",
+    "flag",
+    "threshold",
+    "baseline",
+    "usual level",
+    "deviation",
+    "decline",
+    "clinic",
+)
+
+
+def test_review_alliance_speaks_the_patients_words_and_shows_no_flags() -> None:
+    f = frames(known(tuple(CASE_B)), "A")
+    dates = {n: date(2026, 9, 1) + timedelta(days=7 * (n - 1)) for n in range(1, len(CASE_B) + 1)}
+    chart = charts.review_alliance(sessions=f["sessions"], session_dates=dates)
+    assert_valid(chart)
+    assert list(traces(chart)) == [
+        "All together",
+        "What we are working towards",
+        "How we are working on it",
+        "How we get on",
+    ]
+    assert only(chart, "All together")["visible"] is True
+    assert only(chart, "How we get on")["visible"] == "legendonly"
+    assert only(chart, "All together")["y"] == [round(v, 2) for v in CASE_B]
+    axis = chart.figure["layout"]["yaxis"]
+    assert axis["ticktext"] == ["1 Seldom", "2 Sometimes", "3 Fairly often", "4 Very often", "5 Always"]
+    assert "shapes" not in chart.figure["layout"]  # no threshold or level lines
+    assert chart.summary.startswith("You answered after 7 sessions, from 1 Sep 2026 to 13 Oct 2026.")
+    assert (
+        "your answers were highest at session 2 on 8 Sep 2026 (4.3) and lowest at session 6 on 6 Oct 2026 "
+        "(3.2); after the last one, 3.3." in chart.summary
+    )
+    assert not any(word in chart.summary.lower() for word in JARGON)
+    assert chart.rows[0][:2] == ["1", f"{CASE_B[0]:.1f}"] and len(chart.rows) == len(CASE_B)
+
+
+def test_review_symptoms_says_which_way_is_better_and_what_counts_as_a_real_change() -> None:
+    from monitoring.analytics.outcomes import GAD7, PHQ9
+
+    scores = pd.DataFrame(
+        [(1, "phq9", 20.0), (4, "phq9", 15.0), (8, "phq9", 11.0), (1, "gad7", 9.0), (8, "gad7", 7.0)],
+        columns=["session", "measure", "score"],
+    )
+    chart = charts.review_symptoms(scores=scores, measures={"phq9": PHQ9, "gad7": GAD7})
+    assert_valid(chart)
+    assert list(traces(chart)) == ["Low mood (PHQ-9)", "Worry and anxiety (GAD-7)"]
+    cutoffs = sorted(s["y0"] for s in chart.figure["layout"]["shapes"])
+    assert cutoffs == [GAD7.cutoff, PHQ9.cutoff]
+    assert (
+        "Low mood (PHQ-9) went down from 20 at session 1 to 11 at session 8: a change of 9 (a change of 6 or more "
+        "is more than ups and downs from week to week can explain)" in chart.summary
+    )
+    labels = [a["text"] for a in chart.figure["layout"]["annotations"]]
+    assert labels == ["PHQ-9 10", "GAD-7 8"]
+    assert (
+        "Worry and anxiety (GAD-7) was 9 at session 1 and 7 at session 8: less than 4 points apart"
+        in chart.summary
+    )
+    assert chart.summary.count("Lower is better") == 2
+    assert not any(word in chart.summary.lower() for word in JARGON)
+    assert chart.columns == ["Session", "PHQ-9", "GAD-7"] and chart.rows[1] == ["4", "15", "\u2013"]
+
+
+def test_review_charts_without_answers_say_so() -> None:
+    from monitoring.analytics.outcomes import PHQ9
+
+    empty = charts.review_alliance(sessions=pd.DataFrame(columns=["patient", "scale", "session", "score"]))
+    assert empty.rows == [] and "No answers yet" in empty.summary
+    none = charts.review_symptoms(
+        scores=pd.DataFrame(columns=["session", "measure", "score"]), measures={"phq9": PHQ9}
+    )
+    assert none.rows == [] and "No questionnaires" in none.summary
