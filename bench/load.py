@@ -2,6 +2,7 @@
 loopback).
 
     .venv/bin/python bench/load.py [--clients 20] [--duration 60] [--mode both] [--keep-alive S] [--quick]
+    .venv/bin/python bench/load.py --instances 2 [--rq-workers 2]      # scale-out, its own section
 
 Seeds a fresh database with one clinic: one therapist per client, each with a caseload of
 simulated patients (12 earlier sessions each, imported; flags stored) and form links for their
@@ -25,6 +26,12 @@ data that was answered. Latency percentiles per kind and throughput go to
 docs/performance.md (not with ``--quick``). As bench/submit.py, by default it runs twice: with
 the analysis in the request (the immediate task backend of a default install) and with a
 database task worker running next to the server.
+
+``--instances N`` shows the scaled-out deployment instead: N gunicorn instances (each on its own
+loopback port, as N hosts behind a load balancer would be) and ``--rq-workers`` RQ workers
+(``TASKS_BACKEND=django_tasks_rq.RQBackend``) sharing one PostgreSQL and one Redis, the clients
+spread over the instances; it runs one instance and then N in the same run, each on a fresh
+database, and writes its own section of docs/performance.md.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +59,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._server import KEEP_ALIVE, ROOT, fresh_database, gunicorn, percentile, server_env, write_section
 from bench.submit import DB_BACKEND, analysed_episodes, drain_worker
+
+RQ_BACKEND = "django_tasks_rq.RQBackend"
+#: SimpleWorker runs each job in the worker process (RQ's default forks a child per job, which
+#: imports the analysis libraries again every time; docs/operations.md).
+RQ_WORKER = ["manage.py", "rqworker", "default", "--job-class", "django_tasks_rq.Job"]
+RQ_WORKER += ["--worker-class", "rq.worker.SimpleWorker"]
 
 PRIOR_SESSIONS = 12
 TIMEOUT = 30  # seconds per request
@@ -383,8 +397,9 @@ class Client:
         self.tally.failures.extend(other.failures)
 
 
-def run_clients(base: str, staff: list[Staff], duration: float) -> dict[str, Any]:
-    clients = [Client(base, s, n) for n, s in enumerate(staff)]
+def run_clients(bases: list[str], staff: list[Staff], duration: float) -> dict[str, Any]:
+    """The clients, spread over the server instances (client n talks to instance n mod N)."""
+    clients = [Client(bases[n % len(bases)], s, n) for n, s in enumerate(staff)]
     signed = [False] * len(clients)
 
     def sign_in(n: int) -> None:
@@ -513,7 +528,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 url, workers=args.workers, threads=args.threads, keep_alive=args.keep_alive, **extra
             ) as base:
                 load = os.getloadavg()[0]
-                result = run_clients(base, staff, args.duration)
+                result = run_clients([base], staff, args.duration)
                 result["load"] = (load, os.getloadavg()[0])
         finally:
             if worker is not None:
@@ -526,6 +541,117 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
 
         connections.close_all()
     return result
+
+
+def run_scaled(instances: int, args: argparse.Namespace) -> dict[str, Any]:
+    """``instances`` gunicorn instances and ``args.rq_workers`` RQ workers on one PostgreSQL and
+    one Redis (a private one on a free loopback port, removed afterwards)."""
+    from bench.faults import PrivateRedis
+
+    began = time.perf_counter()
+    redis = PrivateRedis()
+    redis.start()
+    env = {"TASKS_BACKEND": RQ_BACKEND, "REDIS_URL": redis.url}
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        with fresh_database(f"bordin_bench_scale_{os.getpid()}") as url:
+            staff = seed(url, args.clients, args.patients, args.new_sessions)
+            print(f"[{instances} instance(s)] seeded in {time.perf_counter() - began:.0f} s", flush=True)
+            for _ in range(args.rq_workers):
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, *RQ_WORKER],
+                        cwd=ROOT,
+                        env=server_env(url, **env),
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            redis.wait_for_worker()
+            redis.warm_up(url, env)
+            with ExitStack() as stack:
+                bases = [
+                    stack.enter_context(
+                        gunicorn(
+                            url, workers=args.workers, threads=args.threads, keep_alive=args.keep_alive, **env
+                        )
+                    )
+                    for _ in range(instances)
+                ]
+                load = os.getloadavg()[0]
+                result = run_clients(bases, staff, args.duration)
+                result["load"] = (load, os.getloadavg()[0])
+            # What is still queued when the load ends: the workers finish it, then stop.
+            drained = time.perf_counter()
+            for worker in workers:
+                worker.terminate()
+                worker.wait(timeout=60)
+            subprocess.run(
+                [sys.executable, *RQ_WORKER, "--burst"],
+                cwd=ROOT,
+                env=server_env(url, **env),
+                timeout=600,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            result["drain"] = time.perf_counter() - drained
+            result["checks"] = verify(staff, result["tally"])
+            result["analysed"] = analysed_episodes()
+            from django.db import connections
+
+            connections.close_all()
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+        redis.stop()
+    return result
+
+
+def scaled_main(args: argparse.Namespace, command: str) -> None:
+    """One instance, then ``args.instances``, in the same run; its own section of the doc."""
+    results = {n: run_scaled(n, args) for n in (1, args.instances)}
+    sections, verdicts = [], []
+    for n, result in results.items():
+        text, ok = summary("worker", result, args.keep_alive)
+        verdicts.append(ok)
+        sections.append(f"### {n} gunicorn instance{'s' if n > 1 else ''}, {args.rq_workers} RQ workers\n\n")
+        sections[-1] += f"{table('worker', result)}\n{text}"
+
+    def throughput(r: dict[str, Any]) -> float:
+        return sum(len(v) for v in r["tally"].latencies.values()) / r["wall"]
+
+    ratio = throughput(results[args.instances]) / throughput(results[1])
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    doc = f"""
+## Scaled out: {args.instances} gunicorn instances and {args.rq_workers} RQ workers (`bench/load.py --instances {args.instances}`)
+
+Measured {now} on {os.cpu_count()} cores. The deployment of docs/operations.md ("Several
+instances"): {args.instances} gunicorn instances (gthread, {args.workers} workers x {args.threads}
+threads each, each on its own loopback port, as hosts behind a load balancer would be) and
+{args.rq_workers} RQ workers (`TASKS_BACKEND=django_tasks_rq.RQBackend`, SimpleWorker) sharing one
+PostgreSQL and one Redis; the same mixed load as the section above ({args.clients} clients for
+{args.duration:.0f} s, client n on instance n mod {args.instances}), against one instance with
+the same workers in the same run, each on a fresh database. Analysis runs in the RQ workers;
+the checks are the same (exactly once, no stale episode after the queue drained, every read
+audited).
+
+**Throughput, {args.instances} instances against 1: {ratio:.2f}x** (all requests per second). On this one
+machine the instances, the workers, PostgreSQL, Redis and the load clients share the same
+{os.cpu_count()} cores, so more instances cannot add CPU here; what this run shows is that
+instances share nothing but the database and the queue (sessions, limits and the analysis
+state all live there), with no errors and nothing lost or doubled. On separate hosts each
+instance brings its own cores.
+
+{chr(10).join(sections)}
+Verdict: **{"passed" if all(verdicts) else "FAILED"}**. Reproduce: `.venv/bin/python {command}`.
+"""
+    print(doc)
+    if not args.quick:
+        write_section("scaleout", doc)
+    if not all(verdicts):
+        sys.exit(1)
 
 
 def table(mode: str, r: dict[str, Any]) -> str:
@@ -643,11 +769,18 @@ def main() -> None:
         help="gunicorn --keep-alive seconds (default: as docs/operations.md sets it; gunicorn's own is 2)",
     )
     parser.add_argument("--quick", action="store_true", help="a ~10 s smoke run; does not write the doc")
+    parser.add_argument(
+        "--instances", type=int, default=1, help="scale-out: this many gunicorn instances, against one"
+    )
+    parser.add_argument("--rq-workers", type=int, default=2, help="RQ workers with --instances")
     args = parser.parse_args()
     if args.quick:
         args.clients, args.duration, args.patients, args.new_sessions = 6, 10, 8, 3
-    modes = ["immediate", "worker"] if args.mode == "both" else [args.mode]
     command = " ".join(["bench/load.py", *sys.argv[1:]])
+    if args.instances > 1:
+        scaled_main(args, command)
+        return
+    modes = ["immediate", "worker"] if args.mode == "both" else [args.mode]
     sections, verdicts = [], []
     began = time.perf_counter()
     for mode in modes:
