@@ -46,7 +46,9 @@ class PatientCreateInput(serializers.Serializer):
     )
     external_id = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
     language = StrictChoiceField(choices=LANGUAGES, required=False)
-    contact_email = StrictEmailField(required=False, allow_blank=True, default="")
+    # No default: "" is no e-mail address, and a schema whose default fails its own format does
+    # not validate (left out, the patient has no address; the view fills in "").
+    contact_email = StrictEmailField(required=False, allow_blank=True)
     contact_phone = StrictCharField(max_length=32, required=False, allow_blank=True, default="")
     therapist = StrictUUIDField(help_text="Membership code of the patient's therapist (GET /api/v1/staff/).")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -97,11 +97,23 @@ class ExportDetailApi(ApiView):
         return Response(s.ExportJobOutput(_export_job(request, code), context={"request": request}).data)
 
 
+#: The 200 of a download, as the schema gives it: a file (a binary string) whose type is the
+#: export's own, each listed. ``application/octet-stream`` comes first, for generated clients: they
+#: read the body by the first media type they know, and by ``text/csv`` (read as text) or
+#: ``application/fhir+json`` (parsed as JSON) they would mangle an XLSX or PDF, or not build at
+#: all (openapi-python-client made ``BytesIO(response.text)``, a TypeError). The response carries
+#: the real type (``Content-Type: text/csv``, ...); the export job's ``format`` says which.
 DOWNLOAD_TYPES = (
+    "application/octet-stream",
     "text/csv",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "application/pdf",
     FHIR_JSON,
+)
+DOWNLOAD = OpenApiResponse(
+    response=OpenApiTypes.BINARY,
+    description="The export's file, as an attachment (Content-Disposition names it). Its type is the "
+    "format's: text/csv, the XLSX type, application/pdf or application/fhir+json.",
 )
 
 
@@ -110,7 +122,7 @@ class ExportDownloadApi(ApiView):
 
     @extend_schema(
         operation_id="exports_download",
-        responses={**{(200, t): OpenApiTypes.BINARY for t in DOWNLOAD_TYPES}, 409: CONFLICT},
+        responses={**{(200, t): DOWNLOAD for t in DOWNLOAD_TYPES}, 409: CONFLICT},
         tags=["exports"],
     )
     def get(self, request: Request, code: str) -> FileResponse:

@@ -73,7 +73,7 @@ class PatientListApi(ApiView):
             label=data["label"],
             external_id=data["external_id"],
             language=data.get("language") or clinic.default_language,
-            contact_email=data["contact_email"],
+            contact_email=data.get("contact_email", ""),
             contact_phone=data["contact_phone"],
         )
         return Response(
