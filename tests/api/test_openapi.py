@@ -5,11 +5,14 @@ A client generated from it is used against a live server in test_generated_clien
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
 from openapi_spec_validator import OpenAPIV30SpecValidator
+
+from tests.api.conftest import Api, make_token
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +44,22 @@ def test_the_download_is_one_file_read_as_bytes(schema):
     assert next(iter(ok)) == "application/octet-stream"
     assert set(ok) >= {"text/csv", "application/pdf", "application/fhir+json"}
     assert all(media["schema"] == {"type": "string", "format": "binary"} for media in ok.values())
+
+
+def test_the_patient_of_a_patient_report_is_documented(schema):
+    patient = schema["components"]["schemas"]["ExportInputRequest"]["properties"]["patient"]
+    assert "patient_report" in patient["description"] and "GET /api/v1/patients/" in patient["description"]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    assert '"report": "patient_report", "format": "pdf", "patient": "<patient code>"' in docs
+
+
+@pytest.mark.django_db
+def test_a_patient_report_is_started_with_the_patients_code_as_documented(world, dana, clinic_a):
+    api = Api(make_token(dana, clinic_a))
+    missing = api.post("/api/v1/exports/", {"report": "patient_report", "format": "csv"})
+    assert missing.status_code == 400
+    assert missing.json()["error"]["message"] == "Choose the patient for a one-patient report."
+    body = {"report": "patient_report", "format": "csv", "patient": str(world.patient.code)}
+    assert api.post("/api/v1/exports/", body).status_code == 202
+    other = api.post("/api/v1/exports/", {**body, "patient": str(world.other_patient.code)})
+    assert other.status_code == 400

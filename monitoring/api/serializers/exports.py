@@ -62,7 +62,12 @@ class ExportInput(serializers.Serializer):
     end = PlausibleDateField(required=False, allow_null=True, default=None)
     therapist = StrictUUIDField(required=False, help_text="Only this therapist's episodes (membership code).")
     treatment = StrictChoiceField(choices=Episode.Treatment.choices, required=False)
-    patient = StrictUUIDField(required=False, help_text="Only this patient (required by patient_report).")
+    patient = StrictUUIDField(
+        required=False,
+        help_text="A patient's code (GET /api/v1/patients/). Required by patient_report (and any "
+        "report with needs_patient), which reports that patient's latest episode in the period; "
+        "other reports are narrowed to this one patient. A patient of another clinic is a 400.",
+    )
     pseudonymise = StrictBooleanField(required=False, default=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
