@@ -8,7 +8,9 @@ arrays. Nothing here loops over patients.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,11 +35,12 @@ from monitoring.analytics.engine import (
     RULE_PREVIOUS,
     EngineResult,
     Layout,
+    RuleOutputs,
     build_layout,
     run_rules,
     rupture_factors,
 )
-from monitoring.analytics.explain import explain_events, explain_patterns
+from monitoring.analytics.explain import explain_event_codes, explain_patterns
 from monitoring.analytics.levels import (
     UnitStatistics,
     eb_interval,
@@ -54,6 +57,8 @@ from monitoring.analytics.scoring import (
 )
 
 _N_SCALES = len(c.SCALES)
+#: robust_noise_sd's default trim: the one _unit_noise uses, so its value can be reused.
+_DEFAULT_TRIM = inspect.signature(robust_noise_sd).parameters["trim"].default
 _RULE_NAMES = np.array(
     [
         c.RULE_BASELINE,
@@ -153,26 +158,23 @@ def _prepare(scores: pd.DataFrame, config: AnalysisConfig) -> _Prepared:
     return _Prepared(patients=patients, codes=codes, session=session, values=values)
 
 
-def _successive_differences(codes: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
+class _Noise(NamedTuple):
+    """One scale's successive differences and what the clinic estimate takes from them."""
+
+    diffs: np.ndarray  # between successive completed sessions of the same patient
+    noise_sd: float  # robust_noise_sd(diffs) at its default trim
+    unit_variance: np.ndarray
+    unit_df: np.ndarray
+    autocorrelation: float
+
+
+def _unit_noise(codes: np.ndarray, values: np.ndarray, n_patients: int) -> list[_Noise]:
     """Per scale, the differences between successive completed sessions of the same patient
-    (rows sorted by patient and session; NaN scores skipped)."""
-    out = []
-    for col in range(values.shape[1]):
-        v = values[:, col]
-        ok = ~np.isnan(v)
-        vc, cc = v[ok], codes[ok]
-        d = np.diff(vc)
-        out.append(d[cc[1:] == cc[:-1]])
-    return out
-
-
-def _unit_noise(
-    codes: np.ndarray, values: np.ndarray, n_patients: int
-) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Per scale, each patient's session-to-session variance and its df (successive differences,
-    :func:`monitoring.analytics.clinic.unit_noise_variance`), for the variance prior; and the
-    lag-1 autocorrelation of the noise (:func:`monitoring.analytics.clinic.noise_autocorrelation`),
-    for the calibration's steady patients."""
+    (rows sorted by patient and session; NaN scores skipped), their robust SD, each patient's
+    session-to-session variance and its df (:func:`monitoring.analytics.clinic.unit_noise_variance`),
+    for the variance prior; and the lag-1 autocorrelation of the noise
+    (:func:`monitoring.analytics.clinic.noise_autocorrelation`), for the calibration's steady
+    patients. The differences are computed once per scale for all of these."""
     out = []
     for col in range(values.shape[1]):
         v = values[:, col]
@@ -183,23 +185,20 @@ def _unit_noise(
         who = cc[1:][same]
         # A jump into or out of a rupture is no session-to-session noise: differences beyond
         # four noise SDs of a difference (the clinic's robust estimate) are left out.
-        cutoff = 4.0 * np.sqrt(2.0) * robust_noise_sd(d)
+        noise_sd = robust_noise_sd(d)
+        cutoff = 4.0 * np.sqrt(2.0) * noise_sd
         rho = noise_autocorrelation(d, who, cutoff)
+        calm_d, calm_who = d, who
         if cutoff == cutoff:
             calm = np.abs(d) <= cutoff
-            d, who = d[calm], who[calm]
-        sums = np.bincount(who, weights=d * d, minlength=n_patients)
-        counts = np.bincount(who, minlength=n_patients)
-        out.append((*unit_noise_variance(sums, counts), rho))
+            calm_d, calm_who = d[calm], who[calm]
+        sums = np.bincount(calm_who, weights=calm_d * calm_d, minlength=n_patients)
+        counts = np.bincount(calm_who, minlength=n_patients)
+        out.append(_Noise(d, noise_sd, *unit_noise_variance(sums, counts), rho))
     return out
 
 
-def _estimate_clinic(
-    stats: UnitStatistics,
-    diffs: list[np.ndarray],
-    noise: list[tuple[np.ndarray, np.ndarray, float]],
-    config: AnalysisConfig,
-) -> ClinicParameters:
+def _estimate_clinic(stats: UnitStatistics, noise: list[_Noise], config: AnalysisConfig) -> ClinicParameters:
     scale_idx = stats.units % _N_SCALES
     prior = config.prior()
     params: dict[str, ScaleParameters] = {}
@@ -210,16 +209,17 @@ def _estimate_clinic(
             mean=stats.mean[sel],
             ss_within=stats.ss_within[sel],
             ceiling=stats.ceiling[sel],
-            diffs=diffs[i],
+            diffs=noise[i].diffs,
             trim=config.noise_trim,
+            noise_sd=noise[i].noise_sd if config.noise_trim == _DEFAULT_TRIM else None,
             min_patients=config.min_patients,
             min_sessions=config.min_sessions,
             prior=prior,
             low_quantile=config.pattern_low_quantile,
             high_quantile=config.pattern_high_quantile,
-            unit_variance=noise[i][0],
-            unit_df=noise[i][1],
-            noise_ar=noise[i][2],
+            unit_variance=noise[i].unit_variance,
+            unit_df=noise[i].unit_df,
+            noise_ar=noise[i].autocorrelation,
         )
     n_patients = int(np.unique(stats.units // _N_SCALES).size)
     return ClinicParameters(scales=params, n_patients=n_patients)
@@ -279,15 +279,20 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
     """
     config = config or AnalysisConfig()
     prep = _prepare(scores, config)
-    diffs = _successive_differences(prep.codes, prep.values) if config.clinic is None else []
     noise = _unit_noise(prep.codes, prep.values, prep.patients.size) if config.clinic is None else []
-    layout, x_flat, sess_flat = build_layout(prep.codes, prep.values, prep.session, prep.patients.size)
+    # The float columns of analysis.sessions are allocated once, here, and serve as scratch
+    # space until their own values arrive: the layout writes the scores and sessions into them
+    # in output order, unit_statistics and the rules (step-major) use the rows of level, state
+    # and z, and the frame is built on them without a copy. Fresh memory is the largest cost at
+    # a million sessions (the kernel maps and zeroes every new page): few full-length arrays are
+    # made that the result does not keep.
+    n_obs = int(np.count_nonzero(~np.isnan(prep.values)))
+    block = np.empty((len(_SESSION_FLOATS), n_obs))  # float columns of analysis.sessions
+    sess_out = np.empty(n_obs, dtype=np.int64)
+    layout, x_flat, x_out, sess_out = build_layout(
+        prep.codes, prep.values, prep.session, prep.patients.size, x_out=block[0], session_out=sess_out
+    )
     del prep.values
-
-    block = np.empty((len(_SESSION_FLOATS), x_flat.size))  # float columns of analysis.sessions
-    x_out = block[0]
-    np.take(x_flat, layout.gather, out=x_out)
-    sess_out = sess_flat[layout.gather]
     stats = unit_statistics(
         x_out,
         sess_out,
@@ -295,8 +300,9 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
         unit_start=layout.unit_start,
         detrend_min_sessions=config.detrend_min_sessions,
         scale_max=config.scale_max,
+        work=block[1:3],
     )
-    clinic = config.clinic if config.clinic is not None else _estimate_clinic(stats, diffs, noise, config)
+    clinic = config.clinic if config.clinic is not None else _estimate_clinic(stats, noise, config)
     ref = _scale_arrays(clinic, config)
     scale_of_rank = layout.unit_of_rank % _N_SCALES
     result = run_rules(
@@ -309,10 +315,20 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
         scale_by_rank=scale_of_rank,
         prior_df_by_scale=ref["prior_df"],
         prior_var_by_scale=ref["prior_var"],
+        out=RuleOutputs(
+            baseline=block[1],  # step-major, gathered into their own rows by _sessions_frame
+            n_baseline=np.empty(n_obs, dtype=np.int32),
+            s_used=block[2],
+            cusum=block[3],
+            in_rupture=np.empty(n_obs, dtype=bool),
+        ),
     )
-    events = _events_frame(result, layout, x_flat, sess_flat, prep.patients, ref, config)
+    del x_flat
+    events = _events_frame(result, layout, x_out, sess_out, prep.patients, ref, config)
     sessions = _sessions_frame(result, layout, block, sess_out, stats, prep.patients, ref, config)
-    levels = _levels_frame(stats, result, layout, events, prep.patients, ref, config)
+    # result.baseline, s_used and cusum were scratch rows: read the CUSUM from the sessions now.
+    cusum_out = block[_SESSION_FLOATS.index(c.CUSUM)]
+    levels = _levels_frame(stats, result, layout, cusum_out, events, prep.patients, ref, config)
     patterns = _patterns_frame(stats, layout, x_out, sess_out, events, result, prep.patients, ref, config)
     summary = _summary_frame(levels, events)
     return Analysis(
@@ -343,12 +359,18 @@ def _sessions_frame(
     ref: dict[str, np.ndarray],
     config: AnalysisConfig,
 ) -> pd.DataFrame:
-    """Build ``analysis.sessions``. ``block`` is the (7, N) float block of the frame, row 0
-    already holding the scores: every float column is written into it in place and the frame
-    is built on it without a copy (pandas would otherwise stack seven 8-byte columns into a
-    new block, and each full-length temporary costs fresh memory pages)."""
+    """Build ``analysis.sessions``. ``block`` is the (7, N) float block of the frame: row 0 holds
+    the scores, rows 1-3 the rules' baselines, spreads and CUSUMs in step-major order (the rules
+    wrote them there as scratch space). Those are gathered into their own rows 4-6, the other
+    float columns are written into rows 1-3 in place, and the frame is built on the rows and the
+    other arrays without a copy (a DataFrame from a dict with ``copy=False`` keeps every array;
+    ``insert`` would copy each full-length column, and each copy costs fresh memory pages)."""
     n = stats.n
     x_out, level, state, z, baseline, s_used, cusum = block
+    g = layout.gather
+    np.take(result.baseline, g, out=baseline)
+    np.take(result.s_used, g, out=s_used)
+    np.take(result.cusum, g, out=cusum)
     unit_idx = np.repeat(np.arange(stats.units.size, dtype=np.intp), n)
     unit_scale = (stats.units % _N_SCALES).astype(np.int8)
     sem_unit = ref["sem"][unit_scale]
@@ -365,31 +387,29 @@ def _sessions_frame(
     np.subtract(x_out, level, out=state)
     np.take(denom_unit, unit_idx, out=z)
     np.divide(state, z, out=z)
-    g = layout.gather
-    np.take(result.baseline, g, out=baseline)
-    np.take(result.s_used, g, out=s_used)
-    np.take(result.cusum, g, out=cusum)
     t_out = np.arange(1, x_out.size + 1, dtype=np.int32)
     t_out -= np.take(layout.unit_start[stats.units].astype(np.int32), unit_idx)
-    frame = pd.DataFrame(block.T, columns=list(_SESSION_FLOATS), copy=False)
-    frame.insert(
-        0,
-        c.PATIENT,
-        _patient_column(np.take((stats.units // _N_SCALES).astype(np.int32), unit_idx), patients),
-    )
-    frame.insert(1, c.SESSION, sess_out)
-    frame.insert(2, c.SCALE, pd.Categorical.from_codes(np.take(unit_scale, unit_idx), dtype=c.SCALE_DTYPE))
-    frame.insert(3, c.T, t_out)
-    frame.insert(frame.columns.get_loc(c.BASELINE) + 1, c.N_BASELINE, result.n_baseline[g])
-    frame[c.IN_RUPTURE] = result.in_rupture[g]
-    return frame
+    patient = _patient_column(np.take((stats.units // _N_SCALES).astype(np.int32), unit_idx), patients)
+    scale = pd.Categorical.from_codes(np.take(unit_scale, unit_idx), dtype=c.SCALE_DTYPE)
+    del unit_idx
+    floats = dict(zip(_SESSION_FLOATS, block, strict=True))
+    columns = {
+        c.PATIENT: patient,
+        c.SESSION: sess_out,
+        c.SCALE: scale,
+        c.T: t_out,
+        **floats,
+        c.N_BASELINE: result.n_baseline[g],
+        c.IN_RUPTURE: result.in_rupture[g],
+    }
+    return pd.DataFrame({name: columns[name] for name in c.SESSION_COLUMNS}, copy=False)
 
 
 def _events_frame(
     result: EngineResult,
     layout: Layout,
-    x_flat: np.ndarray,
-    sess_flat: np.ndarray,
+    x_out: np.ndarray,
+    sess_out: np.ndarray,
     patients: pd.Index,
     ref: dict[str, np.ndarray],
     config: AnalysisConfig,
@@ -401,9 +421,11 @@ def _events_frame(
     pcode = unit // _N_SCALES
     scale = unit % _N_SCALES
     kind = ev["kind"]
-    order = np.lexsort((kind, scale, sess_flat[layout.offset[t] + rank] if t.size else t, pcode))
-    rank, t, unit, pcode, scale, kind = (
+    start = layout.start_of_rank[rank]  # an event's session is at start + t in output order
+    order = np.lexsort((kind, scale, sess_out[start + t] if t.size else t, pcode))
+    rank, start, t, unit, pcode, scale, kind = (
         rank[order],
+        start[order],
         t[order],
         unit[order],
         pcode[order],
@@ -411,14 +433,14 @@ def _events_frame(
         kind[order],
     )
     ev = {name: values[order] for name, values in ev.items()}
-    idx = layout.offset[t] + rank
-    session = sess_flat[idx]
-    score = x_flat[idx]
+    idx = start + t
+    session = sess_out[idx]
+    score = x_out[idx]
 
     def session_at(pos: np.ndarray) -> np.ndarray:
         ok = pos >= 0
         out = np.full(pos.size, -1, dtype=np.int64)
-        out[ok] = sess_flat[layout.offset[pos[ok]] + rank[ok]]
+        out[ok] = sess_out[start[ok] + pos[ok]]
         return out
 
     rupture_session = session_at(ev["rupture_t"])
@@ -434,9 +456,9 @@ def _events_frame(
         pos = t[dec][:, None] - np.arange(w)[None, :]
         mask = np.arange(w)[None, :] < n_pts[:, None]
         pos = np.where(mask, pos, 0)
-        flat_pos = layout.offset[pos] + rank[dec][:, None]
-        xs = x_flat[flat_pos]
-        ss = sess_flat[flat_pos].astype(float)
+        flat_pos = start[dec][:, None] + pos
+        xs = x_out[flat_pos]
+        ss = sess_out[flat_pos].astype(float)
         cnt = n_pts.astype(float)
         mx = np.where(mask, xs, 0).sum(axis=1) / cnt
         ms = np.where(mask, ss, 0).sum(axis=1) / cnt
@@ -447,7 +469,7 @@ def _events_frame(
             slope[dec] = np.where(sxx > 0, (ds * dx).sum(axis=1) / sxx, np.nan)
         slope_n[dec] = n_pts
     previous = ev["rule"] == RULE_PREVIOUS
-    explanation = explain_events(
+    explanation, sentences = explain_event_codes(
         kind=kind,
         scale=scale,
         rule_previous=previous,
@@ -496,8 +518,8 @@ def _events_frame(
             c.ALARM: alarm,
             c.MAGNITUDE: ev["magnitude"],
             c.THRESHOLD: ev["threshold"],
-            c.EXPLANATION: pd.array(explanation, dtype="str"),
-            c.RULE: pd.array(_RULE_NAMES[ev["rule"]], dtype="str"),
+            c.EXPLANATION: _str_column(explanation, sentences),
+            c.RULE: _str_column(ev["rule"], list(_RULE_NAMES)),
             c.T: (t + 1).astype(np.int32),
             c.SCORE: score,
             c.BASELINE: ev["baseline"],
@@ -516,7 +538,8 @@ def _events_frame(
             c.MEAN_AFTER: ev["mean_after"],
             c.SD_WINDOW: ev["sd_window"],
             c.T_CRIT: ev["t_crit"],
-        }
+        },
+        copy=False,  # every array is this frame's own; no copy into consolidated blocks
     )
 
 
@@ -584,6 +607,18 @@ def _alarms(
     return alarm
 
 
+def _str_column(codes: np.ndarray, strings: list[str]) -> pd.api.extensions.ExtensionArray:
+    """The ``str`` column ``strings[codes]`` (missing where a code is -1).
+
+    With pyarrow (pandas' storage of ``str`` when it is installed) the few distinct strings are
+    converted once and taken by index, instead of converting one Python string per row."""
+    if pd.StringDtype(na_value=np.nan).storage == "pyarrow" and codes.size and codes.min() >= 0:
+        import pyarrow as pa
+
+        return pd.array(pa.array(strings, type=pa.large_string()).take(pa.array(codes)), dtype="str")
+    return pd.array(np.array([*strings, None], dtype=object)[codes], dtype="str")
+
+
 def _nullable_int(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """Int64 column with <NA> where ``values`` is negative (not applicable)."""
     return pd.arrays.IntegerArray(np.where(values >= 0, values, 0).astype(np.int64), values < 0)
@@ -610,6 +645,7 @@ def _levels_frame(
     stats: UnitStatistics,
     result: EngineResult,
     layout: Layout,
+    cusum_out: np.ndarray,
     events: pd.DataFrame,
     patients: pd.Index,
     ref: dict[str, np.ndarray],
@@ -643,15 +679,16 @@ def _levels_frame(
             c.LAST_SCORE: stats.last_score,
             **counts,
             c.OPEN_RUPTURE: open_rupture,
-            c.DECLINE_STATE: _decline_state(stats, result, layout, events, patients, config),
-        }
+            c.DECLINE_STATE: _decline_state(stats, layout, cusum_out, events, patients, config),
+        },
+        copy=False,  # every array is this frame's own; no copy into consolidated blocks
     )
 
 
 def _decline_state(
     stats: UnitStatistics,
-    result: EngineResult,
     layout: Layout,
+    cusum_out: np.ndarray,
     events: pd.DataFrame,
     patients: pd.Index,
     config: AnalysisConfig,
@@ -661,7 +698,8 @@ def _decline_state(
     spreads of the level before the decline), "levelled_off" (steady at the lower level), or ""
     (no decline). A decline is raised once; this says what became of it."""
     out = np.full(stats.units.size, "", dtype=object)
-    dec = events[events[c.KIND] == c.DECLINE]
+    # Only the columns used: filtering the whole frame would copy every column of it.
+    dec = events[[c.PATIENT, c.SCALE, c.T, c.BASELINE, c.S_USED]][events[c.KIND] == c.DECLINE]
     if dec.empty:
         return out
     unit = dec[c.PATIENT].cat.codes.to_numpy(dtype=np.int64) * _N_SCALES + dec[c.SCALE].cat.codes.to_numpy(
@@ -686,7 +724,7 @@ def _decline_state(
     last = last[ok]
     units = stats.units[idx]
     ends = layout.unit_start[units] + stats.n[idx] - 1
-    last_cusum = result.cusum[layout.gather[ends]]
+    last_cusum = cusum_out[ends]  # the CUSUM column of analysis.sessions (output order)
     recovered = (
         stats.last_score[idx]
         >= last["baseline"].to_numpy() - config.repair_tolerance * last["s"].to_numpy() - 1e-9
@@ -741,7 +779,9 @@ def _patterns_frame(
         window_n[pcode] = w
         open_r[pcode] = result.open_rupture_by_rank[layout.rank_of_unit[units]]
         # An unrepaired rupture raised within the window counts as a rupture that is not repaired.
-        unrep = events[(events[c.KIND] == c.UNREPAIRED) & (events[c.SCALE] == config.pattern_scale)]
+        unrep = events[[c.PATIENT, c.T]][
+            (events[c.KIND] == c.UNREPAIRED) & (events[c.SCALE] == config.pattern_scale)
+        ]
         if len(unrep):
             ecode = unrep[c.PATIENT].cat.codes.to_numpy(dtype=np.int64)
             et = unrep[c.T].to_numpy(dtype=np.int64)

@@ -385,6 +385,7 @@ def estimate_scale(
     unit_variance: np.ndarray | None = None,
     unit_df: np.ndarray | None = None,
     noise_ar: float = 0.0,
+    noise_sd: float | None = None,
 ) -> ScaleParameters:
     """Estimate one scale's reference values from per-patient summaries, leaning on the prior
     while the clinic is young.
@@ -393,7 +394,8 @@ def estimate_scale(
     Level quantiles are taken over patients with at least ``min_sessions`` sessions.
     ``diffs`` are the successive differences within patients (for ``noise_sd``);
     ``unit_variance`` and ``unit_df`` each patient's session-to-session variance and its degrees of
-    freedom (for the variance prior, :func:`fit_variance_prior`).
+    freedom (for the variance prior, :func:`fit_variance_prior`). ``noise_sd``, when given, is
+    ``robust_noise_sd(diffs, trim=trim)`` already computed by the caller.
 
     While the clinic has fewer than ``min_patients`` patients of ``min_sessions``+ sessions
     (``g`` of them), each value is the weighted mean ``w * own + (1 - w) * prior`` with
@@ -433,7 +435,7 @@ def estimate_scale(
         tau2=tau2,
         sigma2=sigma2,
         pooled_within_sd=math.sqrt(sigma2),
-        noise_sd=robust_noise_sd(diffs, trim=trim),
+        noise_sd=robust_noise_sd(diffs, trim=trim) if noise_sd is None else noise_sd,
         sd_ref=sd_ref,
         level_q_low=float(q_low),
         level_q_high=float(q_high),

@@ -54,7 +54,9 @@ class Layout:
     ``n_unit[u]`` sessions of unit ``u = patient_code * n_scales + scale_index``; ``rank_of_unit``
     and ``unit_of_rank`` map between unit ids and ranks; ``offset[t]`` / ``active[t]`` locate the
     block of step t; ``gather[i]`` is the flat index of the i-th observation in output order
-    (patient, scale, session).
+    (patient, scale, session), ``unit_start[u]`` where unit u's observations begin in output order
+    and ``start_of_rank`` the same by rank: the observation of step t and rank r is at
+    ``offset[t] + r`` in the flat arrays and at ``start_of_rank[r] + t`` in output order.
     """
 
     n_scales: int
@@ -65,6 +67,7 @@ class Layout:
     active: np.ndarray
     gather: np.ndarray
     unit_start: np.ndarray
+    start_of_rank: np.ndarray
 
     @property
     def steps(self) -> int:
@@ -76,12 +79,16 @@ def build_layout(
     values: np.ndarray,
     session: np.ndarray,
     n_patients: int,
-) -> tuple[Layout, np.ndarray, np.ndarray]:
+    *,
+    x_out: np.ndarray | None = None,
+    session_out: np.ndarray | None = None,
+) -> tuple[Layout, np.ndarray, np.ndarray, np.ndarray]:
     """Layout for observations sorted by (patient code, session), and the flat arrays.
 
     ``codes`` (N,) are sorted patient codes, ``values`` (N, S) the scores (NaN = missing) and
-    ``session`` (N,) the session numbers. Returns the layout, the scores and the session numbers
-    in the layout's flat step-major order.
+    ``session`` (N,) the session numbers. Returns the layout, the scores in the layout's flat
+    step-major order, and the scores and session numbers in output order (written into
+    ``x_out`` and ``session_out`` when given, so that the caller's buffers hold them).
     """
     valid = ~np.isnan(values)
     n_rows, n_scales = valid.shape
@@ -106,22 +113,26 @@ def build_layout(
     unit_start = np.concatenate(([0], np.cumsum(n_unit)[:-1])).astype(np.int64)
     total = int(n_unit.sum())
     x_flat = np.empty(total)
-    sess_flat = np.empty(total, dtype=np.int64)
+    x_out = np.empty(total) if x_out is None else x_out
+    session_out = np.empty(total, dtype=np.int64) if session_out is None else session_out
     gather = np.empty(total, dtype=np.int64)
     # One scale at a time: arrays of one row per response rather than one per cell, which the
     # allocator can recycle between scales (full-length temporaries are fresh pages each time).
+    # Within a scale the rows are in patient order, so the writes in output order are sequential.
     unit_base = codes * n_scales
     for col in range(n_scales):
         rows = np.flatnonzero(valid[:, col])
         pos = rank_in_unit[rows, col].astype(np.int64)
         unit = unit_base[rows]
         unit += col
+        x = values[rows, col]
         flat = offset[pos]
         flat += rank_of_unit[unit]
-        x_flat[flat] = values[rows, col]
-        sess_flat[flat] = session[rows]
+        x_flat[flat] = x
         pos += unit_start[unit]
         gather[pos] = flat
+        x_out[pos] = x
+        session_out[pos] = session[rows]
     del valid
     layout = Layout(
         n_scales=n_scales,
@@ -132,8 +143,9 @@ def build_layout(
         active=active,
         gather=gather,
         unit_start=unit_start,
+        start_of_rank=unit_start[unit_of_rank],
     )
-    return layout, x_flat, sess_flat
+    return layout, x_flat, x_out, session_out
 
 
 @dataclass
@@ -252,9 +264,11 @@ class RuleState:
 
 
 @dataclass
-class _Outputs:
-    """Per-observation outputs, step-major like ``x_flat``. Each step writes its own contiguous
-    block in place (no per-step allocation); the caller gathers them into output order."""
+class RuleOutputs:
+    """Per-observation outputs of :func:`run_rules`, step-major like ``x_flat``. Each step writes
+    its own contiguous block in place (no per-step allocation); the caller gathers them into
+    output order (``layout.gather``). The caller may pass its own arrays, e.g. scratch space it
+    holds anyway, so that no fresh memory is taken for them."""
 
     baseline: np.ndarray
     n_baseline: np.ndarray
@@ -263,7 +277,7 @@ class _Outputs:
     in_rupture: np.ndarray
 
     @classmethod
-    def empty(cls, total: int) -> _Outputs:
+    def empty(cls, total: int) -> RuleOutputs:
         return cls(
             baseline=np.empty(total),
             n_baseline=np.empty(total, dtype=np.int32),
@@ -298,7 +312,7 @@ class _Run:
     previous_threshold: np.ndarray
     prediction_factor: np.ndarray
     rupture_factor: np.ndarray
-    out: _Outputs
+    out: RuleOutputs
     events: _EventBuffer
 
 
@@ -371,6 +385,7 @@ def run_rules(
     scale_by_rank: np.ndarray | None = None,
     prior_df_by_scale: np.ndarray | None = None,
     prior_var_by_scale: np.ndarray | None = None,
+    out: RuleOutputs | None = None,
 ) -> EngineResult:
     """Run baseline, rupture/repair, CUSUM decline and sudden-change rules over all units.
 
@@ -380,7 +395,8 @@ def run_rules(
     a line-by-line per-patient transcription used to test this function.
 
     Each step calls one function per rule, in order. The rules read the state as it was after
-    step t - 1 and record their events; only :func:`_state_update` changes the state.
+    step t - 1 and record their events; only :func:`_state_update` changes the state. The
+    per-observation outputs are written into ``out`` when given.
     """
     with np.errstate(divide="ignore"):
         prediction_factor = np.sqrt(1.0 + 1.0 / np.arange(layout.steps + 2, dtype=float))
@@ -406,7 +422,7 @@ def run_rules(
         previous_threshold=np.maximum(rc_by_rank, config.k_eff * config.previous_sd_factor * pooled_by_rank),
         prediction_factor=prediction_factor,
         rupture_factor=rupture_factors(config, prior_df_by_scale, layout.steps + 2),
-        out=_Outputs.empty(x_flat.size),
+        out=RuleOutputs.empty(x_flat.size) if out is None else out,
         events=_EventBuffer(),
     )
     state = RuleState.start(layout.unit_of_rank.size)

@@ -51,12 +51,14 @@ def unit_statistics(
     unit_start: np.ndarray,
     detrend_min_sessions: int,
     scale_max: float,
+    work: np.ndarray | None = None,
 ) -> UnitStatistics:
     """Mean, within SD (ddof 1), OLS slope per session and the rest, for every non-empty unit.
 
     ``within_sd`` is NaN below 2 sessions; ``slope``, ``detrended_level`` and ``residual_sd``
     (ddof 2) are NaN below ``detrend_min_sessions``. ``ceiling`` is True when every score is
-    ``scale_max``.
+    ``scale_max``. ``work``, a (2, N) float array, is used as scratch space if given (the caller's
+    buffers, instead of three fresh full-length temporaries); its contents are overwritten.
     """
     units = np.flatnonzero(n_unit > 0)
     n = n_unit[units]
@@ -66,14 +68,17 @@ def unit_statistics(
         return UnitStatistics(units, n, *(empty,) * 10, np.empty(0, dtype=bool))
     # One pass of sums per unit (values are 1-5 and sessions small, so the textbook
     # sum-of-squares formulas lose nothing that matters here and save full-length temporaries).
-    sess = session.astype(float)
+    if work is None:
+        work = np.empty((2, x.size))
+    sess, tmp = work[0], work[1]
+    np.copyto(sess, session, casting="same_kind")
     sum_x = np.add.reduceat(x, starts)
-    sum_xx = np.add.reduceat(x * x, starts)
+    sum_xx = np.add.reduceat(np.multiply(x, x, out=tmp), starts)
     sum_s = np.add.reduceat(sess, starts)
-    sum_ss = np.add.reduceat(sess * sess, starts)
+    sum_ss = np.add.reduceat(np.multiply(sess, sess, out=tmp), starts)
     sess *= x
     sum_sx = np.add.reduceat(sess, starts)
-    del sess
+    del sess, tmp
     mean = sum_x / n
     mean_s = sum_s / n
     ss = np.maximum(sum_xx - sum_x * mean, 0.0)
