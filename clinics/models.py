@@ -36,10 +36,14 @@ class ClinicScoped:
     """A model whose audit-trail entries name their clinic, so that a clinic's admins can read
     their own trail (django-auditlog stores ``get_additional_data()`` with every entry).
 
-    ``clinic_path`` is the attribute path from the object to its clinic's id.
+    ``clinic_path`` is the attribute path from the object to its clinic's id; ``patient_path``,
+    where the object is about one patient, the path to that patient's code, so that the trail can
+    be filtered by patient. The random code, not the label: an erased patient's identifiers must
+    not survive in the trail (the page looks the label up while the patient exists).
     """
 
     clinic_path: ClassVar[str] = "clinic_id"
+    patient_path: ClassVar[str] = ""
 
     def get_additional_data(self) -> dict[str, Any]:
         value: Any = self
@@ -48,7 +52,16 @@ class ClinicScoped:
                 value = getattr(value, part)
         except ObjectDoesNotExist:  # the chain was deleted first
             return {}
-        return {"clinic": value}
+        data: dict[str, Any] = {"clinic": value}
+        if self.patient_path:
+            code: Any = self
+            try:
+                for part in self.patient_path.split("."):
+                    code = getattr(code, part)
+            except ObjectDoesNotExist:
+                return data
+            data["patient"] = str(code)
+        return data
 
 
 class ClinicQuerySet(models.QuerySet["Clinic"]):
@@ -121,6 +134,8 @@ class Clinic(ClinicScoped, models.Model):
         "patients_see_results",
         "therapist_rating_enabled",
         "sensitivity",
+        "low_alliance_cutoff",
+        "low_alliance_sessions",
         "outcome_measures",
         "outcome_timing",
         "crisis_text",
@@ -140,6 +155,14 @@ class Clinic(ClinicScoped, models.Model):
     patients_see_results = models.BooleanField(default=False)
     therapist_rating_enabled = models.BooleanField(default=False)
     sensitivity = models.CharField(max_length=16, choices=Sensitivity.choices, default=Sensitivity.STANDARD)
+    # The absolute signal (docs/methods.md 4.9): a total below the cut-off this many sessions in a
+    # row. Bounds: below 1.5 almost nobody is flagged; above 4 (of 5) many steady patients are.
+    low_alliance_cutoff = models.FloatField(
+        default=2.5, validators=[MinValueValidator(1.5), MaxValueValidator(4.0)]
+    )
+    low_alliance_sessions = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(2), MaxValueValidator(10)]
+    )
     outcome_measures = models.JSONField(
         default=list,
         blank=True,
@@ -294,6 +317,8 @@ def patient_search(query: str) -> Q:
 class Patient(ClinicScoped, models.Model):
     """A patient of one clinic. URLs carry the opaque ``code``, never the primary key or a name."""
 
+    patient_path = "code"
+
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
     label = models.CharField(
@@ -344,6 +369,7 @@ class Episode(ClinicScoped, models.Model):
     """An episode of care: one course of treatment with one therapist. Analysis runs per episode."""
 
     clinic_path = "patient.clinic_id"
+    patient_path = "patient.code"
 
     class Treatment(models.TextChoices):
         CBT = "cbt", _("Cognitive behavioural therapy")
@@ -381,6 +407,7 @@ class Episode(ClinicScoped, models.Model):
 
 class Session(ClinicScoped, models.Model):
     clinic_path = "episode.patient.clinic_id"
+    patient_path = "episode.patient.code"
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", _("Scheduled")

@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -125,6 +126,7 @@ class Response(ClinicScoped, models.Model):
     alliance form, or an outcome measure (``measure`` says which)."""
 
     clinic_path = "session.episode.patient.clinic_id"
+    patient_path = "session.episode.patient.code"
 
     class Source(models.TextChoices):
         LINK = "link", _("Patient link")
@@ -202,6 +204,7 @@ class Invitation(ClinicScoped, models.Model):
     """
 
     clinic_path = "session.episode.patient.clinic_id"
+    patient_path = "session.episode.patient.code"
 
     class Channel(models.TextChoices):
         LINK = "link", _("Link (email, text message or QR code)")
@@ -271,6 +274,7 @@ class Flag(ClinicScoped, models.Model):
     """One event from the analysis (methods.md section 4), stored once and never rewritten."""
 
     clinic_path = "episode.patient.clinic_id"
+    patient_path = "episode.patient.code"
 
     class Kind(models.TextChoices):
         RUPTURE = "rupture", _("Rupture")
@@ -279,6 +283,7 @@ class Flag(ClinicScoped, models.Model):
         DECLINE = "decline", _("Declining trend")
         SUDDEN_GAIN = "sudden_gain", _("Sudden gain")
         SUDDEN_LOSS = "sudden_loss", _("Sudden loss")
+        LOW_ALLIANCE = "low_alliance", _("Alliance has stayed low")
 
     class Acknowledgement(models.TextChoices):
         DISCUSSED = "discussed", _("Discussed with patient")
@@ -345,6 +350,7 @@ class SafetyAlert(ClinicScoped, models.Model):
     was done. Never deleted with a flag acknowledgement; the follow-up is audited."""
 
     clinic_path = "episode.patient.clinic_id"
+    patient_path = "episode.patient.code"
 
     class FollowUp(models.TextChoices):
         CONTACTED = "contacted", _("Contacted the patient")

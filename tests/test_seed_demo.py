@@ -62,6 +62,7 @@ def test_the_demo_has_staff_and_every_kind_of_flag(django_capture_on_commit_call
         "decline",
         "sudden_gain",
         "sudden_loss",
+        "low_alliance",
     }
     assert Response.objects.filter(rater="therapist").exists()
     # Some patients have not yet answered for their last held session.

@@ -49,6 +49,7 @@ v1 = [
     path("flags/", flags.FlagListApi.as_view(), name="flags"),
     path("flags/<uuid:code>/", flags.FlagDetailApi.as_view(), name="flag"),
     path("flags/<uuid:code>/acknowledge/", flags.FlagAcknowledgeApi.as_view(), name="flag-acknowledge"),
+    path("flags/<uuid:code>/unacknowledge/", flags.FlagUnacknowledgeApi.as_view(), name="flag-unacknowledge"),
     path("safety-alerts/", safety.SafetyAlertListApi.as_view(), name="safety-alerts"),
     path("safety-alerts/<uuid:code>/", safety.SafetyAlertDetailApi.as_view(), name="safety-alert"),
     path(

@@ -91,12 +91,21 @@ def _badges(flags: list[Flag], last_session: int) -> list[Badge]:
                 tone=wording.FLAGS[kind].tone,
                 scales=tuple(dict.fromkeys(wording.SCALE_NAMES[f.scale] for f in group)),
                 session=max(f.session.number for f in group),
-                since=min(int(f.detail.get("rupture_session") or f.session.number) for f in group),
+                since=min(_since(f) for f in group),
             )
             for kind, group in badges.items()
         ),
         key=lambda b: wording.PRIORITY.get(b.kind, wording.NO_PRIORITY),
     )
+
+
+def _since(flag: Flag) -> int:
+    """Where the event began: the rupture of an unrepaired rupture, the first low session of a
+    persistently low alliance, else the flag's own session."""
+    start = (
+        flag.detail.get("from_session") if flag.kind == "low_alliance" else flag.detail.get("rupture_session")
+    )
+    return int(start or flag.session.number)  # type: ignore[call-overload]
 
 
 def caseload_for_user(
@@ -179,7 +188,10 @@ def caseload_for_user(
 def _badge_reason(badge: Badge, symptoms: OutcomeStatus) -> tuple[int, str]:
     """An alliance flag in words; an unrepaired rupture followed by clearly worse symptoms
     comes first after safety ("rupture at session 8; PHQ-9 up 5 since")."""
-    text = f"{badge.label} ({', '.join(badge.scales)}) at session {badge.session}"
+    if badge.kind == "low_alliance":
+        text = f"{wording.FLAGS['low_alliance'].title}: total below the clinic's cut-off since session {badge.since}"
+    else:
+        text = f"{badge.label} ({', '.join(badge.scales)}) at session {badge.session}"
     start = badge.since or badge.session
     since = symptoms.worse_since(start)
     changes = [
@@ -238,33 +250,37 @@ class EpisodeLatest:
     """Where an episode stands, for its caseload row."""
 
     totals: list[float] = field(default_factory=list)  # total alliance per answered session
-    level: float | None = None
-    provisional: bool = False
-    z: float | None = None  # the latest session against the baseline before it, in spreads
+    level: float | None = None  # the usual level: the prospective baseline of the latest session
+    provisional: bool = False  # fewer earlier sessions than the rules need for a baseline
+    z: float | None = None  # the latest session against that usual level, in spreads
     pattern: str = ""  # "crisis", "corrective" or ""
 
 
 def _latest_by_episode(analyses: dict[int, Analysis]) -> dict[int, EpisodeLatest]:
-    """Per episode: recent totals, level, provisional, latest deviation (z against the baseline
-    before it, in the patient's spread) and pattern; one pass per analysis, not per patient."""
+    """Per episode: recent totals, the usual level and the latest deviation (z against it, in the
+    patient's spread), and pattern; one pass per analysis, not per patient.
+
+    "Usual level" is one number throughout: the prospective baseline the flags use (the mean of
+    the earlier sessions outside ruptures, docs/methods.md 4.1), the one the latest session is
+    judged against, so the row's number and its verdict agree. It is provisional below the rules'
+    three baseline sessions; with no earlier session there is no usual level (and no verdict) yet.
+    """
     out: dict[int, EpisodeLatest] = {}
     for analysis in {id(a): a for a in analyses.values()}.values():
         sessions = analysis.sessions[analysis.sessions["scale"] == "total"]
-        levels = analysis.levels[analysis.levels["scale"] == "total"].set_index("patient")
         patterns = analysis.patterns.set_index("patient")["pattern"]
         last = sessions.groupby("patient", sort=False).tail(1).set_index("patient")
-        # How the latest session compares with the level before it (the prospective baseline the
-        # flags use); the retrospective z where there is no baseline yet.
-        z = ((last["score"] - last["baseline"]) / last["s_used"]).fillna(last["z"])
+        z = (last["score"] - last["baseline"]) / last["s_used"]
+        min_baseline = analysis.config.min_baseline
         for episode_id, scores in sessions.groupby("patient", sort=False)["score"]:
             totals = [float(v) for v in scores.dropna()]
             pattern = str(patterns.get(episode_id, "none"))
+            usual = _float(last.at[episode_id, "baseline"]) if episode_id in last.index else None
+            n_usual = _float(last.at[episode_id, "n_baseline"]) if episode_id in last.index else None
             out[int(episode_id)] = EpisodeLatest(
                 totals=totals,
-                level=_float(levels.at[episode_id, "level"]) if episode_id in levels.index else None,
-                provisional=bool(levels.at[episode_id, "provisional"])
-                if episode_id in levels.index
-                else False,
+                level=usual,
+                provisional=usual is not None and (n_usual or 0) < min_baseline,
                 z=_float(z.get(episode_id)),
                 pattern="" if pattern == "none" else pattern,
             )
@@ -359,7 +375,11 @@ def flag_views(flags: Iterable[Flag], *, last_held: int) -> list[FlagView]:
                 rule=wording.rule_text(
                     rule=str(head.detail.get("rule", "")),
                     scale=head.scale,
-                    detail={**head.detail, "magnitude": head.magnitude},
+                    detail={
+                        "repair_tolerance": head.config.get("repair_tolerance"),
+                        **head.detail,
+                        "magnitude": head.magnitude,
+                    },
                     threshold=head.threshold,
                 ),
                 counts=counts_for_attention(
@@ -399,6 +419,32 @@ class EpisodeFrames:
             events=analysis.events[analysis.events["patient"] == episode_id],
             k=analysis.config.k,
         )
+
+
+@dataclass(frozen=True)
+class UsualLevel:
+    """The usual level of the patient page's headline: the prospective baseline (docs/methods.md
+    4.1) the latest session and its flags were compared with, as on the caseload row."""
+
+    level: float
+    n: int  # earlier sessions it is the mean of
+    session: int  # the session compared with it
+    provisional: bool  # fewer than the rules' baseline sessions
+
+
+def usual_level(frames: EpisodeFrames | None, *, min_baseline: int = 3) -> UsualLevel | None:
+    """The latest answered session's baseline on the total; None before there is one."""
+    if frames is None:
+        return None
+    total = frames.sessions[(frames.sessions["scale"] == "total") & frames.sessions["score"].notna()]
+    if total.empty:
+        return None
+    last = total.sort_values("session").iloc[-1]
+    level = _float(last["baseline"])
+    if level is None:
+        return None
+    n = int(_float(last["n_baseline"]) or 0)
+    return UsualLevel(level=level, n=n, session=int(last["session"]), provisional=n < min_baseline)
 
 
 @dataclass(frozen=True)
@@ -455,7 +501,9 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
                 "title": words.title,
                 "meaning": words.meaning,
                 "prompt": words.prompt,
-                "explanation": str(pat["explanation"].iloc[0]),
+                # The analysis's sentence says "level" for the person mean; the page calls that
+                # the long-run level (the usual level is the flags' baseline).
+                "explanation": str(pat["explanation"].iloc[0]).replace("(level ", "(long-run level "),
             }
     sessions = list(episode.sessions.order_by("-number"))
     last_held = max((s.number for s in sessions if s.status == Session.Status.HELD), default=0)

@@ -30,6 +30,7 @@ from monitoring.care.selectors import (
     notifications_unread,
     patient_dashboard,
     therapists_for_admin,
+    usual_level,
 )
 from monitoring.collection import links, safety, sessions
 from monitoring.collection.invitations import (
@@ -105,6 +106,7 @@ def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
             "figures": figures,
             "open_flags": sum(f.counts for f in dashboard.flags),
             "total_level": dashboard.levels.get("total"),
+            "usual": usual_level(dashboard.frames),
             "latest": next((r for r in dashboard.sessions if r.scores.get("total") is not None), None),
             "today": date.today(),
             "choices": Flag.Acknowledgement.choices,
@@ -193,6 +195,16 @@ def flag_acknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
         messages.success(request, "Noted. The flag stays on this page and no longer counts on your caseload.")
     except ApplicationError as error:
         messages.error(request, error.message)
+    return redirect(f"{reverse('monitoring:patient', args=[flag.episode.patient.code])}#flag-{flag.code}")
+
+
+@login_required
+@require_POST
+def flag_unacknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    """Undo an acknowledgement (audited): the event is open again."""
+    flag = flag_get_for_user(user=request.user, code=code)
+    if flags_services.flag_unacknowledge(flag=flag, user=request.user):
+        messages.success(request, "Acknowledgement undone. The flag is open again.")
     return redirect(f"{reverse('monitoring:patient', args=[flag.episode.patient.code])}#flag-{flag.code}")
 
 

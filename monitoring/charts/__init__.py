@@ -20,14 +20,14 @@ site's ink and accent colours (``static/css/bordin.css``); text colours meet WCA
 One module per chart, each with its builder and its summary text; callers import this package
 (``from monitoring import charts; charts.trajectory(...)``), which re-exports them:
 
-- :mod:`.trajectory`: the total per session against the usual level, with the flags.
+- :mod:`.trajectory`: the total per session against the long-run level, with the flags.
 - :mod:`.deviations`: distance from the baseline against the rupture threshold.
 - :mod:`.subscales`: small multiples of the subscales with their declining trends.
 - :mod:`.raters`: patient and therapist totals and their difference.
 - :mod:`.symptoms`: alliance and symptoms (PHQ-9, GAD-7) on one timeline, with bands.
 - :mod:`.review`: the patient's own course in their words, for reviewing it together (no flags).
 - :mod:`.sparkline`: the caseload's inline SVG (:func:`sparkline_svg`).
-- :mod:`.clinic`: the clinic report's completion per month and spread of usual levels.
+- :mod:`.clinic`: the clinic report's completion per month and spread of long-run levels.
 - :mod:`._style`: colours, markers, sizes, :class:`Chart`, layout and axis helpers, frame helpers
   and number formatting; :mod:`._events`: the flag markers and hover text shared by the charts.
 """

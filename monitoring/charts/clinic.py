@@ -1,4 +1,4 @@
-"""Charts of the clinic report: forms completed per month and the spread of usual levels."""
+"""Charts of the clinic report: forms completed per month and the spread of long-run levels."""
 
 from __future__ import annotations
 
@@ -70,9 +70,9 @@ def completion_by_month(*, months: Sequence[str], held: Sequence[int], completed
 
 
 def level_distribution(*, levels: Sequence[float], bins: int = 16) -> Chart:
-    """How patients' usual levels (total alliance, 1-5) are spread across the clinic."""
+    """How patients' long-run levels (total alliance, 1-5) are spread across the clinic."""
     values = [float(v) for v in levels if _finite(v)]
-    columns = ["Usual level from", "to", "Patients"]
+    columns = ["Long-run level from", "to", "Patients"]
     layout = _layout(height=HEIGHT)
     layout["showlegend"] = False
     layout["hovermode"] = "closest"
@@ -80,7 +80,7 @@ def level_distribution(*, levels: Sequence[float], bins: int = 16) -> Chart:
         **_axis_style(),
         "range": [1, 5],
         "dtick": 0.5,
-        "title": _title("Usual level (total alliance, 1-5)"),
+        "title": _title("Long-run level (total alliance, 1-5)"),
     }
     layout["yaxis"] = {**_axis_style(), "title": _title("Patients"), "rangemode": "tozero"}
     if not values:
@@ -104,5 +104,5 @@ def level_distribution(*, levels: Sequence[float], bins: int = 16) -> Chart:
         if n
     ]
     q1, median, q3 = np.percentile(values, [25, 50, 75])
-    summary = f"{len(values)} patients. Median usual level {median:.1f}; the middle half between {q1:.1f} and {q3:.1f}."
+    summary = f"{len(values)} patients. Median long-run level {median:.1f}; the middle half between {q1:.1f} and {q3:.1f}."
     return _chart(traces, layout, summary, columns, rows)

@@ -43,7 +43,7 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
 
     Inputs are ``analysis.sessions`` and ``analysis.events`` filtered to one patient (used
     columns: sessions ``session, scale, score, level, cusum``, events ``session, scale, kind,
-    explanation``). Each panel shows the scores with the panel's usual level (``sessions.level``:
+    explanation``). Each panel shows the scores with the panel's long-run level (``sessions.level``:
     the person mean, or the per-patient trend line when the analysis was detrended). A declining
     trend (the lower CUSUM of methods.md section 4) is marked at the session it was raised, and its
     run-up -- the consecutive sessions before it with a positive CUSUM, where the small drops that
@@ -110,14 +110,14 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
             _legend_once(
                 {
                     "type": "scatter",
-                    "name": "Usual level",
+                    "name": "Long-run level",
                     "x": x,
                     "y": level.tolist(),
                     "mode": "lines",
                     "xaxis": xa,
                     "yaxis": ya,
                     "line": {"color": LEVEL, "width": 1.5, "dash": "dash"},
-                    "text": [f"Usual level {_f1(v)}" for v in level],
+                    "text": [f"Long-run level {_f1(v)}" for v in level],
                     "hovertemplate": "%{text}<extra></extra>",
                 },
                 shown,
@@ -236,7 +236,7 @@ def _subscales_summary(
         levels.append(f"{label} {_f1(float(rows[c.SCORE].mean()))}")
     parts = [f"{n} session{'s' if n != 1 else ''}."]
     if levels:
-        parts.append(f"Usual levels: {_join(levels)}.")
+        parts.append(f"Long-run levels: {_join(levels)}.")
     if n == 1:
         parts.append("Trends need more sessions.")
     elif declines:

@@ -1,6 +1,6 @@
 """Alliance and symptoms on one timeline: :func:`symptoms`.
 
-Top panel: the total alliance per session against the usual level, ruptures marked. Bottom
+Top panel: the total alliance per session against the long-run level, ruptures marked. Bottom
 panel: each symptom measure's score (PHQ-9, GAD-7) over the severity bands of the first measure,
 its caseness cut-off, and the expected-recovery band for the patient's starting severity. A dotted
 line runs through both panels at every rupture, so the therapist sees whether symptoms moved after.
@@ -63,7 +63,7 @@ def symptoms(
     ``scores``: ``session``, ``measure``, ``score`` (one episode); ``measures``: the specs, in
     display order (the first gives the bands drawn); ``expected``: ``session``, ``measure``,
     ``expected``, ``upper`` (the expected-recovery band); ``alliance``: ``session``, ``score`` (the
-    total); ``level``: the usual alliance level; ``ruptures``: sessions with a rupture.
+    total); ``level``: the long-run alliance level (person mean); ``ruptures``: sessions with a rupture.
     """
     data = scores.dropna(subset=["score"]) if len(scores) else scores
     codes = [code for code in measures if len(data) and (data["measure"] == code).any()]
@@ -92,7 +92,7 @@ def symptoms(
             traces.append(
                 {
                     "type": "scatter",
-                    "name": f"Usual alliance {_f1(level)}",
+                    "name": f"Long-run alliance level {_f1(level)}",
                     "x": ax,
                     "y": [level] * len(ax),
                     "mode": "lines",

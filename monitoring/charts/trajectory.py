@@ -56,8 +56,9 @@ def trajectory(
     rupture_session, from_session, to_session``. ``session_dates`` maps session numbers to dates
     for the hover text and the table.
 
-    The usual level is the person mean (``levels.level``, the level the state and z of
-    ``analysis.sessions`` are measured from), drawn as a horizontal line. While it is provisional
+    The line is the long-run level, the person mean (``levels.level``, the trait-like level the
+    state and z of ``analysis.sessions`` are measured from; not the "usual level", which is the
+    prospective baseline the flags use), drawn as a horizontal line. While it is provisional
     (EB weight below ``provisional_lambda``, methods.md section 2) a band shows its 95% interval,
     ``level +- 1.96 * s / sqrt(n)``, where ``s`` is the stricter of the patient's own spread
     (``levels.s_level`` = max(within-patient SD, SEM)) and the spread the flag rules used at the
@@ -110,7 +111,7 @@ def trajectory(
                     "hoverinfo": "skip",
                 }
             )
-    level_name = f"Usual level {_f1(level)}"
+    level_name = f"Long-run level {_f1(level)}"
     # Retrospective (it moves as sessions are added), so the hover says what it is.
     level_hover = f"{level_name}: mean of all {n} sessions{' (provisional)' if provisional else ''}"
     eb = _num(lev, c.LEVEL_EB)
@@ -178,7 +179,7 @@ def _trajectory_summary(
             f"few more sessions."
         )
     parts = [f"{n} sessions."]
-    usual = f"Usual level {_f1(level)}"
+    usual = f"Long-run level {_f1(level)} (mean of all sessions)"
     if provisional:
         needed = _sessions_needed(lev, provisional_lambda)
         usual += f" (provisional until about {needed} sessions)" if needed else " (provisional)"

@@ -111,6 +111,8 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
             "patients_see_results": "Patients see their own results",
             "therapist_rating_enabled": "Therapists rate sessions too",
             "sensitivity": "False-alarm budget",
+            "low_alliance_cutoff": "Alliance counts as low below (total, 1-5)",
+            "low_alliance_sessions": "… for this many sessions in a row",
             "outcome_measures": "Symptom measures with each session",
             "outcome_timing": "When patients answer the symptom measures",
             "crisis_text": "What a patient reporting thoughts of self-harm sees",
@@ -128,6 +130,12 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
             "Some clinics consider alliance results sensitive; off by default.",
             "therapist_rating_enabled": "The patient's therapist can fill in the parallel therapist form for each "
             "session; the patient page then compares both views.",
+            "low_alliance_cutoff": "An absolute signal beside the flags that compare patients with "
+            "themselves: a total alliance below this score keeps the patient under “Needs attention” "
+            "with the reason “Alliance has stayed low”. Between 1.5 and 4.0; 2.5 is the middle of the "
+            "1-5 answer scale (“sometimes”).",
+            "low_alliance_sessions": "How many sessions in a row the total must stay below the cut-off "
+            "(2 to 10). Once acknowledged, it is raised again only after a session at or above the cut-off.",
             "outcome_measures": "Asked on the patient's form beside the alliance (about 2 minutes for both). "
             "With them come reliable change, recovery, not-on-track and the safety alert.",
             "outcome_timing": "After the session, one link asks everything. Before the session, the symptom "
@@ -142,16 +150,21 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
         widgets = {
             "default_language": forms.Select(choices=settings.LANGUAGES),
             "crisis_text": forms.Textarea(attrs={"rows": 4}),
+            "low_alliance_cutoff": forms.NumberInput(attrs={"step": "0.1", "min": "1.5", "max": "4"}),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        codes = (
-            Instrument.objects.filter(rater="patient", kind=Instrument.Kind.ALLIANCE)
-            .values_list("code", flat=True)
-            .distinct()
-        )
-        self.fields["instrument_code"].widget = forms.Select(choices=[(c, c) for c in codes])
+        # Each questionnaire by its name (its latest version's English name), not its code.
+        names: dict[str, str] = {}
+        for instrument in Instrument.objects.filter(rater="patient", kind=Instrument.Kind.ALLIANCE).order_by(
+            "code", "-version"
+        ):
+            if instrument.code not in names:
+                names[instrument.code] = (
+                    f"{instrument.translation('en').name} (alliance form, version {instrument.version})"
+                )
+        self.fields["instrument_code"].widget = forms.Select(choices=list(names.items()))
         measures = outcome_instruments()
         self.fields["outcome_measures"] = forms.TypedMultipleChoiceField(
             label=self.fields["outcome_measures"].label,
@@ -163,6 +176,8 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
         self.fields["crisis_text"].widget.attrs["placeholder"] = str(Clinic.DEFAULT_CRISIS_TEXT)
         # Older clients (and scripts) that post the settings without it keep the clinic's choice.
         self.fields["outcome_timing"].required = False
+        self.fields["low_alliance_cutoff"].required = False
+        self.fields["low_alliance_sessions"].required = False
         self.fields["sensitivity"].help_text = (
             "How many false alarms the caseload may raise: sessions per 100 of a patient whose alliance "
             "is steady that put the patient under “Needs attention”, counting every rule and scale "
@@ -176,12 +191,21 @@ class ClinicSettingsForm(NoColon, forms.ModelForm):
             ("reminder_delay_hours", 0, Clinic.MAX_LINK_EXPIRY_HOURS),
             ("retention_years", 1, Clinic.MAX_RETENTION_YEARS),
             ("idle_timeout_minutes", Clinic.MIN_IDLE_TIMEOUT_MINUTES, Clinic.MAX_IDLE_TIMEOUT_MINUTES),
+            ("low_alliance_sessions", 2, 10),
         ):
             field = cast(forms.IntegerField, self.fields[name])
             field.min_value, field.max_value = low, high
 
     def clean_outcome_timing(self) -> str:
         return self.cleaned_data.get("outcome_timing") or self.instance.outcome_timing
+
+    def clean_low_alliance_cutoff(self) -> float:
+        value = self.cleaned_data.get("low_alliance_cutoff")
+        return self.instance.low_alliance_cutoff if value is None else float(value)
+
+    def clean_low_alliance_sessions(self) -> int:
+        value = self.cleaned_data.get("low_alliance_sessions")
+        return self.instance.low_alliance_sessions if value is None else int(value)
 
 
 class ReportFilterForm(NoColon, forms.Form):
@@ -238,6 +262,7 @@ class AuditFilterForm(NoColon, forms.Form):
     ]
     kind = forms.ChoiceField(label="What", required=False, choices=KINDS)
     who = forms.CharField(label="Who (email)", required=False, max_length=254)
+    patient = forms.CharField(label="Patient (label or record number)", required=False, max_length=60)
     start = _date("From", required=False)
     end = _date("To", required=False)
 

@@ -69,10 +69,10 @@ def trajectory_svg(
     width: int = 680,
     height: int = 250,
 ) -> str:
-    """A line chart of scores (1-5) by session number, with the usual level and flag markers.
+    """A line chart of scores (1-5) by session number, with the long-run level and flag markers.
 
     ``points`` are (session, score) pairs (NaN scores break the line), ``level`` the patient's
-    usual level drawn as a dashed line, ``events`` (session, score, kind) drawn as markers in
+    long-run level (person mean) drawn as a dashed line, ``events`` (session, score, kind) drawn as markers in
     the dashboard's shapes and colours with a legend of the kinds present.
     """
     left, right, top, bottom = 34.0, 14.0, 10.0, 52.0
@@ -150,7 +150,7 @@ def trajectory_svg(
     x, y = left, height - 10.0
     legend = [
         ("line", "Score"),
-        *([("level", "Usual level")] if level is not None else []),
+        *([("level", "Long-run level")] if level is not None else []),
         *[(k, MARKERS[k][0] if k in MARKERS else k) for k in kinds],
     ]
     for key, name in legend:

@@ -24,11 +24,12 @@ from monitoring.models import (
 #: A flag counts for the caseload's attention list while it is unacknowledged and was raised
 #: within this many of the patient's latest sessions; older ones stay listed on the patient page.
 #: An unrepaired rupture is the exception: it counts until someone has acknowledged it, because
-#: unrepaired, not the rupture itself, carries the outcome risk.
+#: unrepaired, not the rupture itself, carries the outcome risk; so is a persistently low
+#: alliance (its absolute signal is raised once per run of low sessions).
 ATTENTION_WINDOW = 6
 
 
-STAYS_UNTIL_ACKNOWLEDGED = frozenset({"unrepaired"})
+STAYS_UNTIL_ACKNOWLEDGED = frozenset({"unrepaired", "low_alliance"})
 
 
 def counts_for_attention(
@@ -36,7 +37,7 @@ def counts_for_attention(
 ) -> bool:
     """Whether a stored flag puts its patient on the caseload now: an alarm (the analysis's unit
     of alarm; other flags explain), not acknowledged, and recent (an unrepaired rupture counts
-    until someone acknowledges it)."""
+    until someone acknowledges it, and so does an alliance that has stayed low)."""
     if not alarm or acknowledged or kind in ("repair", "sudden_gain"):
         return False
     return kind in STAYS_UNTIL_ACKNOWLEDGED or session > last_held - ATTENTION_WINDOW

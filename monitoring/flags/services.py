@@ -20,6 +20,7 @@ from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode
 from clinics.validation import check_text
 from monitoring.analytics import AnalysisConfig, analyse
+from monitoring.analytics.absolute import detect_low_alliance
 from monitoring.analytics.calibration import calibrate
 from monitoring.flags.selectors import (
     ATTENTION_WINDOW,
@@ -37,7 +38,7 @@ from monitoring.models import (
 
 #: Alarms that notify the therapist as soon as they are raised (a sudden loss comes with a
 #: rupture or a decline of its own, so it is on the caseload without a notification of its own).
-NOTIFY_KINDS = (Flag.Kind.RUPTURE, Flag.Kind.UNREPAIRED, Flag.Kind.DECLINE)
+NOTIFY_KINDS = (Flag.Kind.RUPTURE, Flag.Kind.UNREPAIRED, Flag.Kind.DECLINE, Flag.Kind.LOW_ALLIANCE)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ _DETAIL_COLUMNS = (
     "mean_after",
     "sd_window",
     "t_crit",
+    "cutoff",
+    "run_length",
 )
 
 
@@ -165,7 +168,12 @@ def episodes_flags_refresh(*, episode_ids: Sequence[int]) -> dict[int, list[Flag
         scores = scores_for_episodes(episode_ids=[e.pk for e in clinic_episodes])
         if scores.empty:
             continue
-        events = analyse(scores, config).events
+        analysis = analyse(scores, config)
+        # The absolute signal beside the relative rules (docs/methods.md 4.9): stored the same way.
+        low = detect_low_alliance(
+            analysis.sessions, cutoff=clinic.low_alliance_cutoff, run=clinic.low_alliance_sessions
+        )
+        events = pd.concat([analysis.events.astype({"kind": str, "scale": str}), low], ignore_index=True)
         sessions_of = scores.groupby("patient")["session"].apply(list)
         events_of = dict(tuple(events.groupby("patient", observed=True)))
         snapshot = analysis_config_snapshot(config)
@@ -323,4 +331,26 @@ def flag_acknowledge(*, flag: Flag, user: User, acknowledgement: str, note: str 
             update_fields=["acknowledgement", "acknowledged_note", "acknowledged_at", "acknowledged_by"]
         )
     Notification.objects.filter(flag__in=siblings, read_at=None).update(read_at=now)
+    return siblings
+
+
+def flag_unacknowledge(*, flag: Flag, user: User) -> list[Flag]:
+    """Undo an acknowledgement: the event (the flag with its siblings of the same kind at the same
+    session) is open again and counts for the caseload as before (if still recent). Each change
+    is in the audit trail, with who undid it; the notification stays read. Returns the flags
+    reopened, empty if the event was not acknowledged."""
+    siblings = list(
+        Flag.objects.filter(episode_id=flag.episode_id, session_id=flag.session_id, kind=flag.kind).exclude(
+            acknowledgement=""
+        )
+    )
+    for sibling in siblings:
+        sibling.acknowledgement = ""
+        sibling.acknowledged_note = ""
+        sibling.acknowledged_at = None
+        sibling.acknowledged_by = None
+        # save() one by one, not update(): each change goes into the audit trail (with the actor).
+        sibling.save(
+            update_fields=["acknowledgement", "acknowledged_note", "acknowledged_at", "acknowledged_by"]
+        )
     return siblings

@@ -22,11 +22,14 @@ SCALE_NAMES = {
 #: Order of attention on the caseload (lower first); acknowledged flags do not count.
 #: Safety first, then an unrepaired rupture with worsening symptoms, then symptoms not on track,
 #: then the alliance flags (issue 15; docs/methods.md section 6.5).
+#: A persistently low alliance (an absolute signal, below the clinic's cut-off session after
+#: session) ranks with an unrepaired rupture: both say the relationship itself needs talking about.
 PRIORITY = {
     "safety": 0,
     "unrepaired_worse": 1,
     "not_on_track": 2,
     "unrepaired": 3,
+    "low_alliance": 3,
     "rupture": 4,
     "decline": 5,
     "sudden_loss": 6,
@@ -108,6 +111,21 @@ FLAGS = {
         prompt="Check in about events inside or outside therapy around that session.",
         tone="warn",
     ),
+    "low_alliance": FlagWording(
+        title="Alliance has stayed low",
+        short="Alliance stayed low",
+        meaning=(
+            "The patient's total alliance rating has been below the clinic's cut-off for several "
+            "sessions in a row. Unlike the other flags this does not compare the patient with "
+            "their own usual level: a low alliance that has become the patient's usual is still low, "
+            "and a weak alliance goes with poorer outcome and dropout."
+        ),
+        prompt=(
+            "Make the relationship the topic: ask what is not working for the patient, whether the "
+            "goals and the way you work still fit, and consider discussing it in supervision."
+        ),
+        tone="alert",
+    ),
     "sudden_gain": FlagWording(
         title="Sudden gain",
         short="Sudden gain",
@@ -159,6 +177,9 @@ RULES = {
     "lower_cusum": "The running sum of the sessions' distances below the usual level ({baseline:.2f}), "
     "each in units of the patient's session-to-session variation ({s_used:.2f}), reached "
     "{cusum:.1f}, over the decision limit {threshold:.1f} (a lower CUSUM chart).",
+    "below_cutoff": "{scale} was below the clinic's cut-off {cutoff:.2f} at {run_length:.0f} "
+    "sessions in a row (sessions {from_session:.0f} to {to_session:.0f}; {score:.2f} at the last). It "
+    "is raised again only after a session at or above the cut-off.",
     "tang_derubeis": "{scale} moved between sessions {from_session:.0f} and {to_session:.0f} by at least "
     "the reliable-change index ({rc:.2f}), and the mean of the sessions after ({mean_after:.2f}) "
     "differs from the mean before ({mean_before:.2f}) by more than {t_crit:.2f} times their pooled "
@@ -180,12 +201,71 @@ POWER = {
     "sessions when sessions vary by about 0.15 points, within 6 at 0.3 and 8 at 0.5; one of 0.05 "
     "points per session takes about 6 to 10 sessions.",
     "tang_derubeis": "",
+    "below_cutoff": "",
 }
+
+
+def score_bound(
+    *, rule: str, detail: dict[str, object], threshold: float | None, magnitude: float | None
+) -> float | None:
+    """The score a stored flag's rule compared the session's score with, from the numbers stored
+    with it: the analysis keeps the drop it allows (``threshold``), a clinician reads a score.
+
+    - rupture, ``baseline_k_sd``: ``baseline - threshold`` (at or below it is a rupture);
+    - rupture, ``previous_session``: ``previous score - threshold``;
+    - repair and unrepaired: ``baseline - repair_tolerance * s_used`` (back at or above it);
+    - below the clinic's cut-off: the cut-off;
+    - a decline (CUSUM limit) and a sudden change (a change, not a score): None.
+    """
+
+    def number(key: str) -> float:
+        value = detail.get(key)
+        try:
+            return math.nan if value is None else float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return math.nan
+
+    limit = math.nan if threshold is None else float(threshold)
+    if rule == "baseline_k_sd":
+        bound = number("baseline") - limit
+    elif rule == "previous_session":
+        drop = math.nan if magnitude is None else float(magnitude)
+        bound = number("score") + drop - limit
+    elif rule in ("back_within_s", "window_ended"):
+        tolerance = number("repair_tolerance")
+        bound = number("baseline") - (1.0 if math.isnan(tolerance) else tolerance) * number("s_used")
+    elif rule == "below_cutoff":
+        bound = number("cutoff")
+    else:
+        return None
+    return None if math.isnan(bound) else bound
+
+
+#: What a stored flag's threshold (as :func:`threshold_compared` gives it) is compared with.
+COMPARED = {
+    "baseline_k_sd": "score at or below",
+    "previous_session": "score at or below",
+    "back_within_s": "score at or above",
+    "window_ended": "score still below",
+    "below_cutoff": "score below",
+    "lower_cusum": "CUSUM above",
+    "tang_derubeis": "change of at least",
+}
+
+
+def threshold_compared(
+    *, rule: str, detail: dict[str, object], threshold: float | None, magnitude: float | None
+) -> float | None:
+    """The threshold a clinician reads: the score the rule compared with where it compares a
+    score (:func:`score_bound`), else the stored one (a CUSUM limit, a change)."""
+    bound = score_bound(rule=rule, detail=detail, threshold=threshold, magnitude=magnitude)
+    return threshold if bound is None else bound
 
 
 def rule_text(*, rule: str, scale: str, detail: dict[str, object], threshold: float | None) -> str:
     """The rule and numbers behind a stored flag, in one sentence, then how sure the rule is;
-    empty if unknown. Every threshold is printed as the score it compares against."""
+    empty if unknown. Every threshold is printed as the score it compares against
+    (:func:`score_bound`)."""
     template = RULES.get(rule)
     if template is None:
         return ""
@@ -193,12 +273,13 @@ def rule_text(*, rule: str, scale: str, detail: dict[str, object], threshold: fl
     limit = math.nan if threshold is None else threshold
     values.update(scale=SCALE_NAMES.get(scale, scale), threshold=limit)
     try:
-        baseline, s_used = float(values.get("baseline", math.nan)), float(values.get("s_used", math.nan))  # type: ignore[arg-type]
         score = float(values.get("score", math.nan))  # type: ignore[arg-type]
+        magnitude = float(values.get("magnitude", limit))  # type: ignore[arg-type]
+        bound = score_bound(rule=rule, detail=detail, threshold=threshold, magnitude=magnitude)
         values.update(
-            bound=baseline - limit,
-            target=baseline - s_used,
-            previous=score + float(values.get("magnitude", limit)),  # type: ignore[arg-type]
+            bound=math.nan if bound is None else bound,
+            target=math.nan if bound is None else bound,
+            previous=score + magnitude,
         )
         sentence = template.format(**values)
     except (KeyError, ValueError, TypeError):

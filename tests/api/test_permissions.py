@@ -99,6 +99,7 @@ TABLE: list[tuple[str, str, str, Any, dict[str, int]]] = [
         {"acknowledgement": "discussed"},
         OWNERS,
     ),
+    ("flags_unacknowledge", "POST", "/api/v1/flags/{flag}/unacknowledge/", None, OWNERS),
     ("safety_alerts_list", "GET", "/api/v1/safety-alerts/", None, EVERYONE),
     ("safety_alerts_retrieve", "GET", "/api/v1/safety-alerts/{alert}/", None, OWNERS),
     (

@@ -177,7 +177,7 @@ def test_it_marks_the_rupture_and_repair_of_a_planted_v() -> None:
     chart = charts.trajectory(**frames(known(tuple(CASE_A)), "A"))
     assert_valid(chart)
     names = traces(chart)
-    assert set(names) == {"Total", "Usual level 3.9", "Rupture", "Repair"}
+    assert set(names) == {"Total", "Long-run level 3.9", "Rupture", "Repair"}
     total = only(chart, "Total")
     assert total["x"] == list(range(1, 9))
     assert total["y"] == pytest.approx(CASE_A)
@@ -187,7 +187,7 @@ def test_it_marks_the_rupture_and_repair_of_a_planted_v() -> None:
     assert rupture["marker"]["symbol"] != repair["marker"]["symbol"]
     assert "Rupture at session 5" in rupture["text"][0]
     assert "below this patient" in rupture["text"][0]  # the plain explanation in the hover
-    level = only(chart, "Usual level 3.9")
+    level = only(chart, "Long-run level 3.9")
     assert level["y"] == pytest.approx([np.mean(CASE_A)] * 8)
 
 
@@ -204,7 +204,7 @@ def test_its_axes_are_sessions_and_a_fixed_one_to_five_scale() -> None:
 def test_its_summary_says_sessions_level_latest_and_the_rupture_story() -> None:
     chart = charts.trajectory(**frames(known(tuple(CASE_A)), "A"))
     assert chart.summary == (
-        "8 sessions. Usual level 3.9. Latest total 4.1, close to usual. "
+        "8 sessions. Long-run level 3.9 (mean of all sessions). Latest total 4.1, close to usual. "
         "One rupture, at session 5, repaired at session 6."
     )
     assert chart.columns == ["Session", "Total", "Flags"]
@@ -225,7 +225,7 @@ def test_it_tells_an_unrepaired_rupture_and_a_sudden_loss() -> None:
     assert "Sudden loss between sessions 3 and 4." in chart.summary
     # judged against the level before it (as the flags are), not the person mean (3.7) that
     # already mixes both regimes and would call 3.3 "close to usual"
-    assert "Usual level 3.7. Latest total 3.3, well below usual." in chart.summary
+    assert "Long-run level 3.7 (mean of all sessions). Latest total 3.3, well below usual." in chart.summary
 
 
 def test_a_sudden_gain_sits_on_its_jump() -> None:
@@ -238,7 +238,7 @@ def test_a_sudden_gain_sits_on_its_jump() -> None:
 
 def test_a_stable_patient_has_no_flag_traces() -> None:
     chart = charts.trajectory(**frames(known(tuple(CASE_D)), "A"))
-    assert set(traces(chart)) == {"Total", "Usual level 4.0"}
+    assert set(traces(chart)) == {"Total", "Long-run level 4.0"}
     assert chart.summary.endswith("No ruptures or other flags.")
 
 
@@ -258,8 +258,8 @@ def test_a_provisional_level_gets_an_uncertainty_band() -> None:
     assert min(band["y"]) == pytest.approx(4.0 - half, abs=1e-4)
     assert max(band["y"]) == pytest.approx(4.0 + half, abs=1e-4)
     # lam = tau2 / (tau2 + sigma2 / n) reaches 0.8 at n = 4 * sigma2 / tau2 = 20
-    assert "Usual level 4.0 (provisional until about 20 sessions)." in chart.summary
-    assert "provisional" in only(chart, "Usual level 4.0")["text"][0]
+    assert "Long-run level 4.0 (mean of all sessions) (provisional until about 20 sessions)." in chart.summary
+    assert "provisional" in only(chart, "Long-run level 4.0")["text"][0]
 
 
 def test_a_ceiling_rater_is_named_as_such() -> None:
@@ -364,7 +364,7 @@ def test_subscales_draw_four_panels_with_their_levels() -> None:
     scores = traces(chart)["Score"]
     assert [t["yaxis"] for t in scores] == ["y", "y2", "y3", "y4"]
     assert [t["showlegend"] for t in scores] == [True, False, False, False]
-    assert len(traces(chart)["Usual level"]) == 4
+    assert len(traces(chart)["Long-run level"]) == 4
     assert chart.columns == [
         "Session",
         "Goal agreement",
@@ -455,7 +455,7 @@ def test_level_distribution_counts_patients_per_bin() -> None:
     bars = only(chart, "Patients")
     assert len(bars["x"]) == 16 and sum(bars["y"]) == 6  # NaN skipped
     assert chart.rows[0] == ["1.00", "1.25", "1"]
-    assert chart.summary == "6 patients. Median usual level 3.7; the middle half between 2.3 and 4.2."
+    assert chart.summary == "6 patients. Median long-run level 3.7; the middle half between 2.3 and 4.2."
     empty = charts.level_distribution(levels=[])
     assert_valid(empty)
     assert empty.figure["data"] == [] and empty.summary == "No patient has answers in this period."
@@ -670,7 +670,7 @@ def test_symptoms_chart_puts_alliance_and_symptoms_on_one_timeline() -> None:
         ruptures=[5],
     )
     names = set(traces(chart))
-    assert {"Alliance", "PHQ-9", "GAD-7", "PHQ-9 expected", "Usual alliance 4.0"} <= names
+    assert {"Alliance", "PHQ-9", "GAD-7", "PHQ-9 expected", "Long-run alliance level 4.0"} <= names
     assert only(chart, "PHQ-9")["yaxis"] == "y2" and only(chart, "Alliance")["yaxis"] == "y"
     rupture_lines = [s for s in chart.figure["layout"]["shapes"] if s["type"] == "line" and s.get("x0") == 5]
     assert len(rupture_lines) == 1 and rupture_lines[0]["yref"] == "paper"  # through both panels

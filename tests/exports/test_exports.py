@@ -251,7 +251,7 @@ def test_the_patient_report_shows_the_patient_their_course_flags_and_acknowledge
         "EXT-9",
         "Alice A",
         "Cognitive behavioural therapy",
-        "Usual level",
+        "Long-run level",
         "<svg",
         "Total alliance 2.0 points below",
         "Discussed with patient",
@@ -305,7 +305,7 @@ def test_the_trajectory_chart_breaks_at_a_missing_score_and_escapes_its_title():
         title="<script>",
     )
     assert svg.count("<polyline") == 2 and "<script>" not in svg and "&lt;script&gt;" in svg
-    assert "Rupture" in svg and "Usual level" in svg
+    assert "Rupture" in svg and "Long-run level" in svg
     assert "No answers yet." in pdf.trajectory_svg(points=[], level=None)
 
 
@@ -324,7 +324,7 @@ def test_the_fhir_bundle_maps_the_instrument_and_references_patients_by_identifi
     assert questionnaire.status == "active" and len(questionnaire.item) == 12
     assert {item.type for item in questionnaire.item} == {"choice"}
     assert questionnaire.url.endswith("/fhir/Questionnaire/bordin-alliance")
-    responses = [QuestionnaireResponse.model_validate(e["resource"]) for e in bundle["entry"][1:]]
+    responses = [QuestionnaireResponse.model_validate(e["resource"]) for e in bundle["entry"][3:]]
     assert {r.questionnaire for r in responses} == {f"{questionnaire.url}|1"}
     assert {r.status for r in responses} == {"completed"}
     subjects = {r.subject.identifier.value for r in responses}

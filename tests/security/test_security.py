@@ -259,7 +259,7 @@ def test_admins_read_and_export_their_clinics_trail_and_only_theirs(client, dana
     reads = client.get("/clinic/clinic-a/audit/?kind=reads").content.decode()
     assert "patient page" in reads and "Signed in" not in reads
     csv = b"".join(client.get("/clinic/clinic-a/audit.csv?who=alice").streaming_content).decode()
-    assert csv.startswith("time_utc,who,action,record_type,record,description,from_ip,event")
+    assert csv.startswith("time_utc,who,action,patient,record_type,record,description,from_ip,event")
     assert "alice@a.test" in csv and "dana@a.test" not in csv.split("\r\n", 1)[1]
     assert LogEntry.objects.filter(actor=dana, additional_data__event="audit export").exists()
     other = sign_in(Client(), erin)

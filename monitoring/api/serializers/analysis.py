@@ -109,8 +109,14 @@ class LevelOutput(serializers.Serializer):
 
     scale = serializers.CharField()
     n = serializers.IntegerField(help_text="Completed sessions.")
-    level = serializers.FloatField(allow_null=True, help_text="The patient's own mean.")
-    level_eb = serializers.FloatField(allow_null=True, help_text="Empirical-Bayes level.")
+    level = serializers.FloatField(
+        allow_null=True,
+        help_text="The long-run level: the patient's own mean over all sessions so far (trait-like; "
+        "not the usual level the flags compare with, which is the prospective baseline).",
+    )
+    level_eb = serializers.FloatField(
+        allow_null=True, help_text="Empirical-Bayes long-run level (shrunk towards the clinic mean)."
+    )
     reliability = serializers.FloatField(allow_null=True)
     provisional = serializers.BooleanField()
     within_sd = serializers.FloatField(allow_null=True)
@@ -218,9 +224,16 @@ class CaseloadRowOutput(serializers.Serializer):
     form_missing = serializers.BooleanField()
     latest_total = serializers.FloatField(allow_null=True)
     totals = serializers.ListField(child=serializers.FloatField())
-    level = serializers.FloatField(allow_null=True)
-    provisional = serializers.BooleanField()
-    deviation = serializers.CharField()
+    level = serializers.FloatField(
+        allow_null=True,
+        help_text="The usual level: the prospective baseline (mean of the earlier sessions outside "
+        "ruptures) the latest total and the flags are compared with; null before a second session.",
+    )
+    provisional = serializers.BooleanField(help_text="The usual level rests on fewer than 3 sessions.")
+    deviation = serializers.CharField(
+        help_text="The latest total against the usual level, in the patient's spread: 'well below "
+        "usual' ... 'well above usual', '' without a usual level."
+    )
     badges = BadgeOutput(many=True)
     pattern = serializers.CharField()
     priority = serializers.IntegerField(help_text="Lower is more urgent; 9 means nothing needs attention.")

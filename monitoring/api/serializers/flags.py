@@ -14,6 +14,7 @@ from monitoring.api.serializers.fields import (
     StrictCharField,
     StrictChoiceField,
 )
+from monitoring.flags.wording import score_bound
 from monitoring.models import Flag, SafetyAlert
 
 
@@ -34,8 +35,22 @@ class FlagOutput(serializers.Serializer):
         help_text="True when the flag put the patient on the caseload (the unit of alarm is the "
         "patient-session); false for flags that explain (e.g. a subscale's share of an event)."
     )
-    magnitude = serializers.FloatField()
-    threshold = serializers.FloatField(allow_null=True)
+    magnitude = serializers.FloatField(
+        help_text="The size of the event: for a rupture the points below the usual level (the "
+        "prospective baseline in detail.baseline), for a persistently low alliance the points below "
+        "the clinic's cut-off."
+    )
+    threshold = serializers.FloatField(
+        allow_null=True,
+        help_text="As the analysis stores it: for a rupture the drop from the usual level the rule "
+        "allows, for a repair the points to regain, for a decline the CUSUM limit, for a low alliance "
+        "the cut-off. The score it comes to is `bound`.",
+    )
+    bound = serializers.SerializerMethodField(
+        help_text="The score this session's score was compared with (a rupture: at or below it; a "
+        "repair: back at or above it; a low alliance: below the cut-off); null for a decline (a CUSUM "
+        "limit) and a sudden gain or loss (a change, not a score)."
+    )
     explanation = serializers.CharField()
     detail = serializers.DictField(help_text="The numbers behind the flag.")
     created_at = serializers.DateTimeField()
@@ -43,6 +58,15 @@ class FlagOutput(serializers.Serializer):
     acknowledged_note = serializers.CharField()
     acknowledged_at = serializers.DateTimeField(allow_null=True)
     acknowledged_by = serializers.EmailField(source="acknowledged_by.email", allow_null=True, default=None)
+
+    def get_bound(self, flag: Flag) -> float | None:
+        bound = score_bound(
+            rule=str(flag.detail.get("rule", "")),
+            detail={"repair_tolerance": flag.config.get("repair_tolerance"), **flag.detail},
+            threshold=flag.threshold,
+            magnitude=flag.magnitude,
+        )
+        return None if bound is None else round(bound, 4)
 
 
 class FlagFilter(serializers.Serializer):
@@ -57,6 +81,13 @@ class FlagFilter(serializers.Serializer):
 class FlagAcknowledgeInput(serializers.Serializer):
     acknowledgement = StrictChoiceField(choices=Flag.Acknowledgement.choices)
     note = StrictCharField(max_length=500, required=False, allow_blank=True, default="", multiline=True)
+
+
+class FlagReopenedOutput(serializers.Serializer):
+    reopened = FlagOutput(
+        many=True,
+        help_text="The flag and its siblings whose acknowledgement was undone (empty if it was open).",
+    )
 
 
 class FlagAcknowledgedOutput(serializers.Serializer):

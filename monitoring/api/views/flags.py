@@ -26,7 +26,7 @@ from monitoring.api.views.base import (
 )
 from monitoring.care.selectors import caseload_for_user
 from monitoring.flags.selectors import flags_visible_to
-from monitoring.flags.services import flag_acknowledge
+from monitoring.flags.services import flag_acknowledge, flag_unacknowledge
 from monitoring.models import Flag
 
 
@@ -121,3 +121,20 @@ class FlagAcknowledgeApi(ApiView):
             raise ApplicationError("This flag has been acknowledged already.", code="acknowledged")
         rows = _flags(Flag.objects.filter(pk__in=[f.pk for f in done])).order_by("scale")
         return Response(s.FlagAcknowledgedOutput({"acknowledged": rows}).data)
+
+
+class FlagUnacknowledgeApi(ApiView):
+    @extend_schema(
+        operation_id="flags_unacknowledge",
+        request=None,
+        responses={200: s.FlagReopenedOutput},
+        tags=["flags"],
+    )
+    def post(self, request: Request, code: str) -> Response:
+        """Undo an acknowledgement: the event (on every scale it showed on) is open again and
+        counts for the caseload as before while it is recent. Recorded in the audit trail.
+        Idempotent: on an open flag nothing changes and ``reopened`` is empty."""
+        flag = flag_for(request, code)
+        done = flag_unacknowledge(flag=flag, user=user_of(request))
+        rows = _flags(Flag.objects.filter(pk__in=[f.pk for f in done])).order_by("scale")
+        return Response(s.FlagReopenedOutput({"reopened": rows}).data)

@@ -22,7 +22,12 @@ from monitoring.clinic_admin.forms import (
 )
 from monitoring.exports import csv_stream
 from monitoring.security.audit import entry_write
-from monitoring.security.audit_trail import AuditFilters, audit_describe, audit_entries
+from monitoring.security.audit_trail import (
+    AuditFilters,
+    audit_describe,
+    audit_entries,
+    audit_patient_names,
+)
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required, staff_required
 
 AUDIT_PAGE = 100  # entries per page of the audit trail
@@ -44,7 +49,9 @@ def audit(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     page = Paginator(audit_entries(clinic=clinic, filters=filters), AUDIT_PAGE).get_page(
         request.GET.get("page")
     )
-    rows = [(entry, audit_describe(entry)) for entry in page.object_list]
+    entries = list(page.object_list)
+    names = audit_patient_names(clinic=clinic, entries=entries)
+    rows = [(entry, audit_describe(entry), names.get(entry.pk, "")) for entry in entries]
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -70,27 +77,46 @@ def audit_export(request: AuthenticatedRequest, slug: str) -> StreamingHttpRespo
         data={"event": "audit export", "filters": {k: str(v) for k, v in form.data.items()}},
     )
     actions = dict(LogEntry.Action.choices)
-    columns = ["time_utc", "who", "action", "record_type", "record", "description", "from_ip", "event"]
+    columns = [
+        "time_utc",
+        "who",
+        "action",
+        "patient",
+        "record_type",
+        "record",
+        "description",
+        "from_ip",
+        "event",
+    ]
 
     def chunks() -> Iterator[pd.DataFrame]:
-        rows: list[list[str]] = []
+        batch: list[LogEntry] = []
         for entry in audit_entries(clinic=clinic, filters=filters).iterator(chunk_size=2000):
-            rows.append(
+            batch.append(entry)
+            if len(batch) == 2000:
+                yield _rows(batch)
+                batch = []
+        yield _rows(batch)
+
+    def _rows(batch: list[LogEntry]) -> pd.DataFrame:
+        names = audit_patient_names(clinic=clinic, entries=batch)
+        return pd.DataFrame(
+            [
                 [
                     entry.timestamp.astimezone(UTC).isoformat(timespec="seconds"),
                     entry.actor_email or "",
                     str(actions.get(entry.action, entry.action)),
+                    names.get(entry.pk, ""),
                     entry.content_type.model if entry.content_type_id else "",
                     entry.object_repr,
                     audit_describe(entry),
                     entry.remote_addr or "",
                     str((entry.additional_data or {}).get("event", "")),
                 ]
-            )
-            if len(rows) == 2000:
-                yield pd.DataFrame(rows, columns=columns)
-                rows = []
-        yield pd.DataFrame(rows, columns=columns)
+                for entry in batch
+            ],
+            columns=columns,
+        )
 
     response = StreamingHttpResponse(csv_stream(chunks(), columns=columns), content_type="text/csv")
     response["Content-Disposition"] = (

@@ -124,7 +124,7 @@ class ClinicSummary(Exporter):
                 "link_completion_rate": percent(first["link_completion_rate"]),
             },
             "histogram_svg": histogram_svg(
-                values=levels, title="Patients' usual total alliance level", x_label="Usual level (1-5)"
+                values=levels, title="Patients' long-run total alliance level", x_label="Long-run level (1-5)"
             ),
             "n_levels": len(levels),
             **outcomes_context(clinic=clinic, filters=filters),
@@ -186,7 +186,7 @@ def _rate_row(rates: OutcomeRates, group: str) -> dict[str, Any]:
     }
 
 
-def _therapist_names(clinic: Clinic) -> dict[str, str]:
+def _therapist_names(clinic: Clinic, *, key: str) -> dict[str, str]:
     """Each therapist's name as the outcome rates group them, to their keyed code (research
     exports name nobody)."""
     therapists = User.objects.filter(

@@ -18,6 +18,7 @@ from monitoring.exports.queries import (
     sessions_in_period,
 )
 from monitoring.exports.tables import pdf_table
+from monitoring.flags.wording import COMPARED, threshold_compared
 from monitoring.models import Flag
 
 
@@ -26,7 +27,8 @@ class Flags(Exporter):
     verbose_name = "Flags"
     description = (
         "Every stored flag (rupture, repair, unrepaired rupture, declining trend, sudden gain or "
-        "loss) with its explanation, the numbers behind it, and its acknowledgement: who, when "
+        "loss, alliance stayed low) with its explanation, the numbers behind it (threshold: the "
+        "score the rule compared with, as 'compared' says), and its acknowledgement: who, when "
         "and the note."
     )
     formats = (CSV, XLSX, PDF)
@@ -43,6 +45,7 @@ class Flags(Exporter):
         "alarm",
         "magnitude",
         "threshold",
+        "compared",
         "rule",
         "score",
         "baseline",
@@ -73,6 +76,7 @@ class Flags(Exporter):
             magnitude,
             threshold,
             detail,
+            config,
             explanation,
             created,
             acknowledgement,
@@ -91,6 +95,7 @@ class Flags(Exporter):
             "magnitude",
             "threshold",
             "detail",
+            "config",
             "explanation",
             "created_at",
             "acknowledgement",
@@ -109,7 +114,14 @@ class Flags(Exporter):
                     "kind": kind,
                     "alarm": alarm,
                     "magnitude": magnitude,
-                    "threshold": threshold,
+                    # The score the rule compared with (a rupture's bound, not the drop it allows).
+                    "threshold": threshold_compared(
+                        rule=str(detail.get("rule") or ""),
+                        detail={"repair_tolerance": (config or {}).get("repair_tolerance"), **detail},
+                        threshold=threshold,
+                        magnitude=magnitude,
+                    ),
+                    "compared": COMPARED.get(str(detail.get("rule") or ""), ""),
                     "rule": detail.get("rule") or "",
                     "score": detail.get("score"),
                     "baseline": detail.get("baseline"),

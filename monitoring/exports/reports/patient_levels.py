@@ -1,4 +1,4 @@
-"""Patient levels: one row per patient and scale, the usual level and what the flags found."""
+"""Patient levels: one row per patient and scale, the long-run level and what the flags found."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class PatientLevels(Exporter):
     identifier = "patient_levels"
     verbose_name = "Patient levels"
     description = (
-        "One row per patient and scale: the usual level (person mean and its shrunken estimate), "
+        "One row per patient and scale: the long-run level (person mean and its shrunken estimate), "
         "how reliable it is, trend, ceiling, counts of flags, and the pattern label."
     )
     formats = (CSV, XLSX, PDF)

@@ -26,7 +26,7 @@ class PatientReport(Exporter):
     identifier = "patient_report"
     verbose_name = "One-patient report"
     description = (
-        "One patient's course: usual level, trajectory chart, symptom measures (first and latest "
+        "One patient's course: long-run level, trajectory chart, symptom measures (first and latest "
         "score, band, reliable change, not on track), safety alerts with their follow-up, flags "
         "with their explanations and acknowledgements, and the session table. Needs a patient; the "
         "files hold the session table."

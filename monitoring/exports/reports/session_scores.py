@@ -22,7 +22,7 @@ class SessionScores(Exporter):
     identifier = "session_scores"
     verbose_name = "Session scores"
     description = (
-        "One row per patient, session and scale: the score, the patient's usual level, the "
+        "One row per patient, session and scale: the score, the patient's long-run level, the "
         "session's deviation from it (state and z) and the baseline the flag rules compared with; "
         "then the session's symptom totals and severity bands (phq9, phq9_band, gad7, gad7_band; "
         "empty where not answered)."
