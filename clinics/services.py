@@ -101,12 +101,25 @@ def episode_open(*, patient: Patient, started_on: date, treatment: str = Episode
 
 
 def session_create(*, episode: Episode, date: date, status: str = Session.Status.SCHEDULED) -> Session:
-    """Add the next session of an episode (numbered after the last one)."""
+    """Add the next session of an episode (numbered after the last one).
+
+    Numbers follow dates: a date before the episode's latest session is refused, because
+    renumbering would change the session numbers that stored flags, exports and the health
+    record already cite. Two sessions on one day are allowed.
+    """
     with transaction.atomic():
-        last = (
-            episode.sessions.select_for_update().order_by("-number").values_list("number", flat=True).first()
-        )
-        session = Session(episode=episode, number=(last or 0) + 1, date=date, status=status)
+        rows = list(episode.sessions.select_for_update().order_by("-number").values_list("number", "date"))
+        number = (rows[0][0] if rows else 0) + 1
+        later = max(rows, key=lambda row: row[1], default=None)
+        if later is not None and date < later[1]:
+            when = f"{later[1]:%-d %b %Y}"
+            raise ApplicationError(
+                f"Session {later[0]} is already on {when}, so a new session {number} cannot be dated "
+                f"{date:%-d %b %Y}: session numbers follow dates. Choose a date on or after {when}, "
+                f"or correct the date of session {later[0]} if it was entered wrongly.",
+                code="date_order",
+            )
+        session = Session(episode=episode, number=number, date=date, status=status)
         check_fields(session, "number", "date", "status")
         session.save(force_insert=True)
         return session

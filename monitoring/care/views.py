@@ -12,7 +12,7 @@ import qrcode
 import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
@@ -250,6 +250,43 @@ def session_add(request: AuthenticatedRequest, code: str) -> HttpResponse:
         return redirect("monitoring:patient", code=patient.code)
     messages.success(request, f"Session {session.number} added.")
     return redirect("monitoring:session", code=session.code)
+
+
+@login_required
+@require_POST
+def form_send(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    """Send form (and "Form not in"): the session made if needed, marked held, its link sent by
+    the patient's channel, or shown on the session page when there is no contact on file."""
+    patient = patient_get_for_user(user=request.user, code=code)
+    target = _uuid_or_none(request.POST.get("session", ""))
+    session = session_get_for_user(user=request.user, code=target) if target else None
+    if session is not None and session.episode.patient_id != patient.pk:
+        raise Http404
+    try:
+        sent = sessions.form_send(patient=patient, user=request.user, session=session)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("monitoring:patient", code=patient.code)
+    where = f"Session {sent.session.number}" + (
+        " added for today"
+        if sent.added
+        else f" (booked for {sent.moved_from:%-d %b}) moved to today"
+        if sent.moved_from
+        else ""
+    )
+    if sent.channel:
+        how = "email" if sent.channel == "email" else "text message"
+        messages.success(
+            request, f"{where}: the form link was sent by {how}. It contains no clinical information."
+        )
+    else:
+        messages.warning(
+            request,
+            f"{where}: there is no email address or mobile number on file for {patient.label}, so "
+            "nothing was sent. Show the patient the QR code below or copy the link for them; add "
+            "contact details on the patient's record to send links next time.",
+        )
+    return redirect("monitoring:session", code=sent.session.code)
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

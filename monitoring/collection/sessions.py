@@ -3,17 +3,25 @@ all go through here. A session becoming *held* gets its patient's form link."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
 from clinics import services as clinic_services
 from clinics.errors import ApplicationError
 from clinics.models import Patient, Session
 from clinics.validation import check_date
-from monitoring.collection.invitations import invitation_revoke, session_mark_held
-from monitoring.models import Invitation, Response
+from monitoring.collection import links
+from monitoring.collection.invitations import (
+    invitation_create,
+    invitation_revoke,
+    invitation_send,
+    session_mark_held,
+)
+from monitoring.models import Invitation, Rater, Response
 
 
 def session_add(
@@ -63,3 +71,116 @@ def session_update(
         for invitation in session.invitations.open():
             invitation_revoke(invitation=invitation)
     return None
+
+
+@dataclass(frozen=True)
+class FormSent:
+    """What "Send form" did: the session (``added`` if it was created for it), its usable link
+    and token, and the channel it went by ("" when there is no contact: show or copy the link)."""
+
+    session: Session
+    invitation: Invitation
+    token: str
+    channel: str
+    added: bool
+    moved_from: date | None = None  # the booked date of the next appointment, moved to today
+
+    @property
+    def url(self) -> str:
+        return links.form_url(self.token)
+
+
+def patient_channel(patient: Patient) -> str:
+    """How the patient gets form links: email if there is an address on file, else a text
+    message if there is a mobile number, else "" (the link is handed over in person)."""
+    if patient.contact_email:
+        return "email"
+    return "sms" if patient.contact_phone else ""
+
+
+def _answered(session: Session) -> bool:
+    return Response.objects.filter(session=session, rater=Rater.PATIENT, measure="alliance").exists()
+
+
+def form_send(*, patient: Patient, user: User, session: Session | None = None) -> FormSent:
+    """The patient page's "Send form": one step from appointment to a link in the patient's hands.
+
+    Without ``session``: today's session of the open episode that lacks the patient's answers;
+    else the next booked appointment (the first scheduled one after today), moved to today; else
+    a new session dated today. With ``session`` (a "Form not in" link): that session, if it is not in
+    the future. The session is marked held; its open link is reused (a link the patient already
+    has keeps working) or a new one is made; then it is sent by :func:`patient_channel`. All or
+    nothing: if sending fails, no session, status or link is left behind.
+    """
+    today = timezone.localdate()
+    added = False
+    moved_from: date | None = None
+    with transaction.atomic():
+        if session is None:
+            episode = patient.episodes.filter(ended_on=None).first()
+            if episode is None:
+                raise ApplicationError(
+                    "This patient has no open episode of care; open one first.", code="no_episode"
+                )
+            todays = list(
+                episode.sessions.filter(date=today)
+                .exclude(status__in=[Session.Status.CANCELLED, Session.Status.NO_SHOW])
+                .order_by("-number")
+            )
+            session = next((s for s in todays if not _answered(s)), None)
+            if session is None and todays:
+                raise ApplicationError(
+                    f"The patient's answers for today's session ({todays[0].number}) are already in.",
+                    code="used",
+                )
+            if session is None:
+                # The next booked appointment took place today: it keeps its number and moves
+                # to today, so numbers still follow dates.
+                session = (
+                    episode.sessions.filter(date__gt=today, status=Session.Status.SCHEDULED)
+                    .order_by("number")
+                    .first()
+                )
+                if session is not None:
+                    moved_from = session.date
+                    session.date = today
+                    session.save(update_fields=["date"])
+            if session is None:
+                session = clinic_services.session_create(episode=episode, date=today)
+                added = True
+        elif session.status in (Session.Status.CANCELLED, Session.Status.NO_SHOW):
+            raise ApplicationError(
+                f"Session {session.number} is marked '{session.get_status_display().lower()}'; "
+                "change that on its page first if it took place.",
+                code="not_ready",
+            )
+        elif session.date > today:
+            raise ApplicationError(
+                f"Session {session.number} is on {session.date:%-d %b %Y}: send its form once it "
+                "has taken place.",
+                code="not_ready",
+            )
+        elif _answered(session):
+            raise ApplicationError(
+                f"The patient's answers for session {session.number} are already in.", code="used"
+            )
+        if session.status != Session.Status.HELD:
+            session_mark_held(session=session, user=user)
+        invitation = (
+            session.invitations.usable().filter(part=Invitation.Part.AFTER).order_by("-created_at").first()
+        )
+        if invitation is None:
+            invitation, token = invitation_create(session=session, created_by=user)
+        else:
+            token = links.token_for_salt(invitation.salt)
+        channel = patient_channel(patient)
+        if channel:
+            invitation_send(invitation=invitation, channel=channel)
+    return FormSent(
+        session=session,
+        invitation=invitation,
+        token=token,
+        channel=channel,
+        added=added,
+        moved_from=moved_from,
+    )

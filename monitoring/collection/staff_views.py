@@ -3,7 +3,7 @@ clinic's tablet) and staff entry of a paper form, or the therapist's own rating.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clinics.errors import ApplicationError
@@ -87,14 +88,15 @@ def response_enter(request: AuthenticatedRequest, code: str, rater: str) -> Http
 
 @login_required
 def kiosk(request: AuthenticatedRequest) -> HttpResponse:
-    sessions = list(sessions_for_kiosk(user=request.user, since=date.today() - timedelta(days=7)))
+    today = timezone.localdate()
+    sessions = list(sessions_for_kiosk(user=request.user, since=today - timedelta(days=7), today=today))
     access_log_list(
         actor=request.user,
         what="tablet picker",
         patients=[s.episode.patient for s in sessions],
         path=request.path,
     )
-    return render(request, "collection/kiosk.html", {"sessions": sessions})
+    return render(request, "collection/kiosk.html", {"sessions": sessions, "today": today})
 
 
 @login_required

@@ -18,7 +18,7 @@ from django.core import signing
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import translation
+from django.utils import timezone, translation
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -31,7 +31,7 @@ from monitoring.collection.invitations import invitation_for_token, invitation_i
 from monitoring.collection.responses import submission_create
 from monitoring.instruments.measures import risk_answers
 from monitoring.instruments.scores import response_scores
-from monitoring.models import Invitation, Rater, Response, SafetyAlert
+from monitoring.models import Answer, Invitation, Rater, Response, SafetyAlert
 
 LINK_STATUS = {"unknown": 404, "expired": 410, "revoked": 410, "used": 410}
 KIOSK_SESSION_KEY = "bordin_kiosk"
@@ -72,10 +72,20 @@ def _language(request: HttpRequest, invitation: Invitation | None) -> str:
 def _link_problem(
     request: HttpRequest, error: ApplicationError, invitation: Invitation | None
 ) -> HttpResponse:
+    used = error.code == "used" and invitation is not None
     context = {
         "reason": error.code,
         "clinic": invitation.session.episode.patient.clinic if invitation else None,
         "kiosk": request.session.get(KIOSK_SESSION_KEY, False),
+        # Other answers sent on a link already used (a second tab): not stored, and said so.
+        "not_stored": used and request.method == "POST",
+        "crisis": (
+            invitation.session.episode.patient.clinic.crisis_message
+            if used
+            and invitation is not None
+            and SafetyAlert.objects.filter(session=invitation.session, followed_up_at=None).exists()
+            else ""
+        ),
     }
     return render(request, "collection/form_problem.html", context, status=LINK_STATUS.get(error.code, 400))
 
@@ -132,6 +142,7 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
         if request.method == "POST" and not errors:
             answers = {measure: r[0] for measure, r in read.items()}
             risk = any(risk_answers(i, answers[i.measure]) for i in forms)
+            given = dict(answers)
             try:
                 submission_create(
                     invitation=invitation,
@@ -139,12 +150,14 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
                     measures=answers,
                 )
             except ApplicationError as error:
-                if error.code == "used":
-                    # A double click, a resubmit after "back", a second tab: the answers
-                    # are in once already, which is what the patient wanted.
+                if error.code == "used" and _same_as_stored(invitation, given):
+                    # A double click, or a resubmit after "back": the same answers are in
+                    # once already, which is what the patient wanted.
                     return render(
                         request, "collection/form_done.html", _done_context(request, invitation, None)
                     )
+                # A second tab or phone with other answers: say plainly that the first ones
+                # count and these were not stored, rather than thank for them.
                 return _link_problem(request, error, invitation)
             except DATABASE_UNAVAILABLE:
                 # The link's claim and the answers are one transaction, so nothing is stored
@@ -189,12 +202,32 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
             "unavailable": unavailable,
             "crisis": clinic.crisis_message,
             "before": invitation.part == Invitation.Part.BEFORE,
+            "late": _late(invitation),
+            "session_date": invitation.session.date,
         }
         status = 503 if unavailable else 400 if errors else 200
         response = render(request, "collection/form.html", context, status=status)
         if unavailable:
             response["Retry-After"] = str(RETRY_AFTER)
         return response
+
+
+def _same_as_stored(invitation: Invitation, answers: dict[str, dict[int, int]]) -> bool:
+    """Whether the posted answers (measure code to item number to value) are exactly the
+    patient's stored answers for this session."""
+    posted = {measure: dict(given) for measure, given in answers.items() if given}
+    stored: dict[str, dict[int, int]] = {}
+    for measure, number, value in Answer.objects.filter(
+        response__session=invitation.session, response__rater=Rater.PATIENT
+    ).values_list("response__measure", "item__number", "value"):
+        stored.setdefault(measure, {})[number] = value
+    return all(stored.get(measure) == given for measure, given in posted.items())
+
+
+def _late(invitation: Invitation) -> bool:
+    """The form after a session answered on a later day: it then speaks of the patient's most
+    recent session, not of "today's"."""
+    return invitation.part == Invitation.Part.AFTER and invitation.session.date < timezone.localdate()
 
 
 def _done_context(request: HttpRequest, invitation: Invitation, response: Response | None) -> dict[str, Any]:
@@ -209,6 +242,7 @@ def _done_context(request: HttpRequest, invitation: Invitation, response: Respon
         "scores": scores,
         "kiosk": request.session.get(KIOSK_SESSION_KEY, False),
         "crisis": clinic.crisis_message if risk else "",
+        "late": _late(invitation),
     }
 
 

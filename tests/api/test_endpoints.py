@@ -425,3 +425,16 @@ def test_the_docs_page_uses_our_own_static_files_and_no_inline_script(client):
 def test_the_schema_is_public_but_the_data_is_not(client):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/v1/patients/").status_code == 401
+
+
+def test_a_session_dated_before_the_latest_is_refused_with_the_reason(therapist, world):
+    response = therapist.post(f"/api/v1/patients/{world.patient.code}/sessions/", {"date": "2026-09-10"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "date_order"
+    assert error["message"].startswith(
+        "Session 3 is already on 15 Sep 2026, so a new session 4 cannot be dated"
+    )
+    assert world.episode.sessions.count() == 3
+    added = therapist.post(f"/api/v1/patients/{world.patient.code}/sessions/", {"date": "2026-09-15"})
+    assert added.status_code == 201 and added.json()["number"] == 4

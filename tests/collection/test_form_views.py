@@ -72,10 +72,12 @@ def test_a_tampered_value_is_refused_with_a_specific_message(client, token, tamp
 
 def test_a_double_submission_ends_with_one_response_and_a_friendly_page(client, token):
     first = client.post(f"/f/{token}/", FULL)
-    second = client.post(f"/f/{token}/", {**FULL, "item_1": "1"})
+    second = client.post(f"/f/{token}/", FULL)
+    other = client.post(f"/f/{token}/", {**FULL, "item_1": "1"})
     assert first.status_code == 302
     assert second.status_code == 200
     assert "Your answers have been received" in second.content.decode()
+    assert other.status_code == 410 and "Already received" in other.content.decode()
     assert Response.objects.count() == 1
     assert Response.objects.get().answers.get(item__number=1).value == 4
 
