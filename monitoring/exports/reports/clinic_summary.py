@@ -186,7 +186,7 @@ def _rate_row(rates: OutcomeRates, group: str) -> dict[str, Any]:
     }
 
 
-def _therapist_names(clinic: Clinic, *, key: str) -> dict[str, str]:
+def _therapist_names(clinic: Clinic) -> dict[str, str]:
     """Each therapist's name as the outcome rates group them, to their keyed code (research
     exports name nobody)."""
     therapists = User.objects.filter(
