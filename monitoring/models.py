@@ -492,3 +492,20 @@ class ApiToken(ClinicScoped, models.Model):
 
     def __str__(self) -> str:
         return f"API token {self.name} (bdn_{self.prefix}_…) of {self.user} at {self.clinic}"
+
+
+class DigestSettings(models.Model):
+    """A staff member's e-mail digest: how often news of their caseload is mailed, and when it
+    last was (``manage.py send_digests``). A person without a row gets the default."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", _("Once a day, when something is new")
+        WEEKLY = "weekly", _("Once a week, when something is new")
+        OFF = "off", _("Never")
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digest")
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.DAILY)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Digest of {self.user}: {self.frequency}"

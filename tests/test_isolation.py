@@ -168,6 +168,7 @@ PAGES: dict[str, tuple[str, Url, dict[str, Any], Answer, dict[str, str]]] = {
     ),
     "monitoring:kiosk": ("GET", lambda o: "/kiosk/", {}, OK, STAFF),
     "monitoring:api-tokens": ("GET", lambda o: "/account/api-tokens/", {}, OK, STAFF),
+    "monitoring:notification-settings": ("GET", lambda o: "/account/notifications/", {}, OK, STAFF),
     "monitoring:patient": ("GET", lambda o: f"/patients/{o.patient.code}/", {}, OK, CARE),
     "monitoring:patient-review": ("GET", lambda o: f"/patients/{o.patient.code}/review/", {}, OK, CARE),
     "monitoring:session-add": (
@@ -283,6 +284,7 @@ PAGES: dict[str, tuple[str, Url, dict[str, Any], Answer, dict[str, str]]] = {
 # Routes whose POST forms are also tested for CSRF (the GET above is their page).
 POST_FORMS = {
     "monitoring:api-tokens": lambda o: "/account/api-tokens/",
+    "monitoring:notification-settings": lambda o: "/account/notifications/",
     "monitoring:response-enter": lambda o: f"/sessions/{o.held.code}/enter/patient/",
     "monitoring:admin-staff": lambda o: f"/clinic/{o.clinic.slug}/staff/",
     "monitoring:admin-patients": lambda o: f"/clinic/{o.clinic.slug}/patients/",

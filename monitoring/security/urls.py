@@ -1,4 +1,4 @@
-"""The signed-in user's own security pages."""
+"""The signed-in user's own account pages."""
 
 from __future__ import annotations
 
@@ -8,4 +8,5 @@ from monitoring.security import views
 
 urlpatterns = [
     path("account/api-tokens/", views.api_tokens, name="api-tokens"),
+    path("account/notifications/", views.notification_settings, name="notification-settings"),
 ]

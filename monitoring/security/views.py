@@ -1,4 +1,4 @@
-"""The signed-in user's own security pages: API tokens."""
+"""The signed-in user's own account pages: API tokens, and how often the e-mail digest comes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from django.views.decorators.http import require_http_methods
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic
-from monitoring.models import ApiToken
+from monitoring.care.digest import digest_settings, digest_settings_update
+from monitoring.models import ApiToken, DigestSettings
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required
 from monitoring.security.tokens import api_token_create, api_token_expiry, api_token_revoke
 
@@ -67,5 +68,30 @@ def api_tokens(request: AuthenticatedRequest) -> HttpResponse:
             "now": timezone.now(),
             "default_days": settings.API_TOKEN_DEFAULT_DAYS,
             "max_days": settings.API_TOKEN_MAX_DAYS,
+        },
+    )
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def notification_settings(request: AuthenticatedRequest) -> HttpResponse:
+    """How often the e-mail digest of caseload news comes (monitoring.care.digest)."""
+    if request.method == "POST":
+        try:
+            digest_settings_update(user=request.user, frequency=request.POST.get("frequency", ""))
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("monitoring:notification-settings")
+    row = digest_settings(user=request.user)
+    return render(
+        request,
+        "security/notification_settings.html",
+        {
+            "row": row,
+            "choices": DigestSettings.Frequency.choices,
+            "email": request.user.email,
         },
     )
