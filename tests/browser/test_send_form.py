@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
-from clinics.models import Patient
+from clinics.models import Patient, Session
 from tests.browser.test_dashboards import demo, sign_in  # noqa: F401 - the demo clinic fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,3 +42,10 @@ def test_a_therapist_sends_the_form_in_one_step(request, device, demo):  # noqa:
     p.goto("/" + link.split("://", 1)[-1].split("/", 1)[1])
     assert page.locator("h1").inner_text() in ("How was today's session?", "After your session")
     p.check(f"send-form-patient-form-{device}")
+    # The same link opened days later speaks of the most recent session.
+    Session.objects.filter(episode__patient__code=code, date=date.today()).update(
+        date=date.today() - timedelta(days=6)
+    )
+    page.reload()
+    assert "most recent session" in page.locator("main").inner_text()
+    p.check(f"send-form-late-form-{device}")
