@@ -58,6 +58,9 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if (DEBUG or TESTING) else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+#: Canonical base of Bordin's FHIR code systems and questionnaires: a fixed name, not this
+#: deployment's address, so that a code means the same in every clinic's records (docs/exports.md).
+FHIR_CANONICAL_BASE = env("FHIR_CANONICAL_BASE", "https://bordin.app/fhir").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -257,6 +257,12 @@ class FhirJsonRenderer(JSONRenderer):
     media_type = "application/fhir+json"
 
 
+class FhirJsonDstu2Renderer(JSONRenderer):
+    """The older FHIR media type, which many clients still send in ``Accept``."""
+
+    media_type = "application/json+fhir"
+
+
 # --- Request bodies ------------------------------------------------------------------------------
 
 #: The largest body the API reads. The largest real one, a form's answers (at most 200 items), is

@@ -7,16 +7,18 @@ it: its formats, its columns, whether it streams, whether its column layout is f
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar, TypeAlias
 
 import pandas as pd
 from django.db.models import QuerySet
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode
@@ -59,7 +61,11 @@ class ExportFilters:
     ``start``/``end`` bound the *session date* (both inclusive). ``therapist_id`` and
     ``treatment`` select episodes of care by their therapist and treatment. ``patient_code``
     (the patient's opaque code) narrows any report to one patient and is required by the
-    one-patient PDF report. ``pseudonymise`` gives the research export.
+    one-patient PDF report. ``pseudonymise`` gives the research export; its identifiers are
+    keyed hashes under ``pseudonym_key`` (:func:`pseudonym`): a random key drawn for this export
+    unless the admin gives a study key, so that two exports with the same study key can be joined
+    and no other file can. ``fhir_bundle`` is the FHIR Bundle type: ``collection`` (to file) or
+    ``transaction`` (to load into a FHIR server with conditional creates).
     """
 
     start: date | None = None
@@ -68,8 +74,17 @@ class ExportFilters:
     treatment: str = ""
     patient_code: str = ""
     pseudonymise: bool = False
+    #: Never shown or audited (``to_audit``); kept in a job's filters until the job has run.
+    pseudonym_key: str = field(default="", repr=False)
+    fhir_bundle: str = "collection"
 
     def __post_init__(self) -> None:
+        if self.pseudonymise and not self.pseudonym_key:
+            object.__setattr__(self, "pseudonym_key", secrets.token_hex(32))
+        if self.pseudonym_key and len(self.pseudonym_key) < 16:
+            raise ApplicationError("A study key needs at least 16 characters.")
+        if self.fhir_bundle not in ("collection", "transaction"):
+            raise ApplicationError("The FHIR bundle type is 'collection' or 'transaction'.")
         # Dates may arrive as ISO text (a form, the API, call_command); store them as dates.
         for name in ("start", "end"):
             object.__setattr__(self, name, _day(getattr(self, name)))
@@ -89,6 +104,13 @@ class ExportFilters:
         data["end"] = self.end.isoformat() if self.end else None
         return data
 
+    def to_audit(self) -> dict[str, Any]:
+        """The filters for the audit trail: without the key, which would re-link the export."""
+        data = self.to_json()
+        del data["pseudonym_key"]
+        data["study_key"] = bool(self.pseudonym_key) and self.pseudonymise
+        return data
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExportFilters:
         therapist = data.get("therapist_id")
@@ -99,6 +121,8 @@ class ExportFilters:
             treatment=str(data.get("treatment") or ""),
             patient_code=str(data.get("patient_code") or ""),
             pseudonymise=bool(data.get("pseudonymise")),
+            pseudonym_key=str(data.get("pseudonym_key") or ""),
+            fhir_bundle=str(data.get("fhir_bundle") or "collection"),
         )
 
     def describe(self) -> list[str]:
@@ -127,17 +151,20 @@ def _day(value: object) -> date | None:
         raise ApplicationError(f"'{value}' is not a date in the form YYYY-MM-DD.") from exc
 
 
-def pseudonym(*, clinic: Clinic, kind: str, value: object) -> str:
-    """A keyed hash standing in for a patient (or therapist) in research exports.
+def pseudonym(*, clinic: Clinic, kind: str, value: object, key: str) -> str:
+    """A keyed hash standing in for an identifier (patient, therapist, episode, session,
+    response, flag) in a pseudonymised export.
 
-    HMAC-SHA256 under a key derived from SECRET_KEY with a per-clinic salt, so the same patient
-    gets the same pseudonym in every export of the clinic (files can be joined), the same
-    patient code gives unrelated pseudonyms in two clinics, and nobody without SECRET_KEY can
-    recompute or reverse it. 16 hex digits (64 bits) make a collision within a clinic
-    practically impossible. Rotating SECRET_KEY changes every pseudonym.
+    HMAC-SHA256 under ``key`` (``ExportFilters.pseudonym_key``) of the clinic, the kind and the
+    value. The key is drawn at random for each export unless the admin gives a study key, so
+    nothing outside the export (another export, the identified files, the API, SECRET_KEY) can
+    re-link its rows; the same study key gives the same pseudonyms, so a study's exports join.
+    16 hex digits (64 bits) make a collision within a clinic practically impossible.
     """
-    key_salt = f"bordin.exports.pseudonym.{kind}.{clinic.code}"
-    return salted_hmac(key_salt, str(value), algorithm="sha256").hexdigest()[:16]
+    if not key:
+        raise ValueError("A pseudonym needs the export's key.")
+    message = f"{clinic.code}:{kind}:{value}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()[:16]
 
 
 # --- The exporter base class ---------------------------------------------------------------------

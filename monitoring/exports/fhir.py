@@ -1,5 +1,7 @@
-"""Patient-rated answers as FHIR R4: the instrument as a Questionnaire, each completed form as a
-QuestionnaireResponse, in a Bundle of type ``collection``, for the health record.
+"""Patient-rated answers as FHIR R4: the instrument as a Questionnaire, Bordin's own codes as
+CodeSystems, each completed form as a QuestionnaireResponse, in a Bundle of type ``collection``
+(to file) or ``transaction`` (to load into a FHIR server: conditional creates), for the health
+record.
 
 Every resource is built as a dict, validated with the ``fhir.resources.R4B`` models (structure,
 data types, cardinality) and then checked against the R4 value sets of the codes we use, which
@@ -11,13 +13,19 @@ number of responses. Which answers is the exporter's to say (``Exporter.answers`
 ``ItemAnswers``); the renderer passes them in, so this module knows no report. Mapping
 (docs/exports.md):
 
-- ``Questionnaire.url`` is ``{SITE_URL}/fhir/Questionnaire/{code}``, ``version`` the instrument
+- Canonical URLs start with ``settings.FHIR_CANONICAL_BASE`` (default ``https://bordin.app/fhir``),
+  a fixed name rather than the deployment's address, so codes mean the same everywhere.
+- ``Questionnaire.url`` is ``{base}/Questionnaire/{code}``, ``version`` the instrument
   version; a response points at it as the canonical ``{url}|{version}``. Items are ``choice``
   items whose answer options are codings 1-5 (display: the scale label, with the R4
   ``ordinalValue`` extension carrying the number), coded with their subscale.
-- ``QuestionnaireResponse.subject`` (and ``source``: the patient answered) is a logical reference
-  by identifier: the patient's external id when there is one, otherwise the opaque patient code,
-  or the pseudonym in a pseudonymised export. Never a name or label.
+- ``QuestionnaireResponse.subject`` is a logical reference by identifier: the patient's external id
+  when there is one, otherwise the opaque patient code, or the pseudonym in a pseudonymised
+  export. Never a name or label. ``author`` and ``source`` are who rated: the Patient for a
+  patient rating, the Practitioner (by the membership's opaque code, or its pseudonym) for a
+  therapist rating.
+- In a pseudonymised export every identifier (patient, practitioner, response id and identifier)
+  is a keyed hash under the export's key (``base.pseudonym``) and sessions are not identified.
 - ``authored`` is when the form was submitted; ``encounter`` names the session and its date.
 """
 
@@ -34,12 +42,13 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
-from clinics.models import Clinic
+from clinics.models import Clinic, Membership
 from monitoring.exports.base import ExportFilters, ProgressCallback, pseudonym
-from monitoring.models import Answer, Instrument, Response
+from monitoring.models import Answer, Instrument, Rater, Response
 
 #: R4 value sets of the codes this module writes (hl7.org/fhir/R4/valueset-*.html).
 BUNDLE_TYPES = frozenset(
@@ -78,6 +87,10 @@ ITEM_TYPES = frozenset(
     }
 )
 RESPONSE_STATUSES = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
+CODESYSTEM_CONTENT = frozenset({"not-present", "example", "fragment", "complete", "supplement"})
+HTTP_VERBS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"})
+#: Who may author a response: the patient, or the practitioner in a role.
+AUTHOR_TYPES = frozenset({"Patient", "Practitioner", "PractitionerRole"})
 #: subjectType is a resource type; a questionnaire about patients names exactly this one.
 SUBJECT_TYPES = frozenset({"Patient"})
 ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
@@ -87,7 +100,8 @@ RESPONSES_PER_QUERY = 2_000
 
 
 def base_url() -> str:
-    return f"{settings.SITE_URL}/fhir"
+    """The canonical base of Bordin's FHIR names (``settings.FHIR_CANONICAL_BASE``)."""
+    return str(settings.FHIR_CANONICAL_BASE).rstrip("/")
 
 
 def questionnaire_url(instrument: Instrument) -> str:
@@ -111,7 +125,12 @@ def code_problems(resource: Mapping[str, Any]) -> list[str]:
     if kind == "Bundle":
         check(resource.get("type"), BUNDLE_TYPES, "type")
         for i, entry in enumerate(resource.get("entry") or []):
+            if "request" in entry:
+                check(entry["request"].get("method"), HTTP_VERBS, f"entry[{i}].request.method")
             problems += [f"entry[{i}] {p}" for p in code_problems(entry.get("resource") or {})]
+    elif kind == "CodeSystem":
+        check(resource.get("status"), PUBLICATION_STATUSES, "status")
+        check(resource.get("content"), CODESYSTEM_CONTENT, "content")
     elif kind == "Questionnaire":
         check(resource.get("status"), PUBLICATION_STATUSES, "status")
         for subject in resource.get("subjectType") or []:
@@ -127,6 +146,9 @@ def code_problems(resource: Mapping[str, Any]) -> list[str]:
         items(resource.get("item") or [], "item")
     elif kind == "QuestionnaireResponse":
         check(resource.get("status"), RESPONSE_STATUSES, "status")
+        for role in ("author", "source"):
+            if role in resource:
+                check(resource[role].get("type"), AUTHOR_TYPES, f"{role}.type")
     else:
         problems.append(f"unexpected resource type '{kind}'")
     return problems
@@ -138,6 +160,31 @@ def _validated(model: type[Any], data: dict[str, Any]) -> str:
     if problems:
         raise ValueError("Invalid FHIR codes: " + "; ".join(problems))
     return str(model.model_validate(data).model_dump_json(exclude_none=True))
+
+
+#: OperationOutcome issue types (R4 value set issue-type) by HTTP status.
+ISSUE_TYPES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    406: "not-supported",
+    409: "conflict",
+    413: "too-costly",
+    429: "throttled",
+}
+
+
+def operation_outcome(*, status: int, code: str, message: str) -> dict[str, Any]:
+    """An error of a FHIR endpoint as an R4 OperationOutcome (``code``: Bordin's error code)."""
+    issue: dict[str, Any] = {
+        "severity": "error" if status < 500 else "fatal",
+        "code": ISSUE_TYPES.get(status, "processing" if status < 500 else "exception"),
+        "diagnostics": message or "The request failed.",
+    }
+    if code:
+        issue["details"] = {"coding": [{"system": f"{base_url()}/CodeSystem/api-errors", "code": code}]}
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 LOINC = "http://loinc.org"
@@ -215,7 +262,7 @@ def questionnaire_resource(*, instrument: Instrument, language: str) -> dict[str
                 {"system": LOINC, "code": item.code, "display": wording.item_texts.get(str(item.number), "")}
                 if item.code
                 else {
-                    "system": f"{base_url()}/CodeSystem/{instrument.code}-subscales",
+                    "system": subscale_system(instrument),
                     "code": item.subscale,
                     "display": wording.subscale_names.get(item.subscale, item.subscale),
                 }
@@ -260,18 +307,116 @@ def questionnaire_resource(*, instrument: Instrument, language: str) -> dict[str
     return resource
 
 
+def subscale_system(instrument: Instrument) -> str:
+    return f"{base_url()}/CodeSystem/{instrument.code}-subscales"
+
+
+def codesystem_resources(*, instrument: Instrument, language: str) -> list[dict[str, Any]]:
+    """Bordin's own code systems that ``instrument``'s Questionnaire uses, as CodeSystem resources:
+    its answer codes (unless they are LOINC's) and its subscales (for items without a LOINC code)."""
+    wording = instrument.translation(language)
+    labels = list(wording.scale_labels)
+    systems: list[dict[str, Any]] = []
+    common = {
+        "resourceType": "CodeSystem",
+        "version": str(instrument.version),
+        "status": "active",
+        "content": "complete",
+        "caseSensitive": True,
+        "language": wording.language,
+    }
+    if answer_system(instrument) != LOINC:
+        concepts = [
+            {
+                "code": str(value),
+                "display": labels[value - instrument.scale_min]
+                if value - instrument.scale_min < len(labels)
+                else str(value),
+            }
+            for value in range(instrument.scale_min, instrument.scale_max + 1)
+        ]
+        systems.append(
+            {
+                **common,
+                "id": f"{instrument.code}-answers",
+                "url": answer_system(instrument),
+                "name": _computable_name(f"{instrument.code}-answers"),
+                "title": f"{wording.name}: answer scale",
+                "count": len(concepts),
+                "concept": concepts,
+            }
+        )
+    subscales = sorted({item.subscale for item in instrument.items.all() if not item.code and item.subscale})
+    if subscales:
+        concepts = [{"code": code, "display": wording.subscale_names.get(code, code)} for code in subscales]
+        systems.append(
+            {
+                **common,
+                "id": f"{instrument.code}-subscales",
+                "url": subscale_system(instrument),
+                "name": _computable_name(f"{instrument.code}-subscales"),
+                "title": f"{wording.name}: subscales",
+                "count": len(concepts),
+                "concept": concepts,
+            }
+        )
+    return systems
+
+
 def patient_identifier(
-    *, clinic: Clinic, patient_code: object, external_id: str, pseudonymise: bool
+    *, clinic: Clinic, patient_code: object, external_id: str, filters: ExportFilters
 ) -> dict[str, str]:
     """The patient's logical identifier: external id, else opaque code; the pseudonym if asked."""
-    if pseudonymise:
+    if filters.pseudonymise:
         return {
             "system": f"{base_url()}/clinics/{clinic.code}/pseudonym",
-            "value": pseudonym(clinic=clinic, kind="patient", value=patient_code),
+            "value": pseudonym(clinic=clinic, kind="patient", value=patient_code, key=filters.pseudonym_key),
         }
     if external_id:
         return {"system": f"{base_url()}/clinics/{clinic.code}/external-id", "value": external_id}
     return {"system": f"{base_url()}/patient-code", "value": str(patient_code)}
+
+
+def practitioner_identifier(
+    *, clinic: Clinic, membership_code: object, filters: ExportFilters
+) -> dict[str, str]:
+    """The therapist's logical identifier: the membership's opaque code (never a name), or its
+    pseudonym in a pseudonymised export."""
+    if filters.pseudonymise:
+        return {
+            "system": f"{base_url()}/clinics/{clinic.code}/practitioner-pseudonym",
+            "value": pseudonym(
+                clinic=clinic, kind="therapist", value=membership_code, key=filters.pseudonym_key
+            ),
+        }
+    return {"system": f"{base_url()}/clinics/{clinic.code}/practitioner", "value": str(membership_code)}
+
+
+#: The columns of a response row that ``_response_entries`` reads.
+RESPONSE_ROW = (
+    "pk",
+    "instrument_id",
+    "submitted_at",
+    "session__code",
+    "session__number",
+    "session__date",
+    "session__episode__patient__code",
+    "session__episode__patient__external_id",
+    "rater",
+    "session__episode__therapist_id",
+)
+
+
+def _entry(*, full_url: str, resource: str, request: dict[str, str] | None) -> str:
+    parts = [f'"fullUrl":{json.dumps(full_url)}', f'"resource":{resource}']
+    if request is not None:
+        parts.append(f'"request":{json.dumps(request)}')
+    return "{" + ",".join(parts) + "}"
+
+
+def _conditional(kind: str, query: str) -> dict[str, str]:
+    """A conditional create: the server creates the resource unless one matches ``query``."""
+    return {"method": "POST", "url": kind, "ifNoneExist": query}
 
 
 def bundle_stream(
@@ -282,61 +427,75 @@ def bundle_stream(
     on_rows: ProgressCallback | None = None,
 ) -> Iterator[bytes]:
     """The Bundle of ``answers`` (the exporter's, ``Exporter.answers``) as JSON, written entry by
-    entry; ``on_rows`` gets the answers written so far."""
+    entry; ``on_rows`` gets the answers written so far. With ``filters.fhir_bundle ==
+    "transaction"`` every entry carries a conditional create (by url and version for definitions,
+    by identifier for responses), so loading the same bundle twice creates nothing new."""
+    transaction = filters.fhir_bundle == "transaction"
     responses = (
         Response.objects.filter(pk__in=answers.values("response_id"))
         .order_by("session__episode__patient_id", "session__episode__started_on", "session__number")
-        .values_list(
-            "pk",
-            "instrument_id",
-            "submitted_at",
-            "session__code",
-            "session__number",
-            "session__date",
-            "session__episode__patient__code",
-            "session__episode__patient__external_id",
-        )
+        .values_list(*RESPONSE_ROW)
     )
     header = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
-        "type": "collection",
+        "type": "transaction" if transaction else "collection",
         "timestamp": timezone.now().isoformat(),
     }
     opening = _validated(Bundle, header)
     yield (opening[:-1] + ',"entry":[').encode()
 
     language = clinic.default_language
-    instruments = Instrument.objects.filter(pk__in=answers.values("response__instrument_id")).order_by(
-        "code", "version"
+    instruments = (
+        Instrument.objects.filter(pk__in=answers.values("response__instrument_id"))
+        .prefetch_related("translations", "items")
+        .order_by("code", "version")
     )
     first = True
     for instrument in instruments:
-        resource = _validated(Questionnaire, questionnaire_resource(instrument=instrument, language=language))
-        entry = (
-            f'{{"fullUrl":{json.dumps(f"{base_url()}/Questionnaire/{instrument.code}-{instrument.version}")},'
-            f'"resource":{resource}}}'
-        )
-        yield (("" if first else ",") + entry).encode()
-        first = False
+        data = questionnaire_resource(instrument=instrument, language=language)
+        definitions: list[tuple[str, dict[str, Any], type[Any]]] = [
+            ("Questionnaire", data, Questionnaire),
+            *[
+                ("CodeSystem", cs, CodeSystem)
+                for cs in codesystem_resources(instrument=instrument, language=language)
+            ],
+        ]
+        for kind, resource, model in definitions:
+            entry = _entry(
+                full_url=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, resource['url'] + '|' + resource['version'])}"
+                if transaction
+                else f"{base_url()}/{kind}/{resource['id']}",
+                resource=_validated(model, resource),
+                request=_conditional(kind, f"url={resource['url']}&version={resource['version']}")
+                if transaction
+                else None,
+            )
+            yield (("" if first else ",") + entry).encode()
+            first = False
     canonical = {
         i.pk: _AnswerCoding.of(i, language)
         for i in Instrument.objects.prefetch_related("translations", "items")
     }
+    practitioners = dict(Membership.objects.filter(clinic=clinic).values_list("user_id", "code"))
 
     written = 0
     batch: list[tuple[Any, ...]] = []
     for row in responses.iterator(chunk_size=RESPONSES_PER_QUERY):
         batch.append(row)
         if len(batch) >= RESPONSES_PER_QUERY:
-            for entry, n in _response_entries(batch, clinic=clinic, filters=filters, canonical=canonical):
+            for entry, n in _response_entries(
+                batch, clinic=clinic, filters=filters, canonical=canonical, practitioners=practitioners
+            ):
                 yield (("" if first else ",") + entry).encode()
                 first = False
                 written += n
             batch = []
             if on_rows:
                 on_rows(written)
-    for entry, n in _response_entries(batch, clinic=clinic, filters=filters, canonical=canonical):
+    for entry, n in _response_entries(
+        batch, clinic=clinic, filters=filters, canonical=canonical, practitioners=practitioners
+    ):
         yield (("" if first else ",") + entry).encode()
         first = False
         written += n
@@ -345,15 +504,32 @@ def bundle_stream(
     yield b"]}"
 
 
+def response_resource(*, response: Response, filters: ExportFilters | None = None) -> str:
+    """One stored response as a QuestionnaireResponse (JSON), exactly as in the bundle."""
+    filters = filters or ExportFilters()
+    patient = response.session.episode.patient
+    row = Response.objects.filter(pk=response.pk).values_list(*RESPONSE_ROW).get()
+    coding = {response.instrument_id: _AnswerCoding.of(response.instrument, patient.clinic.default_language)}
+    practitioners = dict(Membership.objects.filter(clinic=patient.clinic).values_list("user_id", "code"))
+    entry, _ = next(
+        _response_entries(
+            [row], clinic=patient.clinic, filters=filters, canonical=coding, practitioners=practitioners
+        )
+    )
+    return json.dumps(json.loads(entry)["resource"])
+
+
 def _response_entries(
     batch: list[tuple[Any, ...]],
     *,
     clinic: Clinic,
     filters: ExportFilters,
     canonical: Mapping[int, _AnswerCoding],
+    practitioners: Mapping[int, object],
 ) -> Iterator[tuple[str, int]]:
     if not batch:
         return
+    transaction = filters.fhir_bundle == "transaction"
     answers: dict[int, list[tuple[int, int]]] = {}
     for response_id, number, value in (
         Answer.objects.filter(response_id__in=[r[0] for r in batch])
@@ -361,14 +537,36 @@ def _response_entries(
         .values_list("response_id", "item__number", "value")
     ):
         answers.setdefault(response_id, []).append((number, value))
-    for pk, instrument_id, submitted, session_code, number, day, patient_code, external_id in batch:
-        key = uuid.uuid5(clinic.code, f"response:{pk}")
+    for (
+        pk,
+        instrument_id,
+        submitted,
+        session_code,
+        number,
+        day,
+        patient_code,
+        external_id,
+        rater,
+        therapist_id,
+    ) in batch:
+        if filters.pseudonymise:
+            key = pseudonym(clinic=clinic, kind="response", value=pk, key=filters.pseudonym_key)
+            response_system = f"{base_url()}/clinics/{clinic.code}/response-pseudonym"
+        else:
+            key = str(uuid.uuid5(clinic.code, f"response:{pk}"))
+            response_system = f"{base_url()}/clinics/{clinic.code}/response"
         who = patient_identifier(
-            clinic=clinic,
-            patient_code=patient_code,
-            external_id=external_id,
-            pseudonymise=filters.pseudonymise,
+            clinic=clinic, patient_code=patient_code, external_id=external_id, filters=filters
         )
+        rated_by: dict[str, Any] = {"identifier": who, "type": "Patient"}
+        if rater == Rater.THERAPIST:
+            membership = practitioners.get(therapist_id, f"user-{therapist_id}")
+            rated_by = {
+                "identifier": practitioner_identifier(
+                    clinic=clinic, membership_code=membership, filters=filters
+                ),
+                "type": "Practitioner",
+            }
         encounter: dict[str, Any] = {"display": f"Session {number}, {day.isoformat()}"}
         if not filters.pseudonymise:
             encounter["identifier"] = {
@@ -397,17 +595,28 @@ def _response_entries(
             answered.append({"linkId": TOTAL_LINK_ID, "answer": [{"valueInteger": total}]})
         resource = {
             "resourceType": "QuestionnaireResponse",
-            "id": str(key),
-            "identifier": {"system": f"{base_url()}/clinics/{clinic.code}/response", "value": str(key)},
+            "id": key,
+            "identifier": {"system": response_system, "value": key},
             "questionnaire": coding.questionnaire,
             "status": "completed",
             "subject": {"identifier": who, "type": "Patient"},
             "encounter": encounter,
             "authored": timezone.localtime(submitted).isoformat(),
-            "source": {"identifier": who, "type": "Patient"},
+            "author": rated_by,
+            "source": rated_by,
             "item": answered,
         }
+        full_url = (
+            f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, response_system + '|' + key)}"
+            if filters.pseudonymise
+            else f"urn:uuid:{key}"
+        )
+        request = (
+            _conditional("QuestionnaireResponse", f"identifier={response_system}|{key}")
+            if transaction
+            else None
+        )
         yield (
-            f'{{"fullUrl":"urn:uuid:{key}","resource":{_validated(QuestionnaireResponse, resource)}}}',
+            _entry(full_url=full_url, resource=_validated(QuestionnaireResponse, resource), request=request),
             len(items),
         )

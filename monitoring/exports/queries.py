@@ -66,7 +66,9 @@ def in_period(dates: pd.Series, filters: ExportFilters) -> pd.Series:
     return keep
 
 
-def episode_info(*, clinic: Clinic, episode_ids: Iterable[int], pseudonymise: bool) -> pd.DataFrame:
+def episode_info(
+    *, clinic: Clinic, episode_ids: Iterable[int], pseudonymise: bool, key: str = ""
+) -> pd.DataFrame:
     """Who each episode is about, indexed by episode id: ``patient`` (label or pseudonym),
     ``external_id``, ``therapist`` (name or pseudonym), ``treatment`` and ``episode_start``."""
     rows = Episode.objects.filter(pk__in=list(episode_ids), patient__clinic=clinic).values_list(
@@ -84,8 +86,8 @@ def episode_info(*, clinic: Clinic, episode_ids: Iterable[int], pseudonymise: bo
     records = []
     for pk, code, label, external_id, therapist_id, first, last, email, treatment, started in rows:
         if pseudonymise:
-            patient, external_id = pseudonym(clinic=clinic, kind="patient", value=code), ""
-            therapist = pseudonym(clinic=clinic, kind="therapist", value=therapist_id)
+            patient, external_id = pseudonym(clinic=clinic, kind="patient", value=code, key=key), ""
+            therapist = pseudonym(clinic=clinic, kind="therapist", value=therapist_id, key=key)
         else:
             patient, therapist = label, person_name(first, last, email)
         records.append((pk, patient, external_id, therapist, treatment, started))
@@ -117,7 +119,9 @@ def analysis_for_export(*, clinic: Clinic, filters: ExportFilters) -> PeriodAnal
     values and sensitivity (``analysis_config``), exactly as the dashboards do.
     """
     episode_ids = list(episodes_for_export(clinic=clinic, filters=filters).values_list("pk", flat=True))
-    info = episode_info(clinic=clinic, episode_ids=episode_ids, pseudonymise=filters.pseudonymise)
+    info = episode_info(
+        clinic=clinic, episode_ids=episode_ids, pseudonymise=filters.pseudonymise, key=filters.pseudonym_key
+    )
     dates = session_dates(episode_ids)
     # No episode selected (a period without sessions): nothing to read. (scores_for_episodes
     # cannot take an empty list: Django refuses to compile the query, EmptyResultSet.)

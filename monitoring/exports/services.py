@@ -73,7 +73,7 @@ def export_audit(
         "event": event,
         "export": identifier,
         "format": fmt,
-        "filters": filters.to_json(),
+        "filters": filters.to_audit(),
         "via": via,
         "job": str(job.code) if job else None,
     }

@@ -191,7 +191,8 @@ def test_each_report_renders_valid_output_in_each_of_its_formats(cast, clinic_a,
         Bundle.model_validate(bundle)
         assert fhir.code_problems(bundle) == []
         kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
-        assert kinds == ["Questionnaire"] + ["QuestionnaireResponse"] * 13  # 8 + 5 sessions in clinic A
+        # The instrument, its two code systems (answers, subscales), 8 + 5 sessions in clinic A.
+        assert kinds == ["Questionnaire", "CodeSystem", "CodeSystem"] + ["QuestionnaireResponse"] * 13
 
 
 def test_csv_and_xlsx_hold_the_same_rows(cast, clinic_a):
@@ -272,7 +273,8 @@ def test_the_pseudonymised_patient_report_names_nobody(cast, clinic_a):
         filters=filters,
         frame=exporter.frame(clinic=clinic_a, filters=filters),
     )
-    assert pseudonym(clinic=clinic_a, kind="patient", value=cast["formula"].code) in html  # type: ignore[attr-defined]
+    code = cast["formula"].code  # type: ignore[attr-defined]
+    assert pseudonym(clinic=clinic_a, kind="patient", value=code, key=filters.pseudonym_key) in html
     for secret in ("HYPERLINK", "EXT-9", "Alice", FORMULA_NOTE):
         assert secret not in html
 
@@ -370,12 +372,15 @@ def test_every_code_the_bundle_uses_is_in_its_r4_value_set(cast, clinic_a):
     bundle = json.loads(produce(clinic_a, "item_answers", "fhir", ExportFilters()))
     assert bundle["type"] in fhir.BUNDLE_TYPES
     kinds = {entry["resource"]["resourceType"] for entry in bundle["entry"]}
-    assert kinds == {"Questionnaire", "QuestionnaireResponse"}  # both branches below are checked
+    assert kinds == {"Questionnaire", "CodeSystem", "QuestionnaireResponse"}  # each branch below is checked
     for entry in bundle["entry"]:
         resource = entry["resource"]
         if resource["resourceType"] == "Questionnaire":
             assert resource["status"] in fhir.PUBLICATION_STATUSES
             assert {i["type"] for i in resource["item"]} <= fhir.ITEM_TYPES
+        elif resource["resourceType"] == "CodeSystem":
+            assert resource["status"] in fhir.PUBLICATION_STATUSES
+            assert resource["content"] in fhir.CODESYSTEM_CONTENT
         else:
             assert resource["status"] in fhir.RESPONSE_STATUSES
 
@@ -422,23 +427,29 @@ def test_formula_cells_are_guarded_in_spreadsheets(cast, clinic_a, fmt):
 
 @pytest.mark.parametrize(("identifier", "fmt"), [(i, f) for i, f in COMBINATIONS if f != "pdf"])
 def test_a_pseudonymised_export_holds_no_label_external_id_note_or_name(cast, clinic_a, identifier, fmt):
-    data = produce(clinic_a, identifier, fmt, filters_for(identifier, cast, pseudonymise=True))
+    filters = filters_for(identifier, cast, pseudonymise=True)
+    data = produce(clinic_a, identifier, fmt, filters)
     text = data.decode() if fmt != "xlsx" else json.dumps(xlsx_rows(data), default=str)
     for secret in ("HYPERLINK", "B.B.", "EXT-9", FORMULA_NOTE, "Alice", "Bob", "alice@", "bob@"):
         assert secret not in text, secret
-    code = pseudonym(clinic=clinic_a, kind="patient", value=cast["formula"].code)  # type: ignore[attr-defined]
+    code = pseudonym(clinic=clinic_a, kind="patient", value=cast["formula"].code, key=filters.pseudonym_key)  # type: ignore[attr-defined]
     assert (code in text) == (identifier != "clinic_summary")  # the summary has no patient rows
 
 
-def test_pseudonyms_are_stable_keyed_and_differ_between_clinics(cast, clinic_a, clinic_b):
-    patient = cast["formula"]
-    first = pseudonym(clinic=clinic_a, kind="patient", value=patient.code)  # type: ignore[attr-defined]
-    assert first == pseudonym(clinic=clinic_a, kind="patient", value=patient.code)  # type: ignore[attr-defined]
+def test_pseudonyms_are_keyed_stable_under_a_study_key_and_differ_between_clinics(cast, clinic_a, clinic_b):
+    patient, key = cast["formula"], "a-study-key-of-32-characters-xx"
+    first = pseudonym(clinic=clinic_a, kind="patient", value=patient.code, key=key)  # type: ignore[attr-defined]
+    assert first == pseudonym(clinic=clinic_a, kind="patient", value=patient.code, key=key)  # type: ignore[attr-defined]
     assert re.fullmatch(r"[0-9a-f]{16}", first)
-    assert first != pseudonym(clinic=clinic_b, kind="patient", value=patient.code)  # type: ignore[attr-defined]
-    rows = csv_rows(produce(clinic_a, "item_answers", "csv", ExportFilters(pseudonymise=True)))
-    again = csv_rows(produce(clinic_a, "item_answers", "csv", ExportFilters(pseudonymise=True)))
-    assert rows == again
+    assert first != pseudonym(clinic=clinic_b, kind="patient", value=patient.code, key=key)  # type: ignore[attr-defined]
+    study = ExportFilters(pseudonymise=True, pseudonym_key=key)
+    rows = csv_rows(produce(clinic_a, "item_answers", "csv", study))
+    again = csv_rows(
+        produce(clinic_a, "item_answers", "csv", ExportFilters(pseudonymise=True, pseudonym_key=key))
+    )
+    assert rows == again  # the same study key: the two exports join
+    other = csv_rows(produce(clinic_a, "item_answers", "csv", ExportFilters(pseudonymise=True)))
+    assert not {r[0] for r in rows[1:]} & {r[0] for r in other[1:]}  # a key of its own: they do not
     assert rows[0] == ["patient", "external_id", "session", "date", "measure", "item", "value"]
     assert {r[1] for r in rows[1:]} == {""} and {r[3] for r in rows[1:]} >= {"2026-09-01"}  # dates kept
 
@@ -580,10 +591,11 @@ def test_every_export_is_audited_with_who_what_filters_and_format(cast, clinic_a
         "event": "export",
         "export": "item_answers",
         "format": "xlsx",
-        "filters": filters.to_json(),
+        "filters": filters.to_audit(),
         "via": "web",
         "job": None,
     }
+    assert filters.pseudonym_key not in json.dumps(entry.additional_data)  # it would re-link the file
     assert entry.timestamp is not None
 
 

@@ -18,6 +18,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import BasePagination
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,12 +27,15 @@ from clinics.models import Clinic, Membership, Patient, Session
 from clinics.selectors import patient_get_for_user, session_get_for_user
 from monitoring.api.auth import (
     ApiPagination,
+    FhirJsonDstu2Renderer,
+    FhirJsonRenderer,
     in_scope,
     memberships_for,
     require_admin,
     token_of,
     user_of,
 )
+from monitoring.exports.fhir import operation_outcome
 from monitoring.flags.selectors import flag_get_for_user
 from monitoring.models import Flag
 from monitoring.security.audit import VIA_API, access_log, access_log_list
@@ -59,6 +63,23 @@ class ApiView(APIView):
 
     def paged(self, data: Any) -> Response:
         return self.paginator.get_paginated_response(data)
+
+
+class FhirApiView(ApiView):
+    # A FHIR endpoint: answers application/fhir+json, application/json+fhir or application/json,
+    # and its errors are OperationOutcomes (the API's error code in issue.details).
+    renderer_classes = [FhirJsonRenderer, FhirJsonDstu2Renderer, JSONRenderer]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        error = response.data.get("error") if isinstance(response.data, dict) else None
+        error = error if isinstance(error, dict) else {}
+        response.data = operation_outcome(
+            status=response.status_code,
+            code=str(error.get("code") or ""),
+            message=str(error.get("message") or ""),
+        )
+        return response
 
 
 def valid_input(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:

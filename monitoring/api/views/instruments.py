@@ -10,15 +10,11 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from fhir.resources.R4B.questionnaire import Questionnaire
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from monitoring.api import serializers as s
-from monitoring.api.auth import (
-    FhirJsonRenderer,
-)
-from monitoring.api.views.base import FHIR_JSON, ApiView, valid_input
+from monitoring.api.views.base import FHIR_JSON, ApiView, FhirApiView, valid_input
 from monitoring.exports import fhir
 from monitoring.models import Instrument
 
@@ -58,9 +54,7 @@ class InstrumentDetailApi(ApiView):
         return Response(s.InstrumentOutput(_instrument_out(instrument)).data)
 
 
-class QuestionnaireApi(ApiView):
-    renderer_classes = [JSONRenderer, FhirJsonRenderer]  # errors in plain JSON unless asked
-
+class QuestionnaireApi(FhirApiView):
     @extend_schema(
         operation_id="instruments_fhir",
         parameters=[s.LanguageQuery],

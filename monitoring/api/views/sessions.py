@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,7 +11,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,7 +19,6 @@ from clinics.models import Session
 from monitoring.analytics.outcomes import score_measure
 from monitoring.api import serializers as s
 from monitoring.api.auth import (
-    FhirJsonRenderer,
     patients_for,
     user_of,
 )
@@ -30,6 +27,7 @@ from monitoring.api.views.base import (
     FHIR_JSON,
     RATER,
     ApiView,
+    FhirApiView,
     audit_access,
     audit_list,
     patient_for,
@@ -40,7 +38,7 @@ from monitoring.collection import links
 from monitoring.collection.invitations import invitation_create
 from monitoring.collection.responses import response_enter
 from monitoring.collection.sessions import session_add, session_update
-from monitoring.exports import ExportFilters, fhir
+from monitoring.exports import fhir
 from monitoring.instruments.measures import measure_spec
 from monitoring.instruments.scores import response_scores
 from monitoring.models import Invitation, Rater
@@ -263,9 +261,7 @@ class ResponseDetailApi(ApiView):
         return Response(_response_detail(response))
 
 
-class ResponseFhirApi(ApiView):
-    renderer_classes = [JSONRenderer, FhirJsonRenderer]  # errors in plain JSON unless asked
-
+class ResponseFhirApi(FhirApiView):
     @extend_schema(
         operation_id="responses_fhir",
         parameters=[RATER, s.ResponseQuery],
@@ -284,25 +280,7 @@ class ResponseFhirApi(ApiView):
             what=f"{rater} response (FHIR)",
             extra={"session": str(response.session.code), "measure": response.measure},
         )
-        row = (
-            response.pk,
-            response.instrument_id,
-            response.submitted_at,
-            response.session.code,
-            response.session.number,
-            response.session.date,
-            patient.code,
-            patient.external_id,
-        )
-        coding = {
-            response.instrument_id: fhir._AnswerCoding.of(
-                response.instrument, patient.clinic.default_language
-            )
-        }
-        entry, _ = next(
-            fhir._response_entries([row], clinic=patient.clinic, filters=ExportFilters(), canonical=coding)
-        )
-        return HttpResponse(json.dumps(json.loads(entry)["resource"]), content_type=FHIR_JSON)
+        return HttpResponse(fhir.response_resource(response=response), content_type=FHIR_JSON)
 
 
 class ResponseListApi(ApiView):

@@ -148,7 +148,7 @@ def outcomes_context(*, clinic: Clinic, filters: ExportFilters) -> dict[str, Any
     any_rates = any(r.episodes for r in rates.get("all", []))
     if not clinic.outcome_measures and not any_rates:
         return {"outcomes": None}
-    names = _therapist_names(clinic) if filters.pseudonymise else {}
+    names = _therapist_names(clinic, key=filters.pseudonym_key) if filters.pseudonymise else {}
     groups = []
     for key, label in OUTCOME_GROUPS:
         rows = [
@@ -186,14 +186,14 @@ def _rate_row(rates: OutcomeRates, group: str) -> dict[str, Any]:
     }
 
 
-def _therapist_names(clinic: Clinic) -> dict[str, str]:
+def _therapist_names(clinic: Clinic, *, key: str) -> dict[str, str]:
     """Each therapist's name as the outcome rates group them, to their keyed code (research
     exports name nobody)."""
     therapists = User.objects.filter(
         pk__in=Episode.objects.filter(patient__clinic=clinic).values("therapist_id")
     )
     return {
-        t.get_full_name() or t.username: pseudonym(clinic=clinic, kind="therapist", value=t.pk)
+        t.get_full_name() or t.username: pseudonym(clinic=clinic, kind="therapist", value=t.pk, key=key)
         for t in therapists
     }
 

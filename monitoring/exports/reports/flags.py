@@ -140,7 +140,10 @@ class Flags(Exporter):
             {"score": float, "baseline": float, "s_used": float}
         )
         info = episode_info(
-            clinic=clinic, episode_ids=frame["episode"].unique().tolist(), pseudonymise=filters.pseudonymise
+            clinic=clinic,
+            episode_ids=frame["episode"].unique().tolist(),
+            pseudonymise=filters.pseudonymise,
+            key=filters.pseudonym_key,
         )
         return join_info(frame, info, self.columns, pseudonymise=filters.pseudonymise)
 

@@ -58,7 +58,8 @@ class ItemAnswers(Exporter):
         patients = Patient.objects.filter(clinic=clinic).values_list("pk", "code", "label", "external_id")
         if filters.pseudonymise:
             who = {
-                pk: (pseudonym(clinic=clinic, kind="patient", value=code), "") for pk, code, _, _ in patients
+                pk: (pseudonym(clinic=clinic, kind="patient", value=code, key=filters.pseudonym_key), "")
+                for pk, code, _, _ in patients
             }
         else:
             who = {pk: (label, external_id) for pk, _, label, external_id in patients}

@@ -59,6 +59,7 @@ class PatientReport(Exporter):
             end=filters.end,
             patient_code=filters.patient_code,
             pseudonymise=filters.pseudonymise,
+            pseudonym_key=filters.pseudonym_key,
         )
         period = analysis_for_export(clinic=clinic, filters=one)
         if period.analysis is None:
@@ -88,7 +89,10 @@ class PatientReport(Exporter):
     def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
         episode = self._episode(clinic=clinic, filters=filters)
         one = ExportFilters(
-            end=filters.end, patient_code=filters.patient_code, pseudonymise=filters.pseudonymise
+            end=filters.end,
+            patient_code=filters.patient_code,
+            pseudonymise=filters.pseudonymise,
+            pseudonym_key=filters.pseudonym_key,
         )
         period = analysis_for_export(clinic=clinic, filters=one)
         info = period.info.loc[episode.pk]
@@ -137,6 +141,7 @@ class PatientReport(Exporter):
             end=filters.end,
             patient_code=filters.patient_code,
             pseudonymise=filters.pseudonymise,
+            pseudonym_key=filters.pseudonym_key,
         )
         flags = Flags().frame(clinic=clinic, filters=flag_filters)
         flags = flags[flags["episode_start"] == episode.started_on] if len(flags) else flags

@@ -39,6 +39,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--pseudonymise", action="store_true", help="research export: keyed codes, no names"
         )
+        parser.add_argument(
+            "--study-key",
+            default="",
+            help="pseudonymise under this study key (16+ characters) so a study's exports join; "
+            "without it each export draws a random key",
+        )
+        parser.add_argument(
+            "--fhir-bundle",
+            default="collection",
+            choices=("collection", "transaction"),
+            help="FHIR bundle type: collection (to file) or transaction (to load into a FHIR server)",
+        )
         parser.add_argument("--out", required=True, type=Path, help="the file to write")
 
     def handle(
@@ -86,7 +98,9 @@ class Command(BaseCommand):
                 therapist_id=therapist_id,
                 treatment=treatment,
                 patient_code=patient_code,
-                pseudonymise=pseudonymise,
+                pseudonymise=pseudonymise or bool(options.get("study_key")),
+                pseudonym_key=str(options.get("study_key") or ""),
+                fhir_bundle=str(options.get("fhir_bundle") or "collection"),
             )
             rendered = export_run(
                 clinic=clinic_obj, user=None, identifier=identifier, fmt=fmt, filters=filters, via=VIA_COMMAND
