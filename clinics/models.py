@@ -422,11 +422,26 @@ class Session(ClinicScoped, models.Model):
     )
     date = models.DateField(validators=[validate_plausible_date])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    # The health record's id of the appointment, so that a retried push finds the session it made
+    # (docs/api.md, step 5). Unique within the clinic, which is copied beside it because a
+    # constraint cannot reach through the episode to the patient's clinic.
+    external_id = models.CharField(max_length=100, null=True, blank=True, validators=[no_control_characters])
+    external_clinic = models.ForeignKey(
+        Clinic, on_delete=models.CASCADE, null=True, blank=True, editable=False, related_name="+"
+    )
 
     class Meta:
         ordering = ["episode", "number"]
         constraints = [
             models.UniqueConstraint(fields=["episode", "number"], name="session_number_unique_in_episode"),
+            models.UniqueConstraint(
+                fields=["external_clinic", "external_id"], name="session_external_id_unique_in_clinic"
+            ),
+            models.CheckConstraint(
+                condition=Q(external_id__isnull=True, external_clinic__isnull=True)
+                | Q(external_id__isnull=False, external_clinic__isnull=False),
+                name="session_external_id_has_clinic",
+            ),
             models.CheckConstraint(condition=Q(number__gte=1), name="session_number_positive"),
             models.CheckConstraint(
                 condition=Q(status__in=["scheduled", "held", "cancelled", "no_show"]),

@@ -335,7 +335,7 @@ def json_nesting(text: str, *, limit: int) -> int:
 # --- Errors --------------------------------------------------------------------------------------
 
 #: ``ApplicationError.code`` values that mean "the state of the thing forbids it now", not bad input.
-CONFLICT_CODES = frozenset({"used", "acknowledged", "not_ready"})
+CONFLICT_CODES = frozenset({"used", "acknowledged", "not_ready", "external_id_taken"})
 NOT_FOUND_MESSAGE = "Not found: it does not exist, or you may not see it."
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clinics import services as clinic_services
@@ -37,6 +37,46 @@ def session_add(
         session = clinic_services.session_create(episode=episode, date=on)
         link = session_update(session=session, user=user, status=status)
     return session, link
+
+
+def session_push(
+    *, patient: Patient, on: date, status: str, user: User, external_id: str
+) -> tuple[Session, tuple[Invitation, str] | None, bool]:
+    """An appointment pushed by a health record under its own id: the session made the first
+    time, or the one made before for the same ``external_id`` (then ``False``, unchanged: a
+    retried push must not add a second session; changes go through ``session_update``). The id
+    is unique in the clinic, so the same id for another patient is refused (``external_id_taken``).
+    """
+    known = _pushed(patient=patient, external_id=external_id)
+    if known is not None:
+        return known, None, False
+    try:
+        with transaction.atomic():
+            session, link = session_add(patient=patient, on=on, status=status, user=user)
+            session.external_id = external_id
+            session.external_clinic_id = patient.clinic_id
+            session.save(update_fields=["external_id", "external_clinic"])
+    except IntegrityError:  # the same push, at the same moment, made it first
+        known = _pushed(patient=patient, external_id=external_id)
+        if known is None:
+            raise
+        return known, None, False
+    return session, link, True
+
+
+def _pushed(*, patient: Patient, external_id: str) -> Session | None:
+    session = (
+        Session.objects.filter(external_clinic_id=patient.clinic_id, external_id=external_id)
+        .select_related("episode")
+        .first()
+    )
+    if session is not None and session.episode.patient_id != patient.pk:
+        raise ApplicationError(
+            f"The appointment id '{external_id}' is already used for a session of another patient "
+            "in this clinic.",
+            code="external_id_taken",
+        )
+    return session
 
 
 def session_update(

@@ -13,6 +13,7 @@ from monitoring.api.serializers.fields import (
     MeasureField,
     PlausibleDateField,
     PlausibleDateTimeField,
+    StrictCharField,
     StrictChoiceField,
     StrictIntegerField,
     _date_range,
@@ -28,6 +29,9 @@ class SessionOutput(serializers.Serializer):
     number = serializers.IntegerField()
     date = serializers.DateField()
     status = serializers.ChoiceField(choices=Session.Status.choices)
+    external_id = serializers.CharField(
+        allow_null=True, help_text="The health record's appointment id, if it pushed one."
+    )
     patient_response = serializers.BooleanField(help_text="The patient's alliance answers are in.")
     therapist_response = serializers.BooleanField(help_text="The therapist's rating is in.")
     measures = serializers.DictField(
@@ -51,6 +55,13 @@ class SessionCreateInput(serializers.Serializer):
         required=False,
         default=Session.Status.SCHEDULED,
         help_text="'held' also creates the patient's form link and returns it.",
+    )
+    external_id = StrictCharField(
+        max_length=100,
+        required=False,
+        help_text="The health record's id of the appointment, unique in the clinic. A retried push with "
+        "the same id answers 200 with the session made the first time (unchanged) instead of adding "
+        "another; the same id for another patient is a 409 `external_id_taken`.",
     )
 
 

@@ -37,7 +37,7 @@ from monitoring.api.views.base import (
 from monitoring.collection import links
 from monitoring.collection.invitations import invitation_create
 from monitoring.collection.responses import response_enter
-from monitoring.collection.sessions import session_add, session_update
+from monitoring.collection.sessions import session_add, session_push, session_update
 from monitoring.exports import fhir
 from monitoring.instruments.measures import measure_spec
 from monitoring.instruments.scores import response_scores
@@ -109,18 +109,34 @@ class PatientSessionsApi(ApiView):
     @extend_schema(
         operation_id="sessions_create",
         request=s.SessionCreateInput,
-        responses={201: s.SessionOutput},
+        responses={201: s.SessionOutput, 200: s.SessionOutput, 409: CONFLICT},
         tags=["sessions"],
     )
     def post(self, request: Request, code: str) -> Response:
         """Add the next session of the patient's open episode, e.g. an appointment from the health
-        record. With status "held" the patient's form link is created and returned."""
+        record. With status "held" the patient's form link is created and returned. With
+        `external_id` (the appointment's id in the health record) a retried push answers 200 with
+        the session it made the first time instead of adding another; the same id for another
+        patient of the clinic is a 409."""
         patient = patient_for(request, code)
         data = valid_input(s.SessionCreateInput, request.data)
-        session, link = session_add(
-            patient=patient, on=data["date"], status=data["status"], user=user_of(request)
+        user = user_of(request)
+        if data.get("external_id"):
+            session, link, created = session_push(
+                patient=patient,
+                on=data["date"],
+                status=data["status"],
+                user=user,
+                external_id=data["external_id"],
+            )
+        else:
+            (session, link), created = (
+                session_add(patient=patient, on=data["date"], status=data["status"], user=user),
+                True,
+            )
+        return Response(
+            _session_out(session, link), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
-        return Response(_session_out(session, link), status=status.HTTP_201_CREATED)
 
 
 class SessionListApi(ApiView):
