@@ -494,6 +494,30 @@ class ApiToken(ClinicScoped, models.Model):
         return f"API token {self.name} (bdn_{self.prefix}_…) of {self.user} at {self.clinic}"
 
 
+class IdempotencyKey(models.Model):
+    """An ``Idempotency-Key`` sent with an API create (monitoring/api/idempotency.py): the first
+    answer is kept, so that a retry with the same key and body gets it again instead of making a
+    second object. Only SHA-256 hashes of the key and of the request are kept, with the answer;
+    ``status`` is null while the first request runs. Rows older than a day are deleted
+    (``manage.py purge_idempotency_keys``, daily from cron) and no longer answer."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key_hash = models.CharField(max_length=64)
+    request_hash = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    location = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key_hash"], name="idempotency_key_unique_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"Idempotency key {self.key_hash[:8]} of {self.user}"
+
+
 class DigestSettings(models.Model):
     """A staff member's e-mail digest: how often news of their caseload is mailed, and when it
     last was (``manage.py send_digests``). A person without a row gets the default."""

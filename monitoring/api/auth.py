@@ -510,6 +510,7 @@ ERROR_DESCRIPTIONS = {
     "404": "No such object, or one you may not see (another clinic's data is never revealed).",
     "406": "The Accept header names no type this operation can produce.",
     "409": "The object's state forbids this now (e.g. answers already received, export not ready).",
+    "422": "This Idempotency-Key was used for a different request (`idempotency_key_reused`).",
     "413": f"The body is larger than {MAX_BODY_BYTES // 1024} KB (`too_large`).",
     "415": "Send JSON (Content-Type: application/json).",
     "429": "Too many requests for this token; see Retry-After.",
@@ -538,6 +539,8 @@ def schema_error_responses(
                 codes.add("400")
             if operation.get("requestBody"):
                 codes |= {"413", "415"}
+            if any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])):
+                codes |= {"409", "422"}  # the key's first request still runs; the key reused
             media = {"application/json"}
             for response in responses.values():
                 media |= {m for m in response.get("content", {}) if m.endswith("+json")}

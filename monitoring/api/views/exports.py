@@ -20,6 +20,7 @@ from monitoring.api.auth import (
     scoped,
     user_of,
 )
+from monitoring.api.idempotency import IDEMPOTENCY_KEY, idempotent
 from monitoring.api.views.base import CONFLICT, FHIR_JSON, ApiView, clinic_for, therapist_for, valid_input
 from monitoring.exports import EXPORTS, ExportFilters
 from monitoring.exports import jobs as export_jobs
@@ -50,9 +51,11 @@ class ExportListApi(ApiView):
     @extend_schema(
         operation_id="exports_create",
         request=s.ExportInput,
+        parameters=[IDEMPOTENCY_KEY],
         responses={202: s.ExportJobOutput},
         tags=["exports"],
     )
+    @idempotent()
     def post(self, request: Request) -> Response:
         """Start an export (clinic admins). Answers 202 with the job; poll its status until it is
         done (then download it) or failed (with the reason). A browser session needs a recent

@@ -17,6 +17,7 @@ from monitoring.api.auth import (
     require_admin,
     user_of,
 )
+from monitoring.api.idempotency import IDEMPOTENCY_KEY, idempotent
 from monitoring.api.views.base import (
     ApiView,
     audit_access,
@@ -59,9 +60,11 @@ class PatientListApi(ApiView):
     @extend_schema(
         operation_id="patients_create",
         request=s.PatientCreateInput,
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: s.PatientOutput},
         tags=["patients"],
     )
+    @idempotent()
     def post(self, request: Request) -> Response:
         """Add a patient (clinic admins, as on the clinic's patients page)."""
         data = valid_input(s.PatientCreateInput, request.data)
@@ -186,9 +189,11 @@ class PatientEpisodesApi(ApiView):
     @extend_schema(
         operation_id="episodes_create",
         request=s.EpisodeInput,
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: s.EpisodeOutput},
         tags=["episodes"],
     )
+    @idempotent()
     def post(self, request: Request, code: str) -> Response:
         """Open an episode of care with the patient's therapist (clinic admins). One at a time."""
         patient = patient_for(request, code)

@@ -22,6 +22,7 @@ from monitoring.api.auth import (
     patients_for,
     user_of,
 )
+from monitoring.api.idempotency import IDEMPOTENCY_KEY, idempotent
 from monitoring.api.views.base import (
     CONFLICT,
     FHIR_JSON,
@@ -91,6 +92,14 @@ def _session_out(session: Session, link: tuple[Invitation, str] | None = None) -
     return {**s.SessionOutput(fresh).data, "form_link": form_link and s.FormLinkOutput(form_link).data}
 
 
+def _form_link_now(body: dict[str, Any]) -> Any:
+    """A replayed session create's form link: the session's open link as it is now (the link is
+    never stored with the answer)."""
+    session = Session.objects.get(code=body["code"])
+    link = _form_link(session.invitations.usable().order_by("-created_at").first())
+    return link and s.FormLinkOutput(link).data
+
+
 def _responses() -> QuerySet[FormResponse]:
     return FormResponse.objects.select_related(
         "session__episode__patient__clinic", "instrument", "entered_by"
@@ -109,9 +118,11 @@ class PatientSessionsApi(ApiView):
     @extend_schema(
         operation_id="sessions_create",
         request=s.SessionCreateInput,
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: s.SessionOutput, 200: s.SessionOutput, 409: CONFLICT},
         tags=["sessions"],
     )
+    @idempotent(withhold="form_link", restore=_form_link_now)
     def post(self, request: Request, code: str) -> Response:
         """Add the next session of the patient's open episode, e.g. an appointment from the health
         record. With status "held" the patient's form link is created and returned. With
@@ -211,9 +222,11 @@ class SessionResponsesApi(ApiView):
     @extend_schema(
         operation_id="responses_create",
         request=s.ResponseInput,
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: s.ResponseDetailOutput, 409: CONFLICT},
         tags=["responses"],
     )
+    @idempotent()
     def post(self, request: Request, code: str) -> Response:
         """Enter a completed form on the patient's behalf (recorded as staff entry, with you as
         the one who entered it), or your own therapist rating. ``measure`` says which form: the
