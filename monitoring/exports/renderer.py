@@ -115,13 +115,40 @@ def csv_stream(
     for chunk in chunks:
         if chunk.empty:
             continue
-        block = guard_frame(chunk[list(columns)]).to_csv(
+        block = guard_frame(readable(chunk[list(columns)])).to_csv(
             index=False, header=False, lineterminator="\r\n", date_format="%Y-%m-%d %H:%M:%S"
         )
         yield block.encode()
         written += len(chunk)
         if on_rows:
             on_rows(written)
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """CSV cells a person and a program both read one way: timestamps in ISO 8601 with their UTC
+    offset (``2026-09-01T10:15:00+02:00``, the clinic's zone), booleans ``true``/``false``."""
+    changed: dict[str, pd.Series] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            changed[name] = column.map(lambda v: "" if pd.isna(v) else v.isoformat())
+        elif pd.api.types.is_bool_dtype(column):
+            changed[name] = column.map({True: "true", False: "false"})
+        elif column.dtype == object:
+            sample = column.dropna().head(20).tolist()
+            if any(isinstance(v, bool | np.bool_) for v in sample) or any(
+                isinstance(v, datetime) and v.tzinfo is not None for v in sample
+            ):
+                changed[name] = column.map(_readable_cell)
+    return frame.assign(**changed) if changed else frame
+
+
+def _readable_cell(value: object) -> object:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.isoformat()
+    return value
 
 
 def xlsx_stream(

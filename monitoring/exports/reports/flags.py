@@ -167,5 +167,6 @@ class Flags(Exporter):
 
 
 def _local(value: datetime | None) -> datetime | None:
-    """Aware datetimes in the clinic's time zone, made naive: spreadsheets have no time zones."""
-    return timezone.localtime(value).replace(tzinfo=None) if value else None
+    """Aware datetimes in the clinic's time zone: CSV writes them with their offset (ISO 8601),
+    XLSX as the local wall time (spreadsheets have no time zones)."""
+    return timezone.localtime(value) if value else None

@@ -1,0 +1,34 @@
+"""Exports a person can read (docs/exports.md): CSV timestamps carry their UTC offset, booleans
+are written ``true``/``false`` in every report."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+
+from monitoring.exports import ExportFilters
+from monitoring.models import Flag
+from tests.exports.test_exports import cast, csv_rows, produce  # noqa: F401 (cast is a fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_csv_timestamps_carry_their_offset_in_iso_8601(cast, clinic_a):  # noqa: F811
+    rows = csv_rows(produce(clinic_a, "flags", "csv", ExportFilters()))
+    header = rows[0]
+    for name in ("raised_at", "acknowledged_at"):
+        value = rows[1][header.index(name)]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d", value), value
+        assert datetime.fromisoformat(value).utcoffset() is not None
+
+
+@pytest.mark.parametrize("identifier", ["flags", "session_scores", "patient_levels"])
+def test_booleans_are_true_or_false_in_csv(cast, clinic_a, identifier):  # noqa: F811
+    Flag.objects.filter(pk=cast["flag"].pk).update(alarm=True)
+    text = produce(clinic_a, identifier, "csv", ExportFilters()).decode()
+    cells = {cell for row in csv_rows(text.encode())[1:] for cell in row}
+    assert not {"True", "False"} & cells
+    if identifier == "flags":
+        assert "true" in cells  # the rupture's alarm
