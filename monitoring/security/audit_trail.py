@@ -105,10 +105,13 @@ def audit_describe(entry: LogEntry) -> str:
     return f"{text}: {fields}" if fields and entry.action == LogEntry.Action.UPDATE else text
 
 
-def audit_patient_names(*, clinic: Clinic, entries: list[LogEntry]) -> dict[int, str]:
+def audit_patient_names(
+    *, clinic: Clinic, entries: list[LogEntry], focus: list[str] | None = None
+) -> dict[int, str]:
     """Which patient each entry is about, for the clinic's admins: the label (and record number)
-    while the patient exists, "an erased patient" after, "N patients" for a list read. Built per
-    page from the codes the entries keep; never written to a log."""
+    while the patient exists, "an erased patient" after, "N patients" for a list read (naming the
+    ``focus`` patients, those a patient filter looked for, among them). Built per page from the
+    codes the entries keep; never written to a log."""
     content_type = ContentType.objects.get_for_model(Patient)
     codes: dict[int, list[str]] = {}
     keys: dict[int, str] = {}
@@ -134,7 +137,13 @@ def audit_patient_names(*, clinic: Clinic, entries: list[LogEntry]) -> dict[int,
             names[pk] = by_code.get(cs[0], "an erased patient")
         elif cs:
             shown = [by_code[c] for c in cs if c in by_code]
-            names[pk] = ", ".join(shown) if len(cs) <= 3 and len(shown) == len(cs) else f"{len(cs)} patients"
+            focused = [by_code[c] for c in cs if c in by_code and c in (focus or [])]
+            if len(cs) <= 3 and len(shown) == len(cs):
+                names[pk] = ", ".join(shown)
+            elif focused:
+                names[pk] = f"{', '.join(focused)} among {len(cs)} patients"
+            else:
+                names[pk] = f"{len(cs)} patients"
     for pk, key in keys.items():
         names[pk] = by_key.get(key, "an erased patient")
     return names

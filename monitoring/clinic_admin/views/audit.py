@@ -26,6 +26,7 @@ from monitoring.security.audit_trail import (
     AuditFilters,
     audit_describe,
     audit_entries,
+    audit_patient_codes,
     audit_patient_names,
 )
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required, staff_required
@@ -50,7 +51,8 @@ def audit(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         request.GET.get("page")
     )
     entries = list(page.object_list)
-    names = audit_patient_names(clinic=clinic, entries=entries)
+    focus = audit_patient_codes(clinic=clinic, query=filters.patient) if filters.patient.strip() else []
+    names = audit_patient_names(clinic=clinic, entries=entries, focus=focus)
     rows = [(entry, audit_describe(entry), names.get(entry.pk, "")) for entry in entries]
     query = request.GET.copy()
     query.pop("page", None)
@@ -98,8 +100,10 @@ def audit_export(request: AuthenticatedRequest, slug: str) -> StreamingHttpRespo
                 batch = []
         yield _rows(batch)
 
+    focus = audit_patient_codes(clinic=clinic, query=filters.patient) if filters.patient.strip() else []
+
     def _rows(batch: list[LogEntry]) -> pd.DataFrame:
-        names = audit_patient_names(clinic=clinic, entries=batch)
+        names = audit_patient_names(clinic=clinic, entries=batch, focus=focus)
         return pd.DataFrame(
             [
                 [
