@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from monitoring.exports import ExportFilters
+from monitoring.exports import EXPORTS, ExportFilters, pdf
 from monitoring.models import Flag
 from tests.exports.test_exports import cast, csv_rows, produce  # noqa: F401 (cast is a fixture)
 
@@ -32,3 +32,17 @@ def test_booleans_are_true_or_false_in_csv(cast, clinic_a, identifier):  # noqa:
     assert not {"True", "False"} & cells
     if identifier == "flags":
         assert "true" in cells  # the rupture's alarm
+
+
+def test_the_flags_pdf_prints_labels_and_readable_headers_not_codes(cast, clinic_a):  # noqa: F811
+    Flag.objects.filter(pk=cast["flag"].pk).update(kind="sudden_loss")
+    exporter, filters = EXPORTS["flags"], ExportFilters()
+    html = pdf.report_html(
+        exporter=exporter,
+        clinic=clinic_a,
+        filters=filters,
+        frame=exporter.frame(clinic=clinic_a, filters=filters),
+    )
+    assert "<td>Sudden loss</td>" in html and "<td>sudden_loss</td>" not in html
+    assert "Discussed with patient" in html and ">discussed<" not in html
+    assert ">Flag<" in html and ">kind<" not in html

@@ -18,7 +18,7 @@ from monitoring.exports.queries import (
     sessions_in_period,
 )
 from monitoring.exports.tables import pdf_table
-from monitoring.flags.wording import COMPARED, threshold_compared
+from monitoring.flags.wording import COMPARED, FLAGS, threshold_compared
 from monitoring.models import Flag
 
 
@@ -163,7 +163,30 @@ class Flags(Exporter):
             )
             if n in frame.columns
         ]
-        return {"table": pdf_table(frame[wanted]), "landscape": True}
+        shown = frame[wanted].copy()
+        # Words, not codes: the PDF is read by people (sudden_loss -> "Sudden loss").
+        if "kind" in shown:
+            shown["kind"] = shown["kind"].map(lambda k: FLAGS[k].short if k in FLAGS else k)
+        if "acknowledgement" in shown:
+            labels = dict(Flag.Acknowledgement.choices)
+            shown["acknowledgement"] = shown["acknowledgement"].map(lambda a: str(labels.get(a, a or "")))
+        if "scale" in shown:
+            shown["scale"] = shown["scale"].map(lambda v: str(v).capitalize())
+        return {"table": pdf_table(shown.rename(columns=PDF_HEADERS)), "landscape": True}
+
+
+#: The PDF's column headers (the files keep the column names of docs/exports.md).
+PDF_HEADERS = {
+    "patient": "Patient",
+    "session": "Session",
+    "date": "Date",
+    "scale": "Scale",
+    "kind": "Flag",
+    "explanation": "Explanation",
+    "acknowledgement": "Acknowledged",
+    "acknowledged_by": "By",
+    "acknowledged_note": "Note",
+}
 
 
 def _local(value: datetime | None) -> datetime | None:
