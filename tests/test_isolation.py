@@ -201,6 +201,13 @@ PAGES: dict[str, tuple[str, Url, dict[str, Any], Answer, dict[str, str]]] = {
         redirect(lambda o: f"/patients/{o.patient.code}/#flag-{o.flag.code}"),
         CARE,
     ),
+    "monitoring:flag-unacknowledge": (
+        "POST",
+        lambda o: f"/flags/{o.flag.code}/unacknowledge/",
+        {},
+        redirect(lambda o: f"/patients/{o.patient.code}/#flag-{o.flag.code}"),
+        CARE,
+    ),
     "monitoring:safety-follow-up": (
         "POST",
         lambda o: f"/safety/{o.alert.code}/follow-up/",
