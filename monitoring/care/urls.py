@@ -16,8 +16,8 @@ urlpatterns = [
     path("patients/<uuid:code>/report.pdf", views.patient_report_pdf, name="patient-report-pdf"),
     path("sessions/<uuid:code>/", views.session_detail, name="session"),
     path("flags/<uuid:code>/acknowledge/", views.flag_acknowledge, name="flag-acknowledge"),
-    path("safety/<uuid:code>/follow-up/", views.safety_follow_up, name="safety-follow-up"),
     path("flags/<uuid:code>/unacknowledge/", views.flag_unacknowledge, name="flag-unacknowledge"),
+    path("safety/<uuid:code>/follow-up/", views.safety_follow_up, name="safety-follow-up"),
 ]
 # The session page's buttons come last: "<action>" would otherwise match "enter".
 action_urlpatterns = [
