@@ -457,6 +457,14 @@ def django_error_response(request: HttpRequest, exc: BaseException | None, *, st
         body = error_body(code="not_found", message=NOT_FOUND_MESSAGE)
     else:  # 500: logged by Django already
         status, body, headers = _unhandled_parts(exc)
+    if request.path.rstrip("/").endswith("/fhir"):
+        # A FHIR endpoint's address (a version that is not a number, say): an OperationOutcome,
+        # as the endpoint itself answers its errors (views.base.FhirApiView).
+        from monitoring.exports.fhir import operation_outcome
+
+        error = body["error"]
+        outcome = operation_outcome(status=status, code=str(error["code"]), message=str(error["message"]))
+        return JsonResponse(outcome, status=status, headers=headers, content_type="application/fhir+json")
     return JsonResponse(body, status=status, headers=headers)
 
 
@@ -518,6 +526,42 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+#: An error of a FHIR endpoint (monitoring.exports.fhir.operation_outcome): the API's error code
+#: in ``issue[0].details.coding[0].code``, its message in ``issue[0].diagnostics``.
+OPERATION_OUTCOME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+        "issue": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["severity", "code", "diagnostics"],
+                "properties": {
+                    "severity": {"type": "string", "enum": ["fatal", "error", "warning", "information"]},
+                    "code": {"type": "string"},
+                    "diagnostics": {"type": "string"},
+                    "details": {
+                        "type": "object",
+                        "properties": {
+                            "coding": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {"system": {"type": "string"}, "code": {"type": "string"}},
+                                },
+                            }
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
 def schema_error_responses(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
@@ -526,10 +570,14 @@ def schema_error_responses(
     anywhere; 404 where the path names an object; 400 where there is input or a write (a domain
     rule can refuse it); 413 and 415 where there is a body. Views declare 409 themselves, where it can
     happen."""
-    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
-    ref = {"$ref": "#/components/schemas/Error"}
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    schemas["OperationOutcome"] = OPERATION_OUTCOME_SCHEMA
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
+            # A FHIR endpoint (views.base.FhirApiView) answers its errors as OperationOutcomes.
+            fhir = str(operation.get("operationId", "")).endswith("_fhir")
+            ref = {"$ref": "#/components/schemas/" + ("OperationOutcome" if fhir else "Error")}
             responses = operation.setdefault("responses", {})
             codes = {"401", "403", "406", "429", "503"}
             if "{" in path:
@@ -543,7 +591,9 @@ def schema_error_responses(
                 codes |= {"409", "422"}  # the key's first request still runs; the key reused
             media = {"application/json"}
             for response in responses.values():
-                media |= {m for m in response.get("content", {}) if m.endswith("+json")}
+                media |= {
+                    m for m in response.get("content", {}) if m.endswith("+json") or m.endswith("+fhir")
+                }
             for code in sorted(codes | {c for c in responses if c in ERROR_DESCRIPTIONS}):
                 responses[code] = {
                     "description": ERROR_DESCRIPTIONS[code],

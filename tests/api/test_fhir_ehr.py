@@ -195,6 +195,9 @@ def test_fhir_endpoints_answer_the_usual_fhir_media_types(therapist, world, acce
         ("therapist", "/api/v1/instruments/bordin-alliance/99/fhir/", 404, "not-found"),
         ("therapist", "/api/v1/sessions/{session}/responses/therapist/fhir/", 404, "not-found"),
         ("nobody", "/api/v1/instruments/bordin-alliance/1/fhir/", 401, "login"),
+        # Addresses that do not resolve (no such rater, a version that is not a number).
+        ("therapist", "/api/v1/sessions/{session}/responses/AAA/fhir/", 404, "not-found"),
+        ("therapist", "/api/v1/instruments/bordin-alliance/x/fhir/", 404, "not-found"),
     ],
 )
 def test_fhir_endpoint_errors_are_operation_outcomes(tokens, world, who, url, status, issue):

@@ -164,8 +164,17 @@ def test_permission_table(role, operation, method, path, body, expected, tokens,
     )
     assert response.status_code == expected[role], response.content[:300]
     if response.status_code >= 400:
-        error = response.json()["error"]
+        error = api_error(response.json())
         assert error["code"] and error["message"]
     if response.status_code == 404:
         # The same words whether the object exists elsewhere or not at all.
-        assert response.json()["error"]["code"] == "not_found"
+        assert api_error(response.json())["code"] == "not_found"
+
+
+def api_error(body: dict) -> dict:
+    """The API's error code and message: ``{"error": ...}``, or on a FHIR endpoint an
+    OperationOutcome carrying the same code (issue.details) and message (issue.diagnostics)."""
+    if body.get("resourceType") == "OperationOutcome":
+        issue = body["issue"][0]
+        return {"code": issue["details"]["coding"][0]["code"], "message": issue["diagnostics"]}
+    return body["error"]

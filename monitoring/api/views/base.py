@@ -221,6 +221,29 @@ class NotFoundApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes: list[Any] = []
 
+    @staticmethod
+    def _fhir(request: Any) -> bool:
+        # A FHIR endpoint's address that does not resolve (a rater or version that cannot be):
+        # its 404 is an OperationOutcome, as the endpoint's own errors are (FhirApiView).
+        return str(request.path).rstrip("/").endswith("/fhir")
+
+    def get_renderers(self) -> list[Any]:
+        if self._fhir(self.request):
+            return [renderer() for renderer in FhirApiView.renderer_classes]
+        return super().get_renderers()
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        if self._fhir(self.request):
+            error = response.data.get("error") if isinstance(response.data, dict) else None
+            error = error if isinstance(error, dict) else {}
+            response.data = operation_outcome(
+                status=response.status_code,
+                code=str(error.get("code") or ""),
+                message=str(error.get("message") or ""),
+            )
+        return response
+
     @extend_schema(exclude=True)
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raise Http404
