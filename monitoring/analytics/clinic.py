@@ -146,9 +146,14 @@ class ClinicParameters:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClinicParameters:
         """Inverse of :meth:`to_dict`; unknown keys are ignored so older readers keep working."""
-        known = {f.name for f in fields(ScaleParameters)}
+        defaults = {f.name: f.default for f in fields(ScaleParameters)}
+
+        def value(key: str, v: Any) -> Any:
+            # NaN stored as null (JSON columns refuse NaN) reads back as NaN.
+            return float("nan") if v is None and isinstance(defaults[key], float) else v
+
         scales = {
-            name: ScaleParameters(**{k: v for k, v in values.items() if k in known})
+            name: ScaleParameters(**{k: value(k, v) for k, v in values.items() if k in defaults})
             for name, values in data["scales"].items()
         }
         return cls(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from auditlog.context import disable_auditlog
 from auditlog.models import LogEntry
 from django.contrib.auth.models import User
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from clinics.errors import ApplicationError
@@ -15,6 +17,7 @@ from monitoring.flags.services import clinic_estimate_refresh
 from monitoring.models import (
     Answer,
     Flag,
+    IdempotencyKey,
     Response,
 )
 from monitoring.security.audit import entry_write
@@ -47,7 +50,19 @@ def patient_erase(*, patient: Patient, by: User, confirm: str) -> dict[str, int]
         "answers": Answer.objects.filter(response__in=responses).count(),
         "flags": Flag.objects.filter(episode__patient=patient).count(),
     }
+    # The API keeps the first answer of an Idempotency-Key for a day (monitoring.api.idempotency):
+    # those that speak of this patient (its code, label, episodes or sessions) go with it.
+    identifiers = {code, patient.label, *(str(c) for c in sessions.values_list("code", flat=True))}
+    identifiers |= {str(c) for c in Episode.objects.filter(patient=patient).values_list("code", flat=True)}
+    stored_answers = [
+        key.pk
+        for key in IdempotencyKey.objects.filter(
+            user__memberships__clinic=clinic, response__isnull=False
+        ).distinct()
+        if any(json.dumps(value) in json.dumps(key.response, cls=DjangoJSONEncoder) for value in identifiers)
+    ]
     with transaction.atomic():
+        IdempotencyKey.objects.filter(pk__in=stored_answers).delete()
         # The trail keeps one entry for the erasure, not one per deleted row with its contents.
         with disable_auditlog():
             patient.delete()  # cascades to episodes, sessions, responses, answers, flags, links

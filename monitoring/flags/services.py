@@ -7,6 +7,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,8 +88,23 @@ def clinic_estimate_refresh(*, clinic: Clinic) -> ClinicEstimate:
     calibration = calibrate(parameters, config, patients=settings.BORDIN_CALIBRATION_PATIENTS)
     parameters = parameters.calibrated(calibration.to_dict())
     return ClinicEstimate.objects.create(
-        clinic=clinic, estimated_at=now, parameters=parameters.to_dict(), patients_used=parameters.n_patients
+        clinic=clinic,
+        estimated_at=now,
+        parameters=_json_safe(parameters.to_dict()),
+        patients_used=parameters.n_patients,
     )
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (a share of no patients, in a clinic whose last patient was erased) as null: JSON
+    columns refuse NaN. ClinicParameters.from_dict reads it back as NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def deployment_prior(*, excluding: Clinic) -> dict[str, float]:

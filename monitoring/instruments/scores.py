@@ -33,6 +33,8 @@ def scores_for_episodes(*, episode_ids: Iterable[int], rater: str = "patient") -
     """
     columns = ["patient", "session", "goal", "task", "bond", "total"]
     ids = list(episode_ids)
+    if not ids:  # no query: Django cannot write SQL for an empty IN (EmptyResultSet)
+        return pd.DataFrame(columns=columns).astype({"patient": "int64", "session": "int64"})
     # item_id, not item__number: the join to the items table doubled the cost of this query; and
     # the rows go straight from the cursor into one integer array, skipping the ORM's per-row work
     # (half the time of a caseload's largest read).

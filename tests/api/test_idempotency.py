@@ -13,7 +13,7 @@ from django.utils import timezone
 from clinics.models import Session
 from monitoring.models import ExportJob, IdempotencyKey
 from monitoring.models import Response as FormResponse
-from tests.api.conftest import Api, World, make_token
+from tests.api.conftest import Api, World, make_token, membership_code
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +94,21 @@ def test_old_keys_are_purged(admin, world: World):
     IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(hours=25))
     call_command("purge_idempotency_keys")
     assert IdempotencyKey.objects.count() == 0
+
+
+def test_erasing_a_patient_removes_the_stored_answers_that_speak_of_them(
+    admin, world: World, dana, alice, clinic_a
+):
+    from monitoring.clinic_admin.services import patient_erase
+
+    admin.post(f"/api/v1/sessions/{world.held.code}/responses/", {"answers": ANSWERS}, **KEY)
+    other = admin.post(
+        "/api/v1/patients/",
+        {"label": "Q.Q.", "therapist": membership_code(alice, clinic_a)},
+        HTTP_IDEMPOTENCY_KEY="9d2e7a10-1b4c-4e8f-a6d3-0c5b7e9f1a2b",
+    )
+    assert other.status_code == 201, other.json()
+    assert IdempotencyKey.objects.count() == 2
+    patient_erase(patient=world.patient, by=dana, confirm=world.patient.label)
+    kept = IdempotencyKey.objects.get()  # only the other patient's answer is kept
+    assert kept.response["label"] == "Q.Q."
