@@ -425,7 +425,10 @@ class Session(ClinicScoped, models.Model):
     # The health record's id of the appointment, so that a retried push finds the session it made
     # (docs/api.md, step 5). Unique within the clinic, which is copied beside it because a
     # constraint cannot reach through the episode to the patient's clinic.
-    external_id = models.CharField(max_length=100, null=True, blank=True, validators=[no_control_characters])
+    # NULL, not "": sessions without an appointment id must not collide in the unique constraint.
+    external_id = models.CharField(  # noqa: DJ001
+        max_length=100, null=True, blank=True, validators=[no_control_characters]
+    )
     external_clinic = models.ForeignKey(
         Clinic, on_delete=models.CASCADE, null=True, blank=True, editable=False, related_name="+"
     )
