@@ -20,6 +20,8 @@ def answer_all(page, value: str = "4", skip: tuple[int, ...] = ()) -> None:
 
 
 def test_a_patient_fills_in_the_form_on_a_phone(phone, session, alice):
+    session.date = timezone.localdate()  # a session of today (an earlier one says "most recent")
+    session.save(update_fields=["date"])
     _, token = invitation_create(session=session, created_by=alice)
     phone.goto(f"/f/{token}/")
     page = phone.page
