@@ -86,55 +86,6 @@ def _r(values: np.ndarray, decimals: int) -> np.ndarray:
     return np.rint(np.asarray(values, dtype=float) * 10**decimals)
 
 
-def explain_events(
-    *,
-    kind: np.ndarray,
-    scale: np.ndarray,
-    rule_previous: np.ndarray,
-    session: np.ndarray,
-    score: np.ndarray,
-    magnitude: np.ndarray,
-    threshold: np.ndarray,
-    baseline: np.ndarray,
-    s_used: np.ndarray,
-    k: float,
-    rupture_session: np.ndarray,
-    sessions_since: np.ndarray,
-    from_session: np.ndarray,
-    to_session: np.ndarray,
-    mean_before: np.ndarray,
-    mean_after: np.ndarray,
-    slope: np.ndarray,
-    slope_n: np.ndarray,
-    tolerance: float = 1.0,
-    n_baseline: np.ndarray | None = None,
-) -> np.ndarray:
-    """One sentence per event row; arguments are parallel arrays (kind and scale as codes)."""
-    codes, sentences = explain_event_codes(
-        kind=kind,
-        scale=scale,
-        rule_previous=rule_previous,
-        session=session,
-        score=score,
-        magnitude=magnitude,
-        threshold=threshold,
-        baseline=baseline,
-        s_used=s_used,
-        k=k,
-        rupture_session=rupture_session,
-        sessions_since=sessions_since,
-        from_session=from_session,
-        to_session=to_session,
-        mean_before=mean_before,
-        mean_after=mean_after,
-        slope=slope,
-        slope_n=slope_n,
-        tolerance=tolerance,
-        n_baseline=n_baseline,
-    )
-    return np.array([*sentences, None], dtype=object)[codes]
-
-
 def explain_event_codes(
     *,
     kind: np.ndarray,
@@ -159,7 +110,7 @@ def explain_event_codes(
     n_baseline: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """One sentence per event row, as ``(codes, sentences)``: row i's sentence is
-    ``sentences[codes[i]]`` (-1: none). Arguments as :func:`explain_events`. The distinct
+    ``sentences[codes[i]]`` (-1: none); the arguments are parallel arrays (kind and scale as codes). The distinct
     sentences are few, so a caller can build a string column from them without one Python
     string per row."""
     codes = np.full(kind.size, -1, dtype=np.int64)

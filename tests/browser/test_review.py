@@ -1,4 +1,4 @@
-"""'Looking back together': the patient's own course, full screen, for a session (issue 16, item 4)."""
+"""'Looking back together' (issue 16, item 4) and the digest settings (item 6) in a real browser."""
 
 from __future__ import annotations
 
@@ -36,3 +36,17 @@ def test_a_therapist_looks_back_together_with_a_patient(request, device, demo): 
     p.check(f"review-{device}")
     page.get_by_role("link", name="Close").click()
     page.wait_for_url(patient_url)
+
+
+def test_a_therapist_chooses_how_often_the_digest_comes(desktop, demo):  # noqa: F811
+    sign_in(desktop, "alice@demo.bordin.test")
+    page = desktop.page
+    page.get_by_role("link", name="Notifications").click()
+    assert page.locator("h1").inner_text() == "Notifications"
+    assert page.get_by_label("Once a day, when something is new").is_checked()  # the default
+    desktop.check("notifications")
+    page.get_by_label("Once a week, when something is new").check()
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_selector(".messages")
+    assert "Saved." in page.locator(".messages").inner_text()
+    assert page.get_by_label("Once a week, when something is new").is_checked()

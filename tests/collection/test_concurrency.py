@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from django.db import connection, connections
@@ -15,23 +16,17 @@ from monitoring.models import Answer, Invitation, Response, SafetyAlert
 FULL = {n: 4 for n in range(1, 13)}
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_submissions_with_one_token_store_exactly_one(session, alice):
-    if connection.vendor != "postgresql":
-        pytest.skip("threads sharing one SQLite test database serialise anyway; this proves PostgreSQL")
-    _, token = invitation_create(session=session, created_by=alice)
-    clients = 8
+def race(clients: int, attempt: Callable[[int], None]) -> list[str]:
+    """``attempt(i)`` from ``clients`` threads released together; each outcome is "stored" or the
+    ApplicationError's code."""
     barrier = threading.Barrier(clients)
     outcomes: list[str] = []
     lock = threading.Lock()
 
-    def submit(value: int) -> None:
+    def run(i: int) -> None:
         try:
             barrier.wait()
-            submission_create(
-                invitation=invitation_for_token(token=token), answers={n: value for n in range(1, 13)}
-            )
+            attempt(i)
             result = "stored"
         except ApplicationError as error:
             result = error.code
@@ -40,11 +35,29 @@ def test_concurrent_submissions_with_one_token_store_exactly_one(session, alice)
         with lock:
             outcomes.append(result)
 
-    threads = [threading.Thread(target=submit, args=(1 + i % 5,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_submissions_with_one_token_store_exactly_one(session, alice):
+    if connection.vendor != "postgresql":
+        pytest.skip("threads sharing one SQLite test database serialise anyway; this proves PostgreSQL")
+    _, token = invitation_create(session=session, created_by=alice)
+    clients = 8
+
+    def submit(i: int) -> None:
+        value = 1 + i % 5
+        submission_create(
+            invitation=invitation_for_token(token=token), answers={n: value for n in range(1, 13)}
+        )
+
+    outcomes = race(clients, submit)
     assert sorted(outcomes) == ["stored"] + ["used"] * (clients - 1)
     assert Response.objects.count() == 1
     response = Response.objects.get()
@@ -83,31 +96,16 @@ def test_concurrent_submissions_of_alliance_and_symptoms_store_each_form_once_an
     clinic_a.save(update_fields=["outcome_measures"])
     _, token = invitation_create(session=session, created_by=alice)
     clients = 8
-    barrier = threading.Barrier(clients)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
-    def submit(value: int) -> None:
-        try:
-            barrier.wait()
-            submission_create(
-                invitation=invitation_for_token(token=token),
-                answers={n: 1 + value for n in range(1, 13)},
-                measures={"phq9": {n: value for n in range(1, 10)}, "gad7": {n: value for n in range(1, 8)}},
-            )
-            result = "stored"
-        except ApplicationError as error:
-            result = error.code
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes.append(result)
+    def submit(i: int) -> None:
+        value = 1 + i % 3
+        submission_create(
+            invitation=invitation_for_token(token=token),
+            answers={n: 1 + value for n in range(1, 13)},
+            measures={"phq9": {n: value for n in range(1, 10)}, "gad7": {n: value for n in range(1, 8)}},
+        )
 
-    threads = [threading.Thread(target=submit, args=(1 + i % 3,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = race(clients, submit)
     assert sorted(outcomes) == ["stored"] + ["used"] * (clients - 1)
     assert sorted(Response.objects.values_list("measure", flat=True)) == ["alliance", "gad7", "phq9"]
     assert Answer.objects.count() == 12 + 9 + 7
