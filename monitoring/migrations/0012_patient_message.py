@@ -1,0 +1,9 @@
+# Placeholder reserved so that concurrent work can depend on it; its operations are filled in by
+# the change that needs them.
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("monitoring", "0011_analysis_snapshot")]
+
+    operations: list[migrations.operations.base.Operation] = []
