@@ -443,9 +443,6 @@ def _events_frame(
         out[ok] = sess_out[start[ok] + pos[ok]]
         return out
 
-    rupture_session = session_at(ev["rupture_t"])
-    from_session = session_at(ev["from_t"])
-    to_session = session_at(ev["to_t"])
     # OLS slope over the last `slope_window` sessions, for decline rows (quoted in the sentence).
     slope = np.full(t.size, np.nan)
     slope_n = np.zeros(t.size, dtype=np.int64)
@@ -468,6 +465,12 @@ def _events_frame(
         with np.errstate(invalid="ignore", divide="ignore"):
             slope[dec] = np.where(sxx > 0, (ds * dx).sum(axis=1) / sxx, np.nan)
         slope_n[dec] = n_pts
+    drop_repaired = _decline_windows(
+        dec, ev=ev, rank=rank, t=t, kind=kind, start=start, result=result, layout=layout, x_out=x_out
+    )
+    rupture_session = session_at(ev["rupture_t"])
+    from_session = session_at(ev["from_t"])
+    to_session = session_at(ev["to_t"])
     previous = ev["rule"] == RULE_PREVIOUS
     explanation, sentences = explain_event_codes(
         kind=kind,
@@ -488,6 +491,7 @@ def _events_frame(
         mean_after=ev["mean_after"],
         slope=slope,
         slope_n=slope_n,
+        drop_repaired=drop_repaired,
         tolerance=config.repair_tolerance,
         n_baseline=ev["n_baseline"],
     )
@@ -541,6 +545,81 @@ def _events_frame(
         },
         copy=False,  # every array is this frame's own; no copy into consolidated blocks
     )
+
+
+def _decline_windows(
+    dec: np.ndarray,
+    *,
+    ev: dict[str, np.ndarray],
+    rank: np.ndarray,
+    t: np.ndarray,
+    kind: np.ndarray,
+    start: np.ndarray,
+    result: EngineResult,
+    layout: Layout,
+    x_out: np.ndarray,
+) -> np.ndarray:
+    """Where each decline's evidence comes from, written into the decline rows of ``ev``; returns
+    per event row whether it is a decline whose rupture was repaired before it.
+
+    A decline's window is the CUSUM run it ends: from the first session that added to the sum
+    since it was last at 0 (or restarted after a decline or an unrepaired rupture of the same
+    scale) to the decline's session, as ``from_t`` and ``to_t``; ``mean_after`` is the mean
+    score over the window. ``rupture_t`` is the latest rupture of the same scale inside the
+    window, if any: the decline then comes from that drop (a rupture-sized session adds up to
+    ``cusum_cap - cusum_reference`` to the sum), which its wording and the patient page's
+    grouping say. Everything here was known at the decline's session, so the stored sentence
+    stays true. The walk back goes one session at a time for all declines at once; runs are
+    short.
+    """
+    repaired = np.zeros(kind.size, dtype=bool)
+    if not dec.size:
+        return repaired
+    d_rank, d_t, d_start = rank[dec], t[dec], start[dec]
+    restarted = np.isin(kind, (KIND_DECLINE, KIND_UNREPAIRED))
+    resets = np.sort(start[restarted] + t[restarted])  # output positions where the sum restarts
+    first = d_t.copy()
+    total = x_out[d_start + d_t].astype(float)
+    walking = np.arange(dec.size)
+    back = 1
+    while walking.size:
+        pos_t = d_t[walking] - back
+        ok = pos_t >= 0
+        walking, pos_t = walking[ok], pos_t[ok]
+        step_major = layout.offset[pos_t] + d_rank[walking]
+        ok = result.cusum[step_major] > 0  # NaN (not started) and 0 end the run
+        out_pos = d_start[walking] + pos_t
+        hit = np.searchsorted(resets, out_pos)
+        ok &= ~((hit < resets.size) & (resets[np.minimum(hit, resets.size - 1)] == out_pos))
+        walking, pos_t, out_pos = walking[ok], pos_t[ok], out_pos[ok]
+        first[walking] = pos_t
+        total[walking] += x_out[out_pos]
+        back += 1
+    ev["from_t"][dec] = first
+    ev["to_t"][dec] = d_t
+    ev["mean_after"][dec] = total / (d_t - first + 1)
+    # The latest rupture of the same unit at or before each decline: keys rank * T + t, sorted.
+    rup = np.flatnonzero(kind == KIND_RUPTURE)
+    if not rup.size:
+        return repaired
+    span = int(t.max()) + 1
+    keys = rank[rup].astype(np.int64) * span + t[rup]
+    order = np.argsort(keys, kind="stable")
+    keys, rup = keys[order], rup[order]
+    j = np.maximum(np.searchsorted(keys, d_rank.astype(np.int64) * span + d_t, side="right") - 1, 0)
+    r_t = t[rup[j]]
+    inside = (keys[j] <= d_rank.astype(np.int64) * span + d_t) & (rank[rup[j]] == d_rank) & (r_t >= first)
+    ev["rupture_t"][dec] = np.where(inside, r_t, -1)
+    # Was that rupture repaired before the decline? (A rupture has at most one repair.)
+    rep = np.flatnonzero(kind == KIND_REPAIR)
+    if rep.size:
+        rep_keys = rank[rep].astype(np.int64) * span + ev["rupture_t"][rep]
+        order = np.argsort(rep_keys, kind="stable")
+        rep_keys, rep = rep_keys[order], rep[order]
+        want = d_rank.astype(np.int64) * span + r_t
+        k = np.minimum(np.searchsorted(rep_keys, want), rep.size - 1)
+        repaired[dec] = inside & (rep_keys[k] == want) & (t[rep[k]] < d_t)
+    return repaired
 
 
 _TOTAL = c.SCALES.index(c.TOTAL)

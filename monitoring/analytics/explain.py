@@ -8,7 +8,7 @@ are few, so a Python loop over them is fine.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -28,8 +28,103 @@ from monitoring.analytics.columns import (
 
 _LABELS = [SCALE_LABELS[s] for s in SCALES]
 _LOWER = [label[0].lower() + label[1:] for label in _LABELS]
-#: A slope flatter than this (points per session) is described as "stayed below", not "fallen".
-_FLAT = 0.005
+
+#: The flattest slope reported as a number, in points per session on the 1-5 scale: over the
+#: 5 sessions a decline's slope is fitted to, 0.05 per session is 0.2 points, about one
+#: session-to-session variation of a steady patient. Flatter slopes are not worth a number
+#: ("0.02 points per session" reads as precise noise): the sentence says the sessions stayed
+#: below usual instead.
+MIN_SLOPE = 0.05
+
+#: How a decline was detected, as its sentence describes it. Every decline is raised by the
+#: lower CUSUM (rule ``lower_cusum``); what made the sum cross its limit decides the words:
+#: ``drop``, a rupture of the same scale inside the CUSUM run (the sum is mostly that drop and
+#: the sessions after it); ``slope``, else a steady slide: the slope fitted over the last
+#: ``slope_window`` sessions is at least ``MIN_SLOPE`` steep and its fall over those sessions
+#: is at least half of how far the run's sessions are below usual on average (a step down
+#: followed by a flat stretch is not a slide); ``cumulative``, else: sessions a little below
+#: usual, not steadily falling, that added up.
+DECLINE_SLOPE = "slope"
+DECLINE_CUMULATIVE = "cumulative"
+DECLINE_DROP = "drop"
+_HOW = (DECLINE_SLOPE, DECLINE_CUMULATIVE, DECLINE_DROP)
+
+
+def decline_detection_codes(
+    *,
+    slope: np.ndarray,
+    slope_n: np.ndarray,
+    rupture_session: np.ndarray,
+    baseline: np.ndarray,
+    window_mean: np.ndarray,
+) -> np.ndarray:
+    """Index into (slope, cumulative, drop) per row (see ``DECLINE_DROP``): ``rupture_session``
+    is the decline's rupture inside its window (negative or NaN: none), ``slope`` the fitted
+    slope in points per session over ``slope_n`` sessions, ``window_mean`` the mean score of
+    the CUSUM run (NaN: unknown, the slope alone decides)."""
+
+    def floats(values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=float)
+
+    rupture = np.nan_to_num(floats(rupture_session), nan=-1.0) >= 0
+    slope = floats(slope)
+    with np.errstate(invalid="ignore"):
+        fall = -slope * np.maximum(floats(slope_n) - 1, 0)
+        below = floats(baseline) - floats(window_mean)
+        steady = (slope <= -MIN_SLOPE) & ~(fall < 0.5 * below)  # NaN below: the slope decides
+    return np.where(rupture, _HOW.index(DECLINE_DROP), np.where(steady, 0, _HOW.index(DECLINE_CUMULATIVE)))
+
+
+def decline_detection(detail: Mapping[str, object], *, slope_window: int = 5) -> str:
+    """How one decline was detected (``slope``, ``cumulative`` or ``drop``), from the numbers
+    stored with it (``slope``, ``t``, ``rupture_session``, ``baseline``, ``mean_after``;
+    missing ones count as unknown) and the configuration's ``slope_window`` (the slope is
+    fitted over ``min(t, slope_window)`` sessions); see ``DECLINE_DROP``."""
+
+    def number(key: str) -> np.ndarray:
+        value = detail.get(key)
+        try:
+            return np.array([np.nan if value is None else float(value)])  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return np.array([np.nan])
+
+    code = decline_detection_codes(
+        slope=number("slope"),
+        slope_n=np.minimum(number("t"), slope_window),
+        rupture_session=number("rupture_session"),
+        baseline=number("baseline"),
+        window_mean=number("mean_after"),
+    )
+    return _HOW[int(code[0])]
+
+
+def _pace(slope: float, window: int) -> str:
+    """A pattern's trend in words: the slope as a number only when it is at least ``MIN_SLOPE``."""
+    if abs(slope) >= MIN_SLOPE:
+        return f"about {slope:+.2f} points per session over the last {window} sessions"
+    return f"slowly, but steadily over the last {window} sessions"
+
+
+def _drop_sentence(label: str, first: int, rupture: int, last: int, score: str, usual: str) -> str:
+    """A decline that comes from a rupture inside its window (not repaired since): the window
+    starts at ``first``, the rupture is at ``rupture``, the decline at ``last``."""
+    before = f"after sessions a little below usual from session {first} on, " if first < rupture else ""
+    if rupture == last:
+        return (
+            f"{label} dropped at this session to {score} (a rupture; usual level {usual}), "
+            f"{before}and the sum of sessions below usual crossed its limit. This decline comes "
+            f"from that drop, not from a slow slide."
+        )
+    return (
+        f"{label} dropped at session {rupture} (a rupture) and has stayed below this patient's "
+        f"usual level ({usual}) since (now {score}). This decline comes from that drop"
+        + (f", on top of sessions a little below usual from session {first} on, " if before else ", ")
+        + "not from a slow slide."
+    )
+
+
+def _since(first: int, last: int) -> str:
+    return f"since session {first}" if first < last else f"at session {last}"
 
 
 _TABLES: dict[int, np.ndarray] = {}
@@ -106,6 +201,7 @@ def explain_event_codes(
     mean_after: np.ndarray,
     slope: np.ndarray,
     slope_n: np.ndarray,
+    drop_repaired: np.ndarray | None = None,
     tolerance: float = 1.0,
     n_baseline: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
@@ -202,23 +298,79 @@ def explain_event_codes(
             )
         ],
     )
-    falling = slope < -_FLAT
+    how = decline_detection_codes(
+        slope=slope,
+        slope_n=slope_n,
+        rupture_session=rupture_session,
+        baseline=baseline,
+        window_mean=mean_after,
+    )
+    window_from = np.where(from_session >= 0, from_session, session)
     fill(
-        rows(DECLINE),
-        [scale, falling, _r(-slope, 2), slope_n, _r(score, 1), _r(baseline, 1)],
+        rows(DECLINE, how == _HOW.index(DECLINE_SLOPE)),
+        [scale, _r(-slope, 2), slope_n, _r(score, 1), _r(baseline, 1)],
         lambda j: [
             f"{lab} has fallen about {p} points per session over the last {sn} sessions (now {v}; "
-            f"usual level {b}). Small drops that no single session shows have added up."
-            if fall
-            else f"{lab} has stayed below this patient's usual level ({b}) for several sessions "
-            f"(now {v}). Small drops that no single session shows have added up."
-            for lab, p, sn, v, b, fall in zip(
+            f"usual level {b}): a steady slide, small drops that no single session shows."
+            for lab, p, sn, v, b in zip(
                 labels[scale[j]],
                 _fmt(-slope[j], 2),
                 slope_n[j].tolist(),
                 _fmt(score[j], 1),
                 _fmt(baseline[j], 1),
-                falling[j].tolist(),
+                strict=True,
+            )
+        ],
+    )
+    fill(
+        rows(DECLINE, how == _HOW.index(DECLINE_CUMULATIVE)),
+        [scale, window_from, session, _r(mean_after, 1), _r(score, 1), _r(baseline, 1)],
+        lambda j: [
+            f"{lab} has been below this patient's usual level ({b}) {_since(a, t)} (mean {m}, now "
+            f"{v}), without a steady fall: no single session stands out, but together they are "
+            f"lower than the patient's usual session-to-session variation makes likely."
+            for lab, a, t, m, v, b in zip(
+                labels[scale[j]],
+                window_from[j].tolist(),
+                session[j].tolist(),
+                _fmt(mean_after[j], 1),
+                _fmt(score[j], 1),
+                _fmt(baseline[j], 1),
+                strict=True,
+            )
+        ],
+    )
+    if drop_repaired is None:
+        drop_repaired = np.zeros(kind.size, dtype=bool)
+    drop = how == _HOW.index(DECLINE_DROP)
+    fill(
+        rows(DECLINE, drop & ~drop_repaired),
+        [scale, window_from, rupture_session, session, _r(score, 1), _r(baseline, 1)],
+        lambda j: [
+            _drop_sentence(lab, a, rs, t, v, b)
+            for lab, a, rs, t, v, b in zip(
+                labels[scale[j]],
+                window_from[j].tolist(),
+                rupture_session[j].tolist(),
+                session[j].tolist(),
+                _fmt(score[j], 1),
+                _fmt(baseline[j], 1),
+                strict=True,
+            )
+        ],
+    )
+    fill(
+        rows(DECLINE, drop & drop_repaired),
+        [scale, rupture_session, _r(score, 1), _r(baseline, 1)],
+        lambda j: [
+            f"{lab} came back after the drop at session {rs} (a rupture), but the sessions since "
+            f"have been a little below this patient's usual level ({b}; now {v}). That drop and "
+            f"these slightly low sessions add up to a decline; it does not come from a slow slide."
+            for lab, rs, v, b in zip(
+                labels[scale[j]],
+                rupture_session[j].tolist(),
+                _fmt(score[j], 1),
+                _fmt(baseline[j], 1),
                 strict=True,
             )
         ],
@@ -270,15 +422,13 @@ def explain_patterns(
         if pat == CORRECTIVE_EXPERIENCE:
             out.append(
                 f"Possible corrective experience: {lower} started low for this clinic (level {lev:.1f}, "
-                f"lowest quarter, below {q_low:.1f}) and has been rising (about {tr:+.2f} points "
-                f"per session over the last {wn} sessions). A prompt to reflect on, not a finding."
+                f"lowest quarter, below {q_low:.1f}) and has been rising ({_pace(tr, wn)}). A prompt "
+                f"to reflect on, not a finding."
             )
         elif pat == CRISIS:
             reasons = []
             if tr == tr and tr < 0:
-                reasons.append(
-                    f"has been falling (about {tr:+.2f} points per session over the last {wn} sessions)"
-                )
+                reasons.append(f"has been falling ({_pace(tr, wn)})")
             if op:
                 reasons.append("has a rupture that is not repaired")
             why = " and ".join(reasons) or "is falling"

@@ -83,6 +83,8 @@ def unit_rules(
     rupt_base = rupt_s = rupt_x = rupt_cus = math.nan
     ep_sum = ep_sq = 0.0
     ep_n = 0
+    run_from = -1  # first session (index) of the current CUSUM run, -1 while the sum is 0
+    last_rupture = -1  # index of the latest rupture
     rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     xs = [x for _, x in obs]
@@ -118,6 +120,9 @@ def unit_rules(
             s_new = max(0.0, cus + min(z, config.cusum_cap) - config.cusum_reference)
         else:
             s_new = cus
+        # The decline's window: the run of positive sums it ends (a new run where the sum was 0).
+        starts = ok and s_new > 0 and s_prev <= 0
+        run_from = -1 if not (ok and s_new > 0) else (t if starts else run_from)
         dec = ok and s_new > config.decision_eff
         if config.decline_during_rupture == "never":
             dec = dec and not (in_rupt or rupt)
@@ -151,7 +156,20 @@ def unit_rules(
                 }
             )
         if dec:
-            events.append({**base, c.KIND: c.DECLINE, c.MAGNITUDE: s_new, c.THRESHOLD: config.decision_eff})
+            # The decline's window is its CUSUM run; a rupture inside it is the drop it comes from.
+            rupture_at = t if rupt else last_rupture
+            inside = rupture_at >= run_from
+            events.append(
+                {
+                    **base,
+                    c.KIND: c.DECLINE,
+                    c.MAGNITUDE: s_new,
+                    c.THRESHOLD: config.decision_eff,
+                    c.RUPTURE_SESSION: sess[rupture_at] if inside else math.nan,
+                    c.FROM_SESSION: sess[run_from],
+                    c.TO_SESSION: session,
+                }
+            )
         rows.append(
             {
                 c.SESSION: session,
@@ -177,6 +195,7 @@ def unit_rules(
         was_in = in_rupt
         in_rupt = rupt or stay
         if rupt:
+            last_rupture = t
             rupt_j, rupt_t, rupt_base, rupt_s, rupt_x, rupt_cus = 0, t, mean, s, x, s_prev
         elif was_in:
             rupt_j += 1

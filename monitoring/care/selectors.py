@@ -370,7 +370,9 @@ def flag_views(flags: Iterable[Flag], *, last_held: int) -> list[FlagView]:
                 others=group[1:],
                 title=words.title,
                 tone=words.tone,
-                meaning=words.meaning,
+                meaning=wording.flag_meaning(
+                    kind=kind, detail=head.detail, slope_window=head.config.get("slope_window")
+                ),
                 prompt=words.prompt,
                 rule=wording.rule_text(
                     rule=str(head.detail.get("rule", "")),
@@ -381,6 +383,7 @@ def flag_views(flags: Iterable[Flag], *, last_held: int) -> list[FlagView]:
                         "magnitude": head.magnitude,
                     },
                     threshold=head.threshold,
+                    slope_window=head.config.get("slope_window"),
                 ),
                 counts=counts_for_attention(
                     kind=kind,

@@ -3,13 +3,24 @@
 The prompts draw on the literature summarised in docs/methods.md (Safran & Muran's rupture and
 repair work; Eubanks, Muran & Safran 2018; McLaughlin et al. 2014; Zilcha-Mano & Fisher on
 trait-like and state-like alliance). They are prompts for the clinician's judgement, not
-instructions. Pure Python.
+instructions. Pure Python (and the pure analytics package, for how a decline was detected).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from monitoring.analytics.config import AnalysisConfig
+from monitoring.analytics.explain import (
+    DECLINE_CUMULATIVE,
+    DECLINE_DROP,
+    DECLINE_SLOPE,
+    MIN_SLOPE,
+    decline_detection,
+)
+
+_SLOPE_WINDOW = AnalysisConfig().slope_window
 
 SCALE_NAMES = {
     "total": "Total alliance",
@@ -91,9 +102,10 @@ FLAGS = {
         title="Declining trend",
         short="Declining",
         meaning=(
-            "Small drops have added up over several sessions, although no single session stands out. "
-            "In structured treatments (CBT, exposure) within-patient changes in task agreement "
-            "predicted symptom change."
+            "Over several sessions the alliance has been below this patient's usual level, more "
+            "than their session-to-session variation explains: a steady slide, a run of slightly "
+            "low sessions, or a drop that has not fully come back. In structured treatments (CBT, "
+            "exposure) within-patient changes in task agreement predicted symptom change."
         ),
         prompt=(
             "Revisit the rationale for what you are doing in sessions and whether it still fits; "
@@ -205,6 +217,51 @@ POWER = {
 }
 
 
+#: What a decline means, by how it was detected (``monitoring.analytics.explain``'s
+#: ``decline_detection``: every decline is raised by the lower CUSUM; the words follow what made
+#: the sum cross its limit).
+DECLINE_MEANINGS = {
+    DECLINE_SLOPE: (
+        "The alliance has been sliding steadily over several sessions, by small drops that no "
+        "single session shows. In structured treatments (CBT, exposure) within-patient changes in "
+        "task agreement predicted symptom change."
+    ),
+    DECLINE_CUMULATIVE: (
+        "Several sessions have been a little below this patient's usual level. None stands out and "
+        "they are not falling steadily, but together they are more than the patient's usual "
+        "session-to-session variation explains."
+    ),
+    DECLINE_DROP: (
+        "This decline comes from a rupture: one large drop, and the sessions after it that stayed "
+        "low or only partly came back, added up on the running sum of sessions below usual. It is "
+        "part of that rupture's story, not a slow slide."
+    ),
+}
+
+#: "How was this decided?" for a decline, after the CUSUM sentence: what made the sum cross.
+DECLINE_HOW = {
+    DECLINE_SLOPE: "Read as a steady slide: the scores fell about {fall:.2f} points per session over "
+    "the last {slope_n:.0f} sessions (slopes flatter than {min_slope:.2f} points per session are not "
+    "called a slide).",
+    DECLINE_CUMULATIVE: "Read as sessions a little below usual that added up: from session "
+    "{from_session:.0f} to {to_session:.0f} they averaged {mean_after:.2f}, without a steady fall.",
+    DECLINE_DROP: "Most of the sum comes from the drop at session {rupture_session:.0f} (a rupture) "
+    "and the sessions after it; the sum had been above zero since session {from_session:.0f}.",
+}
+
+
+def decline_how(detail: dict[str, object], *, slope_window: int | None = None) -> str:
+    """How a stored decline was detected: ``slope``, ``cumulative`` or ``drop``."""
+    return decline_detection(detail, slope_window=slope_window or _SLOPE_WINDOW)
+
+
+def flag_meaning(*, kind: str, detail: dict[str, object], slope_window: int | None = None) -> str:
+    """What a stored flag means for a clinician: a decline's meaning follows how it was detected."""
+    if kind == "decline":
+        return DECLINE_MEANINGS[decline_how(detail, slope_window=slope_window)]
+    return FLAGS[kind].meaning
+
+
 def score_bound(
     *, rule: str, detail: dict[str, object], threshold: float | None, magnitude: float | None
 ) -> float | None:
@@ -262,10 +319,18 @@ def threshold_compared(
     return threshold if bound is None else bound
 
 
-def rule_text(*, rule: str, scale: str, detail: dict[str, object], threshold: float | None) -> str:
+def rule_text(
+    *,
+    rule: str,
+    scale: str,
+    detail: dict[str, object],
+    threshold: float | None,
+    slope_window: int | None = None,
+) -> str:
     """The rule and numbers behind a stored flag, in one sentence, then how sure the rule is;
     empty if unknown. Every threshold is printed as the score it compares against
-    (:func:`score_bound`)."""
+    (:func:`score_bound`); a decline says what made its sum cross the limit (:func:`decline_how`;
+    ``slope_window`` from the flag's configuration)."""
     template = RULES.get(rule)
     if template is None:
         return ""
@@ -282,10 +347,35 @@ def rule_text(*, rule: str, scale: str, detail: dict[str, object], threshold: fl
             previous=score + magnitude,
         )
         sentence = template.format(**values)
+        if rule == "lower_cusum":
+            sentence = f"{sentence} {_decline_how_text(detail, values, slope_window)}".rstrip()
     except (KeyError, ValueError, TypeError):
         return ""
     power = POWER.get(rule, "")
     return f"{sentence} {power}".strip()
+
+
+def _decline_how_text(detail: dict[str, object], values: dict[str, object], slope_window: int | None) -> str:
+    """:data:`DECLINE_HOW` filled in; empty where the stored numbers lack what it prints (a
+    decline stored before its window was kept)."""
+    window = slope_window or _SLOPE_WINDOW
+    how = decline_how(detail, slope_window=window)
+    numbers = {
+        k: float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    numbers.update(
+        fall=-numbers.get("slope", math.nan),
+        slope_n=min(numbers.get("t", math.nan), window),
+        min_slope=MIN_SLOPE,
+    )
+    needed = {
+        DECLINE_SLOPE: ("fall", "slope_n"),
+        DECLINE_CUMULATIVE: ("from_session", "to_session", "mean_after"),
+        DECLINE_DROP: ("rupture_session", "from_session"),
+    }[how]
+    if any(math.isnan(numbers.get(key, math.nan)) for key in needed):
+        return ""
+    return DECLINE_HOW[how].format(**numbers)
 
 
 def deviation_words(z: float | None) -> str:
