@@ -122,6 +122,9 @@ def test_the_engine_agrees_with_the_reference_on_a_simulated_clinic_under_every_
             assert len(ours) == len(ref) > 0, (name, during)
             assert (ours[c.KIND].astype(str).to_numpy() == ref[c.KIND].astype(str).to_numpy()).all()
             assert np.allclose(ours[c.MAGNITUDE].to_numpy(), ref[c.MAGNITUDE].to_numpy(), atol=1e-12)
+            for col in (c.RUPTURE_SESSION, c.FROM_SESSION, c.TO_SESSION):  # a decline's window too
+                got, want = ours[col].astype(float).to_numpy(), ref[col].astype(float).to_numpy()
+                assert np.array_equal(got, want, equal_nan=True), (name, during, col)
 
 
 def test_patient_ids_of_mixed_types_are_accepted_and_order_independent() -> None:
