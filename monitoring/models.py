@@ -533,3 +533,32 @@ class DigestSettings(models.Model):
 
     def __str__(self) -> str:
         return f"Digest of {self.user}: {self.frequency}"
+
+class PatientMessage(ClinicScoped, models.Model):
+    """What the patient wrote in the optional box at the end of their form ("Anything you would
+    like your therapist to know?"), stored with the answers in the transaction that claims the
+    link, so once per link (the one-to-one), never without the answers and never twice.
+
+    Free text in the patient's own words: shown to the therapist beside its session on the
+    patient and session pages, each read audited (``monitoring.care.messages``); in no export;
+    erased with the patient (the cascade from the session). The audit trail keeps that it was
+    written, never the text.
+    """
+
+    clinic_path = "session.episode.patient.clinic_id"
+    patient_path = "session.episode.patient.code"
+
+    #: The longest message: a few paragraphs, said on the form beside the box.
+    MAX_LENGTH = 1000
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="patient_messages")
+    invitation = models.OneToOneField(Invitation, on_delete=models.CASCADE, related_name="patient_message")
+    text = models.TextField(max_length=MAX_LENGTH)
+    submitted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["submitted_at"]
+        constraints = [models.CheckConstraint(condition=~Q(text=""), name="patient_message_not_empty")]
+
+    def __str__(self) -> str:
+        return f"Patient's message at {self.session}"

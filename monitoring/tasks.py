@@ -33,7 +33,17 @@ def reminder_send(invitation_id: int) -> bool:
 
 @task()
 def clinic_estimate_refresh(clinic_id: int) -> int:
-    return flag_services.clinic_estimate_refresh(clinic=Clinic.objects.get(pk=clinic_id)).pk
+    """A new estimate (and calibration) for the clinic, then its episodes' snapshots with it."""
+    clinic = Clinic.objects.get(pk=clinic_id)
+    estimate = flag_services.clinic_estimate_refresh(clinic=clinic)
+    flag_services.clinic_snapshots_refresh(clinic=clinic)
+    return estimate.pk
+
+
+@task()
+def clinic_snapshots_refresh(clinic_id: int) -> int:
+    """Re-snapshot the clinic's episodes with its present parameters."""
+    return flag_services.clinic_snapshots_refresh(clinic=Clinic.objects.get(pk=clinic_id))
 
 
 @task()

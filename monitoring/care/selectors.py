@@ -16,9 +16,9 @@ from django.db.models import Exists, F, OuterRef
 from clinics.models import Clinic, Episode, Membership, Patient, Session, patient_search
 from clinics.permissions import patients_visible_to
 from clinics.selectors import patient_get_for_user, patient_list_for_user
-from monitoring.analytics import Analysis
 from monitoring.flags import wording
-from monitoring.flags.selectors import analysis_for_episodes, counts_for_attention
+from monitoring.flags.selectors import counts_for_attention, snapshots_for_episodes
+from monitoring.flags.snapshots import EpisodeFrames, Snapshot
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import (
     Answer,
@@ -141,8 +141,10 @@ def caseload_for_user(
     flags: dict[int, list[Flag]] = {}
     for flag in Flag.objects.filter(episode__in=episodes).select_related("session"):
         flags.setdefault(flag.episode_id, []).append(flag)
-    analyses = analysis_for_episodes(episodes=episodes)
-    latest = _latest_by_episode(analyses)
+    latest = {
+        episode_id: EpisodeLatest.of(snapshot.summary)
+        for episode_id, snapshot in snapshots_for_episodes(episodes=episodes, with_frames=False).items()
+    }
     outcomes = outcome_status_for_episodes(episodes=episodes)
 
     rows = []
@@ -247,7 +249,13 @@ class HeldSession(NamedTuple):
 
 @dataclass(frozen=True)
 class EpisodeLatest:
-    """Where an episode stands, for its caseload row."""
+    """Where an episode stands, for its caseload row (from its snapshot's summary).
+
+    "Usual level" is one number throughout: the prospective baseline the flags use (the mean of
+    the earlier sessions outside ruptures, docs/methods.md 4.1), the one the latest session is
+    judged against, so the row's number and its verdict agree. It is provisional below the rules'
+    three baseline sessions; with no earlier session there is no usual level (and no verdict) yet.
+    """
 
     totals: list[float] = field(default_factory=list)  # total alliance per answered session
     level: float | None = None  # the usual level: the prospective baseline of the latest session
@@ -255,36 +263,15 @@ class EpisodeLatest:
     z: float | None = None  # the latest session against that usual level, in spreads
     pattern: str = ""  # "crisis", "corrective" or ""
 
-
-def _latest_by_episode(analyses: dict[int, Analysis]) -> dict[int, EpisodeLatest]:
-    """Per episode: recent totals, the usual level and the latest deviation (z against it, in the
-    patient's spread), and pattern; one pass per analysis, not per patient.
-
-    "Usual level" is one number throughout: the prospective baseline the flags use (the mean of
-    the earlier sessions outside ruptures, docs/methods.md 4.1), the one the latest session is
-    judged against, so the row's number and its verdict agree. It is provisional below the rules'
-    three baseline sessions; with no earlier session there is no usual level (and no verdict) yet.
-    """
-    out: dict[int, EpisodeLatest] = {}
-    for analysis in {id(a): a for a in analyses.values()}.values():
-        sessions = analysis.sessions[analysis.sessions["scale"] == "total"]
-        patterns = analysis.patterns.set_index("patient")["pattern"]
-        last = sessions.groupby("patient", sort=False).tail(1).set_index("patient")
-        z = (last["score"] - last["baseline"]) / last["s_used"]
-        min_baseline = analysis.config.min_baseline
-        for episode_id, scores in sessions.groupby("patient", sort=False)["score"]:
-            totals = [float(v) for v in scores.dropna()]
-            pattern = str(patterns.get(episode_id, "none"))
-            usual = _float(last.at[episode_id, "baseline"]) if episode_id in last.index else None
-            n_usual = _float(last.at[episode_id, "n_baseline"]) if episode_id in last.index else None
-            out[int(episode_id)] = EpisodeLatest(
-                totals=totals,
-                level=usual,
-                provisional=usual is not None and (n_usual or 0) < min_baseline,
-                z=_float(z.get(episode_id)),
-                pattern="" if pattern == "none" else pattern,
-            )
-    return out
+    @classmethod
+    def of(cls, summary: dict[str, Any]) -> EpisodeLatest:
+        return cls(
+            totals=list(summary.get("totals", [])),
+            level=summary.get("level"),
+            provisional=bool(summary.get("provisional")),
+            z=summary.get("z"),
+            pattern=str(summary.get("pattern", "")),
+        )
 
 
 def _float(value: object) -> float | None:
@@ -406,25 +393,6 @@ class SessionRow:
 
 
 @dataclass(frozen=True)
-class EpisodeFrames:
-    """One episode's analysis: the rows of ``analyse``'s frames that are about it."""
-
-    sessions: pd.DataFrame  # one row per session and scale: score, level, state, baseline ...
-    levels: pd.DataFrame  # one row per scale: level, its interval, provisional ...
-    events: pd.DataFrame  # one row per flag event
-    k: float  # the rupture rule's multiple of the spread, for the deviations chart
-
-    @classmethod
-    def of(cls, analysis: Analysis, episode_id: int) -> EpisodeFrames:
-        return cls(
-            sessions=analysis.sessions[analysis.sessions["patient"] == episode_id],
-            levels=analysis.levels[analysis.levels["patient"] == episode_id],
-            events=analysis.events[analysis.events["patient"] == episode_id],
-            k=analysis.config.k,
-        )
-
-
-@dataclass(frozen=True)
 class UsualLevel:
     """The usual level of the patient page's headline: the prospective baseline (docs/methods.md
     4.1) the latest session and its flags were compared with, as on the caseload row."""
@@ -435,7 +403,7 @@ class UsualLevel:
     provisional: bool  # fewer than the rules' baseline sessions
 
 
-def usual_level(frames: EpisodeFrames | None, *, min_baseline: int = 3) -> UsualLevel | None:
+def usual_level(frames: EpisodeFrames | None) -> UsualLevel | None:
     """The latest answered session's baseline on the total; None before there is one."""
     if frames is None:
         return None
@@ -447,7 +415,7 @@ def usual_level(frames: EpisodeFrames | None, *, min_baseline: int = 3) -> Usual
     if level is None:
         return None
     n = int(_float(last["n_baseline"]) or 0)
-    return UsualLevel(level=level, n=n, session=int(last["session"]), provisional=n < min_baseline)
+    return UsualLevel(level=level, n=n, session=int(last["session"]), provisional=n < frames.min_baseline)
 
 
 @dataclass(frozen=True)
@@ -463,6 +431,7 @@ class PatientDashboard:
     items: list[tuple[int, str]]
     outcomes: OutcomeStatus = field(default_factory=OutcomeStatus)
     alerts: list[SafetyAlert] = field(default_factory=list)  # every safety alert of the episode
+    snapshot: Snapshot | None = None  # what the analysis figures were read from
 
     @property
     def followed_up(self) -> list[SafetyAlert]:
@@ -481,8 +450,8 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
     )
     if episode is None:
         return PatientDashboard(patient, None, None, [], [], pd.DataFrame(), {}, None, [])
-    analysis = analysis_for_episodes(episodes=[episode]).get(episode.pk)
-    frames = EpisodeFrames.of(analysis, episode.pk) if analysis is not None else None
+    snapshot = snapshots_for_episodes(episodes=[episode]).get(episode.pk)
+    frames = snapshot.frames if snapshot is not None else None
     answers: dict[tuple[int, str], dict[int, int]] = {}
     for number, rater, item, value in Answer.objects.filter(
         response__session__episode=episode, response__measure="alliance"
@@ -491,12 +460,12 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
     scores: dict[int, dict[str, float | None]] = {}
     levels: dict[str, dict[str, Any]] = {}
     pattern = None
-    if analysis is not None and frames is not None:
+    if frames is not None:
         for number, scale, score in frames.sessions[["session", "scale", "score"]].itertuples(index=False):
             scores.setdefault(int(number), {})[str(scale)] = _float(score)
         for row in frames.levels.to_dict("records"):
             levels[str(row["scale"])] = row
-        pat = analysis.patterns[analysis.patterns["patient"] == episode.pk]
+        pat = frames.patterns
         if len(pat) and pat["pattern"].iloc[0] in wording.PATTERNS:
             words = wording.PATTERNS[str(pat["pattern"].iloc[0])]
             pattern = {
@@ -534,6 +503,7 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
         items=structure,
         outcomes=outcome_status_for_episodes(episodes=[episode]).get(episode.pk, OutcomeStatus()),
         alerts=list(episode.safety_alerts.select_related("session", "followed_up_by")),
+        snapshot=snapshot,
     )
 
 

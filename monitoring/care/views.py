@@ -24,6 +24,7 @@ from clinics.models import Session
 from clinics.permissions import may_rate_session, patients_visible_to
 from clinics.selectors import patient_get_for_user, session_get_for_user
 from monitoring import charts
+from monitoring.care.messages import patient_messages_read
 from monitoring.care.selectors import (
     PatientDashboard,
     caseload_for_user,
@@ -108,6 +109,12 @@ def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
             "total_level": dashboard.levels.get("total"),
             "usual": usual_level(dashboard.frames),
             "latest": next((r for r in dashboard.sessions if r.scores.get("total") is not None), None),
+            "patient_messages": patient_messages_read(
+                user=request.user,
+                patient=dashboard.patient,
+                sessions=[r.session for r in dashboard.sessions],
+                path=request.path,
+            ),
             "today": date.today(),
             "choices": Flag.Acknowledgement.choices,
             "follow_ups": SafetyAlert.FollowUp.choices,
@@ -339,8 +346,11 @@ def _session_context(request: AuthenticatedRequest, session: Session) -> dict[st
 @never_cache
 def session_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
     session = session_get_for_user(user=request.user, code=code)
-    access_log(actor=request.user, instance=session.episode.patient, what="session page", path=request.path)
-    return render(request, "care/session.html", _session_context(request, session))
+    patient = session.episode.patient
+    access_log(actor=request.user, instance=patient, what="session page", path=request.path)
+    notes = patient_messages_read(user=request.user, patient=patient, sessions=[session], path=request.path)
+    context = {**_session_context(request, session), "patient_messages": notes.get(session.pk, [])}
+    return render(request, "care/session.html", context)
 
 
 @login_required

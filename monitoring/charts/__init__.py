@@ -64,10 +64,14 @@ from monitoring.charts.subscales import SUBSCALE_PANELS, subscales
 from monitoring.charts.symptoms import symptoms
 from monitoring.charts.trajectory import trajectory
 
+#: Bump with any change to what a chart draws: cached patient-page charts are keyed on it.
+CHARTS_FORMAT = 1
+
 __all__ = [
     "ACCENT",
     "AXIS",
     "BAND",
+    "CHARTS_FORMAT",
     "DECLINE_SHADE",
     "EARLY_BAR",
     "GRID",

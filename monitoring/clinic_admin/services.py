@@ -13,6 +13,7 @@ from django.db import transaction
 
 from clinics.errors import ApplicationError
 from clinics.models import Episode, Patient, Session
+from monitoring import tasks
 from monitoring.flags.services import clinic_estimate_refresh
 from monitoring.models import (
     Answer,
@@ -78,6 +79,9 @@ def patient_erase(*, patient: Patient, by: User, confirm: str) -> dict[str, int]
             data={"event": "erasure", "patient": code, **counts},
         )
     clinic_estimate_refresh(clinic=clinic)
+    # The other episodes' snapshots were computed with the estimate that included the patient.
+    clinic_id = clinic.pk
+    transaction.on_commit(lambda: tasks.clinic_snapshots_refresh.enqueue(clinic_id))
     # Finished export files may hold the patient: remove them (the jobs stay, marked as purged).
     from monitoring.exports.services import export_files_purge
 

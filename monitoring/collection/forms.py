@@ -9,7 +9,8 @@ from typing import Any
 from django.http import QueryDict
 from django.utils.translation import gettext as _
 
-from monitoring.models import Instrument
+from clinics.validation import control_character
+from monitoring.models import Instrument, PatientMessage
 
 
 def field_prefix(instrument: Instrument) -> str:
@@ -72,3 +73,25 @@ def questions(
         }
         for item in instrument.items.all()
     ]
+
+
+#: The form field of the optional message at the end of the patient's form.
+MESSAGE_FIELD = "message"
+
+
+def message_from_post(data: QueryDict) -> tuple[str, str]:
+    """The optional message to the therapist: what was typed (to show again), and an error in
+    the patient's language ("" if it can be stored). The service checks it again
+    (``clinics.validation.check_text``); this says why in words a patient reads."""
+    text = data.get(MESSAGE_FIELD, "").strip()
+    if len(text) > PatientMessage.MAX_LENGTH:
+        return text, _("Your message has %(count)s characters; at most %(max)s fit. Please shorten it.") % {
+            "count": len(text),
+            "max": PatientMessage.MAX_LENGTH,
+        }
+    if control_character(text, multiline=True):
+        return text, _(
+            "Your message contains an invisible character that cannot be saved. Please remove it "
+            "or type the message again."
+        )
+    return text, ""

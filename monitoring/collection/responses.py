@@ -29,13 +29,14 @@ from django.utils import timezone
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Session
 from clinics.permissions import may_rate_session
+from clinics.validation import check_text
 from monitoring import tasks
 from monitoring.analytics.scoring import MAX_MISSING_TOTAL
 from monitoring.collection.invitations import invitation_instruments, invitation_state
 from monitoring.collection.safety import safety_alerts_raise
 from monitoring.instruments.measures import outcome_instruments
 from monitoring.instruments.selectors import instrument_for_clinic
-from monitoring.models import Answer, Instrument, InstrumentItem, Invitation, Rater, Response
+from monitoring.models import Answer, Instrument, InstrumentItem, Invitation, PatientMessage, Rater, Response
 from monitoring.security.audit import entry_write
 
 logger = logging.getLogger(__name__)
@@ -242,12 +243,15 @@ def submission_create(
     invitation: Invitation,
     answers: Mapping[int, int] | None = None,
     measures: Mapping[str, Mapping[int, int]] | None = None,
+    message: str = "",
 ) -> Response:
     """Store the patient's answers through their link: exactly once, all or nothing.
 
     ``answers`` are the alliance form's (item number to value); ``measures`` the symptom
     measures' the link carries (measure code to its answers). Every questionnaire on the link
-    must be complete. The link is claimed with a conditional UPDATE inside the same transaction as
+    must be complete. ``message`` is the optional box at the end of the form ("Anything you would
+    like your therapist to know?"); blank is none. It is stored with the answers, so it shares
+    their guarantees: once, or not at all. The link is claimed with a conditional UPDATE inside the same transaction as
     the responses: of two concurrent submissions one claims it and the other finds it used, and if
     storing the answers fails the claim is rolled back with them, so the patient can try again.
     Returns the first response stored (the alliance, when the link asks it).
@@ -268,6 +272,8 @@ def submission_create(
         problems += [prefix + p for p in found]
     if problems:
         raise ApplicationError("Some answers are missing or not valid.", problems=problems, code="invalid")
+    message = message.strip()
+    check_text(message, what="Your message", max_length=PatientMessage.MAX_LENGTH, multiline=True)
     now = timezone.now()
     source = (
         Response.Source.TABLET if invitation.channel == Invitation.Channel.TABLET else Response.Source.LINK
@@ -289,6 +295,10 @@ def submission_create(
             )
             for instrument in forms
         ]
+        if message:
+            PatientMessage.objects.create(
+                session=invitation.session, invitation=invitation, text=message, submitted_at=now
+            )
     return stored[0]
 
 

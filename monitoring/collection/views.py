@@ -26,12 +26,12 @@ from django.views.decorators.http import require_http_methods
 from clinics.errors import ApplicationError
 from clinics.models import Clinic
 from clinics.tokens import token_hash
-from monitoring.collection.forms import answers_from_post, questions
+from monitoring.collection.forms import MESSAGE_FIELD, answers_from_post, message_from_post, questions
 from monitoring.collection.invitations import invitation_for_token, invitation_instruments, invitation_state
 from monitoring.collection.responses import submission_create
 from monitoring.instruments.measures import risk_answers
 from monitoring.instruments.scores import response_scores
-from monitoring.models import Answer, Invitation, Rater, Response, SafetyAlert
+from monitoring.models import Answer, Invitation, PatientMessage, Rater, Response, SafetyAlert
 
 LINK_STATUS = {"unknown": 404, "expired": 410, "revoked": 410, "used": 410}
 KIOSK_SESSION_KEY = "bordin_kiosk"
@@ -100,6 +100,9 @@ def _unavailable(request: HttpRequest) -> HttpResponse:
         and (value := request.POST.get(name, "")).isdigit()
         and len(value) <= 3
     ]
+    message = request.POST.get(MESSAGE_FIELD, "")
+    if kept and message.strip() and len(message) <= PatientMessage.MAX_LENGTH:
+        kept.append((MESSAGE_FIELD, message))
     with translation.override(_language(request, None)):
         response = render(
             request,
@@ -137,9 +140,10 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
         )
         posted = {measure: r[1] for measure, r in read.items()}
         errors = {measure: r[2] for measure, r in read.items() if r[2]}
+        message, message_error = message_from_post(request.POST) if request.method == "POST" else ("", "")
         unavailable = False
         risk = False
-        if request.method == "POST" and not errors:
+        if request.method == "POST" and not errors and not message_error:
             answers = {measure: r[0] for measure, r in read.items()}
             risk = any(risk_answers(i, answers[i.measure]) for i in forms)
             given = dict(answers)
@@ -148,9 +152,10 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
                     invitation=invitation,
                     answers=answers.pop("alliance", None),
                     measures=answers,
+                    message=message,
                 )
             except ApplicationError as error:
-                if error.code == "used" and _same_as_stored(invitation, given):
+                if error.code == "used" and _same_as_stored(invitation, given, message):
                     # A double click, or a resubmit after "back": the same answers are in
                     # once already, which is what the patient wanted.
                     return render(
@@ -196,6 +201,9 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
             "sections": sections,
             "questions": items,
             "errors": [q for q in items if q["error"]],
+            "message": message,
+            "message_error": message_error,
+            "message_max": PatientMessage.MAX_LENGTH,
             "language": language,
             "languages": settings.LANGUAGES,
             "answered": sum(len(p) for p in posted.values()),
@@ -205,16 +213,22 @@ def form(request: HttpRequest, token: str) -> HttpResponse:
             "late": _late(invitation),
             "session_date": invitation.session.date,
         }
-        status = 503 if unavailable else 400 if errors else 200
+        status = 503 if unavailable else 400 if errors or message_error else 200
         response = render(request, "collection/form.html", context, status=status)
         if unavailable:
             response["Retry-After"] = str(RETRY_AFTER)
         return response
 
 
-def _same_as_stored(invitation: Invitation, answers: dict[str, dict[int, int]]) -> bool:
-    """Whether the posted answers (measure code to item number to value) are exactly the
-    patient's stored answers for this session."""
+def _same_as_stored(invitation: Invitation, answers: dict[str, dict[int, int]], message: str) -> bool:
+    """Whether the posted answers (measure code to item number to value) and message are exactly
+    the patient's stored ones for this session (a message differing only in surrounding blanks
+    is the same)."""
+    stored_message = (
+        PatientMessage.objects.filter(invitation=invitation).values_list("text", flat=True).first()
+    )
+    if message.strip() != (stored_message or ""):
+        return False
     posted = {measure: dict(given) for measure, given in answers.items() if given}
     stored: dict[str, dict[int, int]] = {}
     for measure, number, value in Answer.objects.filter(

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from clinics.models import Clinic, Episode
 from clinics.permissions import patients_visible_to
 from monitoring.analytics import Analysis, AnalysisConfig, ClinicParameters, analyse
+from monitoring.flags.snapshots import EpisodeFrames, Snapshot, snapshot_version
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import (
     ClinicEstimate,
@@ -75,6 +76,60 @@ def analysis_for_episodes(*, episodes: Sequence[Episode]) -> dict[int, Analysis]
     return result
 
 
+def snapshots_for_episodes(*, episodes: Sequence[Episode], with_frames: bool = True) -> dict[int, Snapshot]:
+    """Each episode's stored analysis snapshot (monitoring.flags.snapshots), in a constant number
+    of queries: the snapshots, the answered sessions, and the clinic's latest estimate.
+
+    A snapshot that is missing or does not include every answered session (its analysis has not
+    run yet, or failed) is not used: those episodes are analysed here, as the pages did before
+    snapshots, so a page never shows less than the answers. ``with_frames=False`` reads only the
+    summaries (the caseload)."""
+    if not episodes:
+        return {}
+    fields = ["episode_id", "version", "analysed_at", "summary", "analysed_sessions"]
+    rows = EpisodeAnalysis.objects.filter(episode__in=episodes).exclude(version="")
+    stored = {row["episode_id"]: row for row in rows.values(*fields, *(["frames"] if with_frames else []))}
+    answered: dict[int, set[int]] = {}
+    for episode_id, number in Response.objects.filter(
+        session__episode__in=episodes, rater=Rater.PATIENT, measure="alliance"
+    ).values_list("session__episode_id", "session__number"):
+        answered.setdefault(episode_id, set()).add(number)
+    current: dict[int, str] = {}
+    for clinic in {e.patient.clinic_id: e.patient.clinic for e in episodes}.values():
+        latest = clinic_estimate_latest(clinic=clinic)
+        current[clinic.pk] = snapshot_version(
+            estimate_id=latest.pk if latest else None, sensitivity=clinic.sensitivity
+        )
+    out: dict[int, Snapshot] = {}
+    missing = []
+    for episode in episodes:
+        row = stored.get(episode.pk)
+        if row is None or not answered.get(episode.pk, set()) <= set(row["analysed_sessions"]):
+            if answered.get(episode.pk):
+                missing.append(episode)
+            continue
+        out[episode.pk] = Snapshot(
+            episode_id=episode.pk,
+            version=row["version"],
+            analysed_at=row["analysed_at"],
+            summary=row["summary"],
+            frames_json=row.get("frames"),
+            current=row["version"] == current[episode.patient.clinic_id],
+        )
+    for episode_id, analysis in analysis_for_episodes(episodes=missing).items():
+        frames = EpisodeFrames.of(analysis, episode_id)
+        out[episode_id] = Snapshot(
+            episode_id=episode_id,
+            version="",
+            analysed_at=None,
+            summary=frames.summary(),
+            frames_json=None,
+            current=True,
+            live=frames,
+        )
+    return out
+
+
 def flags_visible_to(*, user: User | AnonymousUser) -> QuerySet[Flag]:
     return Flag.objects.filter(episode__patient__in=patients_visible_to(user=user))
 
@@ -92,7 +147,8 @@ def episodes_stale(*, clinic: Clinic | None = None) -> list[int]:
     queue outage, a killed worker or a failed task, ``manage.py analyse_stale`` catches up."""
     # The responses the analysis reads (scores_for_episodes): the patient's alliance ratings.
     responses = Response.objects.filter(rater=Rater.PATIENT, measure="alliance")
-    states = EpisodeAnalysis.objects.all()
+    # A state without a snapshot (written before snapshots existed) counts as not analysed.
+    states = EpisodeAnalysis.objects.exclude(version="")
     if clinic is not None:
         responses = responses.filter(session__episode__patient__clinic=clinic)
         states = states.filter(episode__patient__clinic=clinic)

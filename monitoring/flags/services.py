@@ -26,9 +26,12 @@ from monitoring.analytics.calibration import calibrate
 from monitoring.flags.selectors import (
     ATTENTION_WINDOW,
     analysis_config,
+    analysis_for_episodes,
     clinic_estimate_latest,
     episodes_stale,
+    snapshots_for_episodes,
 )
+from monitoring.flags.snapshots import EpisodeFrames, frames_by_episode, frames_equal, snapshot_version
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import (
     ClinicEstimate,
@@ -192,7 +195,9 @@ def episodes_flags_refresh(*, episode_ids: Sequence[int]) -> dict[int, list[Flag
         events = pd.concat([analysis.events.astype({"kind": str, "scale": str}), low], ignore_index=True)
         sessions_of = scores.groupby("patient")["session"].apply(list)
         events_of = dict(tuple(events.groupby("patient", observed=True)))
+        frames_of = frames_by_episode(analysis)
         snapshot = analysis_config_snapshot(config)
+        version = snapshot_version(estimate_id=estimate.pk, sensitivity=clinic.sensitivity)
         for episode in clinic_episodes:
             if episode.pk not in sessions_of.index:
                 continue
@@ -202,8 +207,72 @@ def episodes_flags_refresh(*, episode_ids: Sequence[int]) -> dict[int, list[Flag
                 sessions=[int(s) for s in sessions_of[episode.pk]],
                 estimate=estimate,
                 config_snapshot=snapshot,
+                frames=frames_of[episode.pk],
+                version=version,
             )
     return stored
+
+
+def clinic_snapshots_refresh(*, clinic: Clinic, batch: int = 500) -> int:
+    """Re-snapshot every episode of the clinic that has answers, with its present parameters
+    (after a new estimate or a change of sensitivity; in the background task that made it).
+    Stores no flag that was not due anyway. Returns the number of episodes analysed."""
+    episode_ids = list(
+        EpisodeAnalysis.objects.filter(episode__patient__clinic=clinic).values_list("episode_id", flat=True)
+    )
+    for start in range(0, len(episode_ids), batch):
+        episodes_flags_refresh(episode_ids=episode_ids[start : start + batch])
+    return len(episode_ids)
+
+
+@dataclass(frozen=True)
+class SnapshotCheck:
+    """What :func:`snapshots_check` found, as lists of episode ids."""
+
+    checked: int
+    missing: list[int]  # answers, and no snapshot that includes them all
+    outdated: list[int]  # computed with earlier clinic parameters (a background refresh is due)
+    differing: list[int]  # current parameters, and not what a fresh analysis gives
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.differing)
+
+
+def snapshots_check(*, clinic: Clinic | None = None, repair: bool = False) -> SnapshotCheck:
+    """Compare every stored snapshot with a fresh analysis of its episode's answers (``manage.py
+    snapshots_check``). With ``repair``, episodes found missing, outdated or differing are
+    re-analysed (which stores any flags that were due, and the snapshot)."""
+    clinics = [clinic] if clinic is not None else list(Clinic.objects.all())
+    checked, missing, outdated, differing = 0, [], [], []
+    for each in clinics:
+        episodes = list(
+            Episode.objects.filter(
+                patient__clinic=each,
+                sessions__responses__rater="patient",
+                sessions__responses__measure="alliance",
+            )
+            .distinct()
+            .select_related("patient__clinic")
+        )
+        if not episodes:
+            continue
+        checked += len(episodes)
+        stored = snapshots_for_episodes(episodes=episodes)
+        fresh = analysis_for_episodes(episodes=episodes)
+        for episode in episodes:
+            snapshot = stored.get(episode.pk)
+            if snapshot is None or snapshot.live is not None:
+                missing.append(episode.pk)
+            elif not snapshot.current:
+                outdated.append(episode.pk)
+            elif snapshot.frames is None or frames_equal(
+                snapshot.frames, EpisodeFrames.of(fresh[episode.pk], episode.pk)
+            ):
+                differing.append(episode.pk)
+    if repair:
+        episodes_flags_refresh(episode_ids=missing + outdated + differing)
+    return SnapshotCheck(checked=checked, missing=missing, outdated=outdated, differing=differing)
 
 
 @dataclass(frozen=True)
@@ -254,6 +323,8 @@ def _flags_store(
     sessions: list[int],
     estimate: ClinicEstimate,
     config_snapshot: dict[str, object],
+    frames: EpisodeFrames,
+    version: str,
 ) -> list[Flag]:
     """Store an episode's new events as flags, move the watermark, notify.
 
@@ -297,7 +368,22 @@ def _flags_store(
         )
         state.flagged_through = max(state.flagged_through, max(sessions))
         state.analysed_sessions = sorted(set(state.analysed_sessions) | set(sessions))
-        state.save(update_fields=["flagged_through", "analysed_sessions", "updated_at"])
+        # The snapshot the pages read, written with the flags it goes with.
+        state.version = version
+        state.analysed_at = timezone.now()
+        state.frames = frames.dump()
+        state.summary = frames.summary()
+        state.save(
+            update_fields=[
+                "flagged_through",
+                "analysed_sessions",
+                "updated_at",
+                "version",
+                "analysed_at",
+                "frames",
+                "summary",
+            ]
+        )
         # An import or a first analysis stores a whole history at once: only recent events are news.
         recent_from = state.flagged_through - ATTENTION_WINDOW
         Notification.objects.bulk_create(

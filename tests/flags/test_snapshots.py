@@ -1,0 +1,197 @@
+"""The analysis snapshot: written with the flags whenever answers arrive, read by the pages
+without re-running the analysis, and always equal to a fresh analysis of the answers."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import transaction
+from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clinics.models import Clinic, Episode, Patient, Session
+from clinics.services import clinic_settings_update, patient_transfer, session_create
+from monitoring import tasks
+from monitoring.analytics.simulate import simulate_cohort
+from monitoring.care.selectors import caseload_for_user
+from monitoring.clinic_admin.services import patient_erase
+from monitoring.collection.importing import items_import_csv, responses_import
+from monitoring.collection.responses import response_create, response_enter
+from monitoring.flags import selectors as flag_selectors
+from monitoring.flags.selectors import snapshots_for_episodes
+from monitoring.flags.services import episode_flags_refresh, snapshots_check
+from monitoring.flags.snapshots import SNAPSHOT_FORMAT, EpisodeFrames
+from monitoring.models import EpisodeAnalysis
+from tests.auth import sign_in
+from tests.flags.test_flags import add_session
+
+pytestmark = pytest.mark.django_db
+
+FOUR = {n: 4 for n in range(1, 13)}
+TWO = {n: 2 for n in range(1, 13)}
+
+
+@pytest.fixture
+def dropped(episode, instrument):
+    for number in range(1, 5):
+        add_session(episode, instrument, number, FOUR if number % 2 else {**FOUR, 3: 5})
+    add_session(episode, instrument, 5, TWO)
+    episode_flags_refresh(episode_id=episode.pk)
+    return episode
+
+
+def test_the_snapshot_is_written_with_the_flags(dropped):
+    state = EpisodeAnalysis.objects.get(episode=dropped)
+    assert state.version.startswith(f"{SNAPSHOT_FORMAT}:")
+    assert state.analysed_at is not None
+    assert state.summary["totals"] == pytest.approx([4.0, 4.08, 4.0, 4.08, 2.0], abs=0.01)
+    assert state.summary["level"] == pytest.approx(4.04, abs=0.01)
+    assert state.summary["provisional"] is False and state.summary["z"] < -2
+    frames = EpisodeFrames.load(state.frames)
+    assert sorted(frames.sessions["session"].unique()) == [1, 2, 3, 4, 5]
+    assert ("rupture", "total", 5) in set(zip(frames.events["kind"], frames.events["scale"], frames.events["session"]))
+    assert snapshots_check().ok
+
+
+def test_pages_read_the_snapshot_and_never_run_the_analysis(client: Client, dropped, alice, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a page re-ran the analysis")
+
+    monkeypatch.setattr(flag_selectors, "analyse", refuse)
+    sign_in(client, alice)
+    caseload = client.get("/").content.decode()
+    assert "well below usual" in caseload.lower()
+    page = client.get(f"/patients/{dropped.patient.code}/")
+    assert page.status_code == 200
+    assert '<p class="figure-value">4.0</p>' in page.content.decode()
+    assert 'data-chart="chart-trajectory"' in page.content.decode()
+
+
+def test_a_snapshot_older_than_the_answers_is_not_shown(dropped, instrument, alice):
+    """Answers whose analysis has not run yet (the task is queued, or failed): the page analyses
+    the episode itself rather than show less than the answers."""
+    add_session(dropped, instrument, 6, FOUR)  # on_commit never runs here: no new snapshot
+    (row,) = caseload_for_user(user=alice)
+    assert row.latest_total == 4.0 and len(row.totals) == 6
+    snapshot = snapshots_for_episodes(episodes=[dropped])[dropped.pk]
+    assert snapshot.live is not None and snapshot.version == ""
+    found = snapshots_check()
+    assert found.missing == [dropped.pk] and not found.ok
+    with pytest.raises(CommandError, match="snapshots_check --repair"):
+        call_command("snapshots_check")
+    call_command("snapshots_check", "--repair")
+    assert snapshots_check().ok
+
+
+def test_charts_are_rendered_once_per_state(client: Client, dropped, alice, instrument, monkeypatch):
+    from monitoring.care import views
+
+    built = []
+    real = views._patient_figures
+    monkeypatch.setattr(views, "_patient_figures", lambda d: built.append(1) or real(d))
+    sign_in(client, alice)
+    path = f"/patients/{dropped.patient.code}/"
+    first = client.get(path).content
+    assert client.get(path).content.count(b"chart-trajectory") == first.count(b"chart-trajectory")
+    assert len(built) == 1
+    # A new answer (and its analysis) is a new state: the charts are drawn again, with it.
+    session = Session.objects.create(episode=dropped, number=6, date=date(2026, 10, 20), status="held")
+    response_create(session=session, instrument=instrument, answers=FOUR, source="link")
+    episode_flags_refresh(episode_id=dropped.pk)
+    client.get(path)
+    assert len(built) == 2
+    # Moving a session's date changes what the charts show, without a new analysis.
+    Session.objects.filter(pk=session.pk).update(date=date(2026, 10, 21))
+    client.get(path)
+    assert len(built) == 3
+
+
+def test_a_new_estimate_re_snapshots_the_clinic_in_the_background(dropped, clinic_a):
+    before = EpisodeAnalysis.objects.get(episode=dropped).version
+    clinic_settings_update(clinic=clinic_a, sensitivity=Clinic.Sensitivity.SENSITIVE)
+    assert snapshots_check().outdated == [dropped.pk]
+    # The page still shows the stored snapshot, marked as computed with earlier parameters.
+    assert snapshots_for_episodes(episodes=[dropped])[dropped.pk].current is False
+    tasks.clinic_estimate_refresh.enqueue(clinic_a.pk)
+    after = EpisodeAnalysis.objects.get(episode=dropped).version
+    assert after != before and after.endswith(":sensitive")
+    found = snapshots_check()
+    assert found.ok and not found.outdated
+
+
+# --- Property: after any sequence of writes every snapshot equals a fresh analysis -------------
+
+VALUES = st.dictionaries(st.sampled_from(range(1, 13)), st.integers(1, 5), min_size=12, max_size=12).filter(
+    lambda d: len(d) == 12
+)
+WRITES = st.lists(
+    st.one_of(
+        st.tuples(st.just("form"), st.integers(0, 2), st.integers(1, 5)),
+        st.tuples(st.just("paper"), st.integers(0, 2), st.integers(1, 5)),
+        st.tuples(st.just("import"), st.integers(0, 10_000), st.integers(2, 6)),
+        st.tuples(st.just("erase"), st.integers(0, 2), st.just(0)),
+        st.tuples(st.just("transfer"), st.integers(0, 2), st.just(0)),
+        st.tuples(st.just("sensitivity"), st.sampled_from(["strict", "standard", "sensitive"]), st.just(0)),
+    ),
+    min_size=1,
+    max_size=7,
+)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(writes=WRITES)
+def test_snapshots_equal_a_fresh_analysis_after_any_sequence_of_writes(
+    writes, clinic_a, alice, bob, dana, instrument, django_capture_on_commit_callbacks
+):
+    with transaction.atomic():
+        patients = []
+        for i in range(3):
+            patient = Patient.objects.create(clinic=clinic_a, label=f"H{i}", therapist=alice)
+            Episode.objects.create(patient=patient, therapist=alice, started_on=date(2026, 1, 5))
+            patients.append(patient)
+        for step, (kind, which, arg) in enumerate(writes):
+            # Each write commits as in production: the analysis runs on commit (immediate tasks).
+            with django_capture_on_commit_callbacks(execute=True):
+                if kind == "import":
+                    cohort = simulate_cohort(1, seed=which, sessions=(arg, arg))
+                    responses_import(
+                        clinic=clinic_a,
+                        therapist=alice,
+                        file=items_import_csv(cohort.items, first_date=date(2026, 1, 5), prefix=f"I{step}-"),
+                    )
+                    continue
+                if kind == "sensitivity":
+                    clinic_settings_update(clinic=clinic_a, sensitivity=which)
+                    transaction.on_commit(lambda: tasks.clinic_estimate_refresh.enqueue(clinic_a.pk))
+                    continue
+                patient = patients[which]
+                if not Patient.objects.filter(pk=patient.pk).exists():
+                    continue
+                if kind == "erase":
+                    patient_erase(patient=patient, by=dana, confirm=patient.label)
+                    continue
+                if kind == "transfer":
+                    patient.refresh_from_db()
+                    other = bob if patient.therapist_id == alice.pk else alice
+                    patient_transfer(patient=patient, therapist=other, on=date(2026, 6, 1))
+                    continue
+                episode = patient.episodes.get(ended_on=None)
+                last = episode.sessions.order_by("-date").first()
+                when = (last.date if last else episode.started_on) + timedelta(days=7)
+                session = session_create(episode=episode, date=when, status=Session.Status.HELD)
+                answers = {n: (arg + n) % 5 + 1 for n in range(1, 13)}
+                if kind == "form":
+                    response_create(session=session, instrument=instrument, answers=answers, source="link")
+                else:
+                    response_enter(session=session, rater="patient", answers=answers, user=alice)
+        found = snapshots_check()
+        assert found.ok and not found.outdated, found
+        transaction.set_rollback(True)
