@@ -390,7 +390,8 @@ class SafetyAlert(ClinicScoped, models.Model):
 
 
 class EpisodeAnalysis(models.Model):
-    """How far an episode's flags have been stored (the prospective watermark).
+    """How far an episode's flags have been stored (the prospective watermark), and the snapshot
+    of its analysis written at the same time.
 
     Flags are only ever added for sessions after ``flagged_through``, so a later recomputation,
     even with re-estimated clinic values, never adds, changes or removes a flag at a session the
@@ -403,6 +404,17 @@ class EpisodeAnalysis(models.Model):
         default=list, help_text=_("Session numbers whose answers the last analysis included.")
     )
     updated_at = models.DateTimeField(auto_now=True)
+    # The analysis snapshot (monitoring.flags.snapshots): what pages, API and exports read.
+    version = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text=_("Snapshot format, clinic estimate and sensitivity it was computed with."),
+    )
+    analysed_at = models.DateTimeField(null=True, blank=True)
+    summary = models.JSONField(default=dict, help_text=_("Where the episode stands, for its caseload row."))
+    frames = models.JSONField(
+        default=dict, help_text=_("The episode's rows of the analysis, column by column.")
+    )
 
     def __str__(self) -> str:
         return f"{self.episode} flagged through session {self.flagged_through}"
@@ -533,6 +545,7 @@ class DigestSettings(models.Model):
 
     def __str__(self) -> str:
         return f"Digest of {self.user}: {self.frequency}"
+
 
 class PatientMessage(ClinicScoped, models.Model):
     """What the patient wrote in the optional box at the end of their form ("Anything you would

@@ -3,8 +3,10 @@ see, then calls one service for a write; domain errors become a message on the p
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import date
+from importlib.metadata import version
 from io import BytesIO
 
 import pandas as pd
@@ -12,10 +14,12 @@ import qrcode
 import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -48,6 +52,9 @@ from monitoring.instruments.measures import clinic_measures
 from monitoring.models import Flag, Invitation, Rater, SafetyAlert
 from monitoring.security.audit import access_log, access_log_list
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required
+
+#: Part of every cached fragment's key: a new release renders afresh.
+CODE_VERSION = f"{version('bordin')}:{charts.CHARTS_FORMAT}"
 
 
 @login_required
@@ -96,7 +103,6 @@ def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
     dashboard = patient_dashboard(user=request.user, code=code)
     access_log(actor=request.user, instance=dashboard.patient, what="patient page", path=request.path)
     notifications_mark_read(user=request.user, flag_ids=[f.flag.pk for f in dashboard.flags])
-    figures = _patient_figures(dashboard)
     return render(
         request,
         "care/patient.html",
@@ -104,7 +110,7 @@ def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
             "d": dashboard,
             "patient": dashboard.patient,
             "episode": dashboard.episode,
-            "figures": figures,
+            "charts_html": _patient_charts_html(dashboard),
             "open_flags": sum(f.counts for f in dashboard.flags),
             "total_level": dashboard.levels.get("total"),
             "usual": usual_level(dashboard.frames),
@@ -144,6 +150,42 @@ def patient_review(request: AuthenticatedRequest, code: str) -> HttpResponse:
                 session_dates=dates,
             )
     return render(request, "care/review.html", {"patient": dashboard.patient, "figures": figures})
+
+
+#: How long a patient page's rendered charts stay cached. The key changes whenever what they
+#: show changes, so this only bounds the memory of pages nobody opens again.
+CHARTS_CACHE_SECONDS = 7 * 24 * 3600
+
+
+def _patient_charts_html(dashboard: PatientDashboard) -> SafeString:
+    """The patient page's charts section, rendered once per state of what it shows and cached
+    (docs/performance.md): the key is the episode's snapshot (version and when it was written)
+    with a digest of the other inputs (session dates, symptom courses, therapist ratings, flags)
+    and the code's version, so a new answer, date, flag or deployment gives a new key."""
+    snapshot = dashboard.snapshot
+    key = None
+    if snapshot is not None and snapshot.analysed_at is not None:
+        inputs = repr(
+            (
+                CODE_VERSION,
+                [(r.session.number, r.session.date, r.session.status) for r in dashboard.sessions],
+                [
+                    (code, c.scores, c.expected, c.curve_source)
+                    for code, c in dashboard.outcomes.courses.items()
+                ],
+                dashboard.therapist_scores.to_csv(index=False),
+                [(f.flag.pk, f.flag.acknowledgement, [o.pk for o in f.others]) for f in dashboard.flags],
+            )
+        )
+        digest = hashlib.sha256(inputs.encode()).hexdigest()[:32]
+        key = f"bordin:charts:{snapshot.episode_id}:{snapshot.version}:{snapshot.analysed_at.timestamp()}:{digest}"
+        cached = cache.get(key)
+        if cached is not None:
+            return mark_safe(cached)  # noqa: S308 (our own template's output, cached as rendered)
+    html = render_to_string("care/_charts.html", {"figures": _patient_figures(dashboard)}).strip()
+    if key is not None:
+        cache.set(key, html, CHARTS_CACHE_SECONDS)
+    return mark_safe(html)  # noqa: S308 (rendered by our template, autoescaped)
 
 
 def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
