@@ -139,7 +139,9 @@ def caseload_for_user(
     for episode_id, number, when, patient_in in sessions:
         held.setdefault(episode_id, []).append(HeldSession(number, when, patient_in))
     flags: dict[int, list[Flag]] = {}
-    for flag in Flag.objects.filter(episode__in=episodes).select_related("session"):
+    # Only what the badges read: a flag's config and explanation are the patient page's.
+    badge_fields = ("episode_id", "scale", "kind", "alarm", "acknowledgement", "detail", "session__number")
+    for flag in Flag.objects.filter(episode__in=episodes).select_related("session").only(*badge_fields):
         flags.setdefault(flag.episode_id, []).append(flag)
     latest = {
         episode_id: EpisodeLatest.of(snapshot.summary)

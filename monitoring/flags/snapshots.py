@@ -147,16 +147,10 @@ def _plain(value: Any) -> Any:
 
 
 def _frame_load(data: dict[str, Any]) -> pd.DataFrame:
-    columns = {}
-    for col, dtype in data["dtypes"].items():
-        values = data["columns"][col]
-        if dtype == "category":
-            columns[col] = pd.Series(values, dtype="category")
-        elif dtype.startswith("float"):
-            columns[col] = pd.Series([np.nan if v is None else v for v in values], dtype=dtype)
-        else:
-            columns[col] = pd.Series(values, dtype=dtype)
-    return pd.DataFrame(columns)
+    """One frame from its stored columns: built at once, then each column cast to its dtype (null
+    becomes NaN or NA as the dtype has it)."""
+    frame = pd.DataFrame(data["columns"], columns=list(data["dtypes"]))
+    return frame.astype(data["dtypes"]) if len(frame) else frame.astype(data["dtypes"], errors="ignore")
 
 
 def _float(value: object) -> float | None:

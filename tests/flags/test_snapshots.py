@@ -53,7 +53,8 @@ def test_the_snapshot_is_written_with_the_flags(dropped):
     assert state.summary["provisional"] is False and state.summary["z"] < -2
     frames = EpisodeFrames.load(state.frames)
     assert sorted(frames.sessions["session"].unique()) == [1, 2, 3, 4, 5]
-    assert ("rupture", "total", 5) in set(zip(frames.events["kind"], frames.events["scale"], frames.events["session"]))
+    events = frames.events[["kind", "scale", "session"]].astype({"kind": str, "scale": str})
+    assert ("rupture", "total", 5) in set(events.itertuples(index=False, name=None))
     assert snapshots_check().ok
 
 
@@ -92,7 +93,11 @@ def test_charts_are_rendered_once_per_state(client: Client, dropped, alice, inst
 
     built = []
     real = views._patient_figures
-    monkeypatch.setattr(views, "_patient_figures", lambda d: built.append(1) or real(d))
+    def counted(dashboard):
+        built.append(dashboard)
+        return real(dashboard)
+
+    monkeypatch.setattr(views, "_patient_figures", counted)
     sign_in(client, alice)
     path = f"/patients/{dropped.patient.code}/"
     first = client.get(path).content
@@ -195,3 +200,26 @@ def test_snapshots_equal_a_fresh_analysis_after_any_sequence_of_writes(
         found = snapshots_check()
         assert found.ok and not found.outdated, found
         transaction.set_rollback(True)
+
+
+def test_the_stored_frames_read_back_exactly():
+    """Every value and dtype survives the round trip through JSON (NaN and NA as null)."""
+    import pandas as pd
+
+    from monitoring.analytics import AnalysisConfig, analyse
+    from monitoring.flags.snapshots import frames_by_episode
+
+    scores = simulate_cohort(30, seed=1, sessions=(12, 12)).scores
+    scores["patient"] = scores["patient"].str[1:].astype(int)
+    analysis = analyse(scores, AnalysisConfig())
+    assert len(analysis.events) > 50
+    for frames in frames_by_episode(analysis).values():
+        again = EpisodeFrames.load(frames.dump())
+        for name in ("sessions", "levels", "events", "patterns"):
+            before, after = getattr(frames, name), getattr(again, name)
+            pd.testing.assert_frame_equal(before, after, check_categorical=False)
+            # Categories hold only this episode's values after the trip; every other dtype is kept.
+            assert all(
+                isinstance(a, pd.CategoricalDtype) or str(a) == str(b)
+                for a, b in zip(before.dtypes, after.dtypes, strict=True)
+            )
