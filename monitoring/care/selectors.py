@@ -392,6 +392,7 @@ class SessionRow:
     patient_answers: dict[int, int]
     therapist_answers: dict[int, int]
     scores: dict[str, float | None]
+    item_answers: tuple[int | None, ...] = ()  # the patient's answers in the items' order
 
 
 @dataclass(frozen=True)
