@@ -496,6 +496,7 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
                 answers.get((s.number, "patient"), {}),
                 answers.get((s.number, "therapist"), {}),
                 scores.get(s.number, {}),
+                tuple(answers.get((s.number, "patient"), {}).get(number) for number, _ in structure),
             )
             for s in sessions
         ],
