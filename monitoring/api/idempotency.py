@@ -3,8 +3,10 @@
 session, form or export.
 
 The key is the client's (a UUID per intended create is usual), scoped to the requesting user. The
-first request with a key claims it (a row of ``IdempotencyKey`` holding SHA-256 hashes of the key
-and of method, path and parsed body); its successful answer (2xx) is stored with it. Within
+first request with a key claims it (a row of ``IdempotencyKey`` holding a SHA-256 hash of the key
+and an HMAC-SHA256 under ``SECRET_KEY`` of method, path and parsed body: keyed, because a body can
+hold a secret, an export's study key, that a plain hash would let a database reader test guesses
+against); its successful answer (2xx) is stored with it. Within
 ``KEEP`` (24 hours):
 
 - the same key and the same request: the stored answer, same status and body, with the header
@@ -31,6 +33,7 @@ from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
@@ -74,6 +77,10 @@ class KeyInProgress(exceptions.APIException):
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _request_hash(fingerprint: str) -> str:
+    return salted_hmac("monitoring.api.idempotency", fingerprint, algorithm="sha256").hexdigest()
 
 
 def _valid_key(key: str) -> str:
@@ -129,7 +136,7 @@ def idempotent(
                 [request.method, request.path, request.data], sort_keys=True, cls=DjangoJSONEncoder
             )
             row, replay = _claim(
-                user=user, key_hash=_sha256(_valid_key(key)), request_hash=_sha256(fingerprint)
+                user=user, key_hash=_sha256(_valid_key(key)), request_hash=_request_hash(fingerprint)
             )
             if replay is not None:
                 if withhold and restore is not None and isinstance(replay.data, dict):

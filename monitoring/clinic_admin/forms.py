@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from clinics.models import Clinic, Episode, Membership, Patient
+from clinics.models import Clinic, Episode, FormChannel, Membership, Patient
 from clinics.validation import no_control_characters, validate_plausible_date
 from monitoring.instruments.measures import outcome_instruments
 from monitoring.models import Instrument
@@ -73,9 +73,16 @@ class PatientForm(NoColon, forms.ModelForm):
 class PatientEditForm(NoColon, forms.ModelForm):
     class Meta:
         model = Patient
-        fields = ["label", "external_id", "language", "contact_email", "contact_phone"]
-        labels = PatientForm.Meta.labels
+        fields = ["label", "external_id", "language", "contact_email", "contact_phone", "form_channel"]
+        labels = {**PatientForm.Meta.labels, "form_channel": "Form links go by"}
         widgets = PatientForm.Meta.widgets
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _choices(self.fields["form_channel"]).choices = [
+            ("", "Email if on file, else text message"),
+            *FormChannel.choices,
+        ]
 
 
 class TransferForm(NoColon, forms.Form):
@@ -238,6 +245,28 @@ class ExportForm(NoColon, forms.Form):
         required=False,
         help_text="Patient ids become keyed codes; labels, health-record ids, therapist names and notes are left out.",
     )
+    study_key = forms.CharField(
+        label="Study key (optional)",
+        required=False,
+        strip=False,
+        max_length=200,
+        # Never sent back to the browser, not even on an error.
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Pseudonymised exports with the same study key get the same codes, so a study's "
+        "exports can be joined; without one every export gets codes of its own. At least 16 "
+        "characters; implies pseudonymise. Keep it with the study's records: Bordin keeps only its "
+        "fingerprint.",
+    )
+    fhir_bundle = forms.ChoiceField(
+        label="FHIR bundle",
+        required=False,
+        choices=[
+            ("collection", "Collection: to file in a health record"),
+            ("transaction", "Transaction: to load into a FHIR server"),
+        ],
+        initial="collection",
+        help_text="For the FHIR format only. A transaction bundle loaded twice creates nothing new.",
+    )
 
     def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
         from monitoring.exports import EXPORTS, FORMAT_NAMES
@@ -249,6 +278,21 @@ class ExportForm(NoColon, forms.Form):
         _choices(self.fields["format"]).choices = list(FORMAT_NAMES.items())
         _choices(self.fields["therapist"]).choices = [("", "All therapists"), *_therapist_choices(clinic)]
         _choices(self.fields["treatment"]).choices = [("", "All treatments"), *Episode.Treatment.choices]
+
+    def clean_study_key(self) -> str:
+        from monitoring.exports import MIN_STUDY_KEY
+
+        key = str(self.cleaned_data.get("study_key") or "")
+        if key and len(key) < MIN_STUDY_KEY:
+            raise forms.ValidationError(f"A study key needs at least {MIN_STUDY_KEY} characters.")
+        return key
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        data["fhir_bundle"] = data.get("fhir_bundle") or "collection"
+        if data["fhir_bundle"] != "collection" and data.get("format") != "fhir":
+            self.add_error("fhir_bundle", "Only a FHIR export has a bundle type.")
+        return data
 
 
 class AuditFilterForm(NoColon, forms.Form):

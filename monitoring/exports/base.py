@@ -7,6 +7,7 @@ it: its formats, its columns, whether it streams, whether its column layout is f
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -17,8 +18,11 @@ from datetime import date, datetime
 from typing import Any, ClassVar, TypeAlias
 
 import pandas as pd
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode
@@ -50,6 +54,13 @@ DECIMALS = 4
 #: Columns that name or identify a person; left out of pseudonymised exports.
 IDENTIFYING = ("external_id", "acknowledged_by", "acknowledged_note")
 
+#: The FHIR Bundle types an export can be (``ExportFilters.fhir_bundle``).
+FHIR_BUNDLES = ("collection", "transaction")
+#: A study key's shortest length.
+MIN_STUDY_KEY = 16
+#: Where a job's filters keep the sealed key until the job has run.
+SEALED_KEY = "sealed_key"
+
 
 # --- Filters and pseudonyms ----------------------------------------------------------------------
 
@@ -66,6 +77,11 @@ class ExportFilters:
     unless the admin gives a study key, so that two exports with the same study key can be joined
     and no other file can. ``fhir_bundle`` is the FHIR Bundle type: ``collection`` (to file) or
     ``transaction`` (to load into a FHIR server with conditional creates).
+
+    The key is never written down in plain text: a job keeps it sealed (:func:`seal_key`, under a
+    key derived from ``SECRET_KEY``) until it has run (``to_json``/``from_json``), the audit trail
+    and the job's description keep only whether a study key was given and its fingerprint
+    (``to_audit``), so that the exports that can be joined are known without the key.
     """
 
     start: date | None = None
@@ -74,16 +90,27 @@ class ExportFilters:
     treatment: str = ""
     patient_code: str = ""
     pseudonymise: bool = False
-    #: Never shown or audited (``to_audit``); kept in a job's filters until the job has run.
+    #: The key of the pseudonyms: the admin's study key, or drawn at random for this export.
     pseudonym_key: str = field(default="", repr=False)
     fhir_bundle: str = "collection"
+    #: Whether ``pseudonym_key`` is the admin's study key (None: it is, if one was given).
+    study_key: bool | None = None
+    #: The study key's fingerprint (:func:`study_key_fingerprint`); empty without a study key.
+    key_fingerprint: str = ""
 
     def __post_init__(self) -> None:
+        if self.pseudonym_key and len(self.pseudonym_key) < MIN_STUDY_KEY:
+            raise ApplicationError(f"A study key needs at least {MIN_STUDY_KEY} characters.")
+        if self.study_key is None:
+            object.__setattr__(self, "study_key", bool(self.pseudonym_key))
+        if self.study_key and self.pseudonym_key and not self.key_fingerprint:
+            object.__setattr__(self, "key_fingerprint", study_key_fingerprint(self.pseudonym_key))
+        if not self.pseudonymise:
+            object.__setattr__(self, "study_key", False)
+            object.__setattr__(self, "key_fingerprint", "")
         if self.pseudonymise and not self.pseudonym_key:
             object.__setattr__(self, "pseudonym_key", secrets.token_hex(32))
-        if self.pseudonym_key and len(self.pseudonym_key) < 16:
-            raise ApplicationError("A study key needs at least 16 characters.")
-        if self.fhir_bundle not in ("collection", "transaction"):
+        if self.fhir_bundle not in FHIR_BUNDLES:
             raise ApplicationError("The FHIR bundle type is 'collection' or 'transaction'.")
         # Dates may arrive as ISO text (a form, the API, call_command); store them as dates.
         for name in ("start", "end"):
@@ -98,31 +125,46 @@ class ExportFilters:
             except ValueError as exc:
                 raise ApplicationError("That is not a patient code.") from exc
 
-    def to_json(self) -> dict[str, Any]:
+    def to_audit(self) -> dict[str, Any]:
+        """The filters in words a record may keep (the audit trail, a job's description): no key,
+        sealed or not, which would re-link the export; whether a study key was given and its
+        fingerprint (the same fingerprint: exports that join)."""
         data = asdict(self)
+        del data["pseudonym_key"]
         data["start"] = self.start.isoformat() if self.start else None
         data["end"] = self.end.isoformat() if self.end else None
         return data
 
-    def to_audit(self) -> dict[str, Any]:
-        """The filters for the audit trail: without the key, which would re-link the export."""
-        data = self.to_json()
-        del data["pseudonym_key"]
-        data["study_key"] = bool(self.pseudonym_key) and self.pseudonymise
+    def to_json(self) -> dict[str, Any]:
+        """The filters for a job that has yet to run: :meth:`to_audit` and, when pseudonymised, the
+        key sealed (:func:`seal_key`). The worker drops ``sealed_key`` once the job has run."""
+        data = self.to_audit()
+        if self.pseudonymise:
+            data[SEALED_KEY] = seal_key(self.pseudonym_key)
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ExportFilters:
+    def from_json(cls, data: Mapping[str, Any], *, need_key: bool = False) -> ExportFilters:
+        """The filters of :meth:`to_json` (or of :meth:`to_audit`: a fresh random key then). With
+        ``need_key`` (a job about to run) a study key must still be held: without it the export
+        would silently use another key."""
         therapist = data.get("therapist_id")
+        pseudonymise = bool(data.get("pseudonymise"))
+        study = bool(data.get("study_key")) and pseudonymise
+        sealed = str(data.get(SEALED_KEY) or "")
+        if need_key and study and not sealed:
+            raise ApplicationError("This export's study key is no longer held: start the export again.")
         return cls(
             start=_day(data.get("start")),
             end=_day(data.get("end")),
             therapist_id=int(str(therapist)) if therapist not in (None, "") else None,
             treatment=str(data.get("treatment") or ""),
             patient_code=str(data.get("patient_code") or ""),
-            pseudonymise=bool(data.get("pseudonymise")),
-            pseudonym_key=str(data.get("pseudonym_key") or ""),
+            pseudonymise=pseudonymise,
+            pseudonym_key=unseal_key(sealed) if sealed and pseudonymise else "",
             fhir_bundle=str(data.get("fhir_bundle") or "collection"),
+            study_key=study,
+            key_fingerprint=str(data.get("key_fingerprint") or "") if study else "",
         )
 
     def describe(self) -> list[str]:
@@ -149,6 +191,37 @@ def _day(value: object) -> date | None:
         return date.fromisoformat(str(value))
     except ValueError as exc:
         raise ApplicationError(f"'{value}' is not a date in the form YYYY-MM-DD.") from exc
+
+
+def _fernet() -> MultiFernet:
+    """Fernet under keys derived from ``SECRET_KEY`` (and its fallbacks, so a job queued before a
+    key rotation still runs)."""
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    derived = [salted_hmac(_SEAL_SALT, "fernet", secret=k, algorithm="sha256").digest() for k in keys]
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(d)) for d in derived])
+
+
+_SEAL_SALT = "monitoring.exports.pseudonym-key"
+
+
+def seal_key(key: str) -> str:
+    """``key`` encrypted (Fernet: AES-128-CBC and HMAC-SHA256) for the few seconds or minutes a
+    job waits for its worker: the database alone does not give it away."""
+    return _fernet().encrypt(key.encode()).decode()
+
+
+def unseal_key(token: str) -> str:
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise ApplicationError("This export's key can no longer be read: start the export again.") from exc
+
+
+def study_key_fingerprint(key: str) -> str:
+    """A study key's fingerprint: the same key, the same fingerprint (exports that join), and
+    nothing to recompute the pseudonyms with. Keyed with ``SECRET_KEY``, so that a database
+    alone cannot test guesses of a weak key against it."""
+    return salted_hmac("monitoring.exports.key-fingerprint", key, algorithm="sha256").hexdigest()[:16]
 
 
 def pseudonym(*, clinic: Clinic, kind: str, value: object, key: str) -> str:

@@ -16,7 +16,7 @@ from monitoring.api.serializers.fields import (
     StrictUUIDField,
     _date_range,
 )
-from monitoring.exports import EXPORTS, FORMATS
+from monitoring.exports import EXPORTS, FHIR_BUNDLES, FORMATS, MIN_STUDY_KEY
 from monitoring.models import ExportJob, Rater
 
 
@@ -69,8 +69,28 @@ class ExportInput(serializers.Serializer):
         "other reports are narrowed to this one patient. A patient of another clinic is a 400.",
     )
     pseudonymise = StrictBooleanField(required=False, default=False)
+    study_key = serializers.CharField(
+        required=False,
+        write_only=True,
+        min_length=MIN_STUDY_KEY,
+        max_length=200,
+        trim_whitespace=False,
+        help_text="A pseudonymised export's key (implies pseudonymise): exports with the same study key "
+        "get the same pseudonyms and can be joined; without one each export draws a random key. At "
+        f"least {MIN_STUDY_KEY} characters. Never stored in plain text: the job keeps it sealed until "
+        "it has run, the audit trail only its fingerprint.",
+    )
+    fhir_bundle = StrictChoiceField(
+        choices=list(FHIR_BUNDLES),
+        required=False,
+        default="collection",
+        help_text="The FHIR Bundle type (format fhir only): collection, to file; transaction, to "
+        "load into a FHIR server (conditional creates: loading it twice creates nothing new).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("fhir_bundle", "collection") != "collection" and attrs.get("format") != "fhir":
+            raise serializers.ValidationError({"fhir_bundle": ["Only a fhir export has a bundle type."]})
         return _date_range(attrs, "start", "end")
 
 

@@ -70,7 +70,9 @@ class ExportListApi(ApiView):
             therapist_id=therapist.user_id if therapist else None,
             treatment=data.get("treatment", ""),
             patient_code=str(data.get("patient") or ""),
-            pseudonymise=data["pseudonymise"],
+            pseudonymise=data["pseudonymise"] or bool(data.get("study_key")),
+            pseudonym_key=data.get("study_key", ""),
+            fhir_bundle=data["fhir_bundle"],
         )
         job = export_jobs.export_start(
             clinic=clinic,

@@ -48,7 +48,9 @@ def exports(request: AuthenticatedRequest, slug: str) -> HttpResponse:
                 end=data["end"],
                 therapist_id=data["therapist"],
                 treatment=data["treatment"] or "",
-                pseudonymise=data["pseudonymise"],
+                pseudonymise=data["pseudonymise"] or bool(data["study_key"]),
+                pseudonym_key=data["study_key"],
+                fhir_bundle=data["fhir_bundle"],
             )
             job = export_jobs.export_start(
                 clinic=clinic,
