@@ -20,7 +20,8 @@ from clinics.models import Clinic, Episode, Session
 from monitoring.analytics import Analysis, analyse
 from monitoring.analytics import columns as c
 from monitoring.exports.base import DECIMALS, IDENTIFYING, ExportFilters, pseudonym
-from monitoring.flags.selectors import analysis_config
+from monitoring.flags.selectors import analysis_config, snapshots_for_episodes
+from monitoring.flags.snapshots import StoredAnalysis
 from monitoring.instruments.measures import outcome_instruments, outcome_scores, specs
 from monitoring.instruments.scores import scores_for_episodes
 
@@ -107,22 +108,29 @@ def session_dates(episode_ids: Sequence[int]) -> pd.DataFrame:
 class PeriodAnalysis:
     """The analysis of the selected episodes up to the period's end, with session dates."""
 
-    analysis: Analysis | None
+    analysis: Analysis | StoredAnalysis | None
     info: pd.DataFrame
     dates: pd.DataFrame  # episode, session, date (every session of the episodes)
 
 
 def analysis_for_export(*, clinic: Clinic, filters: ExportFilters) -> PeriodAnalysis:
-    """Analyse the selected episodes' patient ratings of sessions up to ``filters.end``.
+    """The analysis of the selected episodes' patient ratings of sessions up to ``filters.end``.
 
-    One vectorised ``analyse`` over every selected episode with the clinic's stored reference
-    values and sensitivity (``analysis_config``), exactly as the dashboards do.
+    Without an end date, their stored snapshots: what the pages show (flags.snapshots). With one,
+    one vectorised ``analyse`` of the sessions up to it (a view of the past no snapshot holds),
+    with the clinic's stored reference values and sensitivity (``analysis_config``), exactly as
+    the snapshots are computed.
     """
     episode_ids = list(episodes_for_export(clinic=clinic, filters=filters).values_list("pk", flat=True))
     info = episode_info(
         clinic=clinic, episode_ids=episode_ids, pseudonymise=filters.pseudonymise, key=filters.pseudonym_key
     )
     dates = session_dates(episode_ids)
+    if not filters.end:
+        episodes = list(Episode.objects.filter(pk__in=episode_ids).select_related("patient__clinic"))
+        snapshots = snapshots_for_episodes(episodes=episodes)
+        frames = [f for _, s in sorted(snapshots.items()) if (f := s.frames) is not None]
+        return PeriodAnalysis(StoredAnalysis.of(frames) if frames else None, info, dates)
     # No episode selected (a period without sessions): nothing to read. (scores_for_episodes
     # cannot take an empty list: Django refuses to compile the query, EmptyResultSet.)
     scores = scores_for_episodes(episode_ids=episode_ids) if episode_ids else pd.DataFrame()

@@ -15,6 +15,7 @@ yet, or failed), is never shown: the reader analyses that episode on the spot, a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -184,6 +185,26 @@ def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
         elif str(out[col].dtype) in ("str", "string"):
             out[col] = out[col].astype(object).where(out[col].notna(), None).astype(str)
     return out.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class StoredAnalysis:
+    """Several episodes' snapshots as one set of frames, laid out as ``analyse`` returns them
+    (``patient`` is the episode id): what the exports read."""
+
+    sessions: pd.DataFrame
+    levels: pd.DataFrame
+    events: pd.DataFrame
+    patterns: pd.DataFrame
+
+    @classmethod
+    def of(cls, frames: Sequence[EpisodeFrames]) -> StoredAnalysis:
+        joined = {}
+        for name in _FRAMES:
+            frame = pd.concat([getattr(f, name) for f in frames], ignore_index=True)
+            frame["patient"] = frame["patient"].astype("int64").astype("category")
+            joined[name] = frame
+        return cls(**joined)
 
 
 def frames_by_episode(analysis: Analysis) -> dict[int, EpisodeFrames]:

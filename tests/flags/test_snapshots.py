@@ -93,6 +93,7 @@ def test_charts_are_rendered_once_per_state(client: Client, dropped, alice, inst
 
     built = []
     real = views._patient_figures
+
     def counted(dashboard):
         built.append(dashboard)
         return real(dashboard)
@@ -223,3 +224,29 @@ def test_the_stored_frames_read_back_exactly():
                 isinstance(a, pd.CategoricalDtype) or str(a) == str(b)
                 for a, b in zip(before.dtypes, after.dtypes, strict=True)
             )
+
+
+def test_exports_read_the_snapshots_and_a_past_period_is_analysed(dropped, clinic_a, monkeypatch):
+    from monitoring.exports import queries
+    from monitoring.exports.base import ExportFilters
+    from monitoring.flags.snapshots import StoredAnalysis, frames_equal
+
+    fresh = queries.analysis_for_export(clinic=clinic_a, filters=ExportFilters(end=date(2030, 1, 1)))
+    assert fresh.analysis is not None and not isinstance(fresh.analysis, StoredAnalysis)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an export re-ran the analysis")
+
+    monkeypatch.setattr(queries, "analyse", refuse)
+    stored = queries.analysis_for_export(clinic=clinic_a, filters=ExportFilters())
+    assert isinstance(stored.analysis, StoredAnalysis)
+    again = EpisodeFrames.of(fresh.analysis, dropped.pk)
+    as_frames = EpisodeFrames(
+        sessions=stored.analysis.sessions,
+        levels=stored.analysis.levels,
+        events=stored.analysis.events,
+        patterns=stored.analysis.patterns,
+        k=again.k,
+        min_baseline=again.min_baseline,
+    )
+    assert frames_equal(as_frames, again) == []
