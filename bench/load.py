@@ -733,7 +733,7 @@ without all 12 answers {c["incomplete"]}; posts without an answer {c["uncertain"
 {t.doubles}, of which {t.doubles_ok} had exactly one post accepted and the other shown the thank-you page.
 **Every accepted submission stored exactly once: {"yes" if once else "NO"}.**
 Errors by kind: {kinds}. {failure_text(t, keep_alive)}
-Episodes whose stored flags are at least as new as their last answers: {r["analysed"][0]} / {r["analysed"][1]}
+Episodes whose stored flags and analysis snapshot are at least as new as their last answers: {r["analysed"][0]} / {r["analysed"][1]}
 (stale: {r["analysed"][1] - r["analysed"][0]}){drain}.
 Reads of patient data answered (sign-in and warm-up included): {c["reads"]}; access entries in the
 audit trail: {c["audited"]} (missing {c["audit_missing"]}, unexpected {c["audit_extra"]}).

@@ -185,11 +185,12 @@ def drain_worker(database_url: str, limit_seconds: float = 300) -> float:
 
 
 def analysed_episodes() -> tuple[int, int]:
-    """(episodes whose stored flags are at least as new as their last answers, episodes with answers).
+    """(episodes whose stored flags and analysis snapshot are at least as new as their last answers,
+    episodes with answers).
 
     Not "has any analysis": an episode is stale when a session with the patient's answers is
-    missing from ``EpisodeAnalysis.analysed_sessions`` (or it has no analysis at all), i.e. its
-    flags are older than its answers (``monitoring.flags.selectors.episodes_stale``, the sweep's
+    missing from ``EpisodeAnalysis.analysed_sessions`` (or it has no analysis, or no snapshot, at
+    all), i.e. its flags and snapshot are older than its answers (``monitoring.flags.selectors.episodes_stale``, the sweep's
     own test). Stale episodes are printed; failed analysis tasks of the database worker too.
     """
     from clinics.models import Episode

@@ -16,8 +16,8 @@ from django.db.models import Exists, F, OuterRef
 from clinics.models import Clinic, Episode, Membership, Patient, Session, patient_search
 from clinics.permissions import patients_visible_to
 from clinics.selectors import patient_get_for_user, patient_list_for_user
-from monitoring.flags import wording
-from monitoring.flags.selectors import counts_for_attention, snapshots_for_episodes
+from monitoring.flags import events, wording
+from monitoring.flags.selectors import snapshots_for_episodes
 from monitoring.flags.snapshots import EpisodeFrames, Snapshot
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import (
@@ -64,48 +64,29 @@ class CaseloadRow:
 
 
 def _badges(flags: list[Flag], last_session: int) -> list[Badge]:
-    """Unacknowledged recent flags, one badge per kind (listing its scales), most serious first."""
-    recent = [
-        f
-        for f in flags
-        if counts_for_attention(
-            kind=f.kind,
-            session=f.session.number,
-            acknowledged=bool(f.acknowledgement),
-            last_held=last_session,
-            alarm=f.alarm,
-        )
-    ]
-    # A rupture that has since been repaired or declared unrepaired is no longer "open".
-    closed = {(f.scale, f.detail.get("rupture_session")) for f in flags if f.kind in ("repair", "unrepaired")}
-    badges: dict[str, list[Flag]] = {}
-    for f in recent:
-        if f.kind == "rupture" and (f.scale, f.session.number) in closed:
+    """One badge per open event (monitoring.flags.events: a rupture's story counts once), its
+    reason the event's most serious open kind, naming only the scales whose flags of that kind
+    are open; most serious first."""
+    badges = []
+    for event in events.flag_events(flags):
+        open_ = events.open_flags(event, last_held=last_session)
+        if not open_:
             continue
-        badges.setdefault(f.kind, []).append(f)
-    return sorted(
-        (
+        kind = min((f.kind for f in open_), key=lambda k: (wording.PRIORITY.get(k, wording.NO_PRIORITY), k))
+        badges.append(
             Badge(
                 kind=kind,
                 label=wording.FLAGS[kind].short,
                 tone=wording.FLAGS[kind].tone,
-                scales=tuple(dict.fromkeys(wording.SCALE_NAMES[f.scale] for f in group)),
-                session=max(f.session.number for f in group),
-                since=min(_since(f) for f in group),
+                scales=tuple(
+                    wording.SCALE_NAMES.get(s, s)
+                    for s in events.scale_order({f.scale for f in open_ if f.kind == kind})
+                ),
+                session=max(f.session.number for f in open_ if f.kind == kind),
+                since=event.start,
             )
-            for kind, group in badges.items()
-        ),
-        key=lambda b: wording.PRIORITY.get(b.kind, wording.NO_PRIORITY),
-    )
-
-
-def _since(flag: Flag) -> int:
-    """Where the event began: the rupture of an unrepaired rupture, the first low session of a
-    persistently low alliance, else the flag's own session."""
-    start = (
-        flag.detail.get("from_session") if flag.kind == "low_alliance" else flag.detail.get("rupture_session")
-    )
-    return int(start or flag.session.number)  # type: ignore[call-overload]
+        )
+    return sorted(badges, key=lambda b: (wording.PRIORITY.get(b.kind, wording.NO_PRIORITY), -b.session))
 
 
 def caseload_for_user(
@@ -315,75 +296,113 @@ def notifications_unread(*, user: User | AnonymousUser) -> list[PatientNews]:
     return [PatientNews(items[0].flag.episode.patient, len(items), items[0]) for items in news.values()][:20]
 
 
-#: Which scale's flag speaks for an event seen on several scales at once.
-HEADLINE_ORDER = {"decline": ("task", "agreement", "total", "goal", "bond")}
+@dataclass(frozen=True)
+class StepView:
+    """One step of an event's story (a kind of flag at a session, on one or more scales), with
+    its own explanation and its own "How was this decided?"."""
 
-
-DEFAULT_HEADLINE_ORDER = ("total", "agreement", "task", "goal", "bond")
+    flag: Flag  # the step's headline flag (the total first)
+    kind: str
+    title: str
+    words: str  # "not back by session 11"
+    scales: list[str]
+    rule: str
 
 
 @dataclass(frozen=True)
 class FlagView:
-    """One event (kind at a session), usually seen on several scales at once, shown once."""
+    """One event (monitoring.flags.events): a rupture's story, or a flag kind at a session seen
+    on one or more scales, shown as one card."""
 
-    flag: Flag  # the headline flag: the total, or task agreement for a decline
-    others: list[Flag]
+    flag: Flag  # the headline flag: the total's flag of the event's most serious kind
+    others: list[Flag]  # every other flag of the event (acknowledged with it)
     title: str
     tone: str
     meaning: str
     prompt: str
     rule: str
-    counts: bool  # still counts for the caseload (unacknowledged and recent)
+    counts: bool  # still counts for the caseload (open, an alarm, and recent)
+    steps: list[StepView] = field(default_factory=list)
+    told: str = ""  # the story in plain words: "dropped at session 8; not back by session 11"
+    story: bool = False  # a rupture and what followed it
+    scale_names: list[str] = field(default_factory=list)
+    start: int = 0  # where the event began (a rupture's session)
+    last: int = 0  # its latest step's session
 
     @property
     def scales(self) -> list[str]:
-        return [wording.SCALE_NAMES[f.scale] for f in [self.flag, *self.others]]
+        return self.scale_names or [wording.SCALE_NAMES[f.scale] for f in [self.flag, *self.others]]
+
+    @property
+    def flags(self) -> list[Flag]:
+        return [self.flag, *self.others]
+
+    @property
+    def acknowledged(self) -> bool:
+        """Every flag of the event is acknowledged (a step raised since reopens the card)."""
+        return all(f.acknowledgement for f in self.flags)
+
+    @property
+    def acknowledgement(self) -> Flag | None:
+        """The flag carrying the event's latest acknowledgement (who, when, the note), if any."""
+        done = [f for f in self.flags if f.acknowledgement and f.acknowledged_at]
+        return max(done, key=lambda f: f.acknowledged_at) if done else None  # type: ignore[arg-type,return-value]
 
 
 def flag_views(flags: Iterable[Flag], *, last_held: int) -> list[FlagView]:
-    """Group an episode's flags by (session, kind), newest first, with their wording."""
-    groups: dict[tuple[int, str], list[Flag]] = {}
-    for f in flags:
-        groups.setdefault((f.session.number, f.kind), []).append(f)
+    """An episode's flags as events (``monitoring.flags.events``), newest first, with their
+    wording: one card per rupture story or flag kind at a session."""
     views = []
-    for (number, kind), group in sorted(
-        groups.items(), key=lambda kv: (-kv[0][0], wording.PRIORITY.get(kv[0][1], 9))
-    ):
-        order = HEADLINE_ORDER.get(kind, DEFAULT_HEADLINE_ORDER)
-        group.sort(key=lambda f: order.index(f.scale) if f.scale in order else len(order))
-        head = group[0]
-        words = wording.FLAGS[kind]
+    for event in events.flag_events(flags):
+        head = event.head
+        words = wording.FLAGS[event.kind]
+        steps = [
+            StepView(
+                flag=step.head,
+                kind=step.kind,
+                title=wording.FLAGS[step.kind].title,
+                words=step.words,
+                scales=[wording.SCALE_NAMES.get(s, s) for s in event.scales_of(step.kind) if s],
+                rule=_rule(step.head),
+            )
+            for step in event.steps
+        ]
         views.append(
             FlagView(
                 flag=head,
-                others=group[1:],
+                others=[f for f in event.flags if f is not head],
                 title=words.title,
                 tone=words.tone,
                 meaning=wording.flag_meaning(
-                    kind=kind, detail=head.detail, slope_window=head.config.get("slope_window")
+                    kind=event.kind, detail=head.detail, slope_window=head.config.get("slope_window")
                 ),
                 prompt=words.prompt,
-                rule=wording.rule_text(
-                    rule=str(head.detail.get("rule", "")),
-                    scale=head.scale,
-                    detail={
-                        "repair_tolerance": head.config.get("repair_tolerance"),
-                        **head.detail,
-                        "magnitude": head.magnitude,
-                    },
-                    threshold=head.threshold,
-                    slope_window=head.config.get("slope_window"),
-                ),
-                counts=counts_for_attention(
-                    kind=kind,
-                    session=number,
-                    acknowledged=all(f.acknowledgement for f in group),
-                    last_held=last_held,
-                    alarm=any(f.alarm for f in group),
-                ),
+                rule=_rule(head),
+                counts=bool(events.open_flags(event, last_held=last_held)),
+                steps=steps,
+                told=event.told,
+                story=event.story,
+                scale_names=[wording.SCALE_NAMES.get(s, s) for s in event.scales],
+                start=min(event.start, min(s.session for s in event.steps)),
+                last=event.session,
             )
         )
     return views
+
+
+def _rule(flag: Flag) -> str:
+    """A flag's "How was this decided?" sentence."""
+    return wording.rule_text(
+        rule=str(flag.detail.get("rule", "")),
+        scale=flag.scale,
+        detail={
+            "repair_tolerance": flag.config.get("repair_tolerance"),
+            **flag.detail,
+            "magnitude": flag.magnitude,
+        },
+        threshold=flag.threshold,
+        slope_window=flag.config.get("slope_window"),
+    )
 
 
 @dataclass(frozen=True)

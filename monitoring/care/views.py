@@ -196,10 +196,15 @@ def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
     dates = {row.session.number: row.session.date for row in dashboard.sessions}
     figures = {
         "trajectory": charts.trajectory(
-            sessions=frames.sessions, levels=frames.levels, events=frames.events, session_dates=dates
+            sessions=frames.sessions,
+            levels=frames.levels,
+            events=frames.events,
+            session_dates=dates,
+            low_alliance=low,
         ),
         "deviations": charts.deviations(sessions=frames.sessions, events=frames.events, k=frames.k),
-        "subscales": charts.subscales(sessions=frames.sessions, events=frames.events),
+    low = _low_alliance_rows(dashboard)
+        "subscales": charts.subscales(sessions=frames.sessions, events=frames.events, low_alliance=low),
     }
     courses = dashboard.outcomes.courses
     if courses:
@@ -235,6 +240,26 @@ def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
 def flag_acknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
     flag = flag_get_for_user(user=request.user, code=code)
     try:
+def _low_alliance_rows(dashboard: PatientDashboard) -> pd.DataFrame:
+    """The episode's stored "alliance has stayed low" flags as chart event rows (they are stored
+    flags only, not in the analysis's events)."""
+    rows = [
+        {
+            "session": f.session.number,
+            "scale": f.scale,
+            "kind": f.kind,
+            "score": f.detail.get("score"),
+            "explanation": f.explanation,
+            "from_session": f.detail.get("from_session"),
+            "to_session": f.detail.get("to_session"),
+        }
+        for view in dashboard.flags
+        for f in view.flags
+        if f.kind == Flag.Kind.LOW_ALLIANCE
+    ]
+    return pd.DataFrame(rows)
+
+
         flags_services.flag_acknowledge(
             flag=flag,
             user=request.user,

@@ -1,7 +1,9 @@
 """Flag markers on a score line, their hover text, and the flag labels of the data tables.
 
 The hover text of an event (its name, session and the plain explanation of ``analysis.events``)
-is shared by the trajectory, the deviation bars and the subscale panels.
+is shared by the trajectory, the deviation bars and the subscale panels. Besides the kinds of
+``analysis.events``, the stored "alliance has stayed low" flags (``LOW_ALLIANCE``; the caller
+passes their rows, see :func:`with_low_alliance`) are drawn the same way.
 """
 
 from __future__ import annotations
@@ -13,13 +15,33 @@ from typing import Any
 import pandas as pd
 
 from monitoring.analytics import columns as c
-from monitoring.charts._style import _WRAP, MARKERS, _int, _num
+from monitoring.charts._style import _WRAP, LOW_ALLIANCE, MARKERS, _int, _num, _rows
 
-_MARKER_ORDER = (c.DECLINE, c.SUDDEN_GAIN, c.SUDDEN_LOSS, c.REPAIR, c.UNREPAIRED, c.RUPTURE)
+_MARKER_ORDER = (LOW_ALLIANCE, c.DECLINE, c.SUDDEN_GAIN, c.SUDDEN_LOSS, c.REPAIR, c.UNREPAIRED, c.RUPTURE)
+
+#: Kinds whose flag speaks of a run of sessions (``from_session`` to ``to_session``).
+_SPANS = (c.SUDDEN_GAIN, c.SUDDEN_LOSS, LOW_ALLIANCE)
 
 
-def _event_traces(ev: pd.DataFrame, rows: pd.DataFrame) -> list[dict[str, Any]]:
-    if ev.empty:
+def with_low_alliance(events: pd.DataFrame | None, low_alliance: pd.DataFrame | None) -> pd.DataFrame:
+    """``analysis.events`` with the stored "alliance has stayed low" flags of the same patient
+    (rows with ``session, scale, kind, explanation, from_session, to_session``, ``kind`` being
+    ``low_alliance``; any other kind is ignored)."""
+    events, low = _rows(events), _rows(low_alliance)
+    if low.empty:
+        return events
+    low = low[low[c.KIND].astype(str) == LOW_ALLIANCE]
+    if events.empty:
+        return low.reset_index(drop=True)
+    return pd.concat([events.astype({c.KIND: str, c.SCALE: str}), low], ignore_index=True)
+
+
+def _event_traces(
+    ev: pd.DataFrame, rows: pd.DataFrame, *, axes: tuple[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One marker trace per kind of flag in ``ev`` (one scale's events), on ``rows``' scores;
+    ``axes`` (x, y) places them in a panel of small multiples."""
+    if ev.empty or rows.empty:
         return []
     scores = dict(zip(rows[c.SESSION].astype(int), rows[c.SCORE].astype(float), strict=True))
     kinds = ev[c.KIND].astype(str)
@@ -61,6 +83,7 @@ def _event_traces(ev: pd.DataFrame, rows: pd.DataFrame) -> list[dict[str, Any]]:
                 },
                 "text": texts,
                 "hovertemplate": "%{text}<extra></extra>",
+                **({"xaxis": axes[0], "yaxis": axes[1]} if axes else {}),
             }
         )
     return traces
@@ -70,7 +93,7 @@ def _event_hover(kind: str, e: pd.Series) -> str:
     name = MARKERS[kind][0]
     session = int(e[c.SESSION])
     f, t = _int(e.get(c.FROM_SESSION)), _int(e.get(c.TO_SESSION))
-    if kind in (c.SUDDEN_GAIN, c.SUDDEN_LOSS) and f is not None and t is not None:
+    if kind in _SPANS and f is not None and t is not None:
         head = f"<b>{name}, sessions {f} to {t}</b> (flagged at session {session})"
     else:
         head = f"<b>{name} at session {session}</b>"
@@ -92,7 +115,7 @@ def _flag_labels(ev: pd.DataFrame) -> dict[int, list[str]]:
         if kind in (c.REPAIR, c.UNREPAIRED) and rs is not None:
             label += f" (rupture at session {rs})"
         f, t = _int(e.get(c.FROM_SESSION)), _int(e.get(c.TO_SESSION))
-        if kind in (c.SUDDEN_GAIN, c.SUDDEN_LOSS) and f is not None and t is not None:
+        if kind in _SPANS and f is not None and t is not None:
             label += f" (sessions {f} to {t})"
         out.setdefault(int(e[c.SESSION]), []).append(label)
     return out

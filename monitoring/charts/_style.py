@@ -36,6 +36,10 @@ EARLY_BAR = "#d3dae1"
 DECLINE_SHADE = "rgba(230, 159, 0, 0.16)"
 
 #: kind -> (legend name, marker symbol, colour, size). Shapes differ, so colour is never the only cue.
+#: The kind of the stored "alliance has stayed low" flag (its frame rows are passed to the charts
+#: beside ``analysis.events``).
+LOW_ALLIANCE = "low_alliance"
+
 MARKERS: Mapping[str, tuple[str, str, str, int]] = {
     c.RUPTURE: ("Rupture", "triangle-down", "#d55e00", 15),
     c.REPAIR: ("Repair", "circle", "#009e73", 13),
@@ -43,6 +47,8 @@ MARKERS: Mapping[str, tuple[str, str, str, int]] = {
     c.DECLINE: ("Declining trend", "diamond", "#e69f00", 13),
     c.SUDDEN_GAIN: ("Sudden gain", "triangle-up", "#0072b2", 14),
     c.SUDDEN_LOSS: ("Sudden loss", "triangle-down-open", "#cc79a7", 15),
+    # A stored flag, not in analysis.events (the absolute signal of docs/methods.md 4.9).
+    LOW_ALLIANCE: ("Alliance stayed low", "square-open", "#3b3b3b", 13),
 }
 
 SCALE_MIN, SCALE_MAX = 1.0, 5.0

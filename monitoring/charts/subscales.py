@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring.analytics import columns as c
-from monitoring.charts._events import _event_hover
+from monitoring.charts._events import _event_traces, _flag_labels, with_low_alliance
 from monitoring.charts._style import (
     _MISSING,
     ACCENT,
@@ -38,7 +38,9 @@ from monitoring.charts._style import (
 SUBSCALE_PANELS = (c.GOAL, c.TASK, c.BOND, c.AGREEMENT)
 
 
-def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
+def subscales(
+    *, sessions: pd.DataFrame, events: pd.DataFrame, low_alliance: pd.DataFrame | None = None
+) -> Chart:
     """Small multiples: goal agreement, task agreement, bond, goal and task agreement per session.
 
     Inputs are ``analysis.sessions`` and ``analysis.events`` filtered to one patient (used
@@ -47,8 +49,12 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
     the person mean, or the per-patient trend line when the analysis was detrended). A declining
     trend (the lower CUSUM of methods.md section 4) is marked at the session it was raised, and its
     run-up -- the consecutive sessions before it with a positive CUSUM, where the small drops that
-    set it off accumulated -- is shaded.
+    set it off accumulated -- is shaded. Every other flag of a panel's scale (rupture, repair,
+    unrepaired, sudden gain or loss, and the stored "alliance has stayed low" flags passed as
+    ``low_alliance``, see :func:`monitoring.charts.trajectory`) is marked on that panel too, with
+    its hover text, and named in the table and the summary.
     """
+    events = with_low_alliance(events, low_alliance)
     _check_one_patient(sessions, events)
     panels = {scale: _scale_rows(sessions, scale) for scale in SUBSCALE_PANELS}
     labels = [c.SCALE_LABELS[s] for s in SUBSCALE_PANELS]
@@ -66,6 +72,7 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
     x_domains = ([0.0, 0.47], [0.53, 1.0])
     y_domains = ([0.6, 0.94], [0.0, 0.34])
     declines: list[tuple[str, int, int]] = []
+    others: dict[str, list[tuple[str, int]]] = {}  # other flags by name: (panel, session)
     flag_cells: dict[int, list[str]] = {}
     shown: set[str] = set()
     for i, scale in enumerate(SUBSCALE_PANELS):
@@ -141,15 +148,14 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
                 shown,
             )
         )
-        dec = _kind_rows(_scale_rows(ev_all, scale), c.DECLINE)
-        if dec.empty:
-            continue
+        ev = _scale_rows(ev_all, scale)
+        for session, labels in _flag_labels(ev).items():
+            flag_cells.setdefault(session, []).extend(f"{label}: {name.lower()}" for name in labels)
+        dec = _kind_rows(ev, c.DECLINE)
         cusum = _column(rows, c.CUSUM)
         pos = {s: j for j, s in enumerate(x)}
-        mx, my, mt = [], [], []
         floor = 0
-        for _, e in dec.sort_values(c.SESSION).iterrows():
-            s = int(e[c.SESSION])
+        for s in sorted(int(v) for v in (dec[c.SESSION] if not dec.empty else [])):
             j = pos.get(s)
             if j is None:
                 continue
@@ -172,35 +178,14 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
                 }
             )
             declines.append((label, s, x[start]))
-            flag_cells.setdefault(s, []).append(f"{label}: declining trend")
-            mx.append(s)
-            my.append(y[j])
-            mt.append(_event_hover(c.DECLINE, e))
-        if not mx:
-            continue
-        name, symbol, colour, size = MARKERS[c.DECLINE]
-        traces.append(
-            _legend_once(
-                {
-                    "type": "scatter",
-                    "name": name,
-                    "x": mx,
-                    "y": my,
-                    "mode": "markers",
-                    "xaxis": xa,
-                    "yaxis": ya,
-                    "marker": {
-                        "symbol": symbol,
-                        "color": colour,
-                        "size": size,
-                        "line": {"color": INK, "width": 1},
-                    },
-                    "text": mt,
-                    "hovertemplate": "%{text}<extra></extra>",
-                },
-                shown,
-            )
-        )
+        # Every flag of the scale: ruptures, repairs, unrepaired, sudden changes, declines and an
+        # alliance that stayed low, each with its hover text.
+        for trace in _event_traces(ev, rows, axes=(xa, ya)):
+            traces.append(_legend_once(trace, shown))
+        if not ev.empty:
+            for kind, session in zip(ev[c.KIND].astype(str), ev[c.SESSION].astype(int), strict=True):
+                if kind != c.DECLINE and kind in MARKERS:
+                    others.setdefault(MARKERS[kind][0], []).append((label, int(session)))
     layout["shapes"] = shapes
     layout["annotations"] = annotations
     layout["legend"] = {
@@ -220,12 +205,15 @@ def subscales(*, sessions: pd.DataFrame, events: pd.DataFrame) -> Chart:
         [str(s), *(cells[scale][s] for scale in SUBSCALE_PANELS), "; ".join(flag_cells.get(s, []))]
         for s in all_x
     ]
-    summary = _subscales_summary(panels, declines, len(all_x))
+    summary = _subscales_summary(panels, declines, len(all_x), others)
     return _chart(traces, layout, summary, columns, table)
 
 
 def _subscales_summary(
-    panels: Mapping[str, pd.DataFrame], declines: list[tuple[str, int, int]], n: int
+    panels: Mapping[str, pd.DataFrame],
+    declines: list[tuple[str, int, int]],
+    n: int,
+    others: Mapping[str, list[tuple[str, int]]],
 ) -> str:
     levels = []
     for scale, rows in panels.items():
@@ -255,6 +243,17 @@ def _subscales_summary(
         parts.append(f"Declining trend in {_join(items)}.")
     else:
         parts.append("No declining trend in any subscale.")
+    if others:
+        also: list[str] = []
+        for name, panels_flagged in others.items():
+            by_session: dict[int, list[str]] = {}
+            for panel, session in panels_flagged:  # in panel order
+                by_session.setdefault(session, []).append(panel[0].lower() + panel[1:])
+            also.extend(
+                f"{name.lower()} at session {session} ({_join(names)})"
+                for session, names in sorted(by_session.items())
+            )
+        parts.append(f"Also flagged: {'; '.join(also)}.")
     return " ".join(parts)
 
 

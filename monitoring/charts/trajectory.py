@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from monitoring.analytics import columns as c
-from monitoring.charts._events import _event_traces, _flag_labels
+from monitoring.charts._events import _event_traces, _flag_labels, with_low_alliance
 from monitoring.charts._style import (
     ACCENT,
     BAND,
     HEIGHT,
     LEVEL,
+    LOW_ALLIANCE,
     SCALE_MAX,
     SCALE_MIN,
     Chart,
@@ -46,6 +47,7 @@ def trajectory(
     events: pd.DataFrame,
     session_dates: Mapping[int, date] | None = None,
     provisional_lambda: float = 0.80,
+    low_alliance: pd.DataFrame | None = None,
 ) -> Chart:
     """The total score per session against the patient's own usual level, with the flags.
 
@@ -68,8 +70,11 @@ def trajectory(
     the clinic mean, is given in the hover text of the line.
 
     Flag markers sit on the session they were raised at; a sudden gain or loss sits on the middle
-    of the jump it describes (between ``from_session`` and ``to_session``).
+    of the jump it describes (between ``from_session`` and ``to_session``). ``low_alliance``: the
+    patient's stored "alliance has stayed low" flags (not in ``analysis.events``; rows with
+    ``session, scale, kind, explanation, from_session, to_session``), drawn with the others.
     """
+    events = with_low_alliance(events, low_alliance)
     _check_one_patient(sessions, levels, events)
     rows = _scale_rows(sessions, c.TOTAL)
     if rows.empty:
@@ -240,17 +245,26 @@ def _flag_sentences(ev: pd.DataFrame) -> list[str]:
         rows = ev[kinds == kind]
         if rows.empty:
             continue
-        spans = [
-            f"between sessions {_int(r.get(c.FROM_SESSION))} and {_int(r.get(c.TO_SESSION))}"
-            if _int(r.get(c.FROM_SESSION)) is not None
-            else f"at session {int(r[c.SESSION])}"
-            for _, r in rows.iterrows()
-        ]
+        spans = _spans(rows, "between sessions {} and {}", "at session {}")
         out.append(f"{word}{'s' if len(spans) > 1 else ''} {_join(spans)}.")
     dec = ev[kinds == c.DECLINE]
     if not dec.empty:
         where = _join([str(int(s)) for s in dec[c.SESSION]])
         out.append(f"Declining trend flagged at session{'s' if len(dec) > 1 else ''} {where}.")
+    low = ev[kinds == LOW_ALLIANCE]
+    if not low.empty:
+        runs = _spans(low, "sessions {} to {}", "session {}")
+        out.append(f"Alliance stayed below the clinic's cut-off: {_join(runs)}.")
+    return out
+
+
+def _spans(rows: pd.DataFrame, span: str, single: str) -> list[str]:
+    """Each flag's run of sessions (``from_session`` to ``to_session``, else its own session) in
+    ``span``'s words, or its session in ``single``'s where the run is unknown."""
+    out = []
+    for _, r in rows.iterrows():
+        start, end, at = _int(r.get(c.FROM_SESSION)), _int(r.get(c.TO_SESSION)), int(r[c.SESSION])
+        out.append(span.format(start, at if end is None else end) if start is not None else single.format(at))
     return out
 
 

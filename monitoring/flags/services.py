@@ -23,6 +23,7 @@ from clinics.validation import check_text
 from monitoring.analytics import AnalysisConfig, analyse
 from monitoring.analytics.absolute import detect_low_alliance
 from monitoring.analytics.calibration import calibrate
+from monitoring.flags import events
 from monitoring.flags.selectors import (
     ATTENTION_WINDOW,
     analysis_config,
@@ -407,9 +408,11 @@ def notifications_mark_read(*, user: User, flag_ids: list[int] | None = None) ->
 def flag_acknowledge(*, flag: Flag, user: User, acknowledgement: str, note: str = "") -> list[Flag]:
     """Mark an event as discussed with the patient or not relevant, with an optional short note.
 
-    The event is the flag with its siblings of the same kind at the same session on the other
-    scales (one rupture usually shows on several). They stay visible and stop counting for the
-    caseload's priority. Who and when are kept, and the change is in the audit trail.
+    The event is the flag's whole story (``monitoring.flags.events``): a rupture on every scale
+    that showed it, with its sudden loss, its repair or unrepaired rupture and the decline it set
+    off; or a flag kind at a session with its siblings on the other scales. Its flags not yet
+    acknowledged are: they stay visible and stop counting for the caseload's priority. Who and
+    when are kept, and each change is in the audit trail.
     """
     if acknowledgement not in Flag.Acknowledgement.values:
         raise ApplicationError("Choose “discussed with patient” or “not relevant”.")
@@ -418,11 +421,7 @@ def flag_acknowledge(*, flag: Flag, user: User, acknowledgement: str, note: str 
         raise ApplicationError(f"Keep the note to 500 characters (it has {len(note)}).")
     check_text(note, what="The note", max_length=500, multiline=True)
     now = timezone.now()
-    siblings = list(
-        Flag.objects.filter(
-            episode_id=flag.episode_id, session_id=flag.session_id, kind=flag.kind, acknowledgement=""
-        )
-    )
+    siblings = [f for f in _event_flags(flag) if not f.acknowledgement]
     for sibling in siblings:
         sibling.acknowledgement = acknowledgement
         sibling.acknowledged_note = note
@@ -437,15 +436,11 @@ def flag_acknowledge(*, flag: Flag, user: User, acknowledgement: str, note: str 
 
 
 def flag_unacknowledge(*, flag: Flag, user: User) -> list[Flag]:
-    """Undo an acknowledgement: the event (the flag with its siblings of the same kind at the same
-    session) is open again and counts for the caseload as before (if still recent). Each change
-    is in the audit trail, with who undid it; the notification stays read. Returns the flags
-    reopened, empty if the event was not acknowledged."""
-    siblings = list(
-        Flag.objects.filter(episode_id=flag.episode_id, session_id=flag.session_id, kind=flag.kind).exclude(
-            acknowledgement=""
-        )
-    )
+    """Undo an acknowledgement: the event (the flag's whole story, as :func:`flag_acknowledge`
+    acknowledges it) is open again and counts for the caseload as before (if still recent). Each
+    change is in the audit trail, with who undid it; the notifications stay read. Returns the
+    flags reopened, empty if the event was not acknowledged."""
+    siblings = [f for f in _event_flags(flag) if f.acknowledgement]
     for sibling in siblings:
         sibling.acknowledgement = ""
         sibling.acknowledged_note = ""
@@ -456,3 +451,9 @@ def flag_unacknowledge(*, flag: Flag, user: User) -> list[Flag]:
             update_fields=["acknowledgement", "acknowledged_note", "acknowledged_at", "acknowledged_by"]
         )
     return siblings
+
+
+def _event_flags(flag: Flag) -> list[Flag]:
+    """The flags of the event the flag belongs to (``monitoring.flags.events``)."""
+    episode_flags = list(Flag.objects.filter(episode_id=flag.episode_id).select_related("session"))
+    return events.event_of(flag, episode_flags).flags
