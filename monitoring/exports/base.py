@@ -26,6 +26,7 @@ from django.utils.crypto import salted_hmac
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode
+from monitoring.exports.columns import Column
 from monitoring.exports.tables import pdf_table
 from monitoring.models import Answer
 
@@ -255,8 +256,9 @@ class Exporter:
     verbose_name: ClassVar[str]
     description: ClassVar[str]
     formats: ClassVar[tuple[str, ...]] = (CSV, XLSX)
-    #: Column order of the frame (identifying columns are dropped when pseudonymised).
-    columns: ClassVar[tuple[str, ...]] = ()
+    #: The columns in order, each with its meaning, unit and codes (identifying columns are
+    #: dropped when pseudonymised); docs/data-dictionary.md is written from them.
+    columns: ClassVar[tuple[Column, ...]] = ()
     #: True when the file's columns are a fixed layout another program reads back (the CSV
     #: import): every column stays, identifying ones emptied rather than dropped, when pseudonymised.
     fixed_layout: ClassVar[bool] = False
@@ -279,11 +281,20 @@ class Exporter:
         that offer FHIR."""
         raise NotImplementedError(f"{self.verbose_name} has no answers to write as FHIR.")
 
+    def column_names(self) -> list[str]:
+        """The names of :attr:`columns`, in order."""
+        return [column.name for column in self.columns]
+
+    def documented_columns(self) -> tuple[Column, ...]:
+        """Every column the files can have, for the data dictionary: :attr:`columns`, and any
+        that depend on what is loaded (a report adds them by overriding this)."""
+        return self.columns
+
     def output_columns(self, *, pseudonymise: bool) -> list[str]:
         """The columns of the files, in order."""
         if self.fixed_layout:
-            return list(self.columns)
-        return [name for name in self.columns if not (pseudonymise and name in IDENTIFYING)]
+            return self.column_names()
+        return [name for name in self.column_names() if not (pseudonymise and name in IDENTIFYING)]
 
     def empty(self, *, filters: ExportFilters) -> pd.DataFrame:
         """The report with no rows: its output columns, all empty."""

@@ -161,7 +161,8 @@ def xlsx_stream(
 ) -> Iterator[bytes]:
     """An XLSX workbook written with XlsxWriter in ``constant_memory`` mode (rows go to disk as
     they are written), then read back in blocks. Text cells are guarded and always written as
-    strings (``strings_to_formulas`` off), numbers as numbers, dates as Excel dates."""
+    strings (``strings_to_formulas`` off), numbers as numbers, dates as Excel dates, timestamps
+    (moments, with a time zone) as ISO 8601 text with their UTC offset, as in the CSV."""
     import xlsxwriter
 
     handle, path = tempfile.mkstemp(suffix=".xlsx", prefix="bordin-export-")
@@ -227,6 +228,10 @@ def _xlsx_cell(ws: Any, row: int, col: int, value: object, *, day: Any, stamp: A
     elif isinstance(value, float | np.floating):
         if np.isfinite(value):
             ws.write_number(row, col, float(value), number)
+    elif isinstance(value, datetime | pd.Timestamp) and value.tzinfo is not None:
+        # A moment, as in the CSV: ISO 8601 with its UTC offset. A spreadsheet's date cell has no
+        # time zone, and the wall time alone is ambiguous (the hour that repeats in autumn).
+        ws.write_string(row, col, value.isoformat())
     elif isinstance(value, datetime | pd.Timestamp):
         ws.write_datetime(row, col, value, stamp)
     elif isinstance(value, date):

@@ -116,7 +116,7 @@ def text_of(html: str) -> str:
 def test_session_scores_carry_each_sessions_symptom_totals_and_bands(symptoms, clinic_a):
     rows = csv_rows(produce(clinic_a, "session_scores", "csv", ExportFilters()))
     header = rows[0]
-    assert header == [*EXPORTS["session_scores"].columns, *SYMPTOM_COLUMNS]
+    assert header == [*EXPORTS["session_scores"].column_names(), *SYMPTOM_COLUMNS]
     at = {name: header.index(name) for name in ("patient", "session", "scale", *SYMPTOM_COLUMNS)}
     by_session = {
         int(r[at["session"]]): [r[at[name]] for name in SYMPTOM_COLUMNS]

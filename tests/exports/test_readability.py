@@ -10,7 +10,7 @@ import pytest
 
 from monitoring.exports import EXPORTS, ExportFilters, pdf
 from monitoring.models import Flag
-from tests.exports.test_exports import cast, csv_rows, produce  # noqa: F401 (cast is a fixture)
+from tests.exports.test_exports import cast, csv_rows, produce, xlsx_rows  # noqa: F401 (cast is a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +22,17 @@ def test_csv_timestamps_carry_their_offset_in_iso_8601(cast, clinic_a):  # noqa:
         value = rows[1][header.index(name)]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d", value), value
         assert datetime.fromisoformat(value).utcoffset() is not None
+
+
+def test_xlsx_timestamps_carry_their_offset_as_in_the_csv(cast, clinic_a):  # noqa: F811
+    rows = xlsx_rows(produce(clinic_a, "flags", "xlsx", ExportFilters()))
+    csv = csv_rows(produce(clinic_a, "flags", "csv", ExportFilters()))
+    header = rows[0]
+    for name in ("raised_at", "acknowledged_at"):
+        value = rows[1][header.index(name)]
+        assert isinstance(value, str) and datetime.fromisoformat(value).utcoffset() is not None, value
+        assert value == csv[1][csv[0].index(name)]
+    assert isinstance(rows[1][header.index("date")], datetime)  # a date stays an Excel date
 
 
 @pytest.mark.parametrize("identifier", ["flags", "session_scores", "patient_levels"])

@@ -10,9 +10,11 @@ import pandas as pd
 from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Q
 
+import monitoring.exports.columns as cols
 from clinics.models import Clinic, Episode, Session
 from monitoring.analytics import columns as c
 from monitoring.exports.base import CSV, DECIMALS, PDF, XLSX, Exporter, ExportFilters, pseudonym
+from monitoring.exports.columns import Column
 from monitoring.exports.pdf import histogram_svg
 from monitoring.exports.queries import (
     PeriodAnalysis,
@@ -54,23 +56,52 @@ class ClinicSummary(Exporter):
     )
     formats = (CSV, XLSX, PDF)
     columns = (
-        "scale",
-        "n_patients",
-        "n_sessions",
-        "n_ruptures",
-        "n_repairs",
-        "n_unrepaired",
-        "n_declines",
-        "n_sudden_gains",
-        "n_sudden_losses",
-        "share_patients_with_rupture",
-        "share_ruptures_repaired",
-        "ceiling_rater_share",
-        "sessions_held",
-        "forms_sent",
-        "forms_completed",
-        "completion_rate",
-        "link_completion_rate",
+        cols.SCALE,
+        Column("n_patients", "Patients (episodes of care) with a scored session in the period.", cols.COUNT),
+        Column("n_sessions", "Scored sessions in the period.", cols.COUNT),
+        Column("n_ruptures", "Ruptures raised at sessions in the period.", cols.COUNT),
+        Column("n_repairs", "Repairs in the period.", cols.COUNT),
+        Column("n_unrepaired", "Ruptures that became unrepaired in the period.", cols.COUNT),
+        Column("n_declines", "Declining trends raised in the period.", cols.COUNT),
+        Column("n_sudden_gains", "Sudden gains in the period.", cols.COUNT),
+        Column("n_sudden_losses", "Sudden losses in the period.", cols.COUNT),
+        Column(
+            "share_patients_with_rupture",
+            "Patients with at least one rupture in the period, out of n_patients (empty: no patients).",
+            cols.SHARE,
+        ),
+        Column(
+            "share_ruptures_repaired",
+            "Repairs out of ruptures resolved either way (repairs + unrepaired) in the period "
+            "(empty: none resolved).",
+            cols.SHARE,
+        ),
+        Column(
+            "ceiling_rater_share",
+            "Patients whose every score on the scale is the maximum, 5, out of n_patients (methods.md 4.6).",
+            cols.SHARE,
+        ),
+        Column(
+            "sessions_held",
+            "Sessions marked held in the period (the whole clinic with the filters; the same on every row).",
+            cols.COUNT,
+        ),
+        Column(
+            "forms_sent",
+            "Held sessions a form link was made for (a link sent again counts once).",
+            cols.COUNT,
+        ),
+        Column(
+            "forms_completed",
+            "Held sessions with the patient's alliance form in, by any route (link, tablet, staff entry, import).",
+            cols.COUNT,
+        ),
+        Column("completion_rate", "forms_completed out of sessions_held.", cols.SHARE),
+        Column(
+            "link_completion_rate",
+            "Sessions sent a link whose form came in, out of forms_sent.",
+            cols.SHARE,
+        ),
     )
     pdf_template = "exports/pdf/clinic_report.html"
 
@@ -82,7 +113,7 @@ class ClinicSummary(Exporter):
             summary[name] = value
         floats = [n for n in summary.columns if pd.api.types.is_float_dtype(summary[n])]
         summary[floats] = summary[floats].round(DECIMALS)
-        return summary[list(self.columns)]
+        return summary[self.column_names()]
 
     def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
         period = analysis_for_export(clinic=clinic, filters=filters)

@@ -8,8 +8,12 @@ from typing import Any
 import pandas as pd
 from django.utils import timezone
 
+import monitoring.exports.columns as cols
 from clinics.models import Clinic
+from monitoring.analytics import columns as c
+from monitoring.analytics.absolute import RULE_BELOW_CUTOFF
 from monitoring.exports.base import CSV, PDF, XLSX, Exporter, ExportFilters
+from monitoring.exports.columns import Column, coded
 from monitoring.exports.queries import (
     episode_info,
     episodes_for_export,
@@ -20,6 +24,25 @@ from monitoring.exports.queries import (
 from monitoring.exports.tables import pdf_table
 from monitoring.flags.wording import COMPARED, FLAGS, threshold_compared
 from monitoring.models import Flag
+
+#: What each ``rule`` code means (the codes are the analytics', ``monitoring.analytics.columns``).
+RULE_MEANINGS = {
+    c.RULE_BASELINE: "rupture, with 3 or more earlier sessions: the score fell to the baseline "
+    "minus a multiple of s_used or below (methods.md 4.2)",
+    c.RULE_PREVIOUS: "rupture, with 1 or 2 earlier sessions: a large fall from the previous session",
+    c.RULE_BACK_IN_RANGE: "repair: the score came back to within s_used of the baseline before the rupture (4.3)",
+    c.RULE_WINDOW_ENDED: "unrepaired: the repair window ended with the score still below (4.3)",
+    c.RULE_CUSUM: "declining trend: the running sum of sessions below the usual level (lower CUSUM) "
+    "crossed its limit (4.4)",
+    c.RULE_TANG_DERUBEIS: "sudden gain or loss: the Tang and DeRubeis criteria on one jump between "
+    "sessions (4.5)",
+    RULE_BELOW_CUTOFF: "alliance stayed low: the total below the clinic's cut-off several sessions in a row (4.10)",
+}
+
+
+def _rules_comparing(words: str) -> str:
+    rules = [rule for rule, compared in COMPARED.items() if compared == words]
+    return ("rules " if len(rules) > 1 else "rule ") + ", ".join(rules)
 
 
 class Flags(Exporter):
@@ -33,29 +56,66 @@ class Flags(Exporter):
     )
     formats = (CSV, XLSX, PDF)
     columns = (
-        "patient",
-        "external_id",
-        "therapist",
-        "treatment",
-        "episode_start",
-        "session",
-        "date",
-        "scale",
-        "kind",
-        "alarm",
-        "magnitude",
-        "threshold",
-        "compared",
-        "rule",
-        "score",
-        "baseline",
-        "s_used",
-        "explanation",
-        "raised_at",
-        "acknowledgement",
-        "acknowledged_at",
-        "acknowledged_by",
-        "acknowledged_note",
+        *cols.WHO,
+        cols.SESSION,
+        cols.DATE_,
+        cols.SCALE,
+        Column("kind", "What was found (docs/methods.md section 4).", cols.CODE, coded(Flag.Kind.choices)),
+        Column(
+            "alarm",
+            "true when this flag put the patient on the caseload; one alarm per patient and session "
+            "whatever the scales and kinds (methods.md 4.7).",
+            cols.BOOLEAN,
+        ),
+        Column(
+            "magnitude",
+            "The event's size: a rupture's drop below its baseline (or below the previous session "
+            "early on), a repair's rise since the rupture, how far an unrepaired rupture is still "
+            "below its baseline, a sudden change's jump, how far a low alliance is below the "
+            "cut-off: in points; a decline's running sum (CUSUM), in the patient's SDs.",
+            "points (a decline: the patient's SDs)",
+        ),
+        Column(
+            "threshold",
+            "The score (or, for a decline, the running sum; for a sudden change, the jump) the rule "
+            "compared with; compared says how.",
+            "as compared says: points on the 1-5 scale, or the patient's SDs for a decline",
+        ),
+        Column(
+            "compared",
+            "How the session's number stood against threshold, in words.",
+            cols.CODE,
+            coded((words, _rules_comparing(words)) for words in dict.fromkeys(COMPARED.values())),
+        ),
+        Column(
+            "rule",
+            "Which rule, and which branch of it, raised the flag.",
+            cols.CODE,
+            coded(RULE_MEANINGS.items()),
+        ),
+        Column("score", "The session's score on the scale when the flag was raised.", cols.POINTS),
+        cols.BASELINE,
+        cols.S_USED,
+        Column(
+            "explanation",
+            "The flag in a sentence, as the therapist saw it; made from the numbers, no names.",
+        ),
+        Column("raised_at", "When the flag was stored.", cols.TIMESTAMP),
+        Column(
+            "acknowledgement",
+            "What the clinician recorded (empty: not acknowledged).",
+            cols.CODE,
+            coded(Flag.Acknowledgement.choices),
+        ),
+        Column("acknowledged_at", "When it was acknowledged (empty: not yet).", cols.TIMESTAMP),
+        Column(
+            "acknowledged_by",
+            "Who acknowledged it: name, or e-mail address. Identifying: left out of pseudonymised exports.",
+        ),
+        Column(
+            "acknowledged_note",
+            "The clinician's note (free text). Identifying: left out of pseudonymised exports.",
+        ),
     )
 
     def frame(self, *, clinic: Clinic, filters: ExportFilters) -> pd.DataFrame:
@@ -145,7 +205,7 @@ class Flags(Exporter):
             pseudonymise=filters.pseudonymise,
             key=filters.pseudonym_key,
         )
-        return join_info(frame, info, self.columns, pseudonymise=filters.pseudonymise)
+        return join_info(frame, info, self.column_names(), pseudonymise=filters.pseudonymise)
 
     def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
         wanted = [
@@ -190,6 +250,6 @@ PDF_HEADERS = {
 
 
 def _local(value: datetime | None) -> datetime | None:
-    """Aware datetimes in the clinic's time zone: CSV writes them with their offset (ISO 8601),
-    XLSX as the local wall time (spreadsheets have no time zones)."""
+    """Aware datetimes in the clinic's time zone: CSV and XLSX write them with their offset
+    (ISO 8601)."""
     return timezone.localtime(value) if value else None

@@ -12,8 +12,11 @@ from collections.abc import Iterator
 import pandas as pd
 from django.db.models import QuerySet
 
+import monitoring.exports.columns as cols
 from clinics.models import Clinic, Patient
+from monitoring.analytics.outcomes import MEASURES
 from monitoring.exports.base import CSV, FHIR, XLSX, Exporter, ExportFilters, pseudonym
+from monitoring.exports.columns import Column
 from monitoring.exports.queries import episodes_for_export, sessions_in_period
 from monitoring.models import Answer, Rater
 
@@ -34,7 +37,31 @@ class ItemAnswers(Exporter):
         "phq9 or gad7), so an export can be imported again. Also as a FHIR R4 bundle of QuestionnaireResponses for the health record."
     )
     formats = (CSV, XLSX, FHIR)
-    columns = ("patient", "external_id", "session", "date", "measure", "item", "value")
+    columns = (
+        cols.PATIENT,
+        cols.EXTERNAL_ID,
+        cols.SESSION,
+        cols.DATE_,
+        Column(
+            "measure",
+            "The questionnaire answered: the alliance form, or a symptom measure (a measure a "
+            "clinic loads adds its code).",
+            cols.CODE,
+            (
+                ("alliance", "the 12 alliance items (goal, task, bond)"),
+                *((spec.code, f"{spec.name}, {spec.items} items") for spec in MEASURES.values()),
+            ),
+        ),
+        Column(
+            "item", "The item's number within its questionnaire (1 to 12 for the alliance).", "item number"
+        ),
+        Column(
+            "value",
+            "The answer as the patient gave it, before any reverse keying: 1-5 for the alliance "
+            "(1 seldom ... 5 always), 0-3 for PHQ-9 and GAD-7 (0 not at all ... 3 nearly every day).",
+            "answer on the item's scale",
+        ),
+    )
     streaming = True
     # The import layout is fixed: external_id stays, empty, in a pseudonymised export.
     fixed_layout = True

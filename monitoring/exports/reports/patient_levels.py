@@ -6,9 +6,11 @@ from typing import Any
 
 import pandas as pd
 
+import monitoring.exports.columns as cols
 from clinics.models import Clinic, Episode
 from monitoring.analytics import columns as c
 from monitoring.exports.base import CSV, PDF, XLSX, Exporter, ExportFilters
+from monitoring.exports.columns import Column, coded
 from monitoring.exports.queries import analysis_for_export, in_period, join_info, with_dates
 from monitoring.exports.tables import pdf_table
 
@@ -22,30 +24,62 @@ class PatientLevels(Exporter):
     )
     formats = (CSV, XLSX, PDF)
     columns = (
-        "patient",
-        "external_id",
-        "therapist",
-        "treatment",
-        "episode_start",
-        "scale",
-        c.N,
-        c.FIRST_SESSION,
-        c.LAST_SESSION,
-        c.LEVEL,
-        c.LEVEL_EB,
-        c.RELIABILITY,
-        c.PROVISIONAL,
-        c.WITHIN_SD,
-        c.SLOPE,
-        c.CEILING,
-        c.LAST_SCORE,
-        c.N_RUPTURES,
-        c.N_REPAIRS,
-        c.N_UNREPAIRED,
-        c.N_DECLINES,
-        c.OPEN_RUPTURE,
-        "pattern",
-        "pattern_label",
+        *cols.WHO,
+        cols.SCALE,
+        Column(c.N, "How many answered sessions the level rests on (up to the period's end).", cols.COUNT),
+        Column(c.FIRST_SESSION, "The first answered session.", cols.SESSION_NUMBER),
+        Column(c.LAST_SESSION, "The last answered session up to the period's end.", cols.SESSION_NUMBER),
+        cols.LEVEL,
+        Column(
+            c.LEVEL_EB,
+            "The long-run level shrunk towards the clinic mean (empirical Bayes): "
+            "reliability x level + (1 - reliability) x clinic mean, with the clinic's estimated "
+            "reference values (methods.md section 2). Steadier than level after few sessions.",
+            cols.POINTS,
+        ),
+        Column(
+            c.RELIABILITY,
+            "The weight of the patient's own mean in level_eb, tau2 / (tau2 + sigma2 / n): near 0 "
+            "the clinic mean dominates, near 1 the patient's own.",
+            cols.SHARE,
+        ),
+        Column(
+            c.PROVISIONAL,
+            "true while reliability is below 0.80: the level rests on too few sessions to be read "
+            "as the patient's own.",
+            cols.BOOLEAN,
+        ),
+        Column(
+            c.WITHIN_SD,
+            "The SD of the patient's scores on the scale around their level: how much they vary "
+            "from session to session.",
+            cols.POINT_DIFFERENCE,
+        ),
+        Column(
+            c.SLOPE,
+            "The straight-line trend of the scores over sessions (ordinary least squares); empty "
+            "below 4 sessions.",
+            "points per session",
+        ),
+        Column(c.CEILING, "true when every score on the scale is the maximum, 5.", cols.BOOLEAN),
+        Column(c.LAST_SCORE, "The score at the last answered session.", cols.POINTS),
+        Column(c.N_RUPTURES, "Ruptures found on the scale (methods.md 4.2).", cols.COUNT),
+        Column(c.N_REPAIRS, "Ruptures that were repaired (4.3).", cols.COUNT),
+        Column(c.N_UNREPAIRED, "Ruptures that stayed unrepaired past their window (4.3).", cols.COUNT),
+        Column(c.N_DECLINES, "Declining trends found (4.4).", cols.COUNT),
+        Column(
+            c.OPEN_RUPTURE,
+            "true when the latest rupture is still open: neither repaired nor yet unrepaired.",
+            cols.BOOLEAN,
+        ),
+        Column(
+            "pattern",
+            "The patient's pattern on the total scale (methods.md section 5), repeated on each scale "
+            "row: a prompt for reflection, not a flag.",
+            cols.CODE,
+            coded((code, label or "no pattern") for code, label in c.PATTERN_LABELS.items()),
+        ),
+        Column("pattern_label", "The pattern in words, as the patient page shows it (empty: none)."),
     )
 
     def frame(self, *, clinic: Clinic, filters: ExportFilters) -> pd.DataFrame:
@@ -63,7 +97,7 @@ class PatientLevels(Exporter):
         )
         levels = levels.drop(columns=[c.PATIENT]).join(patterns, on="episode")
         levels = levels.sort_values(["episode", "scale"], kind="stable")
-        return join_info(levels, period.info, self.columns, pseudonymise=filters.pseudonymise)
+        return join_info(levels, period.info, self.column_names(), pseudonymise=filters.pseudonymise)
 
     def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
         total = frame[frame["scale"] == c.TOTAL]

@@ -8,11 +8,13 @@ from typing import Any
 
 import pandas as pd
 
+import monitoring.exports.columns as cols
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode
 from monitoring import charts
 from monitoring.analytics import columns as c
 from monitoring.exports.base import CSV, PDF, XLSX, Exporter, ExportFilters
+from monitoring.exports.columns import Column
 from monitoring.exports.pdf import trajectory_svg
 from monitoring.exports.queries import analysis_for_export, episodes_for_export, in_period, join_info
 from monitoring.exports.reports.flags import Flags
@@ -32,7 +34,26 @@ class PatientReport(Exporter):
         "files hold the session table."
     )
     formats = (PDF, CSV, XLSX)
-    columns = ("patient", "external_id", "session", "date", *c.SCALES, "z_total", "flags")
+    columns = (
+        cols.PATIENT,
+        cols.EXTERNAL_ID,
+        cols.SESSION,
+        cols.DATE_,
+        *(
+            Column(scale, f"The session's {label.lower()} score (see score).", cols.POINTS)
+            for scale, label in c.SCALE_LABELS.items()
+        ),
+        Column(
+            "z_total",
+            "The total's z (see z): the session against the patient's own level and spread.",
+            cols.SD_UNITS,
+        ),
+        Column(
+            "flags",
+            "The flags raised at the session, by their short names, separated by '; ' (empty: none).",
+            "text: short flag names",
+        ),
+    )
     needs_patient = True
     pdf_template = "exports/pdf/patient_report.html"
 
@@ -84,7 +105,7 @@ class PatientReport(Exporter):
             table[c.SESSION].map(lambda n: "; ".join(sorted(set(kinds.get(int(n), []))))).astype(str)
         )
         table = table[in_period(table["date"], filters)]
-        return join_info(table, period.info, self.columns, pseudonymise=filters.pseudonymise)
+        return join_info(table, period.info, self.column_names(), pseudonymise=filters.pseudonymise)
 
     def pdf_context(self, *, clinic: Clinic, filters: ExportFilters, frame: pd.DataFrame) -> dict[str, Any]:
         episode = self._episode(clinic=clinic, filters=filters)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+import monitoring.exports.columns as cols
 from clinics.models import Clinic
 from monitoring.analytics import columns as c
 from monitoring.exports.base import Exporter, ExportFilters
+from monitoring.exports.columns import Column
 from monitoring.exports.queries import (
     analysis_for_export,
     in_period,
@@ -28,24 +30,44 @@ class SessionScores(Exporter):
         "empty where not answered)."
     )
     columns = (
-        "patient",
-        "external_id",
-        "therapist",
-        "treatment",
-        "episode_start",
-        "session",
-        "date",
-        "scale",
-        c.T,
-        c.SCORE,
-        c.LEVEL,
-        c.STATE,
-        c.Z,
-        c.BASELINE,
-        c.N_BASELINE,
-        c.S_USED,
-        c.IN_RUPTURE,
+        *cols.WHO,
+        cols.SESSION,
+        cols.DATE_,
+        cols.SCALE,
+        Column(
+            c.T,
+            "The count of answered sessions on this scale so far: 1 at the patient's first answered "
+            "session. It differs from session where forms are missing (session 5 may be t 4).",
+            cols.COUNT,
+        ),
+        cols.SCORE,
+        cols.LEVEL,
+        Column(
+            c.STATE,
+            "score minus level: how far this session sits from the patient's long-run level "
+            "(negative: below it).",
+            cols.POINT_DIFFERENCE,
+        ),
+        Column(
+            c.Z,
+            "state in units of the patient's own session-to-session SD over all their sessions "
+            "(floored at the measurement error; methods.md section 2): -2 is a session two of the "
+            "patient's usual swings below their level.",
+            cols.SD_UNITS,
+        ),
+        cols.BASELINE,
+        Column(c.N_BASELINE, "How many earlier sessions baseline is the mean of.", cols.COUNT),
+        cols.S_USED,
+        Column(
+            c.IN_RUPTURE,
+            "true from a rupture up to, not including, its repair, and at the session a rupture "
+            "became unrepaired; these sessions are left out of later baselines.",
+            cols.BOOLEAN,
+        ),
     )
+
+    def documented_columns(self) -> tuple[Column, ...]:
+        return (*self.columns, *cols.symptom_columns_documented())
 
     def output_columns(self, *, pseudonymise: bool) -> list[str]:
         """The alliance columns, then two per symptom measure loaded (its total and band)."""
@@ -62,5 +84,5 @@ class SessionScores(Exporter):
         rows = rows.merge(symptoms, on=["episode", "session"], how="left")
         bands = [name for name in symptoms.columns if name.endswith("_band")]
         rows[bands] = rows[bands].fillna("")
-        columns = [*self.columns, *(name for name in symptoms.columns if name not in ("episode", "session"))]
+        columns = [*self.column_names(), *(n for n in symptoms.columns if n not in ("episode", "session"))]
         return join_info(rows, period.info, columns, pseudonymise=filters.pseudonymise)
