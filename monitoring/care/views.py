@@ -194,6 +194,7 @@ def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
     if frames is None:
         return {}
     dates = {row.session.number: row.session.date for row in dashboard.sessions}
+    low = _low_alliance_rows(dashboard)
     figures = {
         "trajectory": charts.trajectory(
             sessions=frames.sessions,
@@ -203,7 +204,6 @@ def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
             low_alliance=low,
         ),
         "deviations": charts.deviations(sessions=frames.sessions, events=frames.events, k=frames.k),
-    low = _low_alliance_rows(dashboard)
         "subscales": charts.subscales(sessions=frames.sessions, events=frames.events, low_alliance=low),
     }
     courses = dashboard.outcomes.courses
@@ -235,11 +235,6 @@ def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
     return {"symptoms": figures.pop("symptoms"), **figures} if "symptoms" in figures else figures
 
 
-@login_required
-@require_POST
-def flag_acknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
-    flag = flag_get_for_user(user=request.user, code=code)
-    try:
 def _low_alliance_rows(dashboard: PatientDashboard) -> pd.DataFrame:
     """The episode's stored "alliance has stayed low" flags as chart event rows (they are stored
     flags only, not in the analysis's events)."""
@@ -260,6 +255,11 @@ def _low_alliance_rows(dashboard: PatientDashboard) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@login_required
+@require_POST
+def flag_acknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    flag = flag_get_for_user(user=request.user, code=code)
+    try:
         flags_services.flag_acknowledge(
             flag=flag,
             user=request.user,
