@@ -25,6 +25,9 @@ class ClinicsConfig(AppConfig):
             mask_callable="clinics.apps.withheld",
         )
         auditlog.register(models.StaffInvitation, exclude_fields=["token_hash"])
+        # Recurring appointments: who planned or changed them; the watermark moves with every
+        # appointment handled, which the sessions' own entries already record.
+        auditlog.register(models.AppointmentSchedule, exclude_fields=["done_through", "updated_at"])
         # Staff accounts: activation and names. Sign-ins and password changes have their own
         # entries (monitoring.security.signals); last_login would log every sign-in twice.
         auditlog.register(User, include_fields=["email", "first_name", "last_name", "is_active"])

@@ -8,6 +8,7 @@ or a direct import cannot break it.
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
@@ -314,6 +315,14 @@ def patient_search(query: str) -> Q:
     return Q(label__icontains=query) | Q(external_id__icontains=query)
 
 
+class FormChannel(models.TextChoices):
+    """How a patient gets form links (``Patient.form_channel``); blank is automatic."""
+
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("Text message")
+    NONE = "none", _("None: in the clinic (tablet or QR code)")
+
+
 class Patient(ClinicScoped, models.Model):
     """A patient of one clinic. URLs carry the opaque ``code``, never the primary key or a name."""
 
@@ -345,6 +354,12 @@ class Patient(ClinicScoped, models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="patients", null=True, blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    form_channel = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=FormChannel.choices,
+        help_text=_("How form links reach the patient. Empty: email if on file, else text message."),
+    )
 
     objects = PatientQuerySet.as_manager()
 
@@ -491,3 +506,79 @@ class StaffInvitation(ClinicScoped, models.Model):
 
     def __str__(self) -> str:
         return f"Invitation of {self.email} to {self.clinic}"
+
+
+class AppointmentSchedule(ClinicScoped, models.Model):
+    """A patient's recurring appointments: weekly or every two weeks from a first date (until an
+    optional last one), or an explicit list of dates; at one time of day. ``manage.py
+    send_due_forms`` (cron) makes each appointment's session in the open episode as it comes due
+    and sends the form link after it by the patient's channel (``Patient.form_channel``).
+
+    ``done_through`` is the watermark: appointments on or before it have been handled (session
+    made and link sent, or reported), so a second run sends nothing twice.
+    """
+
+    clinic_path = "patient.clinic_id"
+    patient_path = "patient.code"
+
+    class Repeat(models.TextChoices):
+        WEEKLY = "weekly", _("Every week")
+        FORTNIGHTLY = "fortnightly", _("Every two weeks")
+        DATES = "dates", _("On the dates listed")
+
+    #: Days between appointments, by repeat.
+    INTERVALS: ClassVar[dict[str, int]] = {"weekly": 7, "fortnightly": 14}
+    #: The most dates a list may hold (a year of weekly sessions).
+    MAX_DATES = 60
+
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="schedule")
+    repeat = models.CharField(max_length=12, choices=Repeat.choices)
+    starts_on = models.DateField(null=True, blank=True, validators=[validate_plausible_date])
+    ends_on = models.DateField(null=True, blank=True, validators=[validate_plausible_date])
+    dates = models.JSONField(default=list, blank=True, help_text=_("ISO dates, for 'dates'."))
+    time = models.TimeField(help_text=_("When the appointments start (the clinic's time)."))
+    done_through = models.DateField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(repeat__in=["weekly", "fortnightly", "dates"]), name="schedule_repeat_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(repeat="dates") | Q(starts_on__isnull=False), name="schedule_repeat_has_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_on__isnull=True)
+                | Q(starts_on__isnull=True)
+                | Q(ends_on__gte=models.F("starts_on")),
+                name="schedule_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Appointments of {self.patient}: {self.repeat}"
+
+    def appointments(self, *, after: date | None = None, until: date) -> list[date]:
+        """The appointment dates after ``after`` (exclusive; all when None) up to ``until``."""
+        if self.repeat == self.Repeat.DATES:
+            days = sorted({date.fromisoformat(d) for d in self.dates})
+        else:
+            assert self.starts_on is not None
+            last = min(until, self.ends_on) if self.ends_on else until
+            step = timedelta(days=self.INTERVALS[self.repeat])
+            days, day = [], self.starts_on
+            while day <= last:
+                days.append(day)
+                day += step
+        return [d for d in days if d <= until and (after is None or d > after)]
+
+    @property
+    def next_appointments(self) -> list[date]:
+        """The next three appointments still to come (from today, not yet handled)."""
+        today = timezone.localdate()
+        after = max(self.done_through or today - timedelta(days=1), today - timedelta(days=1))
+        return self.appointments(after=after, until=today + timedelta(days=366))[:3]

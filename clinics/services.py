@@ -18,6 +18,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from clinics.appointments import channel_check
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Episode, Membership, Patient, Session, StaffInvitation
 from clinics.permissions import works_in
@@ -379,14 +380,24 @@ def user_session_record(*, user: User, session_key: str, ip: str, user_agent: st
 
 
 def patient_update(
-    *, patient: Patient, label: str, external_id: str, language: str, contact_email: str, contact_phone: str
+    *,
+    patient: Patient,
+    label: str,
+    external_id: str,
+    language: str,
+    contact_email: str,
+    contact_phone: str,
+    form_channel: str | None = None,
 ) -> Patient:
     patient.label = label.strip()
     patient.external_id = external_id.strip()
     patient.language = language
     patient.contact_email = contact_email.strip()
     patient.contact_phone = contact_phone.strip()
+    if form_channel is not None:
+        patient.form_channel = form_channel
     check_fields(patient, *PATIENT_TEXT)
+    channel_check(patient)
     try:
         with transaction.atomic():
             patient.save()

@@ -185,6 +185,13 @@ PAGES: dict[str, tuple[str, Url, dict[str, Any], Answer, dict[str, str]]] = {
         redirect(newest_session),
         CARE,
     ),
+    "monitoring:patient-appointments": (
+        "POST",
+        lambda o: f"/patients/{o.patient.code}/appointments/",
+        {"channel": "none", "repeat": ""},
+        redirect(lambda o: f"/patients/{o.patient.code}/#appointments"),
+        CARE,
+    ),
     "monitoring:session": ("GET", lambda o: f"/sessions/{o.session.code}/", {}, OK, CARE),
     "monitoring:response-enter": ("GET", lambda o: f"/sessions/{o.held.code}/enter/patient/", {}, OK, CARE),
     "monitoring:session-action": (

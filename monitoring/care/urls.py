@@ -12,6 +12,7 @@ urlpatterns = [
     path("patients/<uuid:code>/", views.patient_detail, name="patient"),
     path("patients/<uuid:code>/sessions/", views.session_add, name="session-add"),
     path("patients/<uuid:code>/send-form/", views.form_send, name="form-send"),
+    path("patients/<uuid:code>/appointments/", views.patient_appointments, name="patient-appointments"),
     path("patients/<uuid:code>/review/", views.patient_review, name="patient-review"),
     path("patients/<uuid:code>/report.pdf", views.patient_report_pdf, name="patient-report-pdf"),
     path("sessions/<uuid:code>/", views.session_detail, name="session"),

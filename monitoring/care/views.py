@@ -4,8 +4,10 @@ see, then calls one service for a write; domain errors become a message on the p
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from datetime import date
+from datetime import time as dt_time
 from importlib.metadata import version
 from io import BytesIO
 
@@ -15,6 +17,7 @@ import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -23,8 +26,9 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from clinics import appointments
 from clinics.errors import ApplicationError
-from clinics.models import Session
+from clinics.models import FormChannel, Session
 from clinics.permissions import may_rate_session, patients_visible_to
 from clinics.selectors import patient_get_for_user, session_get_for_user
 from monitoring import charts
@@ -353,6 +357,18 @@ def form_send(request: AuthenticatedRequest, code: str) -> HttpResponse:
         messages.success(
             request, f"{where}: the form link was sent by {how}. It contains no clinical information."
         )
+    elif patient.form_channel == FormChannel.NONE:
+        messages.success(
+            request,
+            f"{where}: {patient.label} answers in the clinic. Show the QR code below or hand over the "
+            "tablet.",
+        )
+    elif sent.missing:
+        messages.warning(
+            request,
+            f"{where}: there is no {sent.missing} on file for {patient.label}, so nothing was sent. "
+            "Show the patient the QR code below or copy the link for them.",
+        )
     else:
         messages.warning(
             request,
@@ -470,3 +486,56 @@ def patient_report_pdf(request: AuthenticatedRequest, code: str) -> HttpResponse
     response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+@require_POST
+def patient_appointments(request: AuthenticatedRequest, code: str) -> HttpResponse:
+    """The patient page's "Appointments and form links": the channel form links go by and the
+    recurring appointments (or none), saved together or not at all."""
+    patient = patient_get_for_user(user=request.user, code=code)
+    post = request.POST
+    back = f"{reverse('monitoring:patient', args=[patient.code])}#appointments"
+    try:
+        when = _posted_time(post.get("time", ""))
+        starts_on, ends_on = _posted_day(post.get("starts_on", "")), _posted_day(post.get("ends_on", ""))
+        dates = [_posted_day(d) for d in re.split(r"[\s,;]+", post.get("dates", "")[:2000]) if d]
+        repeat = post.get("repeat", "")
+        with transaction.atomic():
+            appointments.patient_channel_set(patient=patient, channel=post.get("channel", ""))
+            if repeat:
+                appointments.schedule_set(
+                    patient=patient,
+                    repeat=repeat,
+                    time=when,
+                    starts_on=starts_on,
+                    ends_on=ends_on,
+                    dates=[d for d in dates if d],
+                    by=request.user,
+                )
+            else:
+                appointments.schedule_stop(patient=patient)
+    except ApplicationError as error:
+        messages.error(request, f"Nothing was changed. {error.message}")
+        return redirect(back)
+    messages.success(
+        request,
+        "Saved. Each appointment's session is made and its form sent an hour after it starts."
+        if repeat
+        else "Saved. No recurring appointments: add sessions and send forms from this page.",
+    )
+    return redirect(back)
+
+
+def _posted_day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value.strip()) if value.strip() else None
+    except ValueError:
+        raise ApplicationError(f"'{value[:20]}' is not a date; write it as YYYY-MM-DD.") from None
+
+
+def _posted_time(value: str) -> dt_time | None:
+    try:
+        return dt_time.fromisoformat(value.strip()) if value.strip() else None
+    except ValueError:
+        raise ApplicationError(f"'{value[:20]}' is not a time of day; write it as HH:MM.") from None

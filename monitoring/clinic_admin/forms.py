@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from clinics.models import Clinic, Episode, Membership, Patient
+from clinics.models import Clinic, Episode, FormChannel, Membership, Patient
 from clinics.validation import no_control_characters, validate_plausible_date
 from monitoring.instruments.measures import outcome_instruments
 from monitoring.models import Instrument
@@ -73,9 +73,16 @@ class PatientForm(NoColon, forms.ModelForm):
 class PatientEditForm(NoColon, forms.ModelForm):
     class Meta:
         model = Patient
-        fields = ["label", "external_id", "language", "contact_email", "contact_phone"]
-        labels = PatientForm.Meta.labels
+        fields = ["label", "external_id", "language", "contact_email", "contact_phone", "form_channel"]
+        labels = {**PatientForm.Meta.labels, "form_channel": "Form links go by"}
         widgets = PatientForm.Meta.widgets
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _choices(self.fields["form_channel"]).choices = [
+            ("", "Email if on file, else text message"),
+            *FormChannel.choices,
+        ]
 
 
 class TransferForm(NoColon, forms.Form):

@@ -88,7 +88,7 @@ def invitation_instruments(invitation: Invitation) -> list[Instrument]:
     return forms + list(outcome_instruments(invitation.measures).values())
 
 
-def session_mark_held(*, session: Session, user: User) -> tuple[Invitation, str] | None:
+def session_mark_held(*, session: Session, user: User | None) -> tuple[Invitation, str] | None:
     """Mark a session held; create its form link unless the answers are already in."""
     if session.status != Session.Status.HELD:
         session.status = Session.Status.HELD

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from clinics import services as clinic_services
 from clinics.errors import ApplicationError
-from clinics.models import Patient, Session
+from clinics.models import FormChannel, Patient, Session
 from clinics.validation import check_date
 from monitoring.collection import links
 from monitoring.collection.invitations import (
@@ -25,7 +25,7 @@ from monitoring.models import Invitation, Rater, Response
 
 
 def session_add(
-    *, patient: Patient, on: date, status: str, user: User
+    *, patient: Patient, on: date, status: str, user: User | None
 ) -> tuple[Session, tuple[Invitation, str] | None]:
     """The next session of the patient's open episode (as the patient page adds one), in the
     given status; a held session comes with its form link. All or nothing: if the link cannot be
@@ -80,7 +80,7 @@ def _pushed(*, patient: Patient, external_id: str) -> Session | None:
 
 
 def session_update(
-    *, session: Session, user: User, on: date | None = None, status: str | None = None
+    *, session: Session, user: User | None, on: date | None = None, status: str | None = None
 ) -> tuple[Invitation, str] | None:
     """Change an appointment's date and/or status, as a health record reports it.
 
@@ -124,6 +124,9 @@ class FormSent:
     channel: str
     added: bool
     moved_from: date | None = None  # the booked date of the next appointment, moved to today
+    #: The contact the patient's chosen channel needs and the record lacks ("email address",
+    #: "mobile number"): nothing was sent.
+    missing: str = ""
 
     @property
     def url(self) -> str:
@@ -131,18 +134,34 @@ class FormSent:
 
 
 def patient_channel(patient: Patient) -> str:
-    """How the patient gets form links: email if there is an address on file, else a text
-    message if there is a mobile number, else "" (the link is handed over in person)."""
+    """How the patient gets form links: the channel chosen for them (``Patient.form_channel``:
+    email, text message, or "" for none, the link handed over in the clinic); when none was
+    chosen, email if there is an address on file, else a text message if there is a mobile
+    number, else "". A chosen channel is returned even without its contact on file
+    (:func:`channel_missing` says what is missing)."""
+    if patient.form_channel == FormChannel.NONE:
+        return ""
+    if patient.form_channel in (FormChannel.EMAIL, FormChannel.SMS):
+        return patient.form_channel
     if patient.contact_email:
         return "email"
     return "sms" if patient.contact_phone else ""
+
+
+def channel_missing(patient: Patient, channel: str) -> str:
+    """The contact ``channel`` needs that the patient's record lacks, in words; "" if none."""
+    if channel == "email" and not patient.contact_email:
+        return "email address"
+    if channel == "sms" and not patient.contact_phone:
+        return "mobile number"
+    return ""
 
 
 def _answered(session: Session) -> bool:
     return Response.objects.filter(session=session, rater=Rater.PATIENT, measure="alliance").exists()
 
 
-def form_send(*, patient: Patient, user: User, session: Session | None = None) -> FormSent:
+def form_send(*, patient: Patient, user: User | None, session: Session | None = None) -> FormSent:
     """The patient page's "Send form": one step from appointment to a link in the patient's hands.
 
     Without ``session``: today's session of the open episode that lacks the patient's answers;
@@ -150,7 +169,8 @@ def form_send(*, patient: Patient, user: User, session: Session | None = None) -
     a new session dated today. With ``session`` (a "Form not in" link): that session, if it is not in
     the future. The session is marked held; its open link is reused (a link the patient already
     has keeps working) or a new one is made; then it is sent by :func:`patient_channel`. All or
-    nothing: if sending fails, no session, status or link is left behind.
+    nothing: if sending fails, no session, status or link is left behind. ``user`` is None for
+    the scheduler (``monitoring.collection.schedules``).
     """
     today = timezone.localdate()
     added = False
@@ -214,7 +234,10 @@ def form_send(*, patient: Patient, user: User, session: Session | None = None) -
         else:
             token = links.token_for_salt(invitation.salt)
         channel = patient_channel(patient)
-        if channel:
+        missing = channel_missing(patient, channel)
+        if missing:
+            channel = ""
+        elif channel:
             invitation_send(invitation=invitation, channel=channel)
     return FormSent(
         session=session,
@@ -223,4 +246,5 @@ def form_send(*, patient: Patient, user: User, session: Session | None = None) -
         channel=channel,
         added=added,
         moved_from=moved_from,
+        missing=missing,
     )
