@@ -284,6 +284,7 @@ class Flag(ClinicScoped, models.Model):
         SUDDEN_GAIN = "sudden_gain", _("Sudden gain")
         SUDDEN_LOSS = "sudden_loss", _("Sudden loss")
         LOW_ALLIANCE = "low_alliance", _("Alliance has stayed low")
+        PERSPECTIVE_GAP = "perspective_gap", _("Therapist rated it well above the patient")
 
     class Acknowledgement(models.TextChoices):
         DISCUSSED = "discussed", _("Discussed with patient")
@@ -402,6 +403,9 @@ class EpisodeAnalysis(models.Model):
     flagged_through = models.PositiveIntegerField(default=0)
     analysed_sessions = models.JSONField(
         default=list, help_text=_("Session numbers whose answers the last analysis included.")
+    )
+    analysed_pairs = models.JSONField(
+        default=list, help_text=_("Sessions both rated that the two-perspectives rule has judged.")
     )
     updated_at = models.DateTimeField(auto_now=True)
     # The analysis snapshot (monitoring.flags.snapshots): what pages, API and exports read.

@@ -63,6 +63,7 @@ def test_the_demo_has_staff_and_every_kind_of_flag(django_capture_on_commit_call
         "sudden_gain",
         "sudden_loss",
         "low_alliance",
+        "perspective_gap",  # Alice rates her sessions too
     }
     assert Response.objects.filter(rater="therapist").exists()
     # Some patients have not yet answered for their last held session.

@@ -176,3 +176,71 @@ def therapist_gaps(gaps: pd.DataFrame, therapist_of: Mapping[object, object]) ->
         pairs=(c.PATIENT, "size"), sessions=("size", "sum"), mean_gap=("mean", "mean")
     )
     return summary.reset_index()
+
+
+#: The flag kind and rule of a raised gap, as stored (monitoring.models.Flag.Kind).
+PERSPECTIVE_GAP = "perspective_gap"
+RULE_GAP_ABOVE_USUAL = "gap_above_usual"
+
+EVENT_COLUMNS = (
+    c.PATIENT,
+    c.SESSION,
+    c.SCALE,
+    "kind",
+    "rule",
+    "alarm",
+    c.SCORE,
+    "therapist_score",
+    "gap",
+    "usual_gap",
+    "s_used",
+    "n_baseline",
+    "magnitude",
+    "threshold",
+    "explanation",
+)
+
+
+def perspective_events(judged: pd.DataFrame) -> pd.DataFrame:
+    """The raised sessions of :func:`perspective_gaps` as flag events (one per wide gap), on the
+    total: ``score`` the patient's total, ``therapist_score`` the therapist's, ``threshold`` the
+    gap it was compared with (the bound), ``magnitude`` how far the gap is above the pair's
+    usual gap, and a sentence with the numbers."""
+    raised = judged[judged["raised"].astype(bool)]
+    if raised.empty:
+        return pd.DataFrame(columns=list(EVENT_COLUMNS))
+    events = pd.DataFrame(
+        {
+            c.PATIENT: raised[c.PATIENT].to_numpy(),
+            c.SESSION: raised[c.SESSION].astype(int).to_numpy(),
+            c.SCALE: c.TOTAL,
+            "kind": PERSPECTIVE_GAP,
+            "rule": RULE_GAP_ABOVE_USUAL,
+            "alarm": True,
+            c.SCORE: raised["patient_total"].to_numpy(dtype=float),
+            "therapist_score": raised["therapist_total"].to_numpy(dtype=float),
+            "gap": raised["gap"].to_numpy(dtype=float),
+            "usual_gap": raised["usual_gap"].to_numpy(dtype=float),
+            "s_used": raised["spread"].to_numpy(dtype=float),
+            "n_baseline": raised["n_before"].astype(int).to_numpy(),
+            "magnitude": (raised["gap"] - raised["usual_gap"]).to_numpy(dtype=float),
+            "threshold": raised["bound"].to_numpy(dtype=float),
+        }
+    )
+    events["explanation"] = [
+        f"The therapist rated session {s} at {t:.1f} and the patient at {p:.1f}, a difference of {g:+.1f} "
+        f"(therapist minus patient). This pair's usual difference is {u:+.1f} (over {n} earlier sessions, "
+        f"spread {sd:.2f}); the limit for this session was {b:+.1f}."
+        for s, t, p, g, b, u, n, sd in zip(
+            events[c.SESSION],
+            events["therapist_score"],
+            events[c.SCORE],
+            events["gap"],
+            events["threshold"],
+            events["usual_gap"],
+            events["n_baseline"],
+            events["s_used"],
+            strict=True,
+        )
+    ]
+    return events[list(EVENT_COLUMNS)].reset_index(drop=True)

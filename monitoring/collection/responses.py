@@ -161,7 +161,8 @@ def responses_store(
             safety_alerts_raise(
                 instrument=instrument, responses=responses, answers=[dict(e.answers) for e in entries]
             )
-            if instrument.rater == Rater.PATIENT and instrument.kind == Instrument.Kind.ALLIANCE:
+            # The therapist's alliance rating too: the two-perspectives rule judges the pair.
+            if instrument.kind == Instrument.Kind.ALLIANCE:
                 analysis_schedule(episode_ids={entry.session.episode_id for entry in entries})
     except IntegrityError as exc:
         sessions = [entry.session for entry in entries]

@@ -23,6 +23,15 @@ from clinics.validation import check_text
 from monitoring.analytics import AnalysisConfig, analyse
 from monitoring.analytics.absolute import detect_low_alliance
 from monitoring.analytics.calibration import calibrate
+from monitoring.analytics.perspectives import (
+    FALLBACK_GAP_SD,
+    GAP_COLUMNS,
+    PERSPECTIVE_GAP,
+    gap_spread,
+    paired_gaps,
+    perspective_events,
+    perspective_gaps,
+)
 from monitoring.flags import events
 from monitoring.flags.selectors import (
     ATTENTION_WINDOW,
@@ -39,11 +48,22 @@ from monitoring.models import (
     EpisodeAnalysis,
     Flag,
     Notification,
+    Rater,
 )
 
 #: Alarms that notify the therapist as soon as they are raised (a sudden loss comes with a
 #: rupture or a decline of its own, so it is on the caseload without a notification of its own).
-NOTIFY_KINDS = (Flag.Kind.RUPTURE, Flag.Kind.UNREPAIRED, Flag.Kind.DECLINE, Flag.Kind.LOW_ALLIANCE)
+NOTIFY_KINDS = (
+    Flag.Kind.RUPTURE,
+    Flag.Kind.UNREPAIRED,
+    Flag.Kind.DECLINE,
+    Flag.Kind.LOW_ALLIANCE,
+    Flag.Kind.PERSPECTIVE_GAP,
+)
+
+#: The two-perspectives rule's false-alarm rate per paired session, as a share of the clinic's
+#: budget (docs/methods.md 4.10): a fifth, 0.2 per 100 paired sessions at the default budget.
+PERSPECTIVE_SHARE_OF_BUDGET = 0.2
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +91,9 @@ _DETAIL_COLUMNS = (
     "t_crit",
     "cutoff",
     "run_length",
+    "therapist_score",
+    "gap",
+    "usual_gap",
 )
 
 
@@ -91,10 +114,14 @@ def clinic_estimate_refresh(*, clinic: Clinic) -> ClinicEstimate:
     parameters = analyse(scores, config).clinic.stamped(now.isoformat())
     calibration = calibrate(parameters, config, patients=settings.BORDIN_CALIBRATION_PATIENTS)
     parameters = parameters.calibrated(calibration.to_dict())
+    therapist = (
+        scores_for_episodes(episode_ids=episode_ids, rater=Rater.THERAPIST) if len(scores) else pd.DataFrame()
+    )
+    gap_sd = gap_spread(paired_gaps(scores, therapist)) if len(therapist) else FALLBACK_GAP_SD
     return ClinicEstimate.objects.create(
         clinic=clinic,
         estimated_at=now,
-        parameters=_json_safe(parameters.to_dict()),
+        parameters=_json_safe({**parameters.to_dict(), "perspective_gap_sd": gap_sd}),
         patients_used=parameters.n_patients,
     )
 
@@ -193,7 +220,13 @@ def episodes_flags_refresh(*, episode_ids: Sequence[int]) -> dict[int, list[Flag
         low = detect_low_alliance(
             analysis.sessions, cutoff=clinic.low_alliance_cutoff, run=clinic.low_alliance_sessions
         )
-        events = pd.concat([analysis.events.astype({"kind": str, "scale": str}), low], ignore_index=True)
+        # Two perspectives (docs/methods.md 4.10): sessions the therapist rated well above the patient.
+        gaps = perspective_judgements(clinic=clinic, estimate=estimate, scores=scores)
+        events = pd.concat(
+            [analysis.events.astype({"kind": str, "scale": str}), low, perspective_events(gaps)],
+            ignore_index=True,
+        )
+        pairs_of = gaps.groupby("patient")["session"].apply(list) if len(gaps) else pd.Series(dtype=object)
         sessions_of = scores.groupby("patient")["session"].apply(list)
         events_of = dict(tuple(events.groupby("patient", observed=True)))
         frames_of = frames_by_episode(analysis)
@@ -206,12 +239,25 @@ def episodes_flags_refresh(*, episode_ids: Sequence[int]) -> dict[int, list[Flag
                 episode=episode,
                 events=events_of.get(episode.pk, events.iloc[:0]),
                 sessions=[int(s) for s in sessions_of[episode.pk]],
+                pairs=[int(s) for s in pairs_of.get(episode.pk, [])],
                 estimate=estimate,
                 config_snapshot=snapshot,
                 frames=frames_of[episode.pk],
                 version=version,
             )
     return stored
+
+
+def perspective_judgements(*, clinic: Clinic, estimate: ClinicEstimate, scores: pd.DataFrame) -> pd.DataFrame:
+    """Every session both the patient and the therapist rated, of the episodes in ``scores``,
+    judged by the two-perspectives rule (monitoring.analytics.perspectives) with the clinic's gap
+    spread from its estimate and a false-alarm rate of a fifth of the clinic's budget."""
+    therapist = scores_for_episodes(episode_ids=scores["patient"].unique().tolist(), rater=Rater.THERAPIST)
+    if therapist.empty:
+        return pd.DataFrame(columns=GAP_COLUMNS)
+    prior_sd = float(estimate.parameters.get("perspective_gap_sd") or FALLBACK_GAP_SD)
+    alpha = clinic.false_alarm_budget / 100 * PERSPECTIVE_SHARE_OF_BUDGET
+    return perspective_gaps(paired_gaps(scores, therapist), prior_sd=prior_sd, alpha=alpha)
 
 
 def clinic_snapshots_refresh(*, clinic: Clinic, batch: int = 500) -> int:
@@ -326,6 +372,7 @@ def _flags_store(
     config_snapshot: dict[str, object],
     frames: EpisodeFrames,
     version: str,
+    pairs: Sequence[int] = (),
 ) -> list[Flag]:
     """Store an episode's new events as flags, move the watermark, notify.
 
@@ -342,6 +389,11 @@ def _flags_store(
             set(sessions) - set(state.analysed_sessions) - {s for s in sessions if s > state.flagged_through}
         )
         fresh = (events["session"] > state.flagged_through) | events["session"].isin(late)
+        # The two-perspectives rule judges each session both rated once, whenever its second
+        # rating arrives (often the therapist's, after the patient's form was analysed).
+        new_pairs = set(pairs) - set(state.analysed_pairs)
+        perspective = events["kind"] == PERSPECTIVE_GAP
+        fresh = (fresh & ~perspective) | (perspective & events["session"].isin(new_pairs))
         new = events[fresh]
         flags = [
             Flag(
@@ -364,11 +416,16 @@ def _flags_store(
         # old watermark (and at late sessions) are exactly the ones this call stored.
         stored = list(
             Flag.objects.filter(episode=episode)
-            .filter(Q(session__number__gt=state.flagged_through) | Q(session__number__in=late))
+            .filter(
+                Q(session__number__gt=state.flagged_through)
+                | Q(session__number__in=late)
+                | Q(kind=PERSPECTIVE_GAP, session__number__in=new_pairs)
+            )
             .select_related("session")
         )
         state.flagged_through = max(state.flagged_through, max(sessions))
         state.analysed_sessions = sorted(set(state.analysed_sessions) | set(sessions))
+        state.analysed_pairs = sorted(set(state.analysed_pairs) | new_pairs)
         # The snapshot the pages read, written with the flags it goes with.
         state.version = version
         state.analysed_at = timezone.now()
@@ -378,6 +435,7 @@ def _flags_store(
             update_fields=[
                 "flagged_through",
                 "analysed_sessions",
+                "analysed_pairs",
                 "updated_at",
                 "version",
                 "analysed_at",

@@ -43,6 +43,7 @@ PRIORITY = {
     "low_alliance": 3,
     "rupture": 4,
     "decline": 5,
+    "perspective_gap": 5,
     "sudden_loss": 6,
     "crisis": 7,
     "form_missing": 8,
@@ -123,6 +124,20 @@ FLAGS = {
         prompt="Check in about events inside or outside therapy around that session.",
         tone="warn",
     ),
+    "perspective_gap": FlagWording(
+        title="Therapist rated the session well above the patient",
+        short="Therapist rated higher",
+        meaning=(
+            "The therapist's rating of this session is much higher than the patient's, further apart "
+            "than this pair usually is. Therapists and patients attend to different parts of the "
+            "relationship, and therapists often miss strains their patients report."
+        ),
+        prompt=(
+            "Ask the patient how the session went for them, and what you might have missed; the "
+            "patient's view of the alliance predicts outcome better than the therapist's."
+        ),
+        tone="warn",
+    ),
     "low_alliance": FlagWording(
         title="Alliance has stayed low",
         short="Alliance stayed low",
@@ -189,6 +204,11 @@ RULES = {
     "lower_cusum": "The running sum of the sessions' distances below the usual level ({baseline:.2f}), "
     "each in units of the patient's session-to-session variation ({s_used:.2f}), reached "
     "{cusum:.1f}, over the decision limit {threshold:.1f} (a lower CUSUM chart).",
+    "gap_above_usual": "The therapist rated the session {therapist_score:.2f} and the patient {score:.2f}: a "
+    "difference of {gap:+.2f} (therapist minus patient), at or above the limit {threshold:+.2f}, which is "
+    "this pair's usual difference ({usual_gap:+.2f}, over {n_baseline:.0f} earlier sessions both rated) "
+    "plus a margin of its spread ({s_used:.2f}) that a steady pair exceeds in about 1 session in 500 at "
+    "the standard budget.",
     "below_cutoff": "{scale} was below the clinic's cut-off {cutoff:.2f} at {run_length:.0f} "
     "sessions in a row (sessions {from_session:.0f} to {to_session:.0f}; {score:.2f} at the last). It "
     "is raised again only after a session at or above the cut-off.",
@@ -214,6 +234,7 @@ POWER = {
     "points per session takes about 6 to 10 sessions.",
     "tang_derubeis": "",
     "below_cutoff": "",
+    "gap_above_usual": "",
 }
 
 
@@ -307,6 +328,7 @@ COMPARED = {
     "below_cutoff": "score below",
     "lower_cusum": "CUSUM above",
     "tang_derubeis": "change of at least",
+    "gap_above_usual": "therapist-patient difference at or above",
 }
 
 

@@ -69,7 +69,8 @@ def close(printed: float, value: float, decimals: int) -> bool:
 
 
 def test_every_rule_of_the_cohort_is_covered(events):
-    assert set(events["rule"]) >= set(COMPARED)
+    # The two-perspectives rule needs the therapist's ratings: tests/flags/test_perspective_flags.py.
+    assert set(events["rule"]) >= set(COMPARED) - {"gap_above_usual"}
 
 
 def test_a_rupture_prints_the_score_bound_it_compared_with(events):
