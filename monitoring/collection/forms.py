@@ -83,7 +83,7 @@ def message_from_post(data: QueryDict) -> tuple[str, str]:
     """The optional message to the therapist: what was typed (to show again), and an error in
     the patient's language ("" if it can be stored). The service checks it again
     (``clinics.validation.check_text``); this says why in words a patient reads."""
-    text = data.get(MESSAGE_FIELD, "").strip()
+    text = data.get(MESSAGE_FIELD, "").replace("\r\n", "\n").strip()  # browsers send CRLF
     if len(text) > PatientMessage.MAX_LENGTH:
         return text, _("Your message has %(count)s characters; at most %(max)s fit. Please shorten it.") % {
             "count": len(text),

@@ -273,7 +273,7 @@ def submission_create(
         problems += [prefix + p for p in found]
     if problems:
         raise ApplicationError("Some answers are missing or not valid.", problems=problems, code="invalid")
-    message = message.strip()
+    message = message.replace("\r\n", "\n").strip()
     check_text(message, what="Your message", max_length=PatientMessage.MAX_LENGTH, multiline=True)
     now = timezone.now()
     source = (
