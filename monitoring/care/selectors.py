@@ -362,7 +362,10 @@ def flag_views(flags: Iterable[Flag], *, last_held: int) -> list[FlagView]:
                 kind=step.kind,
                 title=wording.FLAGS[step.kind].title,
                 words=step.words,
-                scales=[wording.SCALE_NAMES.get(s, s) for s in event.scales_of(step.kind) if s],
+                # Named where they differ from the event's scales.
+                scales=[]
+                if event.scales_of(step.kind) == event.scales
+                else [wording.SCALE_NAMES.get(s, s) for s in event.scales_of(step.kind)],
                 rule=_rule(step.head),
             )
             for step in event.steps

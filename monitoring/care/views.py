@@ -49,6 +49,7 @@ from monitoring.collection.invitations import (
     session_mark_held,
 )
 from monitoring.exports import services as export_services
+from monitoring.flags import events
 from monitoring.flags import services as flags_services
 from monitoring.flags.selectors import ATTENTION_WINDOW, flag_get_for_user
 from monitoring.flags.services import notifications_mark_read
@@ -198,7 +199,7 @@ def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
     if frames is None:
         return {}
     dates = {row.session.number: row.session.date for row in dashboard.sessions}
-    low = _low_alliance_rows(dashboard)
+    low = pd.DataFrame(events.low_alliance_rows(f for view in dashboard.flags for f in view.flags))
     figures = {
         "trajectory": charts.trajectory(
             sessions=frames.sessions,
@@ -237,26 +238,6 @@ def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
         )
     # Alliance and symptoms on one timeline comes first: it is the page's question in one picture.
     return {"symptoms": figures.pop("symptoms"), **figures} if "symptoms" in figures else figures
-
-
-def _low_alliance_rows(dashboard: PatientDashboard) -> pd.DataFrame:
-    """The episode's stored "alliance has stayed low" flags as chart event rows (they are stored
-    flags only, not in the analysis's events)."""
-    rows = [
-        {
-            "session": f.session.number,
-            "scale": f.scale,
-            "kind": f.kind,
-            "score": f.detail.get("score"),
-            "explanation": f.explanation,
-            "from_session": f.detail.get("from_session"),
-            "to_session": f.detail.get("to_session"),
-        }
-        for view in dashboard.flags
-        for f in view.flags
-        if f.kind == Flag.Kind.LOW_ALLIANCE
-    ]
-    return pd.DataFrame(rows)
 
 
 @login_required

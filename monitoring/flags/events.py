@@ -221,3 +221,22 @@ def open_flags(event: Event, *, last_held: int) -> list[Flag]:
             alarm=f.alarm,
         )
     ]
+
+
+def low_alliance_rows(flags: Iterable[Flag]) -> list[dict[str, object]]:
+    """The stored "alliance has stayed low" flags as chart event rows (``session, scale, kind,
+    score, explanation, from_session, to_session``): they are stored flags only, not in the
+    analysis's events, so the charts get them from here (``charts.trajectory(low_alliance=...)``)."""
+    return [
+        {
+            "session": f.session.number,
+            "scale": f.scale,
+            "kind": f.kind,
+            "score": f.detail.get("score"),
+            "explanation": f.explanation,
+            "from_session": f.detail.get("from_session"),
+            "to_session": f.detail.get("to_session"),
+        }
+        for f in flags
+        if f.kind == "low_alliance"
+    ]

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pandas as pd
+from django.utils import timezone
 
 import monitoring.exports.columns as cols
 from clinics.errors import ApplicationError
@@ -16,10 +17,16 @@ from monitoring.analytics import columns as c
 from monitoring.exports.base import CSV, PDF, XLSX, Exporter, ExportFilters
 from monitoring.exports.columns import Column
 from monitoring.exports.pdf import trajectory_svg
-from monitoring.exports.queries import analysis_for_export, episodes_for_export, in_period, join_info
-from monitoring.exports.reports.flags import Flags
+from monitoring.exports.queries import (
+    analysis_for_export,
+    episodes_for_export,
+    in_period,
+    join_info,
+    person_name,
+    sessions_in_period,
+)
 from monitoring.exports.tables import pdf_table
-from monitoring.flags import wording
+from monitoring.flags import events, wording
 from monitoring.models import Flag, SafetyAlert
 from monitoring.outcomes.selectors import MeasureCourse, outcome_status_for_episodes
 
@@ -117,6 +124,12 @@ class PatientReport(Exporter):
         )
         period = analysis_for_export(clinic=clinic, filters=one)
         info = period.info.loc[episode.pk]
+        flag_filters = ExportFilters(start=filters.start, end=filters.end)
+        stored = list(
+            sessions_in_period(Flag.objects.filter(episode=episode), flag_filters, prefix="session__")
+            .select_related("session", "acknowledged_by")
+            .order_by("session__number", "scale", "kind")
+        )
         level: dict[str, Any] | None = None
         chart_svg, chart_summary, pattern = "", "No answers yet.", None
         if period.analysis is not None:
@@ -130,7 +143,11 @@ class PatientReport(Exporter):
                 )
             )
             chart_summary = charts.trajectory(
-                sessions=mine, levels=lv, events=ev, session_dates=dates
+                sessions=mine,
+                levels=lv,
+                events=ev,
+                session_dates=dates,
+                low_alliance=pd.DataFrame(events.low_alliance_rows(stored)),
             ).summary
             total_level = lv[lv[c.SCALE] == c.TOTAL]
             total = mine[mine[c.SCALE] == c.TOTAL]
@@ -157,15 +174,6 @@ class PatientReport(Exporter):
             if len(pat) and str(pat[c.PATTERN].iloc[0]) in wording.PATTERNS:
                 words = wording.PATTERNS[str(pat[c.PATTERN].iloc[0])]
                 pattern = {"title": words.title, "explanation": str(pat[c.EXPLANATION].iloc[0])}
-        flag_filters = ExportFilters(
-            start=filters.start,
-            end=filters.end,
-            patient_code=filters.patient_code,
-            pseudonymise=filters.pseudonymise,
-            pseudonym_key=filters.pseudonym_key,
-        )
-        flags = Flags().frame(clinic=clinic, filters=flag_filters)
-        flags = flags[flags["episode_start"] == episode.started_on] if len(flags) else flags
         table = frame.drop(columns=[n for n in ("patient", "external_id") if n in frame.columns])
         return {
             "who": {
@@ -180,19 +188,7 @@ class PatientReport(Exporter):
             "pattern": pattern,
             "chart_svg": chart_svg,
             "chart_summary": chart_summary,
-            "flags": [
-                {
-                    **record,
-                    "kind_title": wording.FLAGS[record["kind"]].title
-                    if record["kind"] in wording.FLAGS
-                    else record["kind"],
-                    "scale_name": wording.SCALE_NAMES.get(record["scale"], record["scale"]),
-                    "acknowledgement_label": dict(Flag.Acknowledgement.choices).get(
-                        record["acknowledgement"], ""
-                    ),
-                }
-                for record in flags.to_dict("records")
-            ],
+            "flags": event_entries(stored, pseudonymise=filters.pseudonymise),
             "table": pdf_table(table),
             **symptoms_context(episode=episode, filters=filters, dates=period.dates),
         }
@@ -200,6 +196,56 @@ class PatientReport(Exporter):
     def filename(self, *, clinic: Clinic, filters: ExportFilters, fmt: str) -> str:
         name = super().filename(clinic=clinic, filters=filters, fmt=fmt)
         return name.replace("patient-report", f"patient-report-{str(filters.patient_code)[:8]}")
+
+
+def event_entries(flags: list[Flag], *, pseudonymise: bool) -> list[dict[str, Any]]:
+    """The report's flags as events (``monitoring.flags.events``: a rupture and what followed it
+    is one entry), oldest first, in words: the title, sessions, scales, the story's steps with
+    their explanations, and whether the event is acknowledged (all of it, part of it, or not
+    yet) with who, when and the note. Pseudonymised: who and the note are left out."""
+    entries = []
+    for event in reversed(events.flag_events(flags)):
+        done = [f for f in event.flags if f.acknowledgement]
+        latest = max(done, key=lambda f: f.acknowledged_at or f.created_at) if done else None
+        by = latest.acknowledged_by if latest is not None else None
+        first = min(event.steps, key=lambda s: s.session).head.session
+        entries.append(
+            {
+                "kind": event.kind,
+                "title": wording.FLAGS[event.kind].title,
+                "sessions": f"{event.start} to {event.session}"
+                if event.start != event.session
+                else str(event.start),
+                "date": first.date,
+                "scales": ", ".join(wording.SCALE_NAMES.get(s, s) for s in event.scales),
+                "story": event.told[:1].upper() + event.told[1:] if event.story else "",
+                "steps": [
+                    {
+                        "words": step.words[:1].upper() + step.words[1:],
+                        "title": wording.FLAGS[step.kind].title,
+                        # Named where they differ from the event's.
+                        "scales": ""
+                        if event.scales_of(step.kind) == event.scales
+                        else ", ".join(wording.SCALE_NAMES.get(s, s) for s in event.scales_of(step.kind)),
+                        "explanation": step.head.explanation,
+                    }
+                    for step in event.steps
+                ],
+                "acknowledged": "all" if len(done) == len(event.flags) else "part" if done else "",
+                "open_steps": ", ".join(
+                    step.words for step in event.steps if not all(f.acknowledgement for f in step.flags)
+                ),
+                "acknowledgement_label": latest.get_acknowledgement_display() if latest is not None else "",
+                "acknowledged_by": ""
+                if pseudonymise or by is None
+                else person_name(by.first_name, by.last_name, by.email),
+                "acknowledged_at": timezone.localtime(latest.acknowledged_at)
+                if latest is not None and latest.acknowledged_at
+                else None,
+                "acknowledged_note": "" if pseudonymise or latest is None else latest.acknowledged_note,
+            }
+        )
+    return entries
 
 
 def symptoms_context(*, episode: Episode, filters: ExportFilters, dates: pd.DataFrame) -> dict[str, Any]:
