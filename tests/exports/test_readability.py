@@ -4,10 +4,13 @@ are written ``true``/``false`` in every report."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from datetime import datetime
 
 import pytest
 
+from clinics.models import Patient
 from monitoring.exports import EXPORTS, ExportFilters, pdf
 from monitoring.models import Flag
 from tests.exports.test_exports import cast, csv_rows, produce, xlsx_rows  # noqa: F401 (cast is a fixture)
@@ -57,3 +60,77 @@ def test_the_flags_pdf_prints_labels_and_readable_headers_not_codes(cast, clinic
     assert "<td>Sudden loss</td>" in html and "<td>sudden_loss</td>" not in html
     assert "Discussed with patient" in html and ">discussed<" not in html
     assert ">Flag<" in html and ">kind<" not in html
+
+
+def pdf_text(data: bytes, tmp_path) -> str:
+    """The PDF as a person reads it: pdftotext's layout of the real file, whitespace kept."""
+    path = tmp_path / "report.pdf"
+    path.write_bytes(data)
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+needs_pdftotext = pytest.mark.skipif(
+    shutil.which("pdftotext") is None, reason="needs pdftotext (poppler-utils)"
+)
+
+
+@needs_pdftotext
+def test_pdf_tables_do_not_wrap_a_date_or_a_word_mid_value(cast, clinic_a, tmp_path):  # noqa: F811
+    """A long label and a long note squeeze the flags table: the date, the flag and the person
+    stay whole (they came out as '2026-0' over '9-22', 'Rupt' over 'ure', 'Alic' over 'e A')."""
+    flag = cast["flag"]
+    Flag.objects.filter(pk=flag.pk).update(
+        acknowledged_note="We talked about the missed session and the plan for the weeks ahead. " * 3
+    )
+    Patient.objects.filter(pk=cast["formula"].pk).update(
+        label="Averyveryverylonglabel-Patientname-Number-Twelve"
+    )
+    text = pdf_text(produce(clinic_a, "flags", "pdf", ExportFilters()), tmp_path)
+    table = text[text.index("Explanation") :]
+    day = flag.session.date.isoformat()
+    assert any(day in line for line in table.splitlines()), table
+    assert re.search(r"\bRupture\b", table) and "Discussed with" in table
+    assert not re.search(r"\b(rupture|discussed|total)\b", table)  # labels, not codes
+    html = pdf.report_html(
+        exporter=EXPORTS["flags"],
+        clinic=clinic_a,
+        filters=ExportFilters(),
+        frame=EXPORTS["flags"].frame(clinic=clinic_a, filters=ExportFilters()),
+    )
+    assert '<td class="nowrap">' + day + "</td>" in html and "<td>Total alliance</td>" in html
+
+
+@needs_pdftotext
+def test_the_levels_pdf_has_headers_in_words_and_labels_not_codes(cast, clinic_a, tmp_path):  # noqa: F811
+    text = words(pdf_text(produce(clinic_a, "patient_levels", "pdf", ExportFilters()), tmp_path))
+    table = text[text.index("every scale is in the CSV and Excel files.") :]
+    for header in (
+        "Patient",
+        "Therapist",
+        "Treatment",
+        "Sessions",
+        "Ruptures",
+        "Repairs",
+        "Declines",
+        "Pattern",
+    ):
+        assert header in table, header
+    assert "Long-run" in table and "(EB)" in table
+    for field in ("level eb", "n ruptures", "n unrepaired", "pattern label", "provisional", "level_eb"):
+        assert field not in table, field
+    assert "Cognitive behavioural" in table and " cbt " not in f" {table} "
+
+
+@needs_pdftotext
+def test_the_patient_reports_session_table_has_headers_in_words(cast, clinic_a, tmp_path):  # noqa: F811
+    filters = ExportFilters(patient_code=str(cast["formula"].code))
+    text = pdf_text(produce(clinic_a, "patient_report", "pdf", filters), tmp_path)
+    header = next(line for line in text.splitlines() if "Session" in line and "Date" in line)
+    assert "z (total)" in header and "Goal and task" in header and "z total" not in header
+    assert re.search(r"^\s*1\s+2026-09-01\s", text, flags=re.M)  # the session's date whole

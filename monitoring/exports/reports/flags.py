@@ -12,6 +12,7 @@ import monitoring.exports.columns as cols
 from clinics.models import Clinic
 from monitoring.analytics import columns as c
 from monitoring.analytics.absolute import RULE_BELOW_CUTOFF
+from monitoring.analytics.perspectives import RULE_GAP_ABOVE_USUAL
 from monitoring.exports.base import CSV, PDF, XLSX, Exporter, ExportFilters
 from monitoring.exports.columns import Column, coded
 from monitoring.exports.queries import (
@@ -37,6 +38,8 @@ RULE_MEANINGS = {
     c.RULE_TANG_DERUBEIS: "sudden gain or loss: the Tang and DeRubeis criteria on one jump between "
     "sessions (4.5)",
     RULE_BELOW_CUTOFF: "alliance stayed low: the total below the clinic's cut-off several sessions in a row (4.10)",
+    RULE_GAP_ABOVE_USUAL: "two perspectives: the therapist rated the session above the patient by more than "
+    "the pair's usual difference allows (4.9)",
 }
 
 
@@ -72,7 +75,8 @@ class Flags(Exporter):
             "The event's size: a rupture's drop below its baseline (or below the previous session "
             "early on), a repair's rise since the rupture, how far an unrepaired rupture is still "
             "below its baseline, a sudden change's jump, how far a low alliance is below the "
-            "cut-off: in points; a decline's running sum (CUSUM), in the patient's SDs.",
+            "cut-off, the therapist's rating above the patient's: in points; a decline's running "
+            "sum (CUSUM), in the patient's SDs.",
             "points (a decline: the patient's SDs)",
         ),
         Column(
@@ -231,8 +235,8 @@ class Flags(Exporter):
             labels = dict(Flag.Acknowledgement.choices)
             shown["acknowledgement"] = shown["acknowledgement"].map(lambda a: str(labels.get(a, a or "")))
         if "scale" in shown:
-            shown["scale"] = shown["scale"].map(lambda v: str(v).capitalize())
-        return {"table": pdf_table(shown.rename(columns=PDF_HEADERS)), "landscape": True}
+            shown["scale"] = shown["scale"].map(lambda v: c.SCALE_LABELS.get(str(v), str(v)))
+        return {"table": pdf_table(shown, headers=PDF_HEADERS), "landscape": True}
 
 
 #: The PDF's column headers (the files keep the column names of docs/exports.md).

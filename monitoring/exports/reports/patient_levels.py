@@ -122,7 +122,21 @@ class PatientLevels(Exporter):
             if n in total.columns
         ]
         return {
-            "table": pdf_table(total[wanted]),
+            "table": pdf_table(total[wanted], headers=PDF_HEADERS),
             "note": "Total alliance scale; every scale is in the CSV and Excel files.",
             "landscape": True,
         }
+
+
+#: The PDF's column headers, in words (the files keep the column names of docs/data-dictionary.md).
+PDF_HEADERS = {
+    c.N: "Sessions",
+    c.LEVEL: "Long-run level",
+    c.LEVEL_EB: "Level, shrunk to clinic (EB)",
+    c.PROVISIONAL: "Provisional",
+    c.N_RUPTURES: "Ruptures",
+    c.N_REPAIRS: "Repairs",
+    c.N_UNREPAIRED: "Unrepaired",
+    c.N_DECLINES: "Declines",
+    "pattern_label": "Pattern",
+}
