@@ -17,7 +17,13 @@ class ClinicsConfig(AppConfig):
 
         from clinics import models
 
-        for model in (models.Clinic, models.Membership, models.Episode, models.Session):
+        for model in (
+            models.Clinic,
+            models.Membership,
+            models.Episode,
+            models.Session,
+            models.SupervisorAssignment,
+        ):
             auditlog.register(model)
         auditlog.register(
             models.Patient,

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -72,6 +72,15 @@ class ClinicQuerySet(models.QuerySet["Clinic"]):
             return self.none()
         return self.filter(
             pk__in=Membership.objects.reaching(user).filter(role=Membership.Role.ADMIN).values("clinic_id")
+        )
+
+    def overseen_by(self, user: User | AnonymousUser) -> ClinicQuerySet:
+        """The clinics where ``user`` is an active admin or supervisor: whose team page they see."""
+        if not user.is_authenticated:
+            return self.none()
+        roles = [Membership.Role.ADMIN, Membership.Role.SUPERVISOR]
+        return self.filter(
+            pk__in=Membership.objects.reaching(user).filter(role__in=roles).values("clinic_id")
         )
 
     def worked_in_by(self, user: User | AnonymousUser) -> ClinicQuerySet:
@@ -234,6 +243,23 @@ class MembershipQuerySet(models.QuerySet["Membership"]):
     def therapists(self) -> MembershipQuerySet:
         return self.active().filter(role=Membership.Role.THERAPIST)
 
+    def supervisors(self) -> MembershipQuerySet:
+        return self.active().filter(role=Membership.Role.SUPERVISOR)
+
+    def overseen_by(self, user: User | AnonymousUser) -> MembershipQuerySet:
+        """The active therapists whose work ``user`` oversees: every therapist of a clinic they
+        administer, and the therapists assigned to them as supervisor (``SupervisorAssignment``).
+        The team page's rows and the caseload's therapist filter."""
+        if not user.is_authenticated:
+            return self.none()
+        mine = Membership.objects.reaching(user)
+        administered = mine.filter(role=Membership.Role.ADMIN).values("clinic_id")
+        supervised = SupervisorAssignment.objects.filter(
+            supervisor__in=mine.filter(role=Membership.Role.SUPERVISOR),
+            supervisor__clinic_id=OuterRef("clinic_id"),
+        ).filter(therapist_id=OuterRef("pk"))
+        return self.therapists().filter(Q(clinic_id__in=administered) | Q(Exists(supervised)))
+
     def reaching(self, user: User | AnonymousUser) -> MembershipQuerySet:
         """The memberships through which ``user`` reaches clinics in this request: the active
         ones, minus the clinics whose admin signed this session out ("Sign out everywhere" on
@@ -258,6 +284,8 @@ class Membership(ClinicScoped, models.Model):
     class Role(models.TextChoices):
         ADMIN = "admin", _("Clinic admin")
         THERAPIST = "therapist", _("Therapist")
+        #: Sees the caseloads and patients of the therapists assigned to them, read-only.
+        SUPERVISOR = "supervisor", _("Supervisor")
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -275,7 +303,7 @@ class Membership(ClinicScoped, models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "clinic"], name="membership_one_per_clinic"),
             models.CheckConstraint(
-                condition=Q(role__in=["admin", "therapist"]), name="membership_role_valid"
+                condition=Q(role__in=["admin", "therapist", "supervisor"]), name="membership_role_valid"
             ),
         ]
 
@@ -283,16 +311,63 @@ class Membership(ClinicScoped, models.Model):
         return f"{self.user} ({self.role}) at {self.clinic}"
 
 
+class SupervisorAssignment(ClinicScoped, models.Model):
+    """A therapist whose caseload a supervisor sees (read-only), within one clinic.
+
+    Both ends are memberships of the same clinic: the database refuses anything else (a trigger,
+    migration clinics 0008, as a check cannot look into another row), and the access rule
+    (``PatientQuerySet.visible_to``) matches the clinic of both again, so a row can never open
+    another clinic. An assignment grants something only while the supervisor's membership is an
+    active supervisor one and the therapist's is active. (On SQLite, a migration that rebuilds
+    this table drops its triggers: such a migration creates them again.)"""
+
+    clinic_path = "supervisor.clinic_id"
+
+    supervisor = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="supervising")
+    therapist = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="supervised_by")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["supervisor", "therapist"], name="supervision_once_per_pair"),
+            models.CheckConstraint(
+                condition=~Q(supervisor=models.F("therapist")), name="supervision_not_of_oneself"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.supervisor} supervises {self.therapist}"
+
+
 class PatientQuerySet(models.QuerySet["Patient"]):
     def visible_to(self, user: User | AnonymousUser) -> PatientQuerySet:
         """Every patient ``user`` may see: a therapist their own patients, an admin every patient
-        of their clinic. The one access rule for patient data (``clinics.permissions``)."""
+        of their clinic, a supervisor the patients of the therapists assigned to them (read-only:
+        ``changeable_by``). The one access rule for patient data (``clinics.permissions``)."""
         if not user.is_authenticated:
             return self.none()
         mine = Membership.objects.reaching(user)
+        supervised = SupervisorAssignment.objects.filter(
+            supervisor__in=mine.filter(role=Membership.Role.SUPERVISOR),
+            supervisor__clinic_id=OuterRef("clinic_id"),
+            therapist__clinic_id=OuterRef("clinic_id"),
+            therapist__user_id=OuterRef("therapist_id"),
+            therapist__is_active=True,
+        )
+        return self.filter(self._changeable(user, mine) | Q(Exists(supervised)))
+
+    def changeable_by(self, user: User | AnonymousUser) -> PatientQuerySet:
+        """The patients ``user`` may act on (write, send forms, export): their own as therapist,
+        their clinic's as admin. A supervisor sees patients (``visible_to``) but changes none."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(self._changeable(user, Membership.objects.reaching(user)))
+
+    @staticmethod
+    def _changeable(user: User | AnonymousUser, mine: MembershipQuerySet) -> Q:
         admin_of = mine.filter(role=Membership.Role.ADMIN).values("clinic_id")
         therapist_in = mine.filter(role=Membership.Role.THERAPIST).values("clinic_id")
-        return self.filter(Q(clinic__in=admin_of) | Q(clinic__in=therapist_in, therapist_id=user.pk))
+        return Q(clinic__in=admin_of) | Q(clinic__in=therapist_in, therapist_id=user.pk)
 
     def search(self, query: str) -> PatientQuerySet:
         """Patients whose label or record number contains ``query`` (any case); all for ""."""

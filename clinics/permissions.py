@@ -1,7 +1,9 @@
 """Who may do what: the one permission vocabulary of pages, API, exports and commands.
 
-Two roles per clinic (``Membership.Role``): a therapist sees their own patients; a clinic admin
-sees every patient of the clinic and manages staff, settings, exports and the audit trail.
+Three roles per clinic (``Membership.Role``): a therapist sees their own patients; a clinic admin
+sees every patient of the clinic and manages staff, settings, exports and the audit trail; a
+supervisor sees the patients of the therapists assigned to them (``SupervisorAssignment``) and
+changes nothing: every write, form link and export asks ``may_change`` (``require_may_change``).
 Only active memberships count (``Membership.objects.reaching``: minus the clinics that signed
 this session out). The rules are QuerySet methods on the models
 (``Patient.objects.visible_to``, ``Membership.objects.admins``, ``Clinic.objects.administered_by``)
@@ -9,7 +11,8 @@ and the functions here, which pages, the API and exports call; nothing else deci
 
 Reads of something the user may not see are 404 (``*_get_for_user`` in the selectors), so an
 outsider cannot tell a forbidden object from a missing one. Actions refused to someone who may
-see the object (a therapist asking for an export) are ``PermissionDenied`` (403 in the API).
+see the object (a therapist asking for an export, a supervisor acknowledging a flag) are
+``PermissionDenied`` (403, in the API too), with a message that says who may.
 """
 
 from __future__ import annotations
@@ -23,8 +26,50 @@ from clinics.models import Clinic, Membership, Patient, Session
 
 
 def patients_visible_to(*, user: User | AnonymousUser) -> QuerySet[Patient]:
-    """Every patient the user may see: a therapist their own, an admin their clinic's."""
+    """Every patient the user may see: a therapist their own, an admin their clinic's, a
+    supervisor their assigned therapists'."""
     return Patient.objects.visible_to(user)
+
+
+def patients_changeable_by(*, user: User | AnonymousUser) -> QuerySet[Patient]:
+    """Every patient the user may act on: a therapist their own, an admin their clinic's."""
+    return Patient.objects.changeable_by(user)
+
+
+#: Why a supervisor (or anyone who may only see a patient) is refused an action.
+READ_ONLY_MESSAGE = (
+    "You see this patient as a supervisor, read-only: only the patient's therapist and the "
+    "clinic's admins can {action}."
+)
+
+
+def may_change(*, user: User | AnonymousUser, patient: Patient) -> bool:
+    """Whether ``user`` may act on ``patient`` (a write, a form link, an export): the patient's
+    therapist or a clinic admin. False for a supervisor, who may only look."""
+    return Patient.objects.changeable_by(user).filter(pk=patient.pk).exists()
+
+
+def require_may_change(*, user: User | AnonymousUser, patient: Patient, action: str) -> None:
+    """Refuse ``action`` (e.g. "acknowledge flags") on a patient the user may see but not change
+    (403, naming who may). Called after the lookup, which is 404 for a patient not seen at all."""
+    if not may_change(user=user, patient=patient):
+        raise PermissionDenied(READ_ONLY_MESSAGE.format(action=action))
+
+
+def therapists_overseen_by(*, user: User | AnonymousUser) -> QuerySet[Membership]:
+    """The therapists whose work the user oversees: a clinic's therapists for its admins, the
+    assigned ones for a supervisor (``Membership.objects.overseen_by``)."""
+    return Membership.objects.overseen_by(user)
+
+
+def clinics_overseen(*, user: User | AnonymousUser) -> QuerySet[Clinic]:
+    """The clinics whose team page the user may open: as admin or as supervisor."""
+    return Clinic.objects.overseen_by(user).order_by("name")
+
+
+def clinic_for_team(*, user: User | AnonymousUser, slug: str) -> Clinic:
+    """The clinic, if the user is one of its active admins or supervisors; 404 for everyone else."""
+    return get_object_or_404(Clinic.objects.overseen_by(user), slug=slug)
 
 
 def clinics_administered(*, user: User | AnonymousUser) -> QuerySet[Clinic]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -20,7 +20,15 @@ from django.utils import timezone
 
 from clinics.appointments import channel_check
 from clinics.errors import ApplicationError
-from clinics.models import Clinic, Episode, Membership, Patient, Session, StaffInvitation
+from clinics.models import (
+    Clinic,
+    Episode,
+    Membership,
+    Patient,
+    Session,
+    StaffInvitation,
+    SupervisorAssignment,
+)
 from clinics.permissions import works_in
 from clinics.tokens import token_hash
 from clinics.validation import check_date, check_fields, check_text
@@ -42,7 +50,10 @@ def staff_create(
         else:
             user.set_unusable_password()
         user.save()
-    Membership.objects.update_or_create(user=user, clinic=clinic, defaults={"role": role, "is_active": True})
+    membership, _ = Membership.objects.update_or_create(
+        user=user, clinic=clinic, defaults={"role": role, "is_active": True}
+    )
+    _supervision_prune(membership)
     return user
 
 
@@ -149,7 +160,7 @@ def staff_invite(
     check_text(email, what="Email", max_length=254)
     check_text(name, what="Name", max_length=150)
     if role not in Membership.Role.values:
-        raise ApplicationError("Choose a role: therapist or clinic admin.")
+        raise ApplicationError(ROLE_MISSING)
     if Membership.objects.active().filter(clinic=clinic, user__email__iexact=email).exists():
         raise ApplicationError(f"{email} already works in {clinic.name}.")
     token = secrets.token_urlsafe(32)
@@ -241,19 +252,63 @@ def staff_invitation_accept(*, token: str, user: User) -> Membership:
         membership, _ = Membership.objects.update_or_create(
             user=user, clinic=invitation.clinic, defaults={"role": invitation.role, "is_active": True}
         )
+        _supervision_prune(membership)
     return membership
 
 
+#: The roles an admin chooses from, in words.
+ROLE_MISSING = "Choose a role: therapist, supervisor or clinic admin."
+
+
 def membership_set_role(*, membership: Membership, role: str, by: User) -> Membership:
+    """Change someone's role. Leaving the supervisor role ends their assignments; a therapist who
+    becomes something else is no longer assigned to a supervisor."""
     if role not in Membership.Role.values:
-        raise ApplicationError("Choose a role: therapist or clinic admin.")
+        raise ApplicationError(ROLE_MISSING)
     if membership.user_id == by.pk and role != Membership.Role.ADMIN:
         raise ApplicationError("You cannot remove your own admin role; ask another admin.")
     if membership.role == Membership.Role.ADMIN and role != Membership.Role.ADMIN:
         _keep_one_admin(membership)
-    membership.role = role
-    membership.save(update_fields=["role"])
+    with transaction.atomic():
+        membership.role = role
+        membership.save(update_fields=["role"])
+        _supervision_prune(membership)
     return membership
+
+
+def supervision_set(*, supervisor: Membership, therapists: Iterable[Membership]) -> list[Membership]:
+    """The therapists ``supervisor`` oversees, exactly these from now on (the staff page's
+    choice): they see those therapists' caseloads and patients, read-only, and the team page.
+    Only an active supervisor, and only active therapists of the same clinic. Each assignment
+    made or ended is in the audit trail. Returns the therapists now assigned."""
+    if supervisor.role != Membership.Role.SUPERVISOR or not supervisor.is_active:
+        raise ApplicationError(
+            "Only an active supervisor can have therapists assigned; make them supervisor first."
+        )
+    chosen = {t.pk: t for t in therapists}
+    for therapist in chosen.values():
+        if (
+            therapist.clinic_id != supervisor.clinic_id
+            or therapist.role != Membership.Role.THERAPIST
+            or not therapist.is_active
+        ):
+            raise ApplicationError("Only active therapists of this clinic can be assigned to a supervisor.")
+    with transaction.atomic():
+        for ended in SupervisorAssignment.objects.filter(supervisor=supervisor).exclude(therapist__in=chosen):
+            ended.delete()  # one by one: each is an audit entry
+        for therapist in chosen.values():
+            SupervisorAssignment.objects.get_or_create(supervisor=supervisor, therapist=therapist)
+    return sorted(chosen.values(), key=lambda m: (m.user.last_name, m.user.first_name, m.pk))
+
+
+def _supervision_prune(membership: Membership) -> None:
+    """Assignments that no longer fit the membership (its role changed, or it ended) go."""
+    if membership.role != Membership.Role.SUPERVISOR or not membership.is_active:
+        for row in SupervisorAssignment.objects.filter(supervisor=membership):
+            row.delete()
+    if membership.role != Membership.Role.THERAPIST or not membership.is_active:
+        for row in SupervisorAssignment.objects.filter(therapist=membership):
+            row.delete()
 
 
 def _keep_one_admin(membership: Membership) -> None:
@@ -283,6 +338,7 @@ def membership_deactivate(*, membership: Membership, by: User) -> int:
     with transaction.atomic():
         membership.is_active = False
         membership.save(update_fields=["is_active"])
+        _supervision_prune(membership)
         user = membership.user
         if user.memberships.active().exists():
             return 0

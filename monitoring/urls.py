@@ -22,6 +22,7 @@ from monitoring.care import urls as care_urls
 from monitoring.clinic_admin import urls as clinic_admin_urls
 from monitoring.collection import urls as collection_urls
 from monitoring.security import urls as security_urls
+from monitoring.team import urls as team_urls
 
 # Each part declares its own routes; together they are the ``monitoring`` namespace.
 app_urls = (
@@ -30,6 +31,7 @@ app_urls = (
         *collection_urls.urlpatterns,
         *clinic_admin_urls.urlpatterns,
         *security_urls.urlpatterns,
+        *team_urls.urlpatterns,
         *care_urls.action_urlpatterns,
     ],
     "monitoring",

@@ -1,6 +1,6 @@
 """The cast, as in every test module: alice (therapist) and her colleague bob work in clinic A,
-dana is clinic A's admin; charlie works in clinic B, whose admin is erin. Anyone from clinic B
-must get 404 for clinic A's data."""
+dana is clinic A's admin, sam supervises alice there (read-only, not bob); charlie works in
+clinic B, whose admin is erin. Anyone from clinic B must get 404 for clinic A's data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from clinics.models import Clinic, Episode, Membership, Patient, Session
-from clinics.services import staff_create
+from clinics.services import staff_create, supervision_set
 from monitoring.models import ExportJob, Instrument
 
 PASSWORD = "correct-horse-battery"
@@ -53,6 +53,19 @@ def dana(clinic_a) -> User:
     return staff_create(
         clinic=clinic_a, email="dana@a.test", name="Dana A", role=Membership.Role.ADMIN, password=PASSWORD
     )
+
+
+@pytest.fixture
+def sam(clinic_a, alice) -> User:
+    """Clinic A's supervisor, with alice assigned (bob is not)."""
+    user = staff_create(
+        clinic=clinic_a, email="sam@a.test", name="Sam A", role=Membership.Role.SUPERVISOR, password=PASSWORD
+    )
+    supervision_set(
+        supervisor=Membership.objects.get(user=user, clinic=clinic_a),
+        therapists=[Membership.objects.select_related("user").get(user=alice, clinic=clinic_a)],
+    )
+    return user
 
 
 @pytest.fixture

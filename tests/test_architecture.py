@@ -133,6 +133,7 @@ PAGES = (
     "monitoring.collection.staff_views",
     "monitoring.clinic_admin.views",
     "monitoring.security.views",
+    "monitoring.team.views",
 )
 API = ("monitoring.api",)
 

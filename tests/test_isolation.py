@@ -2,12 +2,13 @@
 role's own objects, a colleague's in the same clinic, and another clinic's.
 
 Roles: the therapist (alice), her colleague (bob), the clinic's admin (dana), another clinic's
-admin (erin), someone holding a patient link, and an anonymous visitor. Objects: OWN are alice's
-(her patient, its episode, sessions, flag, form link; clinic A), SAME are bob's (clinic A), OTHER
-are charlie's (clinic B). What each role must get is a rule per route, one letter per object:
-A (allowed: the route's own answer, written next to it as an exact status, and for a redirect
-its exact target), H (exactly 404: hidden, its existence not revealed), L (exactly a 302 to the
-sign-in page with ?next= the requested path). Every cell compares the status code and the
+admin (erin), alice's supervisor (sam: alice is assigned to him, bob is not), someone holding a
+patient link, and an anonymous visitor. Objects: OWN are alice's (her patient, its episode,
+sessions, flag, form link; clinic A), SAME are bob's (clinic A), OTHER are charlie's (clinic B).
+What each role must get is a rule per route, one letter per object: A (allowed: the route's own
+answer, written next to it as an exact status, and for a redirect its exact target), H (exactly
+404: hidden, its existence not revealed), F (exactly 403: seen, but refused: a supervisor is
+read-only), L (exactly a 302 to the sign-in page with ?next= the requested path). Every cell compares the status code and the
 Location header, so an answer nobody planned (a 400, a 410, a redirect to two-factor set-up
 because the test's sign-in was not complete) fails the cell.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from html import unescape as html_text
 from typing import Any
 
 import pytest
@@ -42,7 +44,7 @@ from tests.conftest import finished_export
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("therapist", "colleague", "admin", "other admin", "patient link", "anonymous")
+ROLES = ("therapist", "colleague", "admin", "other admin", "supervisor", "patient link", "anonymous")
 SCOPES = ("own", "same", "other")
 ALL_FIVES = {n: 5 for n in range(1, 13)}
 
@@ -99,7 +101,7 @@ def objects_of(therapist: Any, clinic: Clinic, admin: Any, instrument: Any, tag:
 
 @pytest.fixture
 def scopes(
-    clinic_a, clinic_b, alice, bob, dana, charlie, erin, instrument, settings, tmp_path
+    clinic_a, clinic_b, alice, bob, dana, charlie, erin, sam, instrument, settings, tmp_path
 ) -> dict[str, Objects]:
     settings.MEDIA_ROOT = tmp_path
     return {
@@ -115,15 +117,25 @@ def rule(**by_role: str) -> dict[str, str]:
 
 
 SIGNED_OUT = {"patient_link": "LLL", "anonymous": "LLL"}
-# A patient's data: their therapist and the clinic's admins.
-CARE = rule(therapist="AHH", colleague="HAH", admin="AAH", other_admin="HHA", **SIGNED_OUT)
+# A patient's data: their therapist and the clinic's admins; their therapist's supervisor reads.
+CARE = rule(therapist="AHH", colleague="HAH", admin="AAH", other_admin="HHA", supervisor="AHH", **SIGNED_OUT)
+# Acting on a patient (a write, a form link, answers, an export): the supervisor is refused (403).
+CARE_WRITE = {**CARE, "supervisor": "FHH"}
 # The clinic's administration: its active admins only.
-ADMIN = rule(therapist="HHH", colleague="HHH", admin="AAH", other_admin="HHA", **SIGNED_OUT)
+ADMIN = rule(therapist="HHH", colleague="HHH", admin="AAH", other_admin="HHA", supervisor="HHH", **SIGNED_OUT)
+# The team page: the clinic's admins and supervisors.
+TEAM = rule(therapist="HHH", colleague="HHH", admin="AAH", other_admin="HHA", supervisor="AAH", **SIGNED_OUT)
 # A staff member's own pages (no other person's object in the URL).
-STAFF = rule(therapist="AAA", colleague="AAA", admin="AAA", other_admin="AAA", **SIGNED_OUT)
+STAFF = rule(therapist="AAA", colleague="AAA", admin="AAA", other_admin="AAA", supervisor="AAA", **SIGNED_OUT)
 # Reached with a one-time link (the link is the credential) or open to all.
 OPEN = rule(
-    therapist="AAA", colleague="AAA", admin="AAA", other_admin="AAA", patient_link="AAA", anonymous="AAA"
+    therapist="AAA",
+    colleague="AAA",
+    admin="AAA",
+    other_admin="AAA",
+    supervisor="AAA",
+    patient_link="AAA",
+    anonymous="AAA",
 )
 
 Url = Callable[[Objects], str]
@@ -176,60 +188,74 @@ PAGES: dict[str, tuple[str, Url, dict[str, Any], Answer, dict[str, str]]] = {
         lambda o: f"/patients/{o.patient.code}/sessions/",
         {"date": "2026-10-01"},
         redirect(newest_session),
-        CARE,
+        CARE_WRITE,
     ),
     "monitoring:form-send": (
         "POST",
         lambda o: f"/patients/{o.patient.code}/send-form/",
         {},
         redirect(newest_session),
-        CARE,
+        CARE_WRITE,
     ),
     "monitoring:patient-appointments": (
         "POST",
         lambda o: f"/patients/{o.patient.code}/appointments/",
         {"channel": "none", "repeat": ""},
         redirect(lambda o: f"/patients/{o.patient.code}/#appointments"),
-        CARE,
+        CARE_WRITE,
     ),
     "monitoring:session": ("GET", lambda o: f"/sessions/{o.session.code}/", {}, OK, CARE),
-    "monitoring:response-enter": ("GET", lambda o: f"/sessions/{o.held.code}/enter/patient/", {}, OK, CARE),
+    # The paper form: a write, though its page is a GET.
+    "monitoring:response-enter": (
+        "GET",
+        lambda o: f"/sessions/{o.held.code}/enter/patient/",
+        {},
+        OK,
+        CARE_WRITE,
+    ),
     "monitoring:session-action": (
         "POST",
         lambda o: f"/sessions/{o.held.code}/link/",
         {},
         redirect(lambda o: f"/sessions/{o.held.code}/"),
-        CARE,
+        CARE_WRITE,
     ),
     "monitoring:flag-acknowledge": (
         "POST",
         lambda o: f"/flags/{o.flag.code}/acknowledge/",
         {"acknowledgement": "discussed", "note": ""},
         redirect(lambda o: f"/patients/{o.patient.code}/#flag-{o.flag.code}"),
-        CARE,
+        CARE_WRITE,
     ),
     "monitoring:flag-unacknowledge": (
         "POST",
         lambda o: f"/flags/{o.flag.code}/unacknowledge/",
         {},
         redirect(lambda o: f"/patients/{o.patient.code}/#flag-{o.flag.code}"),
-        CARE,
+        CARE_WRITE,
     ),
     "monitoring:safety-follow-up": (
         "POST",
         lambda o: f"/safety/{o.alert.code}/follow-up/",
         {"follow_up": "contacted", "note": "Called."},
         redirect(lambda o: f"/patients/{o.patient.code}/#safety"),
-        CARE,
+        CARE_WRITE,
     ),
     # The tablet gets a fresh link and the staff member is signed out.
-    "monitoring:kiosk-start": ("POST", lambda o: f"/kiosk/{o.held.code}/", {}, redirect(tablet_form), CARE),
+    "monitoring:kiosk-start": (
+        "POST",
+        lambda o: f"/kiosk/{o.held.code}/",
+        {},
+        redirect(tablet_form),
+        CARE_WRITE,
+    ),
+    # An export: a supervisor exports nothing.
     "monitoring:patient-report-pdf": (
         "GET",
         lambda o: f"/patients/{o.patient.code}/report.pdf",
         {},
         OK,
-        CARE,
+        CARE_WRITE,
     ),
     "monitoring:admin": (
         "GET",
@@ -282,6 +308,7 @@ PAGES: dict[str, tuple[str, Url, dict[str, Any], Answer, dict[str, str]]] = {
         ADMIN,
     ),
     "monitoring:export-download": ("GET", lambda o: f"/exports/{o.job.code}/download/", {}, OK, ADMIN),
+    "monitoring:team": ("GET", lambda o: f"/team/{o.clinic.slug}/", {}, OK, TEAM),
     "monitoring:join": ("GET", lambda o: f"/join/{o.join_token}/", {}, OK, OPEN),
     "monitoring:form": ("GET", lambda o: f"/f/{o.form_token}/", {}, OK, OPEN),
     # Not answered yet: back to the form.
@@ -350,6 +377,8 @@ def answered(response: Any) -> str:
 def expected_answer(letter: str, allowed: Answer, path: str, o: Objects) -> str:
     if letter == "H":
         return "404"
+    if letter == "F":
+        return "403"
     if letter == "L":
         return f"302 {sign_in_page(path)}"
     assert letter == "A", f"unknown rule letter {letter}"
@@ -376,9 +405,9 @@ def test_no_route_is_missing():
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", sorted(PAGES))
-def test_the_matrix(name, role, scopes, alice, bob, dana, erin):
+def test_the_matrix(name, role, scopes, alice, bob, dana, erin, sam):
     method, url, body, allowed, by_role = PAGES[name]
-    users = {"therapist": alice, "colleague": bob, "admin": dana, "other admin": erin}
+    users = {"therapist": alice, "colleague": bob, "admin": dana, "other admin": erin, "supervisor": sam}
     got, expected = [], []
     for letter, scope in zip(by_role[role], SCOPES, strict=True):
         objects = scopes[scope]
@@ -391,6 +420,44 @@ def test_the_matrix(name, role, scopes, alice, bob, dana, erin):
         f"{method} {name} as {role} (rule {by_role[role]}), own/same/other:\n"
         f"     got {got}\nexpected {expected}"
     )
+
+
+def test_every_write_on_a_patient_is_refused_to_the_supervisor():
+    """A POST that the patient's therapist may make is a write: a supervisor, who sees the
+    patient, must get 403 there (CARE_WRITE, and ``require_may_change`` in the view), never 200."""
+    writes = {
+        name
+        for name, (method, *_, by_role) in PAGES.items()
+        if method == "POST" and by_role["therapist"] == "AHH"
+    }
+    assert writes, "the care routes' POSTs"
+    assert {name for name in writes if PAGES[name][4]["supervisor"] != "FHH"} == set(), (
+        "a supervisor may act on a patient here: use CARE_WRITE and clinics.permissions.require_may_change"
+    )
+
+
+def test_a_supervisor_sees_the_patient_page_read_only(scopes, sam):
+    """The page hides what the views refuse: no acknowledgement, sending, adding or PDF."""
+    client = sign_in(Client(), sam)
+    patient = scopes["own"].patient
+    html = client.get(f"/patients/{patient.code}/").content.decode()
+    assert "read-only" in html
+    for action in (
+        "/acknowledge/",
+        "/send-form/",
+        f"/patients/{patient.code}/sessions/",
+        "report.pdf",
+        "/follow-up/",
+    ):
+        assert action not in html, action
+    session = client.get(f"/sessions/{scopes['own'].held.code}/").content.decode()
+    assert "/f/" not in session and "form-link" not in session and "/enter/" not in session
+    refused = client.post(f"/flags/{scopes['own'].flag.code}/acknowledge/", {"acknowledgement": "discussed"})
+    assert refused.status_code == 403
+    assert "read-only: only the patient's therapist and the clinic's admins can acknowledge flags" in (
+        html_text(refused.content.decode())
+    )
+    assert Flag.objects.get(pk=scopes["own"].flag.pk).acknowledgement == ""
 
 
 def test_account_pages_are_open_only_where_signing_in_needs_them(client):

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 from django.core.management import call_command
 
-from clinics.models import Clinic, Membership, Patient
+from clinics.models import Clinic, Membership, Patient, SupervisorAssignment
 from monitoring.models import Answer, Flag, Response, SafetyAlert
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,12 @@ def test_the_demo_has_staff_and_every_kind_of_flag(django_capture_on_commit_call
         call_command("seed_demo", today=TODAY)
     clinic = Clinic.objects.get(slug="demo")
     roles = sorted(Membership.objects.filter(clinic=clinic).values_list("role", flat=True))
-    assert roles == ["admin", "therapist", "therapist", "therapist"]
+    assert roles == ["admin", "supervisor", "therapist", "therapist", "therapist"]
+    supervised = SupervisorAssignment.objects.filter(supervisor__user__email="supervisor@demo.bordin.test")
+    assert sorted(supervised.values_list("therapist__user__email", flat=True)) == [
+        "alice@demo.bordin.test",
+        "bob@demo.bordin.test",
+    ]
     assert 38 <= clinic.patients.filter(is_active=True).count() <= 42
     assert clinic.patients.filter(is_active=False, episodes__ended_on__isnull=False).count() == 40
     assert set(Flag.objects.values_list("kind", flat=True)) == {

@@ -13,7 +13,7 @@ import pandas as pd
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Exists, F, OuterRef
 
-from clinics.models import Clinic, Episode, Membership, Patient, Session, patient_search
+from clinics.models import Episode, Membership, Patient, Session, patient_search
 from clinics.permissions import patients_visible_to
 from clinics.selectors import patient_get_for_user, patient_list_for_user
 from monitoring.flags import events, wording
@@ -266,10 +266,10 @@ def _float(value: object) -> float | None:
 
 
 def therapists_for_admin(*, user: User | AnonymousUser) -> list[Any]:
-    """The therapists an admin may filter the caseload by (empty for a therapist)."""
+    """The therapists an admin or supervisor may filter the caseload by (empty for a therapist)."""
     if not user.is_authenticated:
         return []
-    memberships = Membership.objects.therapists().filter(clinic__in=Clinic.objects.administered_by(user))
+    memberships = Membership.objects.overseen_by(user)
     return [
         m.user for m in memberships.select_related("user").order_by("user__last_name", "user__first_name")
     ]

@@ -29,7 +29,7 @@ from django.views.decorators.http import require_POST
 from clinics import appointments
 from clinics.errors import ApplicationError
 from clinics.models import FormChannel, Session
-from clinics.permissions import may_rate_session, patients_visible_to
+from clinics.permissions import may_change, may_rate_session, patients_visible_to, require_may_change
 from clinics.selectors import patient_get_for_user, session_get_for_user
 from monitoring import charts
 from monitoring.care.messages import patient_messages_read
@@ -129,6 +129,7 @@ def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
             "today": date.today(),
             "choices": Flag.Acknowledgement.choices,
             "follow_ups": SafetyAlert.FollowUp.choices,
+            "can_change": may_change(user=request.user, patient=dashboard.patient),
         },
     )
 
@@ -244,6 +245,7 @@ def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
 @require_POST
 def flag_acknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
     flag = flag_get_for_user(user=request.user, code=code)
+    require_may_change(user=request.user, patient=flag.episode.patient, action="acknowledge flags")
     try:
         flags_services.flag_acknowledge(
             flag=flag,
@@ -262,6 +264,7 @@ def flag_acknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
 def flag_unacknowledge(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """Undo an acknowledgement (audited): the event is open again."""
     flag = flag_get_for_user(user=request.user, code=code)
+    require_may_change(user=request.user, patient=flag.episode.patient, action="undo acknowledgements")
     if flags_services.flag_unacknowledge(flag=flag, user=request.user):
         messages.success(request, "Acknowledgement undone. The flag is open again.")
     return redirect(f"{reverse('monitoring:patient', args=[flag.episode.patient.code])}#flag-{flag.code}")
@@ -276,6 +279,7 @@ def safety_follow_up(request: AuthenticatedRequest, code: uuid.UUID) -> HttpResp
         code=code,
         episode__patient__in=patients_visible_to(user=request.user),
     )
+    require_may_change(user=request.user, patient=alert.episode.patient, action="record a follow-up")
     try:
         safety.safety_follow_up(
             alert=alert,
@@ -295,6 +299,7 @@ def safety_follow_up(request: AuthenticatedRequest, code: uuid.UUID) -> HttpResp
 @require_POST
 def session_add(request: AuthenticatedRequest, code: str) -> HttpResponse:
     patient = patient_get_for_user(user=request.user, code=code)
+    require_may_change(user=request.user, patient=patient, action="add sessions")
     try:
         when = date.fromisoformat(request.POST.get("date", ""))
     except ValueError:
@@ -317,6 +322,7 @@ def form_send(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """Send form (and "Form not in"): the session made if needed, marked held, its link sent by
     the patient's channel, or shown on the session page when there is no contact on file."""
     patient = patient_get_for_user(user=request.user, code=code)
+    require_may_change(user=request.user, patient=patient, action="send forms")
     target = _uuid_or_none(request.POST.get("session", ""))
     session = session_get_for_user(user=request.user, code=target) if target else None
     if session is not None and session.episode.patient_id != patient.pk:
@@ -376,7 +382,9 @@ def _qr_svg(url: str) -> str:
 
 
 def _session_context(request: AuthenticatedRequest, session: Session) -> dict[str, object]:
-    usable = list(session.invitations.usable().order_by("-created_at"))
+    # A form link is a credential (it answers as the patient): none for a read-only viewer.
+    can_change = may_change(user=request.user, patient=session.episode.patient)
+    usable = list(session.invitations.usable().order_by("-created_at")) if can_change else []
     invitation = next((i for i in usable if i.part == Invitation.Part.AFTER), None)
     before = next((i for i in usable if i.part == Invitation.Part.BEFORE), None)
     url = links.form_url(links.token_for_salt(invitation.salt)) if invitation else ""
@@ -403,6 +411,7 @@ def _session_context(request: AuthenticatedRequest, session: Session) -> dict[st
         "patient_response": responses.get(Rater.PATIENT),
         "therapist_response": responses.get(Rater.THERAPIST),
         "can_rate": may_rate_session(user=request.user, session=session),
+        "can_change": can_change,
     }
 
 
@@ -422,6 +431,9 @@ def session_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
 def session_action(request: AuthenticatedRequest, code: str, action: str) -> HttpResponse:
     """The session page's buttons: mark held, new link, withdraw link, send link."""
     session = session_get_for_user(user=request.user, code=code)
+    require_may_change(
+        user=request.user, patient=session.episode.patient, action="change sessions and form links"
+    )
     try:
         if action == "held":
             session_mark_held(session=session, user=request.user)
@@ -462,6 +474,8 @@ def session_action(request: AuthenticatedRequest, code: str, action: str) -> Htt
 @recent_sign_in_required(allow_get=False)
 def patient_report_pdf(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """The one-patient report as a PDF to file in the health record (audited)."""
+    patient = patient_get_for_user(user=request.user, code=code)
+    require_may_change(user=request.user, patient=patient, action="export reports")
     rendered = export_services.patient_report_for_user(user=request.user, code=code)
     response = HttpResponse(rendered.content, content_type=rendered.content_type)
     response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
@@ -475,6 +489,7 @@ def patient_appointments(request: AuthenticatedRequest, code: str) -> HttpRespon
     """The patient page's "Appointments and form links": the channel form links go by and the
     recurring appointments (or none), saved together or not at all."""
     patient = patient_get_for_user(user=request.user, code=code)
+    require_may_change(user=request.user, patient=patient, action="plan appointments")
     post = request.POST
     back = f"{reverse('monitoring:patient', args=[patient.code])}#appointments"
     try:

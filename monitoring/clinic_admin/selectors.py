@@ -6,7 +6,7 @@ from datetime import date
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from clinics.models import Clinic, Episode, Membership, Patient
+from clinics.models import Clinic, Episode, Membership, Patient, SupervisorAssignment
 
 
 def staff_for_clinic(*, clinic: Clinic) -> QuerySet[Membership]:
@@ -20,6 +20,21 @@ def staff_for_clinic(*, clinic: Clinic) -> QuerySet[Membership]:
         )
         .order_by("-is_active", "user__last_name", "user__first_name")
     )
+
+
+def staff_with_supervision(*, clinic: Clinic) -> list[Membership]:
+    """The staff list, each supervisor with ``supervises``: the therapists assigned to them."""
+    memberships = list(staff_for_clinic(clinic=clinic))
+    assigned: dict[int, list[Membership]] = {}
+    for row in SupervisorAssignment.objects.filter(supervisor__clinic=clinic).select_related(
+        "therapist__user"
+    ):
+        assigned.setdefault(row.supervisor_id, []).append(row.therapist)
+    for m in memberships:
+        m.supervises = sorted(  # type: ignore[attr-defined]
+            assigned.get(m.pk, []), key=lambda t: (t.user.last_name, t.user.first_name, t.user.email)
+        )
+    return memberships
 
 
 def patients_past_retention(*, clinic: Clinic, today: date) -> QuerySet[Patient]:

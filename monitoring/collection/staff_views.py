@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from clinics.errors import ApplicationError
 from clinics.models import Session
-from clinics.permissions import may_rate_session
+from clinics.permissions import may_rate_session, require_may_change
 from clinics.selectors import session_get_for_user
 from monitoring.collection import responses as collection_responses
 from monitoring.collection.forms import answers_from_post, questions
@@ -38,6 +38,7 @@ from monitoring.security.decorators import AuthenticatedRequest
 def response_enter(request: AuthenticatedRequest, code: str, rater: str) -> HttpResponse:
     """Staff entry of a paper form on the patient's behalf, or the therapist's own rating."""
     session = session_get_for_user(user=request.user, code=code)
+    require_may_change(user=request.user, patient=session.episode.patient, action="enter answers")
     if rater == Rater.THERAPIST and not may_rate_session(user=request.user, session=session):
         messages.error(
             request, "Only the patient's therapist can rate this session, when the clinic has it turned on."
@@ -105,6 +106,7 @@ def kiosk_start(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """Hand the tablet to the patient: create a tablet link, then sign the staff member out so
     that nothing but the form is reachable until staff sign in again."""
     session = session_get_for_user(user=request.user, code=code)
+    require_may_change(user=request.user, patient=session.episode.patient, action="hand the tablet over")
     part = Invitation.Part.BEFORE if request.POST.get("part") == "before" else Invitation.Part.AFTER
     try:
         if part == Invitation.Part.AFTER and session.status != Session.Status.HELD:

@@ -74,7 +74,7 @@ class Api:
 
 
 @pytest.fixture
-def tokens(clinic_a, clinic_b, alice, bob, dana, charlie, erin) -> dict[str, str | None]:
+def tokens(clinic_a, clinic_b, alice, bob, dana, charlie, erin, sam) -> dict[str, str | None]:
     """One token per role of the permission table (anonymous has none)."""
     revoked_row, revoked = api_token_create(user=alice, clinic=clinic_a, name="old")
     api_token_revoke(token=revoked_row, by=alice)
@@ -88,6 +88,7 @@ def tokens(clinic_a, clinic_b, alice, bob, dana, charlie, erin) -> dict[str, str
         "admin": make_token(dana, clinic_a),
         "other clinic": make_token(erin, clinic_b),
         "other therapist": make_token(charlie, clinic_b),
+        "supervisor": make_token(sam, clinic_a),
         "anonymous": None,
         "revoked token": revoked,
         "expired token": expired,

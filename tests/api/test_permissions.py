@@ -1,11 +1,12 @@
 """The permission table: every operation of the API, for every role, with the status it must get.
 
 Roles (all with API tokens): the patient's therapist (alice), her colleague (bob), the clinic's
-admin (dana), another clinic's admin (erin), nobody, and alice's revoked and expired tokens. The
-rules are the pages': a therapist sees their own patients, an admin their clinic's, and anything
-of another clinic is 404, never 403, so its existence is not revealed. Admin-only actions (adding
-patients, opening and closing episodes, exports) are 403 for a therapist who can see the patient.
-Minting tokens needs a browser session, so every token gets 403 there.
+admin (dana), another clinic's admin (erin), alice's supervisor (sam), nobody, and alice's revoked
+and expired tokens. The rules are the pages': a therapist sees their own patients, an admin their
+clinic's, a supervisor their assigned therapists' (read-only), and anything of another clinic is
+404, never 403, so its existence is not revealed. Admin-only actions (adding patients, opening and
+closing episodes, exports) are 403 for a therapist who can see the patient; every write is 403 for
+the supervisor. Minting tokens needs a browser session, so every token gets 403 there.
 """
 
 from __future__ import annotations
@@ -18,33 +19,52 @@ from tests.api.conftest import Api, World, membership_code
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("therapist", "colleague", "admin", "other clinic", "anonymous", "revoked token", "expired token")
+ROLES = (
+    "therapist",
+    "colleague",
+    "admin",
+    "other clinic",
+    "supervisor",
+    "anonymous",
+    "revoked token",
+    "expired token",
+)
 ANSWERS = [{"item": n, "value": 4} for n in range(1, 13)]
 
 
-def row(therapist: int, colleague: int, admin: int, other: int) -> dict[str, int]:
+def row(therapist: int, colleague: int, admin: int, other: int, *, supervisor: int) -> dict[str, int]:
     """Expected statuses; the last three roles are always 401."""
     return {
         "therapist": therapist,
         "colleague": colleague,
         "admin": admin,
         "other clinic": other,
+        "supervisor": supervisor,
         "anonymous": 401,
         "revoked token": 401,
         "expired token": 401,
     }
 
 
-EVERYONE = row(200, 200, 200, 200)
-OWNERS = row(200, 404, 200, 404)
-ADMIN_WRITE = row(403, 404, 200, 404)
+EVERYONE = row(200, 200, 200, 200, supervisor=200)
+# Reads of alice's patient: she, the clinic's admin and her supervisor.
+OWNERS = row(200, 404, 200, 404, supervisor=200)
+# Writes on alice's patient: she and the clinic's admin; her supervisor sees it but is refused.
+OWNERS_WRITE = row(200, 404, 200, 404, supervisor=403)
+ADMIN_WRITE = row(403, 404, 200, 404, supervisor=403)
 
 # (operation, method, path with {placeholders} filled from the world, body, expected by role)
 TABLE: list[tuple[str, str, str, Any, dict[str, int]]] = [
     ("me", "GET", "/api/v1/me/", None, EVERYONE),
     ("tokens_list", "GET", "/api/v1/tokens/", None, EVERYONE),
-    ("tokens_create", "POST", "/api/v1/tokens/", {"name": "x"}, row(403, 403, 403, 403)),
-    ("tokens_revoke", "DELETE", "/api/v1/tokens/{spare_token}/", None, row(204, 404, 204, 404)),
+    ("tokens_create", "POST", "/api/v1/tokens/", {"name": "x"}, row(403, 403, 403, 403, supervisor=403)),
+    (
+        "tokens_revoke",
+        "DELETE",
+        "/api/v1/tokens/{spare_token}/",
+        None,
+        row(204, 404, 204, 404, supervisor=404),
+    ),
     ("staff_list", "GET", "/api/v1/staff/", None, EVERYONE),
     ("patients_list", "GET", "/api/v1/patients/", None, EVERYONE),
     # erin adds to her own clinic, where alice's membership code names nobody: a field error.
@@ -53,7 +73,7 @@ TABLE: list[tuple[str, str, str, Any, dict[str, int]]] = [
         "POST",
         "/api/v1/patients/",
         {"label": "N", "therapist": "{alice_code}"},
-        row(403, 403, 201, 400),
+        row(403, 403, 201, 400, supervisor=403),
     ),
     ("patients_retrieve", "GET", "/api/v1/patients/{patient}/", None, OWNERS),
     ("patients_update", "PATCH", "/api/v1/patients/{patient}/", {"contact_phone": "123"}, ADMIN_WRITE),
@@ -64,7 +84,7 @@ TABLE: list[tuple[str, str, str, Any, dict[str, int]]] = [
         "POST",
         "/api/v1/patients/{unepisoded}/episodes/",
         {"started_on": "2026-10-01"},
-        row(403, 404, 201, 404),
+        row(403, 404, 201, 404, supervisor=403),
     ),
     ("episodes_retrieve", "GET", "/api/v1/episodes/{episode}/", None, OWNERS),
     ("episodes_close", "POST", "/api/v1/episodes/{episode}/close/", {"on": "2026-12-01"}, ADMIN_WRITE),
@@ -73,18 +93,24 @@ TABLE: list[tuple[str, str, str, Any, dict[str, int]]] = [
         "POST",
         "/api/v1/patients/{patient}/sessions/",
         {"date": "2026-10-01"},
-        row(201, 404, 201, 404),
+        row(201, 404, 201, 404, supervisor=403),
     ),
     ("sessions_list", "GET", "/api/v1/sessions/", None, EVERYONE),
     ("sessions_retrieve", "GET", "/api/v1/sessions/{answered}/", None, OWNERS),
-    ("sessions_update", "PATCH", "/api/v1/sessions/{scheduled}/", {"status": "held"}, OWNERS),
-    ("sessions_link_create", "POST", "/api/v1/sessions/{held}/link/", None, row(201, 404, 201, 404)),
+    ("sessions_update", "PATCH", "/api/v1/sessions/{scheduled}/", {"status": "held"}, OWNERS_WRITE),
+    (
+        "sessions_link_create",
+        "POST",
+        "/api/v1/sessions/{held}/link/",
+        None,
+        row(201, 404, 201, 404, supervisor=403),
+    ),
     (
         "responses_create",
         "POST",
         "/api/v1/sessions/{held}/responses/",
         {"answers": ANSWERS},
-        row(201, 404, 201, 404),
+        row(201, 404, 201, 404, supervisor=403),
     ),
     ("responses_retrieve", "GET", "/api/v1/sessions/{answered}/responses/patient/", None, OWNERS),
     ("responses_fhir", "GET", "/api/v1/sessions/{answered}/responses/patient/fhir/", None, OWNERS),
@@ -97,9 +123,9 @@ TABLE: list[tuple[str, str, str, Any, dict[str, int]]] = [
         "POST",
         "/api/v1/flags/{flag}/acknowledge/",
         {"acknowledgement": "discussed"},
-        OWNERS,
+        OWNERS_WRITE,
     ),
-    ("flags_unacknowledge", "POST", "/api/v1/flags/{flag}/unacknowledge/", None, OWNERS),
+    ("flags_unacknowledge", "POST", "/api/v1/flags/{flag}/unacknowledge/", None, OWNERS_WRITE),
     ("safety_alerts_list", "GET", "/api/v1/safety-alerts/", None, EVERYONE),
     ("safety_alerts_retrieve", "GET", "/api/v1/safety-alerts/{alert}/", None, OWNERS),
     (
@@ -107,7 +133,7 @@ TABLE: list[tuple[str, str, str, Any, dict[str, int]]] = [
         "POST",
         "/api/v1/safety-alerts/{alert}/follow-up/",
         {"follow_up": "contacted", "note": "Called her; safe, plan agreed."},
-        OWNERS,
+        OWNERS_WRITE,
     ),
     ("instruments_list", "GET", "/api/v1/instruments/", None, EVERYONE),
     ("instruments_retrieve", "GET", "/api/v1/instruments/bordin-alliance/1/", None, EVERYONE),
@@ -120,10 +146,16 @@ TABLE: list[tuple[str, str, str, Any, dict[str, int]]] = [
         "POST",
         "/api/v1/exports/",
         {"report": "session_scores", "format": "csv"},
-        row(403, 403, 202, 202),
+        row(403, 403, 202, 202, supervisor=403),
     ),
-    ("exports_retrieve", "GET", "/api/v1/exports/{job}/", None, row(404, 404, 200, 404)),
-    ("exports_download", "GET", "/api/v1/exports/{job}/download/", None, row(404, 404, 200, 404)),
+    ("exports_retrieve", "GET", "/api/v1/exports/{job}/", None, row(404, 404, 200, 404, supervisor=404)),
+    (
+        "exports_download",
+        "GET",
+        "/api/v1/exports/{job}/download/",
+        None,
+        row(404, 404, 200, 404, supervisor=404),
+    ),
 ]
 
 
@@ -169,6 +201,26 @@ def test_permission_table(role, operation, method, path, body, expected, tokens,
     if response.status_code == 404:
         # The same words whether the object exists elsewhere or not at all.
         assert api_error(response.json())["code"] == "not_found"
+
+
+def test_a_supervisor_reads_a_session_without_its_form_link(tokens, world):
+    """A form link answers as the patient: the session read gives it to the therapist, never to
+    the supervisor, who sees the session read-only."""
+    path = f"/api/v1/sessions/{world.held.code}/"
+    Api(tokens["therapist"]).post(f"{path}link/")
+    assert Api(tokens["therapist"]).get(path).json()["form_link"]["url"]
+    seen = Api(tokens["supervisor"]).get(path)
+    assert seen.status_code == 200 and seen.json()["form_link"] is None
+    refused = Api(tokens["supervisor"]).post(
+        f"/api/v1/flags/{world.flag.code}/acknowledge/", {"acknowledgement": "discussed"}
+    )
+    assert refused.json()["error"] == {
+        "fields": {},
+        "problems": [],
+        "code": "permission_denied",
+        "message": "You see this patient as a supervisor, read-only: only the patient's therapist and "
+        "the clinic's admins can acknowledge flags.",
+    }
 
 
 def api_error(body: dict) -> dict:

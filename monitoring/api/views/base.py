@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clinics.models import Clinic, Membership, Patient, Session
+from clinics.permissions import require_may_change
 from clinics.selectors import patient_get_for_user, session_get_for_user
 from monitoring.api.auth import (
     ApiPagination,
@@ -164,21 +165,32 @@ def therapist_for(clinic: Clinic, code: UUID, field: str) -> Membership:
     return membership
 
 
-def patient_for(request: Request, code: object) -> Patient:
+# The lookups: 404 for anything the user may not see (or outside the token's clinic). With
+# ``change`` (what the request does, in words), 403 for a patient the user may see but not change
+# (a supervisor, read-only), as the pages answer.
+
+
+def patient_for(request: Request, code: object, *, change: str = "") -> Patient:
     patient = patient_get_for_user(user=user_of(request), code=code)
     in_scope(request, clinic_id=patient.clinic_id)
+    if change:
+        require_may_change(user=user_of(request), patient=patient, action=change)
     return patient
 
 
-def session_for(request: Request, code: object) -> Session:
+def session_for(request: Request, code: object, *, change: str = "") -> Session:
     session = session_get_for_user(user=user_of(request), code=code)
     in_scope(request, clinic_id=session.episode.patient.clinic_id)
+    if change:
+        require_may_change(user=user_of(request), patient=session.episode.patient, action=change)
     return session
 
 
-def flag_for(request: Request, code: object) -> Flag:
+def flag_for(request: Request, code: object, *, change: str = "") -> Flag:
     flag = flag_get_for_user(user=user_of(request), code=code)
     in_scope(request, clinic_id=flag.episode.patient.clinic_id)
+    if change:
+        require_may_change(user=user_of(request), patient=flag.episode.patient, action=change)
     return flag
 
 

@@ -112,7 +112,7 @@ class FlagAcknowledgeApi(ApiView):
     def post(self, request: Request, code: str) -> Response:
         """Mark a flag's event as discussed with the patient or not relevant, with an optional
         note; the same event on the other scales is acknowledged with it. 409 if it was already."""
-        flag = flag_for(request, code)
+        flag = flag_for(request, code, change="acknowledge flags")
         data = valid_input(s.FlagAcknowledgeInput, request.data)
         done = flag_acknowledge(
             flag=flag, user=user_of(request), acknowledgement=data["acknowledgement"], note=data["note"]
@@ -134,7 +134,7 @@ class FlagUnacknowledgeApi(ApiView):
         """Undo an acknowledgement: the event (on every scale it showed on) is open again and
         counts for the caseload as before while it is recent. Recorded in the audit trail.
         Idempotent: on an open flag nothing changes and ``reopened`` is empty."""
-        flag = flag_for(request, code)
+        flag = flag_for(request, code, change="undo acknowledgements")
         done = flag_unacknowledge(flag=flag, user=user_of(request))
         rows = _flags(Flag.objects.filter(pk__in=[f.pk for f in done])).order_by("scale")
         return Response(s.FlagReopenedOutput({"reopened": rows}).data)

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from clinics.permissions import require_may_change
 from monitoring.api import serializers as s
 from monitoring.api.auth import patients_for, user_of
 from monitoring.api.views.base import CONFLICT, ApiView, audit_access, audit_list, valid_input
@@ -76,6 +77,7 @@ class SafetyFollowUpApi(ApiView):
         alert then leaves the top of the caseload; the change is in the audit trail. 409 if a
         follow-up has been recorded already."""
         alert = _alert_for(request, code)
+        require_may_change(user=user_of(request), patient=alert.episode.patient, action="record a follow-up")
         data = valid_input(s.SafetyFollowUpInput, request.data)
         safety_follow_up(alert=alert, user=user_of(request), follow_up=data["follow_up"], note=data["note"])
         return Response(s.SafetyAlertOutput(_alerts(request).get(pk=alert.pk)).data)

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from clinics.errors import ApplicationError
 from clinics.models import Session
+from clinics.permissions import may_change
 from monitoring.analytics.outcomes import score_measure
 from monitoring.api import serializers as s
 from monitoring.api.auth import (
@@ -80,11 +81,16 @@ def _form_link(invitation: Invitation | None, token: str | None = None) -> dict[
     }
 
 
-def _session_out(session: Session, link: tuple[Invitation, str] | None = None) -> dict[str, Any]:
+def _session_out(
+    session: Session, link: tuple[Invitation, str] | None = None, *, with_link: bool = True
+) -> dict[str, Any]:
     """One session with its open form link: the one just made, else the newest usable one (as the
-    session page shows it)."""
+    session page shows it). ``with_link=False``: none (a link answers as the patient; a
+    supervisor, read-only, gets none)."""
     fresh = _with_measures(_with_responses(Session.objects.filter(pk=session.pk)))[0]
-    if link is None:
+    if not with_link:
+        form_link = None
+    elif link is None:
         current = session.invitations.usable().order_by("-created_at").first()
         form_link = _form_link(current)
     else:
@@ -129,7 +135,7 @@ class PatientSessionsApi(ApiView):
         `external_id` (the appointment's id in the health record) a retried push answers 200 with
         the session it made the first time instead of adding another; the same id for another
         patient of the clinic is a 409."""
-        patient = patient_for(request, code)
+        patient = patient_for(request, code, change="add sessions")
         data = valid_input(s.SessionCreateInput, request.data)
         user = user_of(request)
         if data.get("external_id"):
@@ -178,12 +184,17 @@ class SessionListApi(ApiView):
 class SessionDetailApi(ApiView):
     @extend_schema(operation_id="sessions_retrieve", responses=s.SessionOutput, tags=["sessions"])
     def get(self, request: Request, code: str) -> Response:
-        """One session, with its open form link if there is one."""
+        """One session, with its open form link if there is one (never for a supervisor, who
+        sees the session read-only: a link answers as the patient)."""
         session = session_for(request, code)
         audit_access(
             request, instance=session.episode.patient, what="session", extra={"session": str(session.code)}
         )
-        return Response(_session_out(session))
+        return Response(
+            _session_out(
+                session, with_link=may_change(user=user_of(request), patient=session.episode.patient)
+            )
+        )
 
     @extend_schema(
         operation_id="sessions_update",
@@ -195,7 +206,7 @@ class SessionDetailApi(ApiView):
         """Move an appointment or change its status. Becoming "held" creates the form link (a
         session held already keeps its link); cancelling withdraws open links, and is refused
         (409) once answers are in."""
-        session = session_for(request, code)
+        session = session_for(request, code, change="change sessions")
         data = valid_input(s.SessionUpdateInput, request.data)
         link = session_update(
             session=session, user=user_of(request), on=data.get("date"), status=data.get("status")
@@ -213,7 +224,7 @@ class SessionLinkApi(ApiView):
     def post(self, request: Request, code: str) -> Response:
         """A fresh one-time form link for a held session; earlier links stop working. 409 once the
         patient's answers are in."""
-        session = session_for(request, code)
+        session = session_for(request, code, change="create form links")
         invitation, token = invitation_create(session=session, created_by=user_of(request))
         return Response(s.FormLinkOutput(_form_link(invitation, token)).data, status=status.HTTP_201_CREATED)
 
@@ -233,7 +244,7 @@ class SessionResponsesApi(ApiView):
         alliance (default; the session becomes held and the episode is analysed) or a symptom
         measure such as "phq9" (a risk answer raises a safety alert at once). Every item must be
         answered. 409 if this rater's answers of this measure are in."""
-        session = session_for(request, code)
+        session = session_for(request, code, change="enter answers")
         data = valid_input(s.ResponseInput, request.data)
         try:
             response = response_enter(

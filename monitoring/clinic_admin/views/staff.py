@@ -4,6 +4,7 @@ the link)."""
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import quote
 
 from django.contrib import messages
@@ -25,7 +26,7 @@ from clinics.permissions import clinic_for_admin
 from monitoring.clinic_admin.forms import (
     StaffInviteForm,
 )
-from monitoring.clinic_admin.selectors import staff_for_clinic
+from monitoring.clinic_admin.selectors import staff_with_supervision
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required, staff_required
 
 
@@ -56,7 +57,7 @@ def staff(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             form, failed = StaffInviteForm(), False
         except ApplicationError as error:
             form.add_error(None, error.message)
-    memberships = staff_for_clinic(clinic=clinic)
+    memberships = staff_with_supervision(clinic=clinic)
     pending = clinic.staff_invitations.pending()
     return render(
         request,
@@ -68,6 +69,7 @@ def staff(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             "pending": pending,
             "new_link": new_link,
             "roles": Membership.Role.choices,
+            "therapists": [m for m in memberships if m.is_active and m.role == Membership.Role.THERAPIST],
         },
         status=400 if failed else 200,
     )
@@ -94,6 +96,26 @@ def staff_action(request: AuthenticatedRequest, slug: str, code: str, action: st
                 f"{membership.user.get_full_name()} no longer has access to {clinic.name}"
                 + (f"; {ended} signed-in session(s) ended." if ended else "."),
             )
+        elif action == "supervise":
+            codes = [_uuid_or_none(c) for c in request.POST.getlist("therapist")]
+            chosen = Membership.objects.filter(
+                clinic=clinic, code__in=[c for c in codes if c]
+            ).select_related("user")
+            if len(chosen) != len(codes):
+                raise ApplicationError(
+                    "A therapist in that choice is no longer on the staff list; reload the page."
+                )
+            assigned = clinic_services.supervision_set(supervisor=membership, therapists=chosen)
+            names = ", ".join(t.user.get_full_name() or t.user.email for t in assigned)
+            messages.success(
+                request,
+                f"{membership.user.get_full_name() or membership.user.email} now supervises "
+                + (
+                    f"{names}: their caseloads and patients, read-only, and the Team page."
+                    if names
+                    else "nobody."
+                ),
+            )
         elif action == "sign-out":
             result = clinic_services.user_sessions_end_by_admin(membership=membership, by=request.user)
             if result.everywhere:
@@ -114,6 +136,13 @@ def staff_action(request: AuthenticatedRequest, slug: str, code: str, action: st
     except ApplicationError as error:
         messages.error(request, error.message)
     return redirect("monitoring:admin-staff", slug=clinic.slug)
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 @staff_required

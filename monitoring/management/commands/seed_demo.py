@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clinics.models import Clinic, Episode, Membership, Patient, Session
-from clinics.services import staff_create
+from clinics.services import staff_create, supervision_set
 from monitoring.analytics.scoring import score_items_wide
 from monitoring.analytics.simulate import simulate_cohort
 from monitoring.analytics.simulate_symptoms import simulate_symptoms
@@ -42,6 +42,9 @@ THERAPISTS = (
     ("bob@demo.bordin.test", "Bob Okafor"),
     ("carol@demo.bordin.test", "Carol Nguyen"),
 )
+#: A supervisor, with Alice and Bob assigned: their caseloads read-only, and the Team page.
+SUPERVISOR = ("supervisor@demo.bordin.test", "Sam Supervisor")
+SUPERVISED = 2  # the first two therapists
 # The demo's mix of courses, so that every kind of flag and pattern appears on some patient.
 DEMO_MIX = {
     "stable": 9,
@@ -62,9 +65,11 @@ TREATMENTS = {
 
 
 def demo_logins() -> list[tuple[str, str, str]]:
-    return [(ADMIN[0], "clinic admin", DEMO_PASSWORD)] + [
-        (e, "therapist", DEMO_PASSWORD) for e, _ in THERAPISTS
-    ]
+    return (
+        [(ADMIN[0], "clinic admin", DEMO_PASSWORD)]
+        + [(e, "therapist", DEMO_PASSWORD) for e, _ in THERAPISTS]
+        + [(SUPERVISOR[0], "supervisor", DEMO_PASSWORD)]
+    )
 
 
 def _labels(n: int, rng: np.random.Generator) -> list[str]:
@@ -127,6 +132,19 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
         staff_create(clinic=clinic, email=e, name=n, role=Membership.Role.THERAPIST, password=DEMO_PASSWORD)
         for e, n in THERAPISTS
     ]
+    supervisor = staff_create(
+        clinic=clinic,
+        email=SUPERVISOR[0],
+        name=SUPERVISOR[1],
+        role=Membership.Role.SUPERVISOR,
+        password=DEMO_PASSWORD,
+    )
+    supervision_set(
+        supervisor=Membership.objects.get(user=supervisor, clinic=clinic),
+        therapists=Membership.objects.filter(user__in=therapists[:SUPERVISED], clinic=clinic).select_related(
+            "user"
+        ),
+    )
     for user in User.objects.filter(memberships__clinic=clinic):
         Authenticator.objects.filter(user=user).delete()  # a rebuilt demo keeps the published secret
         totp_activate(user=user, secret=DEMO_TOTP_SECRET)
