@@ -107,7 +107,8 @@ def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
     """One patient's alliance: own level, deviations, flags with their reasons, the answers."""
     dashboard = patient_dashboard(user=request.user, code=code)
     access_log(actor=request.user, instance=dashboard.patient, what="patient page", path=request.path)
-    notifications_mark_read(user=request.user, flag_ids=[f.flag.pk for f in dashboard.flags])
+    # Every flag of every event shown (a story's rupture and its unrepaired rupture notify apart).
+    notifications_mark_read(user=request.user, flag_ids=[f.pk for v in dashboard.flags for f in v.flags])
     return render(
         request,
         "care/patient.html",

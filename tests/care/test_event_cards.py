@@ -8,7 +8,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from monitoring.models import Flag
+from monitoring.models import Flag, Notification
 from tests.auth import sign_in
 from tests.flags.test_events import KJ, SLIDE, stored
 
@@ -63,3 +63,13 @@ def test_acknowledging_the_card_acknowledges_every_flag_of_the_story_and_undo_re
     assert "Undo acknowledgement" in story and 'name="acknowledgement"' not in story
     client.post(reverse("monitoring:flag-unacknowledge", args=[head.code]))
     assert not Flag.objects.filter(episode=episode).exclude(acknowledgement="").exists()
+
+
+def test_opening_the_page_reads_the_notifications_of_every_flag_of_the_story(client, alice, episode):
+    flags = stored(episode, KJ)
+    noted = [f for f in flags if f.alarm and f.kind in ("rupture", "unrepaired") and f.scale == "total"]
+    for f in noted:
+        Notification.objects.create(user=alice, flag=f)
+    sign_in(client, alice)
+    client.get(reverse("monitoring:patient", args=[episode.patient.code]))
+    assert not Notification.objects.filter(user=alice, read_at=None).exists()
