@@ -31,6 +31,8 @@ def test_one_card_where_there_were_five(client, alice, episode):
     assert cards(html) == [str(head.code), str(low.code), str(slide.code)]
     story = html.split(f'id="flag-{head.code}"')[1].split("</li>\n    \n")[0]
     assert "Sessions 8 to 11" in story
+    alone = html.split(f'id="flag-{low.code}"')[1].split("</li>\n    \n")[0]
+    assert "Session 10 · " in alone and "Sessions" not in alone
     assert "Total alliance, Goal and task agreement, Task agreement, Goal agreement, Bond" in story
     assert (
         "Dropped at session 8; a sudden loss from session 7 to 8 (confirmed at session 10); "

@@ -62,7 +62,7 @@ def test_the_pdf_has_one_entry_per_story_with_its_steps_and_acknowledgement(cast
     flagged = text.split("Flags One entry per event")[1].split("Sessions Session")[0]
     # Two entries, not twenty-two: the story and the low alliance.
     assert flagged.count("Unrepaired rupture · sessions 4 to 7") == 1
-    assert flagged.count("Alliance has stayed low · sessions 4 to 6") == 1
+    assert flagged.count("Alliance has stayed low · session 6") == 1
     assert "Total alliance, Goal and task agreement, Task agreement, Goal agreement, Bond" in flagged
     assert (
         "Dropped at session 4; a sudden loss from session 3 to 4 (confirmed at session 6); "

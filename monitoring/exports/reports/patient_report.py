@@ -213,9 +213,11 @@ def event_entries(flags: list[Flag], *, pseudonymise: bool) -> list[dict[str, An
             {
                 "kind": event.kind,
                 "title": wording.FLAGS[event.kind].title,
+                # A story from its rupture to its latest step; any other event at its session
+                # (an alliance that stayed low says its run in its explanation).
                 "sessions": f"{event.start} to {event.session}"
-                if event.start != event.session
-                else str(event.start),
+                if event.story and event.start != event.session
+                else str(event.head.session.number),
                 "date": first.date,
                 "scales": ", ".join(wording.SCALE_NAMES.get(s, s) for s in event.scales),
                 "story": event.told[:1].upper() + event.told[1:] if event.story else "",
