@@ -68,6 +68,14 @@ v1 = [
         instruments.QuestionnaireApi.as_view(),
         name="instrument-fhir",
     ),
+    # The FHIR base of this API: a canonical {FHIR_CANONICAL_BASE}/CodeSystem/{id} is read at
+    # /api/v1/fhir/CodeSystem/{id}, without a trailing slash as FHIR clients write it. Any id
+    # reaches the view, so that an unknown one is answered as FHIR (an OperationOutcome).
+    re_path(
+        r"^fhir/CodeSystem/(?P<id>[^/]+)$",
+        instruments.CodeSystemApi.as_view(),
+        name="codesystem",
+    ),
     path("exports/reports/", exports.ReportListApi.as_view(), name="reports"),
     path("exports/", exports.ExportListApi.as_view(), name="exports"),
     path("exports/<uuid:code>/", exports.ExportDetailApi.as_view(), name="export"),

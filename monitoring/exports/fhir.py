@@ -363,6 +363,23 @@ def codesystem_resources(*, instrument: Instrument, language: str) -> list[dict[
     return systems
 
 
+def codesystem_find(*, id: str, version: int | None = None, language: str = "en") -> dict[str, Any] | None:
+    """The code system ``id`` (``{instrument}-answers`` or ``{instrument}-subscales``) as a
+    CodeSystem resource, of ``version`` or of the newest instrument version that has it; None
+    when there is none. Read from the loaded instruments, as the bundles build them."""
+    code = re.sub(r"-(answers|subscales)$", "", id)
+    if code == id:
+        return None
+    instruments = Instrument.objects.filter(code=code).prefetch_related("translations", "items")
+    if version is not None:
+        instruments = instruments.filter(version=version)
+    for instrument in instruments.order_by("-version"):
+        for resource in codesystem_resources(instrument=instrument, language=language):
+            if resource["id"] == id:
+                return resource
+    return None
+
+
 def patient_identifier(
     *, clinic: Clinic, patient_code: object, external_id: str, filters: ExportFilters
 ) -> dict[str, str]:

@@ -138,6 +138,7 @@ TABLE: list[tuple[str, str, str, Any, dict[str, int]]] = [
     ("instruments_list", "GET", "/api/v1/instruments/", None, EVERYONE),
     ("instruments_retrieve", "GET", "/api/v1/instruments/bordin-alliance/1/", None, EVERYONE),
     ("instruments_fhir", "GET", "/api/v1/instruments/bordin-alliance/1/fhir/", None, EVERYONE),
+    ("codesystems_fhir", "GET", "/api/v1/fhir/CodeSystem/bordin-alliance-answers", None, EVERYONE),
     ("exports_reports", "GET", "/api/v1/exports/reports/", None, EVERYONE),
     ("exports_list", "GET", "/api/v1/exports/", None, EVERYONE),
     # erin exports her own clinic's data: allowed. Therapists may not export at all.

@@ -77,6 +77,7 @@ def fuzz(db, _keep_the_test_connection, world: World, dana, alice, clinic_a) -> 
             "exports": str(world.job.code),
             "tokens": str(world.spare_token.code),
             "instruments": "bordin-alliance",
+            "fhir": "bordin-alliance-answers",
         },
     }
 
@@ -87,7 +88,9 @@ def aim_at_real_objects(case: Any, fuzz: dict[str, Any]) -> None:
     *because of* those values, and must stay so."""
     if not case.meta or not case.meta.generation.mode.is_positive or next(_turn) % 2:
         return
-    if case.path_parameters:
+    if "id" in case.path_parameters:  # a FHIR read, /api/v1/fhir/{type}/{id}
+        case.path_parameters["id"] = fuzz["codes"]["fhir"]
+    elif case.path_parameters:
         case.path_parameters["code"] = fuzz["codes"][case.operation.path.split("/")[3]]
         if "version" in case.path_parameters:
             case.path_parameters["version"] = "1"

@@ -26,9 +26,7 @@ def stored_flags(clinic: Clinic) -> pd.DataFrame:
     # The import carries the patient's ratings: the two-perspectives flags, which rest on the
     # therapist's ratings too, are the source's alone (docs/import.md).
     flags = Flag.objects.filter(episode__patient__clinic=clinic).exclude(kind=Flag.Kind.PERSPECTIVE_GAP)
-    rows = flags.values_list(
-        "episode__patient__label", "session__number", "scale", "kind", "alarm"
-    )
+    rows = flags.values_list("episode__patient__label", "session__number", "scale", "kind", "alarm")
     frame = pd.DataFrame.from_records(list(rows), columns=["patient", "session", "scale", "kind", "alarm"])
     return frame.sort_values(list(frame.columns), ignore_index=True)
 

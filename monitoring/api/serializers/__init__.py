@@ -35,6 +35,7 @@ from monitoring.api.serializers.analysis import (
     symptom_statuses,
 )
 from monitoring.api.serializers.exports import (
+    CodeSystemQuery,
     ExportInput,
     ExportJobOutput,
     InstrumentItemOutput,
@@ -116,6 +117,7 @@ __all__ = [
     "CaseloadFilter",
     "CaseloadRowOutput",
     "ClinicRef",
+    "CodeSystemQuery",
     "EpisodeCloseInput",
     "EpisodeInput",
     "EpisodeOutput",

@@ -43,6 +43,12 @@ class LanguageQuery(serializers.Serializer):
     )
 
 
+class CodeSystemQuery(LanguageQuery):
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=999_999_999, help_text="The newest if left out."
+    )
+
+
 # --- Exports -------------------------------------------------------------------------------------
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.questionnaire import Questionnaire
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -69,3 +70,23 @@ class QuestionnaireApi(FhirApiView):
             Questionnaire, fhir.questionnaire_resource(instrument=instrument, language=language)
         )
         return HttpResponse(resource, content_type=FHIR_JSON)
+
+
+class CodeSystemApi(FhirApiView):
+    @extend_schema(
+        operation_id="codesystems_fhir",
+        parameters=[s.CodeSystemQuery],
+        responses={(200, FHIR_JSON): OpenApiTypes.OBJECT},
+        tags=["fhir"],
+    )
+    def get(self, request: Request, id: str) -> HttpResponse:
+        """One of Bordin's own code systems as a FHIR R4 CodeSystem (the same resource the FHIR
+        bundle export carries): `{instrument}-answers` (an answer scale not coded by LOINC) or
+        `{instrument}-subscales`. Its canonical url is `{FHIR_CANONICAL_BASE}/CodeSystem/{id}`, so
+        a client resolves a code system of an exported bundle by replacing the canonical base with
+        this API's FHIR base, `/api/v1/fhir`."""
+        query = valid_input(s.CodeSystemQuery, request.query_params.dict())
+        found = fhir.codesystem_find(id=id, version=query.get("version"), language=query["language"])
+        if found is None:
+            raise Http404("There is no such code system.")
+        return HttpResponse(fhir._validated(CodeSystem, found), content_type=FHIR_JSON)
