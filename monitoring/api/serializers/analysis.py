@@ -171,15 +171,33 @@ class SessionRowOutput(serializers.Serializer):
     therapist_answers = ItemValueOutput(many=True)
 
 
+class FlagStepOutput(serializers.Serializer):
+    """One step of an event's story: a kind of flag at a session, on one or more scales."""
+
+    code = serializers.UUIDField(help_text="The step's headline flag (the total's where it has one).")
+    kind = serializers.ChoiceField(choices=Flag.Kind.choices)
+    session = serializers.IntegerField()
+    words = serializers.CharField(help_text='The step in plain words ("not back by session 11").')
+    title = serializers.CharField()
+    scales = serializers.ListField(
+        child=serializers.CharField(), help_text="Its scales where they differ from the event's; else empty."
+    )
+    rule = serializers.CharField(help_text='Its "How was this decided?" sentence.')
+
+
 class FlagEventOutput(serializers.Serializer):
-    """One event as the patient page shows it: the headline flag, the other scales it showed on,
-    the words, and whether it still counts for the caseload."""
+    """One event as the patient page shows it (monitoring.flags.events: a rupture and what
+    followed it is one story): the headline flag, every other flag of the event, the words, its
+    steps, and whether it still counts for the caseload."""
 
     code = serializers.UUIDField(help_text="The headline flag (acknowledge this one).")
     kind = serializers.ChoiceField(choices=Flag.Kind.choices)
     session = serializers.IntegerField()
     scales = serializers.ListField(child=serializers.CharField())
-    other_flags = serializers.ListField(child=serializers.UUIDField())
+    other_flags = serializers.ListField(
+        child=serializers.UUIDField(),
+        help_text="Every other flag of the event, on every scale and step (acknowledged with it).",
+    )
     title = serializers.CharField()
     tone = serializers.CharField()
     meaning = serializers.CharField()
@@ -188,6 +206,10 @@ class FlagEventOutput(serializers.Serializer):
     counts = serializers.BooleanField(help_text="Still counts for the caseload's attention.")
     acknowledgement = serializers.CharField()
     acknowledged_note = serializers.CharField()
+    story = serializers.CharField(
+        help_text="A rupture's story in plain words (its steps, in order); empty for an event of one kind."
+    )
+    steps = FlagStepOutput(many=True)
 
 
 class PatternOutput(serializers.Serializer):

@@ -160,6 +160,19 @@ class PatientAnalysisApi(ApiView):
                     "counts": v.counts,
                     "acknowledgement": v.flag.acknowledgement,
                     "acknowledged_note": v.flag.acknowledged_note,
+                    "story": v.told if v.story else "",
+                    "steps": [
+                        {
+                            "code": step.flag.code,
+                            "kind": step.kind,
+                            "session": step.flag.session.number,
+                            "words": step.words,
+                            "title": step.title,
+                            "scales": step.scales,
+                            "rule": step.rule,
+                        }
+                        for step in v.steps
+                    ],
                 }
                 for v in d.flags
             ],
