@@ -61,6 +61,8 @@ FHIR_BUNDLES = ("collection", "transaction")
 MIN_STUDY_KEY = 16
 #: Where a job's filters keep the sealed key until the job has run.
 SEALED_KEY = "sealed_key"
+#: Where jobs made before keys were sealed kept the key, in plain text (``export_keys_scrub``).
+LEGACY_KEY = "pseudonym_key"
 
 
 # --- Filters and pseudonyms ----------------------------------------------------------------------
@@ -153,7 +155,11 @@ class ExportFilters:
         pseudonymise = bool(data.get("pseudonymise"))
         study = bool(data.get("study_key")) and pseudonymise
         sealed = str(data.get(SEALED_KEY) or "")
-        if need_key and study and not sealed:
+        # A job queued before keys were sealed holds it in plain text (see export_keys_scrub).
+        legacy = str(data.get(LEGACY_KEY) or "")
+        if legacy and not sealed:
+            study = pseudonymise and not _drawn(legacy)
+        if need_key and study and not (sealed or legacy):
             raise ApplicationError("This export's study key is no longer held: start the export again.")
         return cls(
             start=_day(data.get("start")),
@@ -162,11 +168,21 @@ class ExportFilters:
             treatment=str(data.get("treatment") or ""),
             patient_code=str(data.get("patient_code") or ""),
             pseudonymise=pseudonymise,
-            pseudonym_key=unseal_key(sealed) if sealed and pseudonymise else "",
+            pseudonym_key=(unseal_key(sealed) if sealed else legacy) if pseudonymise else "",
             fhir_bundle=str(data.get("fhir_bundle") or "collection"),
             study_key=study,
-            key_fingerprint=str(data.get("key_fingerprint") or "") if study else "",
+            key_fingerprint=str(data.get("key_fingerprint") or "") if study and not legacy else "",
         )
+
+    @staticmethod
+    def without_key(data: Mapping[str, Any]) -> dict[str, Any]:
+        """A job's stored filters once it has run: no key, sealed or (from before keys were
+        sealed) plain; a study key's fingerprint stays, so the exports that join stay known."""
+        kept = {name: value for name, value in data.items() if name not in (SEALED_KEY, LEGACY_KEY)}
+        if LEGACY_KEY in data:
+            filters = ExportFilters.from_json(data)
+            kept.update(study_key=filters.study_key, key_fingerprint=filters.key_fingerprint)
+        return kept
 
     def describe(self) -> list[str]:
         """The filters in words, for report headers (no names: therapists are named by the caller)."""
@@ -209,6 +225,11 @@ def seal_key(key: str) -> str:
     """``key`` encrypted (Fernet: AES-128-CBC and HMAC-SHA256) for the few seconds or minutes a
     job waits for its worker: the database alone does not give it away."""
     return _fernet().encrypt(key.encode()).decode()
+
+
+def _drawn(key: str) -> bool:
+    """Whether ``key`` looks drawn by :class:`ExportFilters` (64 hex digits) rather than given."""
+    return len(key) == 64 and all(ch in "0123456789abcdef" for ch in key)
 
 
 def unseal_key(token: str) -> str:

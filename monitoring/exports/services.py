@@ -34,7 +34,7 @@ from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient
 from clinics.permissions import clinic_for_admin, require_clinic_admin
 from clinics.selectors import patient_get_for_user
-from monitoring.exports.base import FORMATS, PDF, ExportFilters, ProgressCallback
+from monitoring.exports.base import FORMATS, LEGACY_KEY, PDF, ExportFilters, ProgressCallback
 from monitoring.exports.registry import exporter_get
 from monitoring.exports.renderer import Rendered, render
 from monitoring.models import ExportJob
@@ -173,6 +173,19 @@ def export_files_purge(*, older_than: timedelta = timedelta(days=7), clinic: Cli
         ExportJob.objects.filter(pk=job.pk).update(file_path="")
         removed += 1
     return removed
+
+
+def export_keys_scrub() -> int:
+    """Drop the pseudonym key that jobs made before keys were sealed kept in plain text in their
+    filters, from every job that is no longer waiting to run (a study key leaves its
+    fingerprint), as the worker now does when a job has run. Returns how many jobs were scrubbed;
+    ``manage.py purge_exports`` (daily) runs it."""
+    scrubbed = 0
+    waiting = (ExportJob.Status.QUEUED, ExportJob.Status.RUNNING)
+    for job in ExportJob.objects.filter(filters__has_key=LEGACY_KEY).exclude(status__in=waiting):
+        ExportJob.objects.filter(pk=job.pk).update(filters=ExportFilters.without_key(job.filters))
+        scrubbed += 1
+    return scrubbed
 
 
 def patient_report_for_user(*, user: User, code: object) -> Rendered:

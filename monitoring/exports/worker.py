@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from clinics.errors import ApplicationError
-from monitoring.exports.base import SEALED_KEY, ExportFilters, ProgressCallback
+from monitoring.exports.base import ExportFilters, ProgressCallback
 from monitoring.exports.registry import exporter_get
 from monitoring.exports.services import VIA_JOB, export_directory, export_run
 from monitoring.models import ExportJob
@@ -80,16 +80,10 @@ def export_job_run(*, job_id: int) -> ExportJob:
         file_path=str(target.relative_to(Path(settings.MEDIA_ROOT))),
         filename=rendered.filename,
         content_type=rendered.content_type,
-        filters=_without_key(job.filters),
+        filters=ExportFilters.without_key(job.filters),
     )
     job.refresh_from_db()
     return job
-
-
-def _without_key(filters: dict[str, object]) -> dict[str, object]:
-    """A job's filters once it has run: the sealed pseudonym key is dropped (the fingerprint of a
-    study key stays), so no key outlives the export it made."""
-    return {name: value for name, value in filters.items() if name != SEALED_KEY}
 
 
 def _job_failed(job: ExportJob, directory: Path, reason: str) -> ExportJob:
@@ -98,7 +92,7 @@ def _job_failed(job: ExportJob, directory: Path, reason: str) -> ExportJob:
         status=ExportJob.Status.FAILED,
         error=reason,
         finished_at=timezone.now(),
-        filters=_without_key(job.filters),
+        filters=ExportFilters.without_key(job.filters),
     )
     job.refresh_from_db()
     return job

@@ -5,12 +5,16 @@ fingerprint, and neither the audit trail nor the idempotency record can give it 
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from auditlog.models import LogEntry
+from django.core.management import call_command
 
-from monitoring.exports import pseudonym
+from monitoring.exports import ExportFilters, pseudonym
+from monitoring.exports import services as export_services
+from monitoring.exports import worker as export_worker
 from monitoring.models import ExportJob, IdempotencyKey
 from tests.api.conftest import Api, make_token
 
@@ -139,3 +143,46 @@ def test_the_schema_offers_both_options(client):
     ref = bundle.get("$ref") or bundle["allOf"][0]["$ref"]
     assert components[ref.rsplit("/", 1)[1]]["enum"] == ["collection", "transaction"]
     assert fields["study_key"]["writeOnly"] is True and fields["study_key"]["minLength"] == 16
+
+
+def test_jobs_from_before_sealing_lose_their_plain_key_and_keep_a_fingerprint(world, clinic_a, dana):
+    """Jobs made before keys were sealed kept them in plain text: the daily purge_exports drops
+    the key from every job that has run (a study key leaves its fingerprint, a drawn key nothing),
+    and a job queued across the upgrade still runs under its own key."""
+    drawn = "ab" * 32
+
+    def legacy(status: str, key: str, exporter: str = "flags") -> ExportJob:
+        return ExportJob.objects.create(
+            clinic=clinic_a,
+            requested_by=dana,
+            exporter=exporter,
+            format="csv",
+            status=status,
+            filters={"pseudonymise": True, "pseudonym_key": key},
+        )
+
+    done, random, queued = (
+        legacy("done", STUDY_KEY),
+        legacy("failed", drawn),
+        legacy("queued", STUDY_KEY, "item_answers"),
+    )
+    out = io.StringIO()
+    call_command("purge_exports", stdout=out)
+    assert "2 old export job(s) no longer keep a pseudonym key." in out.getvalue()
+    done.refresh_from_db()
+    random.refresh_from_db()
+    assert stored_anywhere(STUDY_KEY) == [f"job {queued.code}"] and stored_anywhere(drawn) == []
+    assert done.filters["study_key"] is True
+    assert (
+        done.filters["key_fingerprint"]
+        == ExportFilters(pseudonymise=True, pseudonym_key=STUDY_KEY).key_fingerprint
+    )
+    assert random.filters["study_key"] is False and random.filters["key_fingerprint"] == ""
+
+    export_worker.export_job_run(job_id=queued.pk)
+    queued.refresh_from_db()
+    assert queued.status == "done", queued.error
+    assert stored_anywhere(STUDY_KEY) == [] and queued.filters["key_fingerprint"]
+    path, _, _ = export_services.export_file(job=queued)
+    expected = pseudonym(clinic=clinic_a, kind="patient", value=world.patient.code, key=STUDY_KEY)
+    assert f"\r\n{expected},," in path.read_bytes().decode()
