@@ -175,6 +175,60 @@ ISSUE_TYPES = {
 }
 
 
+#: The API's error codes (docs/api.md, "Errors"), published as the CodeSystem ``api-errors`` that
+#: OperationOutcome.issue.details names. "fragment": a newer release may add codes.
+API_ERROR_CODES = {
+    "invalid": "Some values are not valid (the message and fields say which).",
+    "parse_error": "The body is not JSON that parses.",
+    "too_deep": "The JSON nests deeper than 20 levels.",
+    "bad_request": "The request was refused before it reached the API (for example an unknown host name).",
+    "no_episode": "The patient has no open episode of care.",
+    "not_authenticated": "No credentials were given.",
+    "token_malformed": "The token is not a Bordin token.",
+    "token_unknown": "The token is not known.",
+    "token_revoked": "The token was revoked.",
+    "token_expired": "The token has expired.",
+    "token_inactive": "The token's owner no longer works in the clinic.",
+    "session_ended": "The browser session ended (idle or absolute timeout).",
+    "reauthentication_required": "Confirm your password again for this action.",
+    "permission_denied": "Your role may not do this.",
+    "mfa_required": "Set up two-factor sign-in first.",
+    "not_found": "No such object, or one you may not see.",
+    "method_not_allowed": "This method is not allowed here.",
+    "not_acceptable": "None of the accepted media types can be answered.",
+    "unsupported_media_type": "The body is not JSON.",
+    "used": "Answers for this session have already been received.",
+    "acknowledged": "The flag or safety alert has already been acknowledged or followed up.",
+    "not_ready": "The export is not ready (queued, running or failed).",
+    "external_id_taken": "The appointment id is already used for another patient.",
+    "idempotency_in_progress": "The first request with this Idempotency-Key is still running.",
+    "idempotency_key_reused": "This Idempotency-Key was sent before with another request.",
+    "too_large": "The body is over 64 KB.",
+    "throttled": "Too many requests for this token; retry after Retry-After seconds.",
+    "server_error": "An error on our side (logged).",
+    "unavailable": "The database is unavailable or busy; retry after Retry-After seconds.",
+}
+
+
+def api_errors_codesystem() -> dict[str, Any]:
+    concepts = [
+        {"code": code, "display": code.replace("_", " "), "definition": text}
+        for code, text in API_ERROR_CODES.items()
+    ]
+    return {
+        "resourceType": "CodeSystem",
+        "id": "api-errors",
+        "url": f"{base_url()}/CodeSystem/api-errors",
+        "name": "BordinApiErrors",
+        "title": "Bordin API error codes",
+        "status": "active",
+        "content": "fragment",
+        "caseSensitive": True,
+        "count": len(concepts),
+        "concept": concepts,
+    }
+
+
 def operation_outcome(*, status: int, code: str, message: str) -> dict[str, Any]:
     """An error of a FHIR endpoint as an R4 OperationOutcome (``code``: Bordin's error code)."""
     issue: dict[str, Any] = {
@@ -364,9 +418,12 @@ def codesystem_resources(*, instrument: Instrument, language: str) -> list[dict[
 
 
 def codesystem_find(*, id: str, version: int | None = None, language: str = "en") -> dict[str, Any] | None:
-    """The code system ``id`` (``{instrument}-answers`` or ``{instrument}-subscales``) as a
+    """The code system ``id`` (``{instrument}-answers``, ``{instrument}-subscales``, or the API's
+    error codes ``api-errors``) as a
     CodeSystem resource, of ``version`` or of the newest instrument version that has it; None
     when there is none. Read from the loaded instruments, as the bundles build them."""
+    if id == "api-errors":
+        return api_errors_codesystem()
     code = re.sub(r"-(answers|subscales)$", "", id)
     if code == id:
         return None

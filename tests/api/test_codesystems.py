@@ -5,6 +5,7 @@ bundle carries is read at the API's FHIR base under the path of its canonical ur
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -29,7 +30,8 @@ def bundle_codesystems(clinic) -> list[dict]:
     rendered = render(
         exporter, exporter.frame(clinic=clinic, filters=filters), "fhir", clinic=clinic, filters=filters
     )
-    bundle = json.loads(b"".join(rendered.content))
+    content = rendered.content
+    bundle = json.loads(content if isinstance(content, bytes) else b"".join(content))
     return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CodeSystem"]
 
 
@@ -85,3 +87,25 @@ def test_an_unknown_code_system_is_an_operation_outcome_404(therapist, world, na
 def test_the_code_systems_need_a_signed_in_user_or_token(world):
     answer = Api(None).get(f"{FHIR_BASE}/CodeSystem/bordin-alliance-answers")
     assert answer.status_code == 401 and answer.json()["resourceType"] == "OperationOutcome"
+
+
+def test_the_error_codes_an_operation_outcome_names_are_published(therapist, world):
+    """An OperationOutcome's issue.details names {base}/CodeSystem/api-errors: it answers, and
+    holds the code of the error that named it."""
+    outcome = therapist.get(
+        f"{FHIR_BASE}/CodeSystem/nothing-answers", HTTP_ACCEPT="application/fhir+json"
+    ).json()
+    (coding,) = outcome["issue"][0]["details"]["coding"]
+    answer = therapist.get(
+        coding["system"].replace(fhir.base_url(), FHIR_BASE), HTTP_ACCEPT="application/fhir+json"
+    )
+    assert answer.status_code == 200
+    resource = answer.json()
+    CodeSystem.model_validate(resource)
+    assert resource["content"] == "fragment" and not fhir.code_problems(resource)
+    assert coding["code"] in {c["code"] for c in resource["concept"]}
+    # Every code is in docs/api.md's table of errors (the token codes as `token_*`).
+    documented = Path("docs/api.md").read_text()
+    codes = {c["code"] for c in resource["concept"]}
+    assert all(f"`{code}`" in documented for code in codes if not code.startswith("token_"))
+    assert {"token_malformed", "token_unknown", "token_revoked", "token_expired", "token_inactive"} <= codes
