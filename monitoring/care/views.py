@@ -234,9 +234,10 @@ def _patient_figures(dashboard: PatientDashboard) -> dict[str, charts.Chart]:
             session_dates=dates,
         )
     if not dashboard.therapist_scores.empty:
-        totals = frames.sessions[frames.sessions["scale"] == "total"][["session", "score"]]
+        # Each scale by session (total and subscales), so the table gives the difference per scale.
+        wide = frames.sessions.pivot_table(index="session", columns="scale", values="score", observed=True)
         figures["raters"] = charts.raters(
-            patient=totals.rename(columns={"score": "total"}), therapist=dashboard.therapist_scores
+            patient=wide.reset_index().rename_axis(columns=None), therapist=dashboard.therapist_scores
         )
     # Alliance and symptoms on one timeline comes first: it is the page's question in one picture.
     return {"symptoms": figures.pop("symptoms"), **figures} if "symptoms" in figures else figures

@@ -65,7 +65,7 @@ from monitoring.charts.symptoms import symptoms
 from monitoring.charts.trajectory import trajectory
 
 #: Bump with any change to what a chart draws: cached patient-page charts are keyed on it.
-CHARTS_FORMAT = 2
+CHARTS_FORMAT = 3
 
 __all__ = [
     "ACCENT",

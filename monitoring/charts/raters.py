@@ -118,8 +118,27 @@ def raters(*, patient: pd.DataFrame, therapist: pd.DataFrame) -> Chart:
         "fixedrange": True,
     }
     table = [[str(s), _f2(pv[i]), _f2(tv[i]), _signed(diff[i])] for i, s in enumerate(x)]
+    # Per subscale as well, where both frames have it: the two raters may part on one only.
+    for scale in c.SUBSCALES:
+        gap = _scale(patient, scale).sub(_scale(therapist, scale)).reindex(both.index)
+        if gap.notna().any():
+            columns.append(f"{c.SCALE_LABELS[scale]}: difference")
+            for row, value in zip(table, gap.to_numpy(dtype=float), strict=True):
+                row.append(_signed(value))
     summary = _raters_summary(x, pv, tv, diff, paired)
     return _chart(traces, layout, summary, columns, table)
+
+
+def _scale(frame: pd.DataFrame | None, scale: str) -> pd.Series:
+    """One subscale's score by session (empty when the frame does not have it)."""
+    frame = _rows(frame)
+    if frame.empty or c.SESSION not in frame.columns or scale not in frame.columns:
+        return pd.Series(dtype=float)
+    s = pd.Series(
+        pd.to_numeric(frame[scale], errors="coerce").to_numpy(dtype=float, na_value=np.nan),
+        index=pd.Index(frame[c.SESSION].astype(int).to_numpy(), name=c.SESSION),
+    )
+    return s[~s.index.duplicated(keep="last")].sort_index()
 
 
 def _raters_summary(

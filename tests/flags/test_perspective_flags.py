@@ -76,3 +76,5 @@ def test_the_patient_page_explains_it(client: Client, pair, instrument, alice):
     page = client.get(f"/patients/{pair.patient.code}/").content.decode()
     assert "Therapist rated the session well above the patient" in page
     assert "what you might have missed" in page
+    # The two raters' chart gives the difference per session and scale.
+    assert "Task agreement: difference" in page and "Bond: difference" in page
