@@ -12,6 +12,7 @@ the scores of the episodes where the therapist rates sessions too.
 
 from __future__ import annotations
 
+import copy
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +21,12 @@ from typing import Any
 
 import pandas as pd
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from clinics.models import Clinic, Episode, Membership, Session
 from monitoring.analytics.perspectives import paired_gaps, therapist_gaps
-from monitoring.flags.selectors import counts_for_attention
+from monitoring.flags import events
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import Flag, Rater, Response
 
@@ -69,9 +70,9 @@ class Figures:
     """One therapist's (or the team's) figures for one period."""
 
     patients: int = 0  # episodes open at the end of the period
-    open_flags: int = 0  # attention patient-sessions open at the end of the period
+    open_flags: int = 0  # events open for attention at the end of the period (the caseload's badges)
     long_unrepaired: int = 0  # of those: unrepaired ruptures found more than LONG_OPEN_DAYS before
-    raised: int = 0  # attention patient-sessions whose session is in the period
+    raised: int = 0  # alarms (one per patient and session) whose session is in the period
     acknowledged: int = 0  # of those, acknowledged by the end of the period
     hours_to_acknowledge: list[float] = field(default_factory=list)  # one per acknowledged one
     held: int = 0  # sessions held in the period
@@ -171,22 +172,11 @@ def team_report(*, clinic: Clinic, user: User | AnonymousUser, period: str, toda
         )
         .values_list("episode_id", "number", "date", "status", "form_in")
     )
-    flags = [
-        FlagRow(*row)
-        for row in Flag.objects.filter(episode_id__in=ids, session__date__lte=today)
-        .filter(Q(alarm=True) | Q(kind__in=("repair", "unrepaired")))
-        .values_list(
-            "episode_id",
-            "session__number",
-            "session__date",
-            "scale",
-            "kind",
-            "alarm",
-            "detail",
-            "created_at",
-            "acknowledged_at",
-        )
-    ]
+    flags = list(
+        Flag.objects.filter(episode_id__in=ids, session__date__lte=today)
+        .select_related("session")
+        .defer("explanation", "config", "acknowledged_note")
+    )
     gaps = _gaps(sessions, ids)
     facts = EpisodeFacts.build(episodes, sessions, flags)
     by_therapist: dict[int, list[EpisodeFacts]] = {}
@@ -212,22 +202,17 @@ def team_report(*, clinic: Clinic, user: User | AnonymousUser, period: str, toda
     )
 
 
-@dataclass(frozen=True, slots=True)
-class FlagRow:
-    """A stored flag, as the figures read it."""
+def acknowledged_before(flag: Flag, moment: datetime) -> bool:
+    return bool(flag.acknowledgement) and flag.acknowledged_at is not None and flag.acknowledged_at < moment
 
-    episode: int
-    session: int
-    day: date
-    scale: str
-    kind: str
-    alarm: bool
-    detail: dict[str, Any]
-    created_at: datetime
-    acknowledged_at: datetime | None
 
-    def acknowledged_by(self, moment: datetime) -> bool:
-        return self.acknowledged_at is not None and self.acknowledged_at < moment
+def as_it_stood(flag: Flag, moment: datetime) -> Flag:
+    """The flag as it stood at ``moment``: an acknowledgement made later is not made yet."""
+    if not flag.acknowledgement or acknowledged_before(flag, moment):
+        return flag
+    then = copy.copy(flag)
+    then.acknowledgement = ""
+    return then
 
 
 @dataclass(frozen=True)
@@ -239,21 +224,21 @@ class EpisodeFacts:
     started_on: date
     ended_on: date | None
     sessions: list[tuple[int, date, str, bool]]  # number, date, status, form in
-    flags: list[FlagRow]
+    flags: list[Flag]
 
     @classmethod
     def build(
         cls,
         episodes: Iterable[tuple[int, int, date, date | None]],
         sessions: Iterable[tuple[int, int, date, str, bool]],
-        flags: Iterable[FlagRow],
+        flags: Iterable[Flag],
     ) -> list[EpisodeFacts]:
         by_episode: dict[int, list[tuple[int, date, str, bool]]] = {}
         for episode, number, when, status, form_in in sessions:
             by_episode.setdefault(episode, []).append((number, when, status, form_in))
-        flags_of: dict[int, list[FlagRow]] = {}
+        flags_of: dict[int, list[Flag]] = {}
         for flag in flags:
-            flags_of.setdefault(flag.episode, []).append(flag)
+            flags_of.setdefault(flag.episode_id, []).append(flag)
         return [
             cls(pk, therapist, started, ended, by_episode.get(pk, []), flags_of.get(pk, []))
             for pk, therapist, started, ended in episodes
@@ -265,30 +250,17 @@ class EpisodeFacts:
     def held_by(self, day: date) -> list[tuple[int, date, str, bool]]:
         return [s for s in self.sessions if s[2] == Session.Status.HELD and s[1] <= day]
 
-    def attention(self, period: Period) -> dict[int, list[FlagRow]]:
-        """The patient-sessions open for attention at the end of ``period``, as the caseload
-        counts them then: alarms not yet acknowledged, recent (or an unrepaired rupture or a low
-        alliance, until acknowledged), a rupture not since repaired or found unrepaired."""
+    def attention(self, period: Period) -> list[list[Flag]]:
+        """The events open for attention at the end of ``period``, each as its open flags: what
+        the caseload showed then (``monitoring.flags.events``: a rupture's story counts once, and
+        its rupture no longer once it was repaired or found unrepaired; ``counts_for_attention``
+        for each flag, with the acknowledgements made by then)."""
         if not self.open_on(period.end):
-            return {}
-        upto = [f for f in self.flags if f.day <= period.end]
+            return []
+        then = [as_it_stood(f, period.closes) for f in self.flags if f.session.date <= period.end]
         last_held = max((s[0] for s in self.held_by(period.end)), default=0)
-        closed = {
-            (f.scale, f.detail.get("rupture_session")) for f in upto if f.kind in ("repair", "unrepaired")
-        }
-        open_: dict[int, list[FlagRow]] = {}
-        for f in upto:
-            if f.kind == "rupture" and (f.scale, f.session) in closed:
-                continue
-            if counts_for_attention(
-                kind=f.kind,
-                session=f.session,
-                acknowledged=f.acknowledged_by(period.closes),
-                last_held=last_held,
-                alarm=f.alarm,
-            ):
-                open_.setdefault(f.session, []).append(f)
-        return open_
+        open_ = (events.open_flags(event, last_held=last_held) for event in events.flag_events(then))
+        return [flags for flags in open_ if flags]
 
 
 def figures(facts: Sequence[EpisodeFacts], gaps: pd.DataFrame, period: Period) -> Figures:
@@ -307,16 +279,16 @@ def figures(facts: Sequence[EpisodeFacts], gaps: pd.DataFrame, period: Period) -
         open_flags += len(attention)
         long_unrepaired += sum(
             1
-            for group in attention.values()
-            if any(f.kind == "unrepaired" and f.day < long_ago for f in group)
+            for group in attention
+            if any(f.kind == "unrepaired" and f.session.date < long_ago for f in group)
         )
-        alarms: dict[int, list[FlagRow]] = {}
+        alarms: dict[int, list[Flag]] = {}
         for f in fact.flags:
-            if f.alarm and period.start <= f.day <= period.end:
-                alarms.setdefault(f.session, []).append(f)
+            if f.alarm and period.start <= f.session.date <= period.end:
+                alarms.setdefault(f.session.number, []).append(f)
         raised += len(alarms)
         for group in alarms.values():
-            if all(f.acknowledged_by(period.closes) for f in group):
+            if all(acknowledged_before(f, period.closes) for f in group):
                 acknowledged += 1
                 done = max(f.acknowledged_at for f in group if f.acknowledged_at is not None)
                 hours.append(max((done - min(f.created_at for f in group)).total_seconds(), 0) / 3600)

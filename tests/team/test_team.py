@@ -291,3 +291,25 @@ def test_a_supervisor_with_no_therapists_is_told_who_assigns_them(clinic_a, alic
 def test_an_unknown_period_falls_back_to_four_weeks(known, dana):
     html = sign_in(Client(), dana).get("/team/clinic-a/?period=forever").content.decode()
     assert '<option value="4w" selected>' in html
+
+
+def test_open_flags_are_the_caseloads_badges_on_the_demo_clinic(django_capture_on_commit_callbacks):
+    """On the demo clinic (every kind of flag, ruptures repaired and not), each therapist's open
+    flags today are their caseload's flag badges: one per open event (monitoring.flags.events)."""
+    from django.core.management import call_command
+
+    from clinics.models import Clinic, Membership
+    from monitoring.care.selectors import caseload_for_user
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", patients=24, today=TODAY)
+    clinic = Clinic.objects.get(slug="demo")
+    admin = Membership.objects.get(clinic=clinic, role="admin").user
+    report = team_report(clinic=clinic, user=admin, period="4w", today=TODAY)
+    assert len(report.rows) == 3
+    for row in report.rows:
+        assert row.membership is not None
+        badges = [b.kind for r in caseload_for_user(user=row.membership.user) for b in r.badges]
+        assert row.this.open_flags == len(badges), row.name
+        assert row.this.long_unrepaired <= badges.count("unrepaired"), row.name
+    assert report.total.this.open_flags >= 3, "the demo has patients who need attention"
