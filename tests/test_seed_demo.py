@@ -47,6 +47,19 @@ def test_the_demo_is_idempotent(capsys):
     assert Clinic.objects.filter(slug="demo").count() == 1
 
 
+def test_a_demo_made_before_the_supervisor_role_gets_its_supervisor(capsys):
+    call_command("seed_demo", patients=12, today=TODAY)
+    Membership.objects.filter(user__email="supervisor@demo.bordin.test").delete()
+    counts = (Patient.objects.count(), Response.objects.count(), Flag.objects.count())
+    call_command("seed_demo", patients=12, today=TODAY)
+    assert "supervisor login supervisor@demo.bordin.test was added" in capsys.readouterr().out
+    supervised = SupervisorAssignment.objects.filter(supervisor__user__email="supervisor@demo.bordin.test")
+    assert supervised.count() == 2
+    assert (Patient.objects.count(), Response.objects.count(), Flag.objects.count()) == counts
+    call_command("seed_demo", patients=12, today=TODAY)
+    assert "nothing changed" in capsys.readouterr().out
+
+
 def test_the_demo_has_staff_and_every_kind_of_flag(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):  # the analysis runs when the demo commits
         call_command("seed_demo", today=TODAY)

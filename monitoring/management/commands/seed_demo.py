@@ -98,11 +98,48 @@ class Command(BaseCommand):
         today = today or timezone.localdate()
         if reset:
             demo_delete()
-        if Clinic.objects.filter(slug=DEMO_SLUG).exists():
+        existing = Clinic.objects.filter(slug=DEMO_SLUG).first()
+        if existing is not None:
+            if demo_supervisor_add(clinic=existing):
+                self.stdout.write(
+                    f"The demo clinic exists already; its supervisor login {SUPERVISOR[0]} was added."
+                )
+                return
             self.stdout.write("The demo clinic exists already; nothing changed (use --reset to rebuild it).")
             return
         summary = demo_create(n_patients=patients, seed=seed, today=today)
         self.stdout.write(f"Demo clinic created: {summary}.")
+
+
+def _supervisor_create(*, clinic: Clinic, therapists: list[User]) -> User:
+    supervisor = staff_create(
+        clinic=clinic,
+        email=SUPERVISOR[0],
+        name=SUPERVISOR[1],
+        role=Membership.Role.SUPERVISOR,
+        password=DEMO_PASSWORD,
+    )
+    supervision_set(
+        supervisor=Membership.objects.get(user=supervisor, clinic=clinic),
+        therapists=Membership.objects.filter(user__in=therapists[:SUPERVISED], clinic=clinic).select_related(
+            "user"
+        ),
+    )
+    return supervisor
+
+
+@transaction.atomic
+def demo_supervisor_add(*, clinic: Clinic) -> bool:
+    """A demo clinic made before the supervisor role gets its supervisor login, so that the one
+    `make run` prints works without --reset; False when it has it already."""
+    if Membership.objects.filter(clinic=clinic, user__email=SUPERVISOR[0]).exists():
+        return False
+    therapists = [User.objects.get(email=email) for email, _ in THERAPISTS]
+    supervisor = _supervisor_create(clinic=clinic, therapists=therapists)
+    Authenticator.objects.filter(user=supervisor).delete()
+    totp_activate(user=supervisor, secret=DEMO_TOTP_SECRET)
+    recovery_codes_activate(user=supervisor)
+    return True
 
 
 def demo_delete() -> None:
@@ -132,19 +169,7 @@ def demo_create(*, n_patients: int, seed: int, today: date) -> str:
         staff_create(clinic=clinic, email=e, name=n, role=Membership.Role.THERAPIST, password=DEMO_PASSWORD)
         for e, n in THERAPISTS
     ]
-    supervisor = staff_create(
-        clinic=clinic,
-        email=SUPERVISOR[0],
-        name=SUPERVISOR[1],
-        role=Membership.Role.SUPERVISOR,
-        password=DEMO_PASSWORD,
-    )
-    supervision_set(
-        supervisor=Membership.objects.get(user=supervisor, clinic=clinic),
-        therapists=Membership.objects.filter(user__in=therapists[:SUPERVISED], clinic=clinic).select_related(
-            "user"
-        ),
-    )
+    _supervisor_create(clinic=clinic, therapists=therapists)
     for user in User.objects.filter(memberships__clinic=clinic):
         Authenticator.objects.filter(user=user).delete()  # a rebuilt demo keeps the published secret
         totp_activate(user=user, secret=DEMO_TOTP_SECRET)
