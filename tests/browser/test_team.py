@@ -1,7 +1,8 @@
 """Issue 16, item 7, in a real browser (desktop and a 390 px phone, axe on every screen): the
 demo's supervisor opens the Team page from the header, reads their two therapists' figures (a
 table on the desktop, cards on a phone, without sideways scrolling), opens a therapist's caseload
-and a patient read-only; the clinic admin sees every therapist."""
+and a patient read-only; the clinic admin assigns a therapist on the Staff page and sees every
+therapist on the Team page."""
 
 from __future__ import annotations
 
@@ -63,10 +64,22 @@ def test_the_team_page_on_a_phone_is_cards_without_sideways_scrolling(phone, dem
     phone.check("team-supervisor-phone")
 
 
-def test_the_clinic_admin_sees_every_therapist(desktop, demo):  # noqa: F811
+def test_the_clinic_admin_assigns_a_therapist_and_sees_every_therapist(desktop, demo):  # noqa: F811
     sign_in(desktop, "admin@demo.bordin.test")
-    desktop.goto("/team/demo/")
+    desktop.goto("/clinic/demo/staff/")
     page = desktop.page
+    page.get_by_text("Therapists Sam Supervisor supervises").click()
+    page.get_by_role("checkbox", name="Carol Nguyen").check()
+    desktop.check("admin-staff-supervision")
+    page.locator("details.supervise").get_by_role("button", name="Save").click()
+    page.wait_for_selector(".messages")
+    assert (
+        "Sam Supervisor now supervises Alice Hartmann, Carol Nguyen, Bob Okafor"
+        in page.locator(".messages").inner_text()
+    )
+    assert "Supervises: Alice Hartmann, Carol Nguyen, Bob Okafor" in page.locator("main").inner_text()
+
+    desktop.goto("/team/demo/")
     names = page.locator("table.team tbody tr").evaluate_all("rows => rows.map(r => r.dataset.therapist)")
     assert names == ["Alice Hartmann", "Carol Nguyen", "Bob Okafor"], "by surname: Hartmann, Nguyen, Okafor"
     desktop.check("team-admin-desktop")
