@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from django.contrib.auth.models import User
 
 from clinics.models import Patient, Session
+from clinics.permissions import may_change
 from monitoring.models import PatientMessage
 from monitoring.security.audit import access_log
 
@@ -20,7 +21,10 @@ def patient_messages_read(
 ) -> dict[int, list[PatientMessage]]:
     """The patient's messages written for ``sessions`` (the caller has checked that ``user``
     may see ``patient``, whose sessions they are), by session id, oldest first; the read is
-    audited when there is one."""
+    audited when there is one. The patient wrote to their therapist: the therapist and the
+    clinic's admins read it, a supervisor (who may look at the patient, not act) does not."""
+    if not may_change(user=user, patient=patient):
+        return {}
     numbers = {session.pk: session.number for session in sessions}
     found: dict[int, list[PatientMessage]] = {}
     for message in PatientMessage.objects.filter(

@@ -213,3 +213,15 @@ def test_erasing_the_patient_erases_the_message(dana, patient, token, client):
     client.post(f"/f/{token}/", {**FULL, "message": WORDS})
     patient_erase(patient=patient, by=dana, confirm=patient.label)
     assert not PatientMessage.objects.exists()
+
+
+def test_a_supervisor_sees_the_page_but_not_the_message(client, sam, patient, token, session):
+    """The patient wrote to their therapist: a supervisor who may look at the patient does not
+    read it (and nothing is logged as read)."""
+    client.post(f"/f/{token}/", {**FULL, "message": WORDS})
+    sign_in(client, sam)
+    page = client.get(f"/patients/{patient.code}/")
+    assert page.status_code == 200 and "homework felt like too much" not in page.content.decode()
+    detail = client.get(f"/sessions/{session.code}/")
+    assert detail.status_code == 200 and "homework felt like too much" not in detail.content.decode()
+    assert not _reads()
