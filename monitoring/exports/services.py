@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from clinics.errors import ApplicationError
 from clinics.models import Clinic, Membership, Patient
-from clinics.permissions import clinic_for_admin, require_clinic_admin
+from clinics.permissions import clinic_for_admin, require_clinic_admin, require_may_change
 from clinics.selectors import patient_get_for_user
 from monitoring.exports.base import FORMATS, LEGACY_KEY, PDF, ExportFilters, ProgressCallback
 from monitoring.exports.registry import exporter_get
@@ -189,9 +189,11 @@ def export_keys_scrub() -> int:
 
 
 def patient_report_for_user(*, user: User, code: object) -> Rendered:
-    """The one-patient PDF for the health record, for anyone who may see the patient (their
-    therapist, or an admin of the clinic); audited like every export."""
+    """The one-patient PDF for the health record, for those who may act on the patient (their
+    therapist, or an admin of the clinic: 404 for anyone who may not see the patient, 403 for a
+    supervisor, who may look but not export); audited like every export."""
     patient = patient_get_for_user(user=user, code=code)
+    require_may_change(user=user, patient=patient, action="export the patient's report")
     filters = ExportFilters(patient_code=str(patient.code))
     exporter = exporter_get("patient_report")
     export_audit(
