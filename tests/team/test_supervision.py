@@ -187,3 +187,11 @@ def test_the_header_links_the_team_page_for_supervisors_and_admins_only(client, 
 def test_a_new_supervisor_sees_nothing_until_assigned(patients, clinic_a):
     user = staff_create(clinic=clinic_a, email="new@a.test", role="supervisor", password=PASSWORD)
     assert visible(user) == []
+
+
+def test_the_header_offers_the_tablet_to_those_who_hand_it_over(client: Client, sam, alice):
+    """A supervisor only looks: no Tablet link (its list would be empty); a therapist has it."""
+    sign_in(client, sam)
+    assert 'href="/kiosk/"' not in client.get("/").content.decode()
+    sign_in(client, alice)
+    assert 'href="/kiosk/"' in client.get("/").content.decode()
