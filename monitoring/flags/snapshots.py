@@ -67,6 +67,8 @@ class EpisodeFrames:
         for name in _FRAMES:
             frame: pd.DataFrame = getattr(self, name)
             out[name] = {
+                # The order as a list: PostgreSQL's jsonb does not keep the order of object keys.
+                "order": [str(col) for col in frame.columns],
                 "dtypes": {col: _dtype_name(frame[col].dtype) for col in frame.columns},
                 "columns": {col: _column_values(frame[col]) for col in frame.columns},
             }
@@ -150,8 +152,10 @@ def _plain(value: Any) -> Any:
 def _frame_load(data: dict[str, Any]) -> pd.DataFrame:
     """One frame from its stored columns: built at once, then each column cast to its dtype (null
     becomes NaN or NA as the dtype has it)."""
-    frame = pd.DataFrame(data["columns"], columns=list(data["dtypes"]))
-    return frame.astype(data["dtypes"]) if len(frame) else frame.astype(data["dtypes"], errors="ignore")
+    order = data["order"]
+    frame = pd.DataFrame(data["columns"], columns=order)
+    dtypes = {col: data["dtypes"][col] for col in order}
+    return frame.astype(dtypes) if len(frame) else frame.astype(dtypes, errors="ignore")
 
 
 def _float(value: object) -> float | None:
