@@ -171,6 +171,18 @@ def trajectory_svg(
     return "".join(parts)
 
 
+def count_grid(*, peak: int, left: float, right: float, top: float, plot_h: float) -> list[str]:
+    """An SVG count axis from 0 to ``peak`` (at most six ticks): grid lines and their numbers."""
+    parts = []
+    for tick in range(0, peak + 1, max(1, math.ceil(peak / 5))):
+        y = top + plot_h - tick * plot_h / peak
+        parts.append(f'<line x1="{left}" y1="{_num(y)}" x2="{right}" y2="{_num(y)}" stroke="{GRID}"/>')
+        parts.append(
+            f'<text x="{left - 6}" y="{_num(y + 3.5)}" text-anchor="end" fill="{MUTED}">{tick}</text>'
+        )
+    return parts
+
+
 def histogram_svg(
     *,
     values: Sequence[float],
@@ -197,15 +209,7 @@ def histogram_svg(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" font-family="{FONT}" font-size="10"><title>{label}</title>'
     ]
-    step = max(1, math.ceil(peak / 5))
-    for tick in range(0, peak + 1, step):
-        y = top + plot_h - tick * plot_h / peak
-        parts.append(
-            f'<line x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" stroke="{GRID}"/>'
-        )
-        parts.append(
-            f'<text x="{left - 6}" y="{_num(y + 3.5)}" text-anchor="end" fill="{MUTED}">{tick}</text>'
-        )
+    parts.extend(count_grid(peak=peak, left=left, right=width - right, top=top, plot_h=plot_h))
     bar_w = plot_w / bins
     for i, n in enumerate(counts):
         if n:

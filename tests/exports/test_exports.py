@@ -288,9 +288,10 @@ def test_the_clinic_report_is_a_real_pdf_with_a_chart(cast, clinic_a):
     exporter = EXPORTS["clinic_summary"]
     frame = exporter.frame(clinic=clinic_a, filters=ExportFilters())
     html = pdf.report_html(exporter=exporter, clinic=clinic_a, filters=ExportFilters(), frame=frame)
-    assert "Clinic A" in html and "Form completion" in html and html.count("<svg") == 1
+    # Two charts: forms completed by month and the levels' histogram.
+    assert "Clinic A" in html and "Form completion" in html and html.count("<svg") == 2
     data = produce(clinic_a, "clinic_summary", "pdf", ExportFilters())
-    assert data.startswith(b"%PDF-") and pdf_pages(data) == 1
+    assert data.startswith(b"%PDF-") and pdf_pages(data) == 2
     # The histogram shows the patients of the period: only alice's has sessions in October.
     october = ExportFilters(start=date(2026, 10, 1))
     context = exporter.pdf_context(

@@ -134,3 +134,39 @@ def test_the_patient_reports_session_table_has_headers_in_words(cast, clinic_a, 
     header = next(line for line in text.splitlines() if "Session" in line and "Date" in line)
     assert "z (total)" in header and "Goal and task" in header and "z total" not in header
     assert re.search(r"^\s*1\s+2026-09-01\s", text, flags=re.M)  # the session's date whole
+
+
+@needs_pdftotext
+def test_the_clinic_summary_pdf_has_the_reports_therapist_table_and_months(cast, clinic_a, tmp_path):  # noqa: F811
+    """The clinic-summary PDF carries the web report's by-therapist table (its own selector, the
+    same figures) and the forms completed per month, as a chart and a table."""
+    from datetime import date
+
+    from monitoring.clinic_admin.report import ReportFilters, clinic_report
+
+    report = clinic_report(clinic=clinic_a, filters=ReportFilters(start=date.min, end=date.max))
+    assert report.therapists and report.months
+    text = words(pdf_text(produce(clinic_a, "clinic_summary", "pdf", ExportFilters()), tmp_path))
+    assert "By therapist" in text and "Forms completed by month" in text
+    for t in report.therapists:
+        name = t.therapist.get_full_name() or t.therapist.email
+        row = rf"{re.escape(name)}( \(small)? {t.patients} {t.held} \d+% {t.patients_with_rupture} "
+        assert re.search(row + rf"{t.repaired} ?/ ?{t.unrepaired} {t.declines}", text), text
+    for m, h, d in zip(report.months, report.held_by_month, report.completed_by_month, strict=True):
+        assert re.search(rf"{m} {h} {d} \d+%", text), m
+    assert "Charlie" not in text  # another clinic's therapist
+
+    one = report.therapists[0].therapist
+    only = words(
+        pdf_text(produce(clinic_a, "clinic_summary", "pdf", ExportFilters(therapist_id=one.pk)), tmp_path)
+    )
+    by_therapist = only[only.index("By therapist") : only.index("Alliance by scale")]
+    others = [t.therapist.get_full_name() for t in report.therapists[1:]]
+    assert one.get_full_name() in by_therapist and not any(o in by_therapist for o in others)
+
+    research = words(
+        pdf_text(produce(clinic_a, "clinic_summary", "pdf", ExportFilters(pseudonymise=True)), tmp_path)
+    )
+    assert "By therapist" in research
+    for t in report.therapists:
+        assert t.therapist.get_full_name() not in research and t.therapist.first_name not in research

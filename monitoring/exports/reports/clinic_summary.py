@@ -3,6 +3,8 @@ report, with the symptom outcome rates and the clinic's alliance-outcome associa
 
 from __future__ import annotations
 
+import html
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -13,9 +15,11 @@ from django.db.models import Count, Exists, OuterRef, Q
 import monitoring.exports.columns as cols
 from clinics.models import Clinic, Episode, Session
 from monitoring.analytics import columns as c
+from monitoring.charts import ACCENT, AXIS, GRID, MUTED
+from monitoring.clinic_admin.report import SMALL_NUMBERS, ReportFilters, clinic_report
 from monitoring.exports.base import CSV, DECIMALS, PDF, XLSX, Exporter, ExportFilters, pseudonym
 from monitoring.exports.columns import Column
-from monitoring.exports.pdf import histogram_svg
+from monitoring.exports.pdf import FONT, _num, count_grid, histogram_svg
 from monitoring.exports.queries import (
     PeriodAnalysis,
     analysis_for_export,
@@ -158,8 +162,100 @@ class ClinicSummary(Exporter):
                 values=levels, title="Patients' long-run total alliance level", x_label="Long-run level (1-5)"
             ),
             "n_levels": len(levels),
+            **therapist_context(clinic=clinic, filters=filters),
             **outcomes_context(clinic=clinic, filters=filters),
         }
+
+
+def therapist_context(*, clinic: Clinic, filters: ExportFilters) -> dict[str, Any]:
+    """The web clinic report's by-therapist table and forms completed per month, from its own
+    selector (:func:`clinic_report`) under the export's period and therapist and treatment
+    filters. Pseudonymised, therapists are their keyed codes."""
+    report = clinic_report(
+        clinic=clinic,
+        filters=ReportFilters(
+            start=filters.start or date.min,
+            end=filters.end or date.max,
+            therapist_id=filters.therapist_id,
+            treatment=filters.treatment,
+        ),
+    )
+    therapists = []
+    for t in report.therapists:
+        if filters.pseudonymise:
+            name = pseudonym(clinic=clinic, kind="therapist", value=t.therapist.pk, key=filters.pseudonym_key)
+        else:
+            name = t.therapist.get_full_name() or t.therapist.email
+        therapists.append(
+            {
+                "name": name,
+                "small": t.small,
+                "patients": t.patients,
+                "held": t.held,
+                "completion": f"{round(t.completed / t.held * 100)}%" if t.held else "\u2013",
+                "patients_with_rupture": t.patients_with_rupture,
+                "repaired": t.repaired,
+                "unrepaired": t.unrepaired,
+                "declines": t.declines,
+            }
+        )
+    months = [
+        {
+            "month": m,
+            "held": h,
+            "completed": d,
+            "completion": f"{round(d / h * 100)}%" if h else "\u2013",
+        }
+        for m, h, d in zip(report.months, report.held_by_month, report.completed_by_month, strict=True)
+    ]
+    return {
+        "therapists": therapists,
+        "small_numbers": SMALL_NUMBERS,
+        "months": months,
+        "months_svg": months_svg(months) if months else "",
+    }
+
+
+def months_svg(months: list[dict[str, Any]], *, width: int = 680, height: int = 200) -> str:
+    """Sessions held (pale bar) and patient forms completed (dark, narrower bar) per month, as a
+    static SVG with a text alternative in its title."""
+    left, right, top, bottom = 34.0, 14.0, 10.0, 36.0
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max((m["held"] for m in months), default=0) or 1
+    held, done = sum(m["held"] for m in months), sum(m["completed"] for m in months)
+    label = html.escape(
+        f"Forms completed by month: {done} of {held} held sessions; "
+        + "; ".join(f"{m['month']}: {m['completed']} of {m['held']}" for m in months)
+    )
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" font-family="{FONT}" font-size="10"><title>{label}</title>'
+    ]
+    parts.extend(count_grid(peak=peak, left=left, right=width - right, top=top, plot_h=plot_h))
+    slot = plot_w / len(months)
+    bar = min(slot * 0.8, 60.0)
+    for i, m in enumerate(months):
+        x = left + i * slot + (slot - bar) / 2
+        for value, w, fill in ((m["held"], bar, GRID), (m["completed"], bar / 2, ACCENT)):
+            if value:
+                h = value * plot_h / peak
+                parts.append(
+                    f'<rect x="{_num(x + (bar - w) / 2)}" y="{_num(top + plot_h - h)}" width="{_num(w)}" '
+                    f'height="{_num(h)}" fill="{fill}"/>'
+                )
+        if len(months) <= 12 or i % 2 == 0:
+            parts.append(
+                f'<text x="{_num(left + i * slot + slot / 2)}" y="{_num(top + plot_h + 14)}" '
+                f'text-anchor="middle" fill="{MUTED}">{html.escape(m["month"])}</text>'
+            )
+    parts.append(
+        f'<line x1="{left}" y1="{_num(top + plot_h)}" x2="{width - right}" y2="{_num(top + plot_h)}" stroke="{AXIS}"/>'
+    )
+    parts.append(
+        f'<text x="{_num(left + plot_w / 2)}" y="{_num(top + plot_h + 28)}" text-anchor="middle" fill="{MUTED}">'
+        "Sessions held (pale) and forms completed (dark) per month</text></svg>"
+    )
+    return "".join(parts)
 
 
 def outcomes_context(*, clinic: Clinic, filters: ExportFilters) -> dict[str, Any]:
