@@ -15,7 +15,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 import monitoring.exports.columns as cols
 from clinics.models import Clinic, Episode, Session
 from monitoring.analytics import columns as c
-from monitoring.charts import ACCENT, AXIS, GRID, MUTED
+from monitoring.charts import ACCENT, AXIS, EARLY_BAR, MUTED
 from monitoring.clinic_admin.report import SMALL_NUMBERS, ReportFilters, clinic_report
 from monitoring.exports.base import CSV, DECIMALS, PDF, XLSX, Exporter, ExportFilters, pseudonym
 from monitoring.exports.columns import Column
@@ -236,7 +236,7 @@ def months_svg(months: list[dict[str, Any]], *, width: int = 680, height: int = 
     bar = min(slot * 0.8, 60.0)
     for i, m in enumerate(months):
         x = left + i * slot + (slot - bar) / 2
-        for value, w, fill in ((m["held"], bar, GRID), (m["completed"], bar / 2, ACCENT)):
+        for value, w, fill in ((m["held"], bar, EARLY_BAR), (m["completed"], bar / 2, ACCENT)):
             if value:
                 h = value * plot_h / peak
                 parts.append(
