@@ -53,6 +53,7 @@ from monitoring.flags import events
 from monitoring.flags import services as flags_services
 from monitoring.flags.selectors import ATTENTION_WINDOW, flag_get_for_user
 from monitoring.flags.services import notifications_mark_read
+from monitoring.flags.snapshots import charts_cache_key
 from monitoring.instruments.measures import clinic_measures
 from monitoring.models import Flag, Invitation, Rater, SafetyAlert
 from monitoring.security.audit import access_log, access_log_list
@@ -159,22 +160,26 @@ def patient_review(request: AuthenticatedRequest, code: str) -> HttpResponse:
     return render(request, "care/review.html", {"patient": dashboard.patient, "figures": figures})
 
 
-#: How long a patient page's rendered charts stay cached. The key changes whenever what they
-#: show changes, so this only bounds the memory of pages nobody opens again.
+#: How long a patient page's rendered charts stay cached (one entry per episode, replaced when what
+#: they show changes), so this only bounds the memory of pages nobody opens again.
 CHARTS_CACHE_SECONDS = 7 * 24 * 3600
 
 
 def _patient_charts_html(dashboard: PatientDashboard) -> SafeString:
     """The patient page's charts section, rendered once per state of what it shows and cached
-    (docs/performance.md): the key is the episode's snapshot (version and when it was written)
-    with a digest of the other inputs (session dates, symptom courses, therapist ratings, flags)
-    and the code's version, so a new answer, date, flag or deployment gives a new key."""
+    (docs/performance.md): one cache entry per episode, holding the digest of the state it was
+    rendered for (the snapshot's version and time, session dates, symptom courses, therapist
+    ratings, flags, the code's version) with the HTML; a new answer, date, flag or deployment
+    renders it again and replaces the entry. Erasing the patient deletes it
+    (:func:`charts_cache_forget`)."""
     snapshot = dashboard.snapshot
-    key = None
+    key = digest = None
     if snapshot is not None and snapshot.analysed_at is not None:
         inputs = repr(
             (
                 CODE_VERSION,
+                snapshot.version,
+                snapshot.analysed_at.timestamp(),
                 [(r.session.number, r.session.date, r.session.status) for r in dashboard.sessions],
                 [
                     (code, c.scores, c.expected, c.curve_source)
@@ -184,14 +189,14 @@ def _patient_charts_html(dashboard: PatientDashboard) -> SafeString:
                 [(f.flag.pk, f.flag.acknowledgement, [o.pk for o in f.others]) for f in dashboard.flags],
             )
         )
-        digest = hashlib.sha256(inputs.encode()).hexdigest()[:32]
-        key = f"bordin:charts:{snapshot.episode_id}:{snapshot.version}:{snapshot.analysed_at.timestamp()}:{digest}"
+        digest = hashlib.sha256(inputs.encode()).hexdigest()
+        key = charts_cache_key(snapshot.episode_id)
         cached = cache.get(key)
-        if cached is not None:
-            return mark_safe(cached)  # noqa: S308 (our own template's output, cached as rendered)
+        if isinstance(cached, tuple) and cached[0] == digest:
+            return mark_safe(cached[1])  # noqa: S308 (our own template's output, cached as rendered)
     html = render_to_string("care/_charts.html", {"figures": _patient_figures(dashboard)}).strip()
     if key is not None:
-        cache.set(key, html, CHARTS_CACHE_SECONDS)
+        cache.set(key, (digest, html), CHARTS_CACHE_SECONDS)
     return mark_safe(html)  # noqa: S308 (rendered by our template, autoescaped)
 
 

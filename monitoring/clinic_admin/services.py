@@ -15,6 +15,7 @@ from clinics.errors import ApplicationError
 from clinics.models import Episode, Patient, Session
 from monitoring import tasks
 from monitoring.flags.services import clinic_estimate_refresh
+from monitoring.flags.snapshots import charts_cache_forget
 from monitoring.models import (
     Answer,
     Flag,
@@ -62,6 +63,7 @@ def patient_erase(*, patient: Patient, by: User, confirm: str) -> dict[str, int]
         ).distinct()
         if any(json.dumps(value) in json.dumps(key.response, cls=DjangoJSONEncoder) for value in identifiers)
     ]
+    episode_ids = list(Episode.objects.filter(patient=patient).values_list("pk", flat=True))
     with transaction.atomic():
         IdempotencyKey.objects.filter(pk__in=stored_answers).delete()
         # The trail keeps one entry for the erasure, not one per deleted row with its contents.
@@ -79,6 +81,7 @@ def patient_erase(*, patient: Patient, by: User, confirm: str) -> dict[str, int]
             data={"event": "erasure", "patient": code, **counts},
         )
     clinic_estimate_refresh(clinic=clinic)
+    charts_cache_forget(episode_ids)  # the patient's rendered charts, cached by episode
     # The other episodes' snapshots were computed with the estimate that included the patient.
     clinic_id = clinic.pk
     transaction.on_commit(lambda: tasks.clinic_snapshots_refresh.enqueue(clinic_id))

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from clinics.models import Clinic, Episode
 from clinics.permissions import patients_visible_to
 from monitoring.analytics import Analysis, AnalysisConfig, ClinicParameters, analyse
-from monitoring.flags.snapshots import EpisodeFrames, Snapshot, snapshot_version
+from monitoring.flags.snapshots import SNAPSHOT_FORMAT, EpisodeFrames, Snapshot, snapshot_version
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import (
     ClinicEstimate,
@@ -87,7 +87,8 @@ def snapshots_for_episodes(*, episodes: Sequence[Episode], with_frames: bool = T
     if not episodes:
         return {}
     fields = ["episode_id", "version", "analysed_at", "summary", "analysed_sessions"]
-    rows = EpisodeAnalysis.objects.filter(episode__in=episodes).exclude(version="")
+    # A snapshot of an older format is not read (its layout may differ): analysed on the read.
+    rows = EpisodeAnalysis.objects.filter(episode__in=episodes, version__startswith=f"{SNAPSHOT_FORMAT}:")
     stored = {row["episode_id"]: row for row in rows.values(*fields, *(["frames"] if with_frames else []))}
     answered: dict[int, set[int]] = {}
     for episode_id, number in Response.objects.filter(
@@ -147,8 +148,9 @@ def episodes_stale(*, clinic: Clinic | None = None) -> list[int]:
     queue outage, a killed worker or a failed task, ``manage.py analyse_stale`` catches up."""
     # The responses the analysis reads (scores_for_episodes): the patient's alliance ratings.
     responses = Response.objects.filter(rater=Rater.PATIENT, measure="alliance")
-    # A state without a snapshot (written before snapshots existed) counts as not analysed.
-    states = EpisodeAnalysis.objects.exclude(version="")
+    # A state without a snapshot of the present format (written before snapshots existed, or by
+    # an earlier release) counts as not analysed.
+    states = EpisodeAnalysis.objects.filter(version__startswith=f"{SNAPSHOT_FORMAT}:")
     if clinic is not None:
         responses = responses.filter(session__episode__patient__clinic=clinic)
         states = states.filter(episode__patient__clinic=clinic)

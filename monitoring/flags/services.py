@@ -41,7 +41,13 @@ from monitoring.flags.selectors import (
     episodes_stale,
     snapshots_for_episodes,
 )
-from monitoring.flags.snapshots import EpisodeFrames, frames_by_episode, frames_equal, snapshot_version
+from monitoring.flags.snapshots import (
+    SNAPSHOT_FORMAT,
+    EpisodeFrames,
+    frames_by_episode,
+    frames_equal,
+    snapshot_version,
+)
 from monitoring.instruments.scores import scores_for_episodes
 from monitoring.models import (
     ClinicEstimate,
@@ -384,6 +390,7 @@ def _flags_store(
     """
     with transaction.atomic():
         state, _ = EpisodeAnalysis.objects.select_for_update().get_or_create(episode=episode)
+        newest = _snapshot_is_newest(state=state, sessions=sessions, estimate=estimate)
         numbers = {s.number: s for s in episode.sessions.all()}
         late = (
             set(sessions) - set(state.analysed_sessions) - {s for s in sessions if s > state.flagged_through}
@@ -426,11 +433,14 @@ def _flags_store(
         state.flagged_through = max(state.flagged_through, max(sessions))
         state.analysed_sessions = sorted(set(state.analysed_sessions) | set(sessions))
         state.analysed_pairs = sorted(set(state.analysed_pairs) | new_pairs)
-        # The snapshot the pages read, written with the flags it goes with.
-        state.version = version
-        state.analysed_at = timezone.now()
-        state.frames = frames.dump()
-        state.summary = frames.summary()
+        # The snapshot the pages read, written with the flags it goes with; unless a run that
+        # started later (more answers, or a newer estimate) has already written one under this
+        # lock: two analyses of one episode can run at once (a form and the therapist's rating).
+        if newest:
+            state.version = version
+            state.analysed_at = timezone.now()
+            state.frames = frames.dump()
+            state.summary = frames.summary()
         state.save(
             update_fields=[
                 "flagged_through",
@@ -454,6 +464,16 @@ def _flags_store(
             ignore_conflicts=True,
         )
     return stored
+
+
+def _snapshot_is_newest(*, state: EpisodeAnalysis, sessions: Sequence[int], estimate: ClinicEstimate) -> bool:
+    """Whether this run's snapshot is at least as new as the stored one: it includes every session
+    an earlier run analysed, and its clinic estimate is not older than the stored snapshot's."""
+    if set(state.analysed_sessions) - set(sessions):
+        return False
+    stored = state.version.split(":")
+    current_format = len(stored) == 3 and stored[0] == str(SNAPSHOT_FORMAT)
+    return not (current_format and stored[1].isdigit() and int(stored[1]) > estimate.pk)
 
 
 def notifications_mark_read(*, user: User, flag_ids: list[int] | None = None) -> int:

@@ -27,7 +27,7 @@ from monitoring.analytics import Analysis
 
 #: Bump when the stored layout or what the analysis computes changes: every snapshot of an older
 #: format is then out of date (``snapshots_check`` finds them; ``analyse_stale --all`` rewrites).
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
 _FRAMES = ("sessions", "levels", "events", "patterns")
 
@@ -70,6 +70,15 @@ class EpisodeFrames:
                 # The order as a list: PostgreSQL's jsonb does not keep the order of object keys.
                 "order": [str(col) for col in frame.columns],
                 "dtypes": {col: _dtype_name(frame[col].dtype) for col in frame.columns},
+                # A categorical's categories and order (the scales' clinical order, not A-Z).
+                "categories": {
+                    col: {
+                        "values": [_plain(v) for v in frame[col].cat.categories],
+                        "ordered": bool(frame[col].cat.ordered),
+                    }
+                    for col in frame.columns
+                    if isinstance(frame[col].dtype, pd.CategoricalDtype)
+                },
                 "columns": {col: _column_values(frame[col]) for col in frame.columns},
             }
         return out
@@ -154,7 +163,13 @@ def _frame_load(data: dict[str, Any]) -> pd.DataFrame:
     becomes NaN or NA as the dtype has it)."""
     order = data["order"]
     frame = pd.DataFrame(data["columns"], columns=order)
-    dtypes = {col: data["dtypes"][col] for col in order}
+    categories = data.get("categories", {})
+    dtypes: dict[str, Any] = {
+        col: pd.CategoricalDtype(categories[col]["values"], ordered=categories[col]["ordered"])
+        if col in categories
+        else data["dtypes"][col]
+        for col in order
+    }
     return frame.astype(dtypes) if len(frame) else frame.astype(dtypes, errors="ignore")
 
 
@@ -229,3 +244,15 @@ def frames_by_episode(analysis: Analysis) -> dict[int, EpisodeFrames]:
         )
         for episode_id in split["sessions"]
     }
+
+
+def charts_cache_key(episode_id: int) -> str:
+    """The cache entry of an episode's rendered patient-page charts (monitoring.care.views)."""
+    return f"bordin:charts:{episode_id}"
+
+
+def charts_cache_forget(episode_ids: Sequence[int]) -> None:
+    """Drop the cached charts of these episodes (an erasure: nothing of the patient may stay)."""
+    from django.core.cache import cache
+
+    cache.delete_many([charts_cache_key(e) for e in episode_ids])

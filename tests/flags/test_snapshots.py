@@ -221,11 +221,12 @@ def test_the_stored_frames_read_back_exactly():
         for name in ("sessions", "levels", "events", "patterns"):
             before, after = getattr(frames, name), getattr(again, name)
             pd.testing.assert_frame_equal(before, after, check_categorical=False)
-            # Categories hold only this episode's values after the trip; every other dtype is kept.
-            assert all(
-                isinstance(a, pd.CategoricalDtype) or str(a) == str(b)
-                for a, b in zip(before.dtypes, after.dtypes, strict=True)
-            )
+            # Every dtype is kept, a categorical's categories and their order too (the scales in
+            # their clinical order, which the exports sort by).
+            assert [str(t) for t in before.dtypes] == [str(t) for t in after.dtypes]
+            if isinstance(before["scale"].dtype, pd.CategoricalDtype):
+                assert list(after["scale"].cat.categories) == list(before["scale"].cat.categories)
+                assert after["scale"].cat.ordered
 
 
 def test_exports_read_the_snapshots_and_a_past_period_is_analysed(dropped, clinic_a, monkeypatch):
@@ -252,3 +253,38 @@ def test_exports_read_the_snapshots_and_a_past_period_is_analysed(dropped, clini
         min_baseline=again.min_baseline,
     )
     assert frames_equal(as_frames, again) == []
+
+
+def test_an_analysis_that_started_earlier_does_not_overwrite_a_newer_snapshot(dropped, instrument):
+    """Two analyses of one episode can run at once (the patient's form and the therapist's
+    rating): the one that read fewer answers, finishing last, leaves the newer snapshot."""
+    from monitoring.flags.services import _snapshot_is_newest
+
+    add_session(dropped, instrument, 6, FOUR)
+    episode_flags_refresh(episode_id=dropped.pk)
+    state = EpisodeAnalysis.objects.get(episode=dropped)
+    estimate = state.episode.flags.first().estimate
+    assert len(state.summary["totals"]) == 6
+    assert not _snapshot_is_newest(state=state, sessions=[1, 2, 3, 4, 5], estimate=estimate)
+    assert _snapshot_is_newest(state=state, sessions=[1, 2, 3, 4, 5, 6], estimate=estimate)
+
+
+def test_a_snapshot_of_an_earlier_format_is_analysed_on_the_read_and_counts_as_stale(dropped):
+    from monitoring.flags.selectors import episodes_stale
+
+    EpisodeAnalysis.objects.filter(episode=dropped).update(version="1:1:standard", frames={"old": True})
+    snapshot = snapshots_for_episodes(episodes=[dropped])[dropped.pk]
+    assert snapshot.live is not None and len(snapshot.summary["totals"]) == 5
+    assert episodes_stale() == [dropped.pk]
+
+
+def test_erasing_the_patient_forgets_their_cached_charts(client: Client, dropped, alice, dana):
+    from django.core.cache import cache
+
+    from monitoring.flags.snapshots import charts_cache_key
+
+    sign_in(client, alice)
+    client.get(f"/patients/{dropped.patient.code}/")
+    assert cache.get(charts_cache_key(dropped.pk)) is not None
+    patient_erase(patient=dropped.patient, by=dana, confirm=dropped.patient.label)
+    assert cache.get(charts_cache_key(dropped.pk)) is None
