@@ -424,6 +424,24 @@ class EpisodeAnalysis(models.Model):
         return f"{self.episode} flagged through session {self.flagged_through}"
 
 
+class EpisodeRevision(models.Model):
+    """A counter per episode that the database itself advances (triggers, migration 0014)
+    whenever anything the therapist's pages show of the episode changes: its sessions, answers,
+    flags (and their acknowledgements), safety alerts, analysis snapshot, patient messages, form
+    links, and the patient's appointments. Pages cache what they render under it
+    (``monitoring.care.rows``, the patient page). Django never writes it: a trigger creates the
+    row with its episode, so no save of an object read earlier can move it back, and a write by
+    any path (the ORM, ``update()``, raw SQL, an import) moves it on."""
+
+    episode = models.OneToOneField(
+        "clinics.Episode", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    revision = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.episode_id} at revision {self.revision}"
+
+
 class ExportJob(ClinicScoped, models.Model):
     """One requested export, run in the background (or inline with no worker configured).
 

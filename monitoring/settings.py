@@ -250,8 +250,18 @@ TASKS = {
 }
 
 REDIS_URL = env("REDIS_URL")
+CACHES: dict[str, dict[str, object]]
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    # One process's memory: room for a large clinic's caseload rows and charts (one entry per
+    # patient each; the default of 300 entries would evict a 300-patient caseload as it is read).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        }
+    }
 if TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend":
     # RQ workers: `manage.py rqworker default` (docs/operations.md); the queue lives in REDIS_URL.
     INSTALLED_APPS.append("django_rq")

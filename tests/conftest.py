@@ -129,3 +129,17 @@ def finished_export(clinic: Clinic, requested_by: User, media_root: object) -> E
     )
     job.refresh_from_db()
     return job
+
+
+@pytest.fixture
+def dropped(episode, instrument) -> Episode:
+    """Four steady sessions (total about 4) and a fifth at 2: a rupture at session 5."""
+    from monitoring.flags.services import episode_flags_refresh
+    from tests.flags.test_flags import add_session
+
+    four = {n: 4 for n in range(1, 13)}
+    for number in range(1, 5):
+        add_session(episode, instrument, number, four if number % 2 else {**four, 3: 5})
+    add_session(episode, instrument, 5, {n: 2 for n in range(1, 13)})
+    episode_flags_refresh(episode_id=episode.pk)
+    return episode

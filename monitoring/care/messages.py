@@ -6,7 +6,7 @@ answer. Exports never read it (tests/exports)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django.contrib.auth.models import User
 
@@ -17,15 +17,26 @@ from monitoring.security.audit import access_log
 
 
 def patient_messages_read(
-    *, user: User, patient: Patient, sessions: Iterable[Session], path: str
+    *,
+    user: User,
+    patient: Patient,
+    sessions: Iterable[Session] | Mapping[int, int],
+    path: str,
+    may_read: bool | None = None,
 ) -> dict[int, list[PatientMessage]]:
     """The patient's messages written for ``sessions`` (the caller has checked that ``user``
-    may see ``patient``, whose sessions they are), by session id, oldest first; the read is
-    audited when there is one. The patient wrote to their therapist: the therapist and the
-    clinic's admins read it, a supervisor (who may look at the patient, not act) does not."""
-    if not may_change(user=user, patient=patient):
+    may see ``patient``, whose sessions they are; or a mapping of their ids to their numbers),
+    by session id, oldest first; the read is audited when there is one. The patient wrote to
+    their therapist: the therapist and the clinic's admins read it, a supervisor (who may look at
+    the patient, not act) does not (``may_read``, when the caller has already asked
+    ``may_change``)."""
+    if not (may_change(user=user, patient=patient) if may_read is None else may_read):
         return {}
-    numbers = {session.pk: session.number for session in sessions}
+    numbers = (
+        dict(sessions)
+        if isinstance(sessions, Mapping)
+        else {session.pk: session.number for session in sessions}
+    )
     found: dict[int, list[PatientMessage]] = {}
     for message in PatientMessage.objects.filter(
         session__in=list(numbers), session__episode__patient=patient

@@ -7,15 +7,16 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import pandas as pd
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, QuerySet
 
 from clinics.models import Episode, Membership, Patient, Session, patient_search
 from clinics.permissions import patients_visible_to
-from clinics.selectors import patient_get_for_user, patient_list_for_user
+from clinics.selectors import patient_get_for_user
 from monitoring.flags import events, wording
 from monitoring.flags.selectors import snapshots_for_episodes
 from monitoring.flags.snapshots import EpisodeFrames, Snapshot
@@ -89,22 +90,45 @@ def _badges(flags: list[Flag], last_session: int) -> list[Badge]:
     return sorted(badges, key=lambda b: (wording.PRIORITY.get(b.kind, wording.NO_PRIORITY), -b.session))
 
 
+def caseload_patients(
+    *, user: User | AnonymousUser, therapist_id: int | None = None, query: str = ""
+) -> QuerySet[Patient]:
+    """The user's active patients on the caseload (of one therapist, matching a search)."""
+    # The therapist and clinic fetched once each and shared by their patients' rows.
+    patients = (
+        Patient.objects.visible_to(user)
+        .filter(is_active=True)
+        .prefetch_related("therapist", "clinic")
+        .order_by("label")
+    )
+    if therapist_id:
+        patients = patients.filter(therapist_id=therapist_id)
+    return patients.filter(patient_search(query))
+
+
+def caseload_episodes(patients: Iterable[Patient]) -> list[Episode]:
+    """The open episode of each patient (a patient has at most one)."""
+    return list(
+        Episode.objects.filter(patient__in=list(patients), ended_on=None).select_related("patient__clinic")
+    )
+
+
 def caseload_for_user(
     *, user: User | AnonymousUser, therapist_id: int | None = None, query: str = ""
 ) -> list[CaseloadRow]:
-    """The user's active patients, most in need of attention first, with the reason in words.
+    """The user's active patients, most in need of attention first, with the reason in words."""
+    return caseload_rows(patients=list(caseload_patients(user=user, therapist_id=therapist_id, query=query)))
 
-    A constant number of queries whatever the caseload size: patients, episodes, sessions with
-    whether the patient's form is in, answers, flags, and the clinic estimate per clinic.
+
+def caseload_rows(*, patients: list[Patient], episodes: list[Episode] | None = None) -> list[CaseloadRow]:
+    """The caseload rows of these patients, most in need of attention first.
+
+    A constant number of queries whatever the caseload size: episodes, sessions with whether the
+    patient's form is in, answers, flags, and the clinic estimate per clinic.
     """
-    patients = patient_list_for_user(user=user)
-    if therapist_id:
-        patients = patients.filter(therapist_id=therapist_id)
-    patients = patients.filter(patient_search(query))
-    patients_list = list(patients)
-    episodes = list(
-        Episode.objects.filter(patient__in=patients_list, ended_on=None).select_related("patient__clinic")
-    )
+    patients_list = patients
+    if episodes is None:
+        episodes = caseload_episodes(patients_list)
     episode_of = {e.patient_id: e for e in episodes}
     sessions = (
         Session.objects.filter(episode__in=episodes, status=Session.Status.HELD)
@@ -287,13 +311,32 @@ def notifications_unread(*, user: User | AnonymousUser) -> list[PatientNews]:
     for patients the user may still see."""
     if not user.is_authenticated:
         return []
-    pending = Notification.objects.filter(
-        user=user, read_at=None, flag__episode__patient__in=patients_visible_to(user=user)
-    ).select_related("flag__session", "flag__episode__patient")
+    pending = (
+        Notification.objects.filter(
+            user=user, read_at=None, flag__episode__patient__in=patients_visible_to(user=user)
+        )
+        .select_related("flag__session", "flag__episode__patient")
+        # Only what the lines show (a notification's flag carries its whole explanation).
+        .only(
+            "created_at",
+            "flag__kind",
+            "flag__scale",
+            "flag__session__number",
+            "flag__episode__patient__label",
+            "flag__episode__patient__code",
+        )
+        .order_by("-flag__session__number", "-created_at")
+    )
     news: dict[int, list[Notification]] = {}
-    for n in pending.order_by("-flag__session__number", "-created_at"):
+    for n in pending:
         news.setdefault(n.flag.episode.patient_id, []).append(n)
-    return [PatientNews(items[0].flag.episode.patient, len(items), items[0]) for items in news.values()][:20]
+    return [PatientNews(items[0].flag.episode.patient, len(items), items[0]) for items in news.values()][
+        :LATEST_SHOWN
+    ]
+
+
+#: Patients named in "New since your last visit" (the newest first).
+LATEST_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -428,26 +471,29 @@ class UsualLevel:
     provisional: bool  # fewer than the rules' baseline sessions
 
 
-def usual_level(frames: EpisodeFrames | None) -> UsualLevel | None:
+def usual_level(snapshot: Snapshot | None) -> UsualLevel | None:
     """The latest answered session's baseline on the total; None before there is one."""
-    if frames is None:
+    if snapshot is None:
         return None
-    total = frames.sessions[(frames.sessions["scale"] == "total") & frames.sessions["score"].notna()]
-    if total.empty:
+    answered = [
+        row
+        for row in snapshot.rows("sessions", "session", "scale", "score", "baseline", "n_baseline")
+        if row[1] == "total" and _float(row[2]) is not None
+    ]
+    if not answered:
         return None
-    last = total.sort_values("session").iloc[-1]
-    level = _float(last["baseline"])
+    number, _, _, baseline, n_baseline = max(answered, key=lambda row: int(row[0]))
+    level = _float(baseline)
     if level is None:
         return None
-    n = int(_float(last["n_baseline"]) or 0)
-    return UsualLevel(level=level, n=n, session=int(last["session"]), provisional=n < frames.min_baseline)
+    n = int(_float(n_baseline) or 0)
+    return UsualLevel(level=level, n=n, session=int(number), provisional=n < snapshot.min_baseline)
 
 
 @dataclass(frozen=True)
 class PatientDashboard:
     patient: Patient
     episode: Episode | None
-    frames: EpisodeFrames | None
     sessions: list[SessionRow]
     flags: list[FlagView]
     therapist_scores: pd.DataFrame
@@ -457,6 +503,11 @@ class PatientDashboard:
     outcomes: OutcomeStatus = field(default_factory=OutcomeStatus)
     alerts: list[SafetyAlert] = field(default_factory=list)  # every safety alert of the episode
     snapshot: Snapshot | None = None  # what the analysis figures were read from
+
+    @cached_property
+    def frames(self) -> EpisodeFrames | None:
+        """The snapshot's frames in pandas (for the charts; built on first use)."""
+        return self.snapshot.frames if self.snapshot is not None else None
 
     @property
     def followed_up(self) -> list[SafetyAlert]:
@@ -474,9 +525,8 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
         .first()
     )
     if episode is None:
-        return PatientDashboard(patient, None, None, [], [], pd.DataFrame(), {}, None, [])
+        return PatientDashboard(patient, None, [], [], pd.DataFrame(), {}, None, [])
     snapshot = snapshots_for_episodes(episodes=[episode]).get(episode.pk)
-    frames = snapshot.frames if snapshot is not None else None
     answers: dict[tuple[int, str], dict[int, int]] = {}
     for number, rater, item, value in Answer.objects.filter(
         response__session__episode=episode, response__measure="alliance"
@@ -485,22 +535,27 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
     scores: dict[int, dict[str, float | None]] = {}
     levels: dict[str, dict[str, Any]] = {}
     pattern = None
-    if frames is not None:
-        for number, scale, score in frames.sessions[["session", "scale", "score"]].itertuples(index=False):
+    if snapshot is not None:
+        # Read from the stored columns as they are; the frames are built in pandas only when the
+        # charts are drawn (PatientDashboard.frames).
+        for number, scale, score in snapshot.rows("sessions", "session", "scale", "score"):
             scores.setdefault(int(number), {})[str(scale)] = _float(score)
-        for row in frames.levels.to_dict("records"):
+        columns = snapshot.columns("levels")
+        for values in snapshot.rows("levels", *columns):
+            row = dict(zip(columns, values, strict=True))
             levels[str(row["scale"])] = row
-        pat = frames.patterns
-        if len(pat) and pat["pattern"].iloc[0] in wording.PATTERNS:
-            words = wording.PATTERNS[str(pat["pattern"].iloc[0])]
+        patterns = snapshot.rows("patterns", "pattern", "explanation")
+        if patterns and patterns[0][0] in wording.PATTERNS:
+            kind, explanation = patterns[0]
+            words = wording.PATTERNS[str(kind)]
             pattern = {
-                "kind": str(pat["pattern"].iloc[0]),
+                "kind": str(kind),
                 "title": words.title,
                 "meaning": words.meaning,
                 "prompt": words.prompt,
                 # The analysis's sentence says "level" for the person mean; the page calls that
                 # the long-run level (the usual level is the flags' baseline).
-                "explanation": str(pat["explanation"].iloc[0]).replace("(level ", "(long-run level "),
+                "explanation": str(explanation).replace("(level ", "(long-run level "),
             }
     sessions = list(episode.sessions.order_by("-number"))
     last_held = max((s.number for s in sessions if s.status == Session.Status.HELD), default=0)
@@ -511,7 +566,6 @@ def patient_dashboard(*, user: User | AnonymousUser, code: object) -> PatientDas
     return PatientDashboard(
         patient=patient,
         episode=episode,
-        frames=frames,
         sessions=[
             SessionRow(
                 s,

@@ -32,10 +32,12 @@ from clinics.models import FormChannel, Session
 from clinics.permissions import may_change, may_rate_session, patients_visible_to, require_may_change
 from clinics.selectors import patient_get_for_user, session_get_for_user
 from monitoring import charts
+from monitoring.care import patient_page
 from monitoring.care.messages import patient_messages_read
+from monitoring.care.rows import caseload_fragments, rows_html
 from monitoring.care.selectors import (
     PatientDashboard,
-    caseload_for_user,
+    caseload_patients,
     notifications_unread,
     patient_dashboard,
     therapists_for_admin,
@@ -72,20 +74,28 @@ def caseload(request: AuthenticatedRequest) -> HttpResponse:
     except ValueError:
         therapist_id = None
     query = request.GET.get("q", "").strip()[:60]
-    rows = caseload_for_user(user=request.user, therapist_id=therapist_id, query=query)
+    # Each row rendered once per state of what it shows (monitoring.care.rows).
+    rows, show_symptoms = caseload_fragments(
+        patients_query=caseload_patients(user=request.user, therapist_id=therapist_id, query=query),
+        therapists=bool(therapists),
+        code_version=CODE_VERSION,
+    )
     access_log_list(
         actor=request.user, what="caseload", patients=[r.patient for r in rows], path=request.path
     )
+    attention, others = [r for r in rows if r.attention], [r for r in rows if not r.attention]
     notifications = notifications_unread(user=request.user)
     return render(
         request,
         "care/caseload.html",
         {
             "rows": rows,
-            "attention": [r for r in rows if r.priority < 9],
+            "attention": attention,
+            "attention_html": rows_html(attention),
             "safety": [r for r in rows if r.safety],
-            "show_symptoms": any(r.outcomes.courses for r in rows),
-            "others": [r for r in rows if r.priority >= 9],
+            "show_symptoms": show_symptoms,
+            "others": others,
+            "others_html": rows_html(others),
             "therapists": therapists,
             "therapist_id": therapist_id,
             "query": query,
@@ -105,35 +115,64 @@ def notifications_read(request: AuthenticatedRequest) -> HttpResponse:
 
 @login_required
 def patient_detail(request: AuthenticatedRequest, code: str) -> HttpResponse:
-    """One patient's alliance: own level, deviations, flags with their reasons, the answers."""
-    dashboard = patient_dashboard(user=request.user, code=code)
-    access_log(actor=request.user, instance=dashboard.patient, what="patient page", path=request.path)
+    """One patient's alliance: own level, deviations, flags with their reasons, the answers.
+
+    The content is rendered once per state of what it shows (monitoring.care.patient_page)."""
+    patient = patient_get_for_user(user=request.user, code=code)
+    can_change = may_change(user=request.user, patient=patient)
+    digest = patient_page.page_digest(patient=patient, may_change=can_change, code_version=CODE_VERSION)
+    content = patient_page.page_cached(patient=patient, may_change=can_change, digest=digest)
+    if content is None:
+        dashboard = patient_dashboard(user=request.user, code=code)
+        content = patient_page.page_render(
+            patient=patient,
+            may_change=can_change,
+            digest=digest,
+            context=_patient_context(request, dashboard, can_change=can_change),
+        )
+    else:
+        # The messages are read (and the read audited) whether or not the page was cached.
+        patient_messages_read(
+            user=request.user,
+            patient=patient,
+            sessions=content.sessions,
+            path=request.path,
+            may_read=can_change,
+        )
+    access_log(actor=request.user, instance=patient, what="patient page", path=request.path)
     # Every flag of every event shown (a story's rupture and its unrepaired rupture notify apart).
-    notifications_mark_read(user=request.user, flag_ids=[f.pk for v in dashboard.flags for f in v.flags])
+    notifications_mark_read(user=request.user, flag_ids=content.flag_ids)
     return render(
         request,
         "care/patient.html",
-        {
-            "d": dashboard,
-            "patient": dashboard.patient,
-            "episode": dashboard.episode,
-            "charts_html": _patient_charts_html(dashboard),
-            "open_flags": sum(f.counts for f in dashboard.flags),
-            "total_level": dashboard.levels.get("total"),
-            "usual": usual_level(dashboard.frames),
-            "latest": next((r for r in dashboard.sessions if r.scores.get("total") is not None), None),
-            "patient_messages": patient_messages_read(
-                user=request.user,
-                patient=dashboard.patient,
-                sessions=[r.session for r in dashboard.sessions],
-                path=request.path,
-            ),
-            "today": date.today(),
-            "choices": Flag.Acknowledgement.choices,
-            "follow_ups": SafetyAlert.FollowUp.choices,
-            "can_change": may_change(user=request.user, patient=dashboard.patient),
-        },
+        {"patient": patient, "body": content.for_request(request), "has_charts": content.has_charts},
     )
+
+
+def _patient_context(
+    request: AuthenticatedRequest, dashboard: PatientDashboard, *, can_change: bool
+) -> dict[str, object]:
+    return {
+        "d": dashboard,
+        "patient": dashboard.patient,
+        "episode": dashboard.episode,
+        "charts_html": _patient_charts_html(dashboard),
+        "open_flags": sum(f.counts for f in dashboard.flags),
+        "total_level": dashboard.levels.get("total"),
+        "usual": usual_level(dashboard.snapshot),
+        "latest": next((r for r in dashboard.sessions if r.scores.get("total") is not None), None),
+        "patient_messages": patient_messages_read(
+            user=request.user,
+            patient=dashboard.patient,
+            sessions=[r.session for r in dashboard.sessions],
+            path=request.path,
+            may_read=can_change,
+        ),
+        "today": date.today(),
+        "choices": Flag.Acknowledgement.choices,
+        "follow_ups": SafetyAlert.FollowUp.choices,
+        "can_change": can_change,
+    }
 
 
 @login_required

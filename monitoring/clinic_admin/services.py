@@ -14,6 +14,8 @@ from django.db import transaction
 from clinics.errors import ApplicationError
 from clinics.models import Episode, Patient, Session
 from monitoring import tasks
+from monitoring.care.patient_page import patient_page_forget
+from monitoring.care.rows import rows_cache_forget
 from monitoring.flags.services import clinic_estimate_refresh
 from monitoring.flags.snapshots import charts_cache_forget
 from monitoring.models import (
@@ -64,6 +66,7 @@ def patient_erase(*, patient: Patient, by: User, confirm: str) -> dict[str, int]
         if any(json.dumps(value) in json.dumps(key.response, cls=DjangoJSONEncoder) for value in identifiers)
     ]
     episode_ids = list(Episode.objects.filter(patient=patient).values_list("pk", flat=True))
+    patient_id = patient.pk
     with transaction.atomic():
         IdempotencyKey.objects.filter(pk__in=stored_answers).delete()
         # The trail keeps one entry for the erasure, not one per deleted row with its contents.
@@ -82,6 +85,8 @@ def patient_erase(*, patient: Patient, by: User, confirm: str) -> dict[str, int]
         )
     clinic_estimate_refresh(clinic=clinic)
     charts_cache_forget(episode_ids)  # the patient's rendered charts, cached by episode
+    rows_cache_forget([patient_id])  # their rendered caseload row
+    patient_page_forget([patient_id])  # and their rendered page
     # The other episodes' snapshots were computed with the estimate that included the patient.
     clinic_id = clinic.pk
     transaction.on_commit(lambda: tasks.clinic_snapshots_refresh.enqueue(clinic_id))

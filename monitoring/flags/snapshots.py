@@ -134,6 +134,28 @@ class Snapshot:
             return self.live
         return EpisodeFrames.load(self.frames_json) if self.frames_json else None
 
+    def rows(self, frame: str, *columns: str) -> list[tuple[Any, ...]]:
+        """Some columns of one frame as plain tuples (missing values as None), straight from the
+        stored JSON: what a page shows without building the frames in pandas."""
+        if self.live is not None:
+            data = getattr(self.live, frame)[list(columns)].astype(object)
+            return [tuple(_plain(v) for v in row) for row in data.itertuples(index=False, name=None)]
+        if not self.frames_json:
+            return []
+        stored = self.frames_json[frame]["columns"]
+        return list(zip(*(stored[col] for col in columns), strict=True))
+
+    @property
+    def min_baseline(self) -> int:
+        if self.live is not None:
+            return self.live.min_baseline
+        return int(self.frames_json["min_baseline"]) if self.frames_json else 0
+
+    def columns(self, frame: str) -> list[str]:
+        if self.live is not None:
+            return [str(col) for col in getattr(self.live, frame).columns]
+        return list(self.frames_json[frame]["order"]) if self.frames_json else []
+
 
 def _dtype_name(dtype: Any) -> str:
     if isinstance(dtype, pd.CategoricalDtype):

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from clinics.models import Patient
 from monitoring.analytics.simulate import simulate_cohort
+from monitoring.care.rows import rows_cache_forget
 from monitoring.collection.importing import items_import_csv, responses_import
 from monitoring.models import Flag, Notification
 from tests.auth import sign_in
@@ -39,12 +40,17 @@ def caseload_queries(client) -> int:
 
 
 def test_the_caseload_issues_the_same_number_of_queries_for_5_and_60_patients(client, clinic_a, alice):
+    """Whether its rows are computed (new answers) or read from the cache (nothing changed)."""
     login(client, alice)
     import_cohort(clinic_a, alice, 5, 10, prefix="a")
     caseload_queries(client)  # warm: estimates exist from now on
-    few = caseload_queries(client)
+    rows_cache_forget(list(Patient.objects.values_list("pk", flat=True)))
+    computed = caseload_queries(client)
+    cached = caseload_queries(client)
     import_cohort(clinic_a, alice, 55, 10, seed=4, prefix="b")
-    assert caseload_queries(client) == few
+    assert caseload_queries(client) == computed
+    assert caseload_queries(client) == cached
+    assert cached < computed
 
 
 def test_the_patient_page_issues_the_same_number_of_queries_whatever_the_sessions(client, clinic_a, alice):

@@ -7,7 +7,6 @@ import pytest
 from django.test import Client
 
 from monitoring.care.selectors import caseload_for_user
-from monitoring.flags.services import episode_flags_refresh
 from tests.auth import sign_in
 from tests.flags.test_flags import add_session
 
@@ -15,15 +14,6 @@ pytestmark = pytest.mark.django_db
 
 FOUR = {n: 4 for n in range(1, 13)}
 TWO = {n: 2 for n in range(1, 13)}
-
-
-@pytest.fixture
-def dropped(episode, instrument):
-    for number in range(1, 5):
-        add_session(episode, instrument, number, FOUR if number % 2 else {**FOUR, 3: 5})
-    add_session(episode, instrument, 5, TWO)
-    episode_flags_refresh(episode_id=episode.pk)
-    return episode
 
 
 def test_the_caseload_row_number_and_verdict_come_from_the_same_baseline(dropped, alice):

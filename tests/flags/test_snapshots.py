@@ -4,7 +4,7 @@ without re-running the analysis, and always equal to a fresh analysis of the ans
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from django.core.management import call_command
@@ -12,16 +12,14 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from clinics.models import Clinic, Episode, Patient, Session
-from clinics.services import clinic_settings_update, patient_transfer, session_create
+from clinics.models import Clinic, Session
+from clinics.services import clinic_settings_update
 from monitoring import tasks
 from monitoring.analytics.simulate import simulate_cohort
 from monitoring.care.selectors import caseload_for_user
 from monitoring.clinic_admin.services import patient_erase
-from monitoring.collection.importing import items_import_csv, responses_import
-from monitoring.collection.responses import response_create, response_enter
+from monitoring.collection.responses import response_create
 from monitoring.flags import selectors as flag_selectors
 from monitoring.flags.selectors import snapshots_for_episodes
 from monitoring.flags.services import episode_flags_refresh, snapshots_check
@@ -29,20 +27,12 @@ from monitoring.flags.snapshots import SNAPSHOT_FORMAT, EpisodeFrames
 from monitoring.models import EpisodeAnalysis
 from tests.auth import sign_in
 from tests.flags.test_flags import add_session
+from tests.writes import WRITES, patients_with_episodes, write
 
 pytestmark = pytest.mark.django_db
 
 FOUR = {n: 4 for n in range(1, 13)}
 TWO = {n: 2 for n in range(1, 13)}
-
-
-@pytest.fixture
-def dropped(episode, instrument):
-    for number in range(1, 5):
-        add_session(episode, instrument, number, FOUR if number % 2 else {**FOUR, 3: 5})
-    add_session(episode, instrument, 5, TWO)
-    episode_flags_refresh(episode_id=episode.pk)
-    return episode
 
 
 def test_the_snapshot_is_written_with_the_flags(dropped):
@@ -132,22 +122,6 @@ def test_a_new_estimate_re_snapshots_the_clinic_in_the_background(dropped, clini
 
 # --- Property: after any sequence of writes every snapshot equals a fresh analysis -------------
 
-VALUES = st.dictionaries(st.sampled_from(range(1, 13)), st.integers(1, 5), min_size=12, max_size=12).filter(
-    lambda d: len(d) == 12
-)
-WRITES = st.lists(
-    st.one_of(
-        st.tuples(st.just("form"), st.integers(0, 2), st.integers(1, 5)),
-        st.tuples(st.just("paper"), st.integers(0, 2), st.integers(1, 5)),
-        st.tuples(st.just("import"), st.integers(0, 10_000), st.integers(2, 6)),
-        st.tuples(st.just("erase"), st.integers(0, 2), st.just(0)),
-        st.tuples(st.just("transfer"), st.integers(0, 2), st.just(0)),
-        st.tuples(st.just("sensitivity"), st.sampled_from(["strict", "standard", "sensitive"]), st.just(0)),
-    ),
-    min_size=1,
-    max_size=7,
-)
-
 
 @settings(
     max_examples=12,
@@ -159,46 +133,22 @@ def test_snapshots_equal_a_fresh_analysis_after_any_sequence_of_writes(
     writes, clinic_a, alice, bob, dana, instrument, django_capture_on_commit_callbacks
 ):
     with transaction.atomic():
-        patients = []
-        for i in range(3):
-            patient = Patient.objects.create(clinic=clinic_a, label=f"H{i}", therapist=alice)
-            Episode.objects.create(patient=patient, therapist=alice, started_on=date(2026, 1, 5))
-            patients.append(patient)
+        patients = patients_with_episodes(clinic_a, alice)
         for step, (kind, which, arg) in enumerate(writes):
             # Each write commits as in production: the analysis runs on commit (immediate tasks).
             with django_capture_on_commit_callbacks(execute=True):
-                if kind == "import":
-                    cohort = simulate_cohort(1, seed=which, sessions=(arg, arg))
-                    responses_import(
-                        clinic=clinic_a,
-                        therapist=alice,
-                        file=items_import_csv(cohort.items, first_date=date(2026, 1, 5), prefix=f"I{step}-"),
-                    )
-                    continue
-                if kind == "sensitivity":
-                    clinic_settings_update(clinic=clinic_a, sensitivity=which)
-                    transaction.on_commit(lambda: tasks.clinic_estimate_refresh.enqueue(clinic_a.pk))
-                    continue
-                patient = patients[which]
-                if not Patient.objects.filter(pk=patient.pk).exists():
-                    continue
-                if kind == "erase":
-                    patient_erase(patient=patient, by=dana, confirm=patient.label)
-                    continue
-                if kind == "transfer":
-                    patient.refresh_from_db()
-                    other = bob if patient.therapist_id == alice.pk else alice
-                    patient_transfer(patient=patient, therapist=other, on=date(2026, 6, 1))
-                    continue
-                episode = patient.episodes.get(ended_on=None)
-                last = episode.sessions.order_by("-date").first()
-                when = (last.date if last else episode.started_on) + timedelta(days=7)
-                session = session_create(episode=episode, date=when, status=Session.Status.HELD)
-                answers = {n: (arg + n) % 5 + 1 for n in range(1, 13)}
-                if kind == "form":
-                    response_create(session=session, instrument=instrument, answers=answers, source="link")
-                else:
-                    response_enter(session=session, rater="patient", answers=answers, user=alice)
+                write(
+                    kind,
+                    which,
+                    arg,
+                    step=step,
+                    patients=patients,
+                    clinic=clinic_a,
+                    alice=alice,
+                    bob=bob,
+                    dana=dana,
+                    instrument=instrument,
+                )
         found = snapshots_check()
         assert found.ok and not found.outdated, found
         transaction.set_rollback(True)

@@ -1,0 +1,128 @@
+"""The patient page's content, rendered once per state of what it shows, and cached.
+
+The page (``care/_patient_body.html``) is a function of: the patient (their fields, therapist
+and appointments), the episode it shows (its fields and its revision: ``EpisodeRevision``, which
+the database advances on every change to its sessions, answers, flags and acknowledgements,
+safety alerts, analysis snapshot, patient messages, form links and the patient's appointments),
+the clinic's settings, its latest estimate and expected-recovery state, whether the reader may
+act on the patient (a supervisor only looks, and does not read the patient's messages), the date
+(today's session, upcoming appointments) and the code's version. A read whose digest of these
+matches the cached entry serves the stored HTML; anything else renders it again and replaces the
+entry. The reads that must happen on every view still do: the access entry, the notifications
+marked read, the audited read of the patient's messages. The forms' CSRF token is not stored:
+the entry holds a random placeholder that each response replaces with the reader's own token.
+
+One entry per patient and kind of reader (``bordin:patient-page:<patient id>:<0|1>``); erasing
+the patient deletes them (:func:`patient_page_forget`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Count, F, Max, OuterRef, Subquery
+from django.forms.models import model_to_dict
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
+
+from clinics.models import Episode, Patient
+from monitoring.flags.selectors import clinic_estimate_latest
+from monitoring.models import EpisodeRevision
+
+#: How long an entry stays if the page is not opened again (it is replaced whenever the page
+#: changes, so this only bounds the memory of pages nobody reads).
+PAGE_CACHE_SECONDS = 7 * 24 * 3600
+
+
+def patient_page_key(patient_id: int, may_change: bool) -> str:
+    return f"bordin:patient-page:{patient_id}:{int(may_change)}"
+
+
+def patient_page_forget(patient_ids: Sequence[int]) -> None:
+    """Drop the cached pages of these patients (an erasure: nothing of them may stay)."""
+    cache.delete_many([patient_page_key(p, m) for p in patient_ids for m in (False, True)])
+
+
+@dataclass(frozen=True)
+class PageContent:
+    """What the view needs besides the HTML: the flags shown (their notifications are marked
+    read), the sessions shown (their patient messages are read, audited), whether there are
+    charts (the page then loads plotly)."""
+
+    html: str  # with the CSRF placeholder
+    placeholder: str
+    flag_ids: list[int]
+    sessions: dict[int, int]  # session id: number
+    has_charts: bool
+
+    def for_request(self, request: HttpRequest) -> SafeString:
+        return mark_safe(self.html.replace(self.placeholder, get_token(request)))  # noqa: S308 (our template's output)
+
+
+def page_digest(*, patient: Patient, may_change: bool, code_version: str) -> str | None:
+    """The digest of the state the patient's page shows (module docstring); None when it cannot
+    be told (no episode, or an episode without a revision counter): the page is then rendered."""
+    episode = (
+        Episode.objects.filter(patient=patient)
+        .order_by(F("ended_on").desc(nulls_first=True), "-started_on")
+        .annotate(
+            revision=Subquery(EpisodeRevision.objects.filter(episode=OuterRef("pk")).values("revision")[:1])
+        )
+        .values("pk", "therapist_id", "treatment", "started_on", "ended_on", "revision")
+        .first()
+    )
+    if episode is None or episode["revision"] is None:
+        return None
+    clinic = patient.clinic
+    estimate = clinic_estimate_latest(clinic=clinic)
+    finished = Episode.objects.filter(patient__clinic=clinic).exclude(ended_on=None)
+    therapist = patient.therapist
+    state = (
+        code_version,
+        may_change,
+        date.today(),
+        sorted(model_to_dict(patient).items()),
+        (therapist.pk, therapist.get_full_name(), therapist.email) if therapist else None,
+        sorted(episode.items()),
+        sorted(model_to_dict(clinic).items()),
+        estimate.pk if estimate else None,
+        sorted(finished.aggregate(n=Count("pk"), last=Max("ended_on")).items()),
+    )
+    return hashlib.sha256(repr(state).encode()).hexdigest()
+
+
+def page_cached(*, patient: Patient, may_change: bool, digest: str | None) -> PageContent | None:
+    if digest is None:
+        return None
+    entry = cache.get(patient_page_key(patient.pk, may_change))
+    if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == digest:
+        return entry[1]
+    return None
+
+
+def page_render(
+    *, patient: Patient, may_change: bool, digest: str | None, context: dict[str, Any]
+) -> PageContent:
+    """Render the page's content from ``context`` (the dashboard and what goes with it) and keep
+    it under ``digest``."""
+    placeholder = f"csrf-{secrets.token_hex(16)}"
+    html = render_to_string("care/_patient_body.html", {**context, "csrf_token": placeholder}).strip()
+    dashboard = context["d"]
+    content = PageContent(
+        html=html,
+        placeholder=placeholder,
+        flag_ids=[f.pk for v in dashboard.flags for f in v.flags],
+        sessions={row.session.pk: row.session.number for row in dashboard.sessions},
+        has_charts=bool(context.get("charts_html")),
+    )
+    if digest is not None:
+        cache.set(patient_page_key(patient.pk, may_change), (digest, content), PAGE_CACHE_SECONDS)
+    return content
