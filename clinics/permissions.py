@@ -24,6 +24,24 @@ from django.shortcuts import get_object_or_404
 
 from clinics.models import Clinic, Membership, Patient, Session
 
+#: The attribute of a request's user holding their memberships, read once per request.
+_REACHING = "bordin_memberships_reaching"
+
+
+def memberships_reaching(*, user: User | AnonymousUser) -> list[Membership]:
+    """The user's memberships that reach a clinic in this request (``Membership.objects.reaching``),
+    with their clinics, by clinic name; read once per request (the user object lives as long as
+    the request) for the header's links and the pages' role checks."""
+    if not user.is_authenticated:
+        return []
+    found: list[Membership] | None = getattr(user, _REACHING, None)
+    if found is None:
+        found = list(
+            Membership.objects.reaching(user).select_related("clinic").order_by("clinic__name", "pk")
+        )
+        setattr(user, _REACHING, found)
+    return found
+
 
 def patients_visible_to(*, user: User | AnonymousUser) -> QuerySet[Patient]:
     """Every patient the user may see: a therapist their own, an admin their clinic's, a

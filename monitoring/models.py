@@ -434,7 +434,7 @@ class EpisodeRevision(models.Model):
     any path (the ORM, ``update()``, raw SQL, an import) moves it on."""
 
     episode = models.OneToOneField(
-        "clinics.Episode", on_delete=models.CASCADE, primary_key=True, related_name="+"
+        "clinics.Episode", on_delete=models.CASCADE, primary_key=True, related_name="revision_counter"
     )
     revision = models.PositiveBigIntegerField(default=0)
 

@@ -26,7 +26,7 @@ from datetime import date
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count, F, Max, OuterRef, Subquery
+from django.db.models import Count, F, Max
 from django.forms.models import model_to_dict
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
@@ -35,7 +35,6 @@ from django.utils.safestring import SafeString, mark_safe
 
 from clinics.models import Episode, Patient
 from monitoring.flags.selectors import clinic_estimate_latest
-from monitoring.models import EpisodeRevision
 
 #: How long an entry stays if the page is not opened again (it is replaced whenever the page
 #: changes, so this only bounds the memory of pages nobody reads).
@@ -73,13 +72,10 @@ def page_digest(*, patient: Patient, may_change: bool, code_version: str) -> str
     episode = (
         Episode.objects.filter(patient=patient)
         .order_by(F("ended_on").desc(nulls_first=True), "-started_on")
-        .annotate(
-            revision=Subquery(EpisodeRevision.objects.filter(episode=OuterRef("pk")).values("revision")[:1])
-        )
-        .values("pk", "therapist_id", "treatment", "started_on", "ended_on", "revision")
+        .values("pk", "therapist_id", "treatment", "started_on", "ended_on", "revision_counter__revision")
         .first()
     )
-    if episode is None or episode["revision"] is None:
+    if episode is None or episode["revision_counter__revision"] is None:
         return None
     clinic = patient.clinic
     estimate = clinic_estimate_latest(clinic=clinic)

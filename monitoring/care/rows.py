@@ -29,7 +29,6 @@ from django.utils.safestring import SafeString, mark_safe
 
 from clinics.models import Clinic, Episode, Patient
 from monitoring.care.selectors import caseload_rows
-from monitoring.models import EpisodeRevision
 
 #: Rows above this priority are "Everyone else" (wording.PRIORITY; 9 is "nothing open").
 ATTENTION_BELOW = 9
@@ -70,26 +69,24 @@ def _variant(*, symptoms: bool, therapists: bool) -> str:
 
 def row_digests(patients: Sequence[Patient], *, code_version: str) -> dict[int, str | None]:
     """Each patient's digest of the state their caseload row shows (module docstring): two small
-    queries whatever the caseload's size. None where the open episode has no revision counter
+    queries whatever the caseload's size (the open episodes with their counters, and the
+    clinic's finished episodes). None where the open episode has no revision counter
     (a database without the triggers): that row is computed on every read."""
-    revisions = {
-        patient_id: (episode_id, revision)
-        for patient_id, episode_id, revision in EpisodeRevision.objects.filter(
-            episode__patient__in=[p.pk for p in patients], episode__ended_on=None
-        ).values_list("episode__patient_id", "episode_id", "revision")
-    }
-    open_episodes = set(
-        Episode.objects.filter(patient__in=[p.pk for p in patients], ended_on=None).values_list(
-            "patient_id", flat=True
-        )
-    ) - set(revisions)
+    revisions: dict[int, tuple[int, int]] = {}
+    uncounted: set[int] = set()  # open episodes without a counter
+    for patient_id, episode_id, revision in Episode.objects.filter(
+        patient__in=[p.pk for p in patients], ended_on=None
+    ).values_list("patient_id", "pk", "revision_counter__revision"):
+        if revision is None:
+            uncounted.add(patient_id)
+        revisions[patient_id] = (episode_id, revision)
     clinics = {}
     for clinic_id in {p.clinic_id for p in patients}:
         finished = Episode.objects.filter(patient__clinic_id=clinic_id).exclude(ended_on=None)
         clinics[clinic_id] = sorted(finished.aggregate(n=Count("pk"), last=Max("ended_on")).items())
     out: dict[int, str | None] = {}
     for patient in patients:
-        if patient.pk in open_episodes:
+        if patient.pk in uncounted:
             out[patient.pk] = None
             continue
         clinic: Clinic = patient.clinic

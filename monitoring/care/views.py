@@ -100,7 +100,7 @@ def caseload(request: AuthenticatedRequest) -> HttpResponse:
             "therapist_id": therapist_id,
             "query": query,
             "notifications": notifications,
-            "has_patients": patients_visible_to(user=request.user).exists(),
+            "has_patients": bool(rows) or patients_visible_to(user=request.user).exists(),
             "window": ATTENTION_WINDOW,
         },
     )

@@ -119,7 +119,7 @@ class Migration(migrations.Migration):
                     models.OneToOneField(
                         on_delete=models.deletion.CASCADE,
                         primary_key=True,
-                        related_name="+",
+                        related_name="revision_counter",
                         serialize=False,
                         to="clinics.episode",
                     ),
