@@ -5,7 +5,8 @@ and appointments), the episode it shows (its fields and its revision: ``EpisodeR
 the database advances on every change to its sessions, answers, flags and acknowledgements,
 safety alerts, analysis snapshot, patient messages, form links and the patient's appointments),
 the clinic's settings, its latest estimate and expected-recovery state, whether the reader may
-act on the patient (a supervisor only looks, and does not read the patient's messages), the date
+act on the patient (a supervisor only looks, and does not read the patient's messages), the
+reader's language, the date
 (today's session, upcoming appointments) and the code's version. A read whose digest of these
 matches the cached entry serves the stored HTML; anything else renders it again and replaces the
 entry. The reads that must happen on every view still do: the access entry, the notifications
@@ -32,6 +33,7 @@ from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
 
 from clinics.models import Episode, Patient
 from monitoring.flags.selectors import clinic_estimate_latest
@@ -83,6 +85,7 @@ def page_digest(*, patient: Patient, may_change: bool, code_version: str) -> str
     therapist = patient.therapist
     state = (
         code_version,
+        get_language(),
         may_change,
         date.today(),
         sorted(model_to_dict(patient).items()),

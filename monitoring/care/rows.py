@@ -1,14 +1,14 @@
 """The caseload's rows, rendered once per state of what each row shows, and cached.
 
-A row (``care/_caseload_row.html``) is a function of: the patient's label, code and therapist; the
-open episode's held sessions (how many, the last one's number and date); its answers (how many,
-the newest); its flags (how many, the newest, which are acknowledged); its open safety alerts; its
-analysis snapshot (version and time written); its clinic's expected-recovery state and outcome
-measures; and the code's version. One aggregate query per part gives each row's digest of that
-state (:func:`row_digests`), a handful of queries whatever the caseload's size. A row whose cache
+A row (``care/_caseload_row.html``) is a function of the patient's label, code and therapist, and
+of everything of their open episode that the database's revision counter covers
+(``monitoring.models.EpisodeRevision``: sessions, answers, flags and acknowledgements, safety
+alerts, the analysis snapshot); besides those, of the clinic's expected-recovery state and
+outcome measures, the reader's language and the code's version. :func:`row_digests` turns that
+into one digest per row in two small queries whatever the caseload's size. A row whose cache
 entry holds the same digest is neither computed nor rendered again; the others are computed
-together (``caseload_rows``) and their entries replaced. So a caseload of 300 costs its digests,
-one cache read and the rows that changed (docs/performance.md).
+together (``caseload_rows``) and their entries replaced. So a caseload of 300 costs its
+digests, one cache read and the rows that changed (docs/performance.md).
 
 One entry per patient (``bordin:caseload-row:<patient id>``), so a changed row replaces its entry
 and erasing the patient deletes it (:func:`rows_cache_forget`).
@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.db.models import Count, Max, QuerySet
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
 
 from clinics.models import Clinic, Episode, Patient
 from monitoring.care.selectors import caseload_rows
@@ -84,6 +85,7 @@ def row_digests(patients: Sequence[Patient], *, code_version: str) -> dict[int, 
     for clinic_id in {p.clinic_id for p in patients}:
         finished = Episode.objects.filter(patient__clinic_id=clinic_id).exclude(ended_on=None)
         clinics[clinic_id] = sorted(finished.aggregate(n=Count("pk"), last=Max("ended_on")).items())
+    language = get_language()  # dates and words are rendered in the reader's language
     out: dict[int, str | None] = {}
     for patient in patients:
         if patient.pk in uncounted:
@@ -92,6 +94,7 @@ def row_digests(patients: Sequence[Patient], *, code_version: str) -> dict[int, 
         clinic: Clinic = patient.clinic
         state = (
             code_version,
+            language,
             patient.label,
             str(patient.code),
             patient.therapist_id,

@@ -177,3 +177,13 @@ def test_the_triggers_exist_on_this_database():
                 "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'bordin_revision_%'"
             )
         assert cursor.fetchone()[0] == 8 * 3 + 1
+
+
+def test_each_language_gets_its_own_rendering(client, episode, alice):
+    """Dates and words are rendered in the reader's language: a row cached for a German browser
+    is not served to an English one."""
+    sign_in(client, alice)
+    session_create(episode=episode, date=date(2026, 3, 2), status=Session.Status.HELD)
+    assert "2 Mär" in client.get("/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    english = client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "2 Mar" in english and "Mär" not in english
