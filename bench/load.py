@@ -212,6 +212,11 @@ class Tally:
     sign_in: float = float("nan")
 
 
+#: The servers sit behind one proxy hop (the load balancer of docs/operations.md), which reports
+#: each client's address in X-Forwarded-For.
+PROXY_ENV = {"TRUSTED_PROXIES": "1"}
+
+
 class Client:
     def __init__(self, base: str, staff: Staff, number: int) -> None:
         self.base, self.staff, self.number = base, staff, number
@@ -219,6 +224,11 @@ class Client:
         self.browser = requests.Session()
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {staff.api_token}"
+        # Each therapist from their own address, as the load balancer reports it (the servers
+        # trust one proxy hop, PROXY_ENV): sign-in limits are per address, and twenty colleagues
+        # signing in within a minute from one address is not what a clinic looks like.
+        for session in (self.browser, self.api):
+            session.headers["X-Forwarded-For"] = f"10.0.{number // 250}.{number % 250 + 1}"
         self.tally = Tally()
         self.next_link = 0
 
@@ -273,7 +283,10 @@ class Client:
             allow_redirects=False,
         )
         if step.status_code != 302 or "/accounts/2fa/authenticate/" not in step.headers.get("Location", ""):
-            self.tally.samples.append(f"password step: {step.status_code} {step.headers.get('Location')}")
+            errors = re.findall(r'<ul class="errorlist[^"]*">(.*?)</ul>', step.text, flags=re.S)
+            self.tally.samples.append(
+                f"password step: {step.status_code} {step.headers.get('Location')} {errors[:2]!r}"
+            )
             return False
         page = self.browser.get(self.base + "/accounts/2fa/authenticate/", timeout=TIMEOUT)
         csrf = CSRF_INPUT.search(page.text)
@@ -525,7 +538,12 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             )
         try:
             with gunicorn(
-                url, workers=args.workers, threads=args.threads, keep_alive=args.keep_alive, **extra
+                url,
+                workers=args.workers,
+                threads=args.threads,
+                keep_alive=args.keep_alive,
+                **extra,
+                **PROXY_ENV,
             ) as base:
                 load = os.getloadavg()[0]
                 result = run_clients([base], staff, args.duration)
@@ -573,7 +591,12 @@ def run_scaled(instances: int, args: argparse.Namespace) -> dict[str, Any]:
                 bases = [
                     stack.enter_context(
                         gunicorn(
-                            url, workers=args.workers, threads=args.threads, keep_alive=args.keep_alive, **env
+                            url,
+                            workers=args.workers,
+                            threads=args.threads,
+                            keep_alive=args.keep_alive,
+                            **env,
+                            **PROXY_ENV,
                         )
                     )
                     for _ in range(instances)
@@ -820,8 +843,9 @@ Measured {now} on {os.cpu_count()} cores ({platform.machine()}), Python {platfor
 {args.clients} concurrent clients for {args.duration:.0f} s, each sending its next request as soon as the
 last is answered (no pauses: the server is saturated, so latency here is mostly queueing).
 Each client is one therapist of one clinic ({args.patients} patients each, {PRIOR_SESSIONS} earlier
-sessions per patient, flags stored), signs in over HTTP with password and authenticator code
-and makes one uncounted warm-up round, then repeatedly picks at random: {mix}. A patient opens
+sessions per patient, flags stored), from an address of its own (X-Forwarded-For through one
+trusted proxy hop, as behind the load balancer), signs in over HTTP with password and
+authenticator code and makes one uncounted warm-up round, then repeatedly picks at random: {mix}. A patient opens
 the next unused link of that therapist's patients, posts the 12 answers and follows the
 redirect; one link in {DOUBLE_EVERY} is posted twice at the same moment from two connections (a
 double click). API reads use the therapist's token (`Authorization: Bearer`). A client keeps its
