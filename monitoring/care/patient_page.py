@@ -4,14 +4,14 @@ The page (``care/_patient_body.html``) is a function of: the patient (their fiel
 and appointments), the episode it shows (its fields and its revision: ``EpisodeRevision``, which
 the database advances on every change to its sessions, answers, flags and acknowledgements,
 safety alerts, analysis snapshot, patient messages, form links and the patient's appointments),
-the clinic's settings, its latest estimate and expected-recovery state, whether the reader may
-act on the patient (a supervisor only looks, and does not read the patient's messages), the
-reader's language, the date
-(today's session, upcoming appointments) and the code's version. A read whose digest of these
-matches the cached entry serves the stored HTML; anything else renders it again and replaces the
-entry. The reads that must happen on every view still do: the access entry, the notifications
-marked read, the audited read of the patient's messages. The forms' CSRF token is not stored:
-the entry holds a random placeholder that each response replaces with the reader's own token.
+the colleagues it names, the clinic's settings, its latest estimate and expected-recovery state,
+whether the reader may act on the patient (a supervisor only looks, and does not read the
+patient's messages), the reader's language, the date (today's session, upcoming appointments)
+and the code's version. A read whose digest of these matches the cached entry serves the stored
+HTML; anything else renders it again and replaces the entry. The reads that must happen on every
+view still do: the access entry, the notifications marked read, the audited read of the
+patient's messages. The forms' CSRF token is not stored: the entry holds a random placeholder
+that each response replaces with the reader's own token.
 
 One entry per patient and kind of reader (``bordin:patient-page:<patient id>:<0|1>``); erasing
 the patient deletes them (:func:`patient_page_forget`).
@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Max, Q
 from django.forms.models import model_to_dict
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
@@ -37,6 +38,7 @@ from django.utils.translation import get_language
 
 from clinics.models import Episode, Patient
 from monitoring.flags.selectors import clinic_estimate_latest
+from monitoring.models import Flag, SafetyAlert
 
 #: How long an entry stays if the page is not opened again (it is replaced whenever the page
 #: changes, so this only bounds the memory of pages nobody reads).
@@ -83,6 +85,16 @@ def page_digest(*, patient: Patient, may_change: bool, code_version: str) -> str
     estimate = clinic_estimate_latest(clinic=clinic)
     finished = Episode.objects.filter(patient__clinic=clinic).exclude(ended_on=None)
     therapist = patient.therapist
+    # Colleagues named on the page (who acknowledged a flag, who followed up a safety alert): a
+    # change of name shows at once, though it moves no episode's revision.
+    named = (
+        User.objects.filter(
+            Q(pk__in=Flag.objects.filter(episode_id=episode["pk"]).values("acknowledged_by"))
+            | Q(pk__in=SafetyAlert.objects.filter(episode_id=episode["pk"]).values("followed_up_by"))
+        )
+        .order_by("pk")
+        .values_list("pk", "first_name", "last_name", "email")
+    )
     state = (
         code_version,
         get_language(),
@@ -91,6 +103,7 @@ def page_digest(*, patient: Patient, may_change: bool, code_version: str) -> str
         sorted(model_to_dict(patient).items()),
         (therapist.pk, therapist.get_full_name(), therapist.email) if therapist else None,
         sorted(episode.items()),
+        list(named),
         sorted(model_to_dict(clinic).items()),
         estimate.pk if estimate else None,
         sorted(finished.aggregate(n=Count("pk"), last=Max("ended_on")).items()),

@@ -22,7 +22,8 @@ from monitoring.care.rows import row_cache_key
 from monitoring.clinic_admin.services import patient_erase
 from monitoring.collection.invitations import invitation_create
 from monitoring.collection.responses import response_enter, submission_create
-from monitoring.models import EpisodeRevision
+from monitoring.flags.services import flag_acknowledge
+from monitoring.models import EpisodeRevision, Flag
 from tests.auth import sign_in
 from tests.writes import WRITES, patients_with_episodes, write
 
@@ -187,3 +188,15 @@ def test_each_language_gets_its_own_rendering(client, episode, alice):
     assert "2 Mär" in client.get("/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
     english = client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "2 Mar" in english and "Mär" not in english
+
+
+def test_a_colleague_renamed_shows_at_once(client, dropped, alice, dana):
+    """Who acknowledged a flag is named on the page; a new name moves no revision, yet shows."""
+    flag = Flag.objects.filter(episode=dropped).first()
+    flag_acknowledge(flag=flag, user=dana, acknowledgement="discussed")
+    sign_in(client, alice)
+    path = f"/patients/{dropped.patient.code}/"
+    assert "Dana" in client.get(path).content.decode()
+    dana.first_name = "Daniela"
+    dana.save()
+    assert "Daniela" in client.get(path).content.decode()
