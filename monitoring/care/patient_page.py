@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -38,7 +38,7 @@ from django.utils.translation import get_language
 
 from clinics.models import Episode, Patient
 from monitoring.flags.selectors import clinic_estimate_latest
-from monitoring.models import Flag, SafetyAlert
+from monitoring.models import Flag, Instrument, SafetyAlert
 
 #: How long an entry stays if the page is not opened again (it is replaced whenever the page
 #: changes, so this only bounds the memory of pages nobody reads).
@@ -104,6 +104,8 @@ def page_digest(*, patient: Patient, may_change: bool, code_version: str) -> str
         (therapist.pk, therapist.get_full_name(), therapist.email) if therapist else None,
         sorted(episode.items()),
         list(named),
+        # The answers table's columns come from the clinic's instrument as loaded.
+        sorted(Instrument.objects.aggregate(n=Count("pk"), last=Max("loaded_at")).items()),
         sorted(model_to_dict(clinic).items()),
         estimate.pk if estimate else None,
         sorted(finished.aggregate(n=Count("pk"), last=Max("ended_on")).items()),
@@ -115,8 +117,13 @@ def page_cached(*, patient: Patient, may_change: bool, digest: str | None) -> Pa
     if digest is None:
         return None
     entry = cache.get(patient_page_key(patient.pk, may_change))
-    if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == digest:
-        return entry[1]
+    # Plain values only (a tuple of a digest and a dict): an entry written by another release
+    # still unpickles, and its digest does not match.
+    if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == digest and isinstance(entry[1], dict):
+        try:
+            return PageContent(**entry[1])
+        except TypeError:
+            return None
     return None
 
 
@@ -136,5 +143,10 @@ def page_render(
         has_charts=bool(context.get("charts_html")),
     )
     if digest is not None:
-        cache.set(patient_page_key(patient.pk, may_change), (digest, content), PAGE_CACHE_SECONDS)
+        key = patient_page_key(patient.pk, may_change)
+        cache.set(key, (digest, asdict(content)), PAGE_CACHE_SECONDS)
+        # An erasure that committed while this page was rendered has already forgotten the
+        # patient's entries: the one just written must not stay.
+        if not Patient.objects.filter(pk=patient.pk).exists():
+            cache.delete(key)
     return content

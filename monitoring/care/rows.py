@@ -30,6 +30,7 @@ from django.utils.translation import get_language
 
 from clinics.models import Clinic, Episode, Patient
 from monitoring.care.selectors import caseload_rows
+from monitoring.flags.selectors import clinic_estimate_latest
 
 #: Rows above this priority are "Everyone else" (wording.PRIORITY; 9 is "nothing open").
 ATTENTION_BELOW = 9
@@ -82,9 +83,17 @@ def row_digests(patients: Sequence[Patient], *, code_version: str) -> dict[int, 
             uncounted.add(patient_id)
         revisions[patient_id] = (episode_id, revision)
     clinics = {}
-    for clinic_id in {p.clinic_id for p in patients}:
+    by_clinic = {p.clinic_id: p.clinic for p in patients}
+    for clinic_id in by_clinic:
         finished = Episode.objects.filter(patient__clinic_id=clinic_id).exclude(ended_on=None)
-        clinics[clinic_id] = sorted(finished.aggregate(n=Count("pk"), last=Max("ended_on")).items())
+        estimate = clinic_estimate_latest(clinic=by_clinic[clinic_id])
+        # An episode whose snapshot is behind its answers is analysed on the read, with the
+        # clinic's present estimate and sensitivity.
+        clinics[clinic_id] = [
+            *sorted(finished.aggregate(n=Count("pk"), last=Max("ended_on")).items()),
+            estimate.pk if estimate else None,
+            by_clinic[clinic_id].sensitivity,
+        ]
     language = get_language()  # dates and words are rendered in the reader's language
     out: dict[int, str | None] = {}
     for patient in patients:
@@ -164,6 +173,11 @@ def caseload_fragments(
         changed[row_cache_key(patient.pk)] = entry
     if changed:
         cache.set_many(changed, ROW_CACHE_SECONDS)
+        # An erasure that committed while these rows were rendered has already forgotten its
+        # patient's entry: one just written for a patient who is gone must not stay.
+        written = {p.pk for p in patients if row_cache_key(p.pk) in changed}
+        if gone := written - set(Patient.objects.filter(pk__in=written).values_list("pk", flat=True)):
+            rows_cache_forget(sorted(gone))
     fragments = [
         RowFragment(
             patient=patient,

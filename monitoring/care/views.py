@@ -34,6 +34,7 @@ from clinics.selectors import patient_get_for_user, session_get_for_user
 from monitoring import charts
 from monitoring.care import patient_page
 from monitoring.care.messages import patient_messages_read
+from monitoring.care.release import source_digest
 from monitoring.care.rows import caseload_fragments, rows_html
 from monitoring.care.selectors import (
     PatientDashboard,
@@ -61,8 +62,9 @@ from monitoring.models import Flag, Invitation, Rater, SafetyAlert
 from monitoring.security.audit import access_log, access_log_list
 from monitoring.security.decorators import AuthenticatedRequest, recent_sign_in_required
 
-#: Part of every cached fragment's key: a new release renders afresh.
-CODE_VERSION = f"{version('bordin')}:{charts.CHARTS_FORMAT}"
+#: Part of every cached fragment's key: a new release renders afresh. The package's version does
+#: not move with every deployment, so the digest of the code and templates is part of it too.
+CODE_VERSION = f"{version('bordin')}:{charts.CHARTS_FORMAT}:{source_digest()}"
 
 
 @login_required

@@ -84,9 +84,11 @@ def patient_erase(*, patient: Patient, by: User, confirm: str) -> dict[str, int]
             data={"event": "erasure", "patient": code, **counts},
         )
     clinic_estimate_refresh(clinic=clinic)
-    charts_cache_forget(episode_ids)  # the patient's rendered charts, cached by episode
-    rows_cache_forget([patient_id])  # their rendered caseload row
-    patient_page_forget([patient_id])  # and their rendered page
+    # The patient's rendered charts (cached by episode), caseload row and page; after the commit,
+    # so that no read still seeing the patient writes them back (and each cache write checks).
+    transaction.on_commit(lambda: charts_cache_forget(episode_ids))
+    transaction.on_commit(lambda: rows_cache_forget([patient_id]))
+    transaction.on_commit(lambda: patient_page_forget([patient_id]))
     # The other episodes' snapshots were computed with the estimate that included the patient.
     clinic_id = clinic.pk
     transaction.on_commit(lambda: tasks.clinic_snapshots_refresh.enqueue(clinic_id))

@@ -156,7 +156,9 @@ def test_the_caseload_renders_only_the_rows_that_changed(client, clinic_a, alice
     assert computed == ["R1"]
 
 
-def test_erasing_a_patient_forgets_their_cached_row_and_page(client, episode, instrument, alice, dana):
+def test_erasing_a_patient_forgets_their_cached_row_and_page(
+    client, episode, instrument, alice, dana, django_capture_on_commit_callbacks
+):
     sign_in(client, alice)
     session = session_create(episode=episode, date=date(2026, 3, 2), status=Session.Status.HELD)
     response_enter(session=session, rater="patient", answers={n: 4 for n in range(1, 13)}, user=alice)
@@ -165,7 +167,8 @@ def test_erasing_a_patient_forgets_their_cached_row_and_page(client, episode, in
     client.get(f"/patients/{patient.code}/")
     keys = [row_cache_key(patient.pk), patient_page_key(patient.pk, True)]
     assert all(cache.get(key) is not None for key in keys)
-    patient_erase(patient=patient, by=dana, confirm=patient.label)
+    with django_capture_on_commit_callbacks(execute=True):  # the caches are forgotten on commit
+        patient_erase(patient=patient, by=dana, confirm=patient.label)
     assert all(cache.get(key) is None for key in keys)
 
 
@@ -200,3 +203,21 @@ def test_a_colleague_renamed_shows_at_once(client, dropped, alice, dana):
     dana.first_name = "Daniela"
     dana.save()
     assert "Daniela" in client.get(path).content.decode()
+
+
+def test_a_page_rendered_while_its_patient_was_erased_is_not_kept(client, episode, alice, monkeypatch):
+    """A read that passed its access check before the erasure committed writes its entry after the
+    caches were forgotten: the write checks that the patient still exists."""
+    from monitoring.care import patient_page
+
+    sign_in(client, alice)
+    patient = episode.patient
+    real = patient_page.page_render
+
+    def erased_meanwhile(**kwargs):
+        Patient.objects.filter(pk=patient.pk).delete()  # the erasure commits during the render
+        return real(**kwargs)
+
+    monkeypatch.setattr(patient_page, "page_render", erased_meanwhile)
+    client.get(f"/patients/{patient.code}/")
+    assert cache.get(patient_page_key(patient.pk, True)) is None

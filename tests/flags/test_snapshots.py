@@ -228,7 +228,9 @@ def test_a_snapshot_of_an_earlier_format_is_analysed_on_the_read_and_counts_as_s
     assert episodes_stale() == [dropped.pk]
 
 
-def test_erasing_the_patient_forgets_their_cached_charts(client: Client, dropped, alice, dana):
+def test_erasing_the_patient_forgets_their_cached_charts(
+    client: Client, dropped, alice, dana, django_capture_on_commit_callbacks
+):
     from django.core.cache import cache
 
     from monitoring.flags.snapshots import charts_cache_key
@@ -236,5 +238,6 @@ def test_erasing_the_patient_forgets_their_cached_charts(client: Client, dropped
     sign_in(client, alice)
     client.get(f"/patients/{dropped.patient.code}/")
     assert cache.get(charts_cache_key(dropped.pk)) is not None
-    patient_erase(patient=dropped.patient, by=dana, confirm=dropped.patient.label)
+    with django_capture_on_commit_callbacks(execute=True):  # the caches are forgotten on commit
+        patient_erase(patient=dropped.patient, by=dana, confirm=dropped.patient.label)
     assert cache.get(charts_cache_key(dropped.pk)) is None
