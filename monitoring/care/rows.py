@@ -5,7 +5,7 @@ of everything of their open episode that the database's revision counter covers
 (``monitoring.models.EpisodeRevision``: sessions, answers, flags and acknowledgements, safety
 alerts, the analysis snapshot); besides those, of the clinic's expected-recovery state and
 outcome measures, the reader's language and the code's version. :func:`row_digests` turns that
-into one digest per row in two small queries whatever the caseload's size. A row whose cache
+into one digest per row in a few small queries whatever the caseload's size. A row whose cache
 entry holds the same digest is neither computed nor rendered again; the others are computed
 together (``caseload_rows``) and their entries replaced. So a caseload of 300 costs its
 digests, one cache read and the rows that changed (docs/performance.md).
@@ -70,9 +70,9 @@ def _variant(*, symptoms: bool, therapists: bool) -> str:
 
 
 def row_digests(patients: Sequence[Patient], *, code_version: str) -> dict[int, str | None]:
-    """Each patient's digest of the state their caseload row shows (module docstring): two small
-    queries whatever the caseload's size (the open episodes with their counters, and the
-    clinic's finished episodes). None where the open episode has no revision counter
+    """Each patient's digest of the state their caseload row shows (module docstring): a few small
+    queries whatever the caseload's size (the open episodes with their counters; per clinic, its
+    finished episodes and latest estimate). None where the open episode has no revision counter
     (a database without the triggers): that row is computed on every read."""
     revisions: dict[int, tuple[int, int]] = {}
     uncounted: set[int] = set()  # open episodes without a counter
@@ -166,11 +166,13 @@ def caseload_fragments(
         entry = found[patient.pk]
         if variant in entry["html"]:
             continue
+        # A row without a digest (no revision counter) is rendered on every read, never kept.
         entry["html"][variant] = render_to_string(
             "care/_caseload_row.html",
             {"row": computed[patient.pk], "show_symptoms": symptoms, "with_therapist": therapists},
         ).strip()
-        changed[row_cache_key(patient.pk)] = entry
+        if entry["digest"] is not None:
+            changed[row_cache_key(patient.pk)] = entry
     if changed:
         cache.set_many(changed, ROW_CACHE_SECONDS)
         # An erasure that committed while these rows were rendered has already forgotten its
