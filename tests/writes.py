@@ -49,7 +49,7 @@ WRITES = st.lists(
 )
 
 
-def write(kind, which, arg, *, step, patients, clinic, alice, bob, dana, instrument) -> None:
+def write(kind, which, arg, *, step, patients, clinic, alice, bob, dana) -> None:
     if kind == "import":
         cohort = simulate_cohort(1, seed=which, sessions=(arg, arg), scenarios={"rupture_unrepaired": 1})
         file = items_import_csv(cohort.items, first_date=date(2026, 1, 5), prefix=f"I{step}-")
@@ -111,3 +111,16 @@ def write(kind, which, arg, *, step, patients, clinic, alice, bob, dana, instrum
             invitation_revoke(invitation=invitation)
             return
         submission_create(invitation=invitation, answers=answers, message=f"Note {step}")
+
+
+def applied(writes, *, clinic, alice, bob, dana, capture):
+    """Three patients of alice's, then each write committed as in production (the analysis runs
+    on commit: ``capture`` is pytest-django's django_capture_on_commit_callbacks); yields
+    ``(step, kind, patients)`` after each."""
+    patients = patients_with_episodes(clinic, alice)
+    for step, (kind, which, arg) in enumerate(writes):
+        with capture(execute=True):
+            write(
+                kind, which, arg, step=step, patients=patients, clinic=clinic, alice=alice, bob=bob, dana=dana
+            )
+        yield step, kind, patients

@@ -30,10 +30,8 @@ from django.utils.translation import get_language
 
 from clinics.models import Clinic, Episode, Patient
 from monitoring.care.selectors import caseload_rows
+from monitoring.flags import wording
 from monitoring.flags.selectors import clinic_estimate_latest
-
-#: Rows above this priority are "Everyone else" (wording.PRIORITY; 9 is "nothing open").
-ATTENTION_BELOW = 9
 
 #: How long an entry stays if its patient's caseload is not opened again (it is replaced whenever
 #: its row changes, so this only bounds the memory of rows nobody reads).
@@ -62,7 +60,7 @@ class RowFragment:
 
     @property
     def attention(self) -> bool:
-        return self.priority < ATTENTION_BELOW
+        return self.priority < wording.NO_PRIORITY  # the rest is "Everyone else"
 
 
 def _variant(*, symptoms: bool, therapists: bool) -> str:
