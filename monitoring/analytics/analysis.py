@@ -1,9 +1,9 @@
 """``analyse``: scores in, levels, session deviations, flags and pattern labels out.
 
-The pipeline: check and sort the input once; lay every (patient, scale) series out for the
-vectorised rules (:mod:`monitoring.analytics.engine`); estimate the clinic's reference values
-unless they are given; run the prospective rules; then build each output frame once from flat
-arrays. Nothing here loops over patients.
+The pipeline: check and sort the input once; lay every (patient, scale) series out in output
+order (patient, scale, session); estimate the clinic's reference values unless they are given;
+run the prospective rules (:mod:`monitoring.analytics.engine`, compiled); then build each output
+frame once from flat arrays. Nothing in Python loops over patients.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from monitoring.analytics.engine import (
     EngineResult,
     Layout,
     RuleOutputs,
-    build_layout,
+    lay_out,
     run_rules,
     rupture_factors,
 )
@@ -280,16 +280,16 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
     config = config or AnalysisConfig()
     prep = _prepare(scores, config)
     noise = _unit_noise(prep.codes, prep.values, prep.patients.size) if config.clinic is None else []
-    # The float columns of analysis.sessions are allocated once, here, and serve as scratch
-    # space until their own values arrive: the layout writes the scores and sessions into them
-    # in output order, unit_statistics and the rules (step-major) use the rows of level, state
-    # and z, and the frame is built on them without a copy. Fresh memory is the largest cost at
+    # The float columns of analysis.sessions are allocated once, here: the layout writes the
+    # scores into their first row, unit_statistics uses the rows of level and state as scratch
+    # space until their own values arrive, the rules write the baselines, spreads and CUSUMs into
+    # theirs, and the frame is built on them without a copy. Fresh memory is the largest cost at
     # a million sessions (the kernel maps and zeroes every new page): few full-length arrays are
     # made that the result does not keep.
     n_obs = int(np.count_nonzero(~np.isnan(prep.values)))
     block = np.empty((len(_SESSION_FLOATS), n_obs))  # float columns of analysis.sessions
     sess_out = np.empty(n_obs, dtype=np.int64)
-    layout, x_flat, x_out, sess_out = build_layout(
+    layout, x_out, sess_out = lay_out(
         prep.codes, prep.values, prep.session, prep.patients.size, x_out=block[0], session_out=sess_out
     )
     del prep.values
@@ -304,31 +304,26 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
     )
     clinic = config.clinic if config.clinic is not None else _estimate_clinic(stats, noise, config)
     ref = _scale_arrays(clinic, config)
-    scale_of_rank = layout.unit_of_rank % _N_SCALES
     result = run_rules(
-        x_flat,
+        x_out,
         layout,
-        pooled_by_rank=ref["pooled"][scale_of_rank],
-        sem_by_rank=ref["sem"][scale_of_rank],
-        rc_by_rank=ref["rc"][scale_of_rank],
+        pooled=ref["pooled"],
+        sem=ref["sem"],
+        rc=ref["rc"],
         config=config,
-        scale_by_rank=scale_of_rank,
-        prior_df_by_scale=ref["prior_df"],
-        prior_var_by_scale=ref["prior_var"],
+        prior_df=ref["prior_df"],
+        prior_var=ref["prior_var"],
         out=RuleOutputs(
-            baseline=block[1],  # step-major, gathered into their own rows by _sessions_frame
+            baseline=block[_SESSION_FLOATS.index(c.BASELINE)],
             n_baseline=np.empty(n_obs, dtype=np.int32),
-            s_used=block[2],
-            cusum=block[3],
+            s_used=block[_SESSION_FLOATS.index(c.S_USED)],
+            cusum=block[_SESSION_FLOATS.index(c.CUSUM)],
             in_rupture=np.empty(n_obs, dtype=bool),
         ),
     )
-    del x_flat
     events = _events_frame(result, layout, x_out, sess_out, prep.patients, ref, config)
     sessions = _sessions_frame(result, layout, block, sess_out, stats, prep.patients, ref, config)
-    # result.baseline, s_used and cusum were scratch rows: read the CUSUM from the sessions now.
-    cusum_out = block[_SESSION_FLOATS.index(c.CUSUM)]
-    levels = _levels_frame(stats, result, layout, cusum_out, events, prep.patients, ref, config)
+    levels = _levels_frame(stats, result, layout, result.out.cusum, events, prep.patients, ref, config)
     patterns = _patterns_frame(stats, layout, x_out, sess_out, events, result, prep.patients, ref, config)
     summary = _summary_frame(levels, events)
     return Analysis(
@@ -360,17 +355,13 @@ def _sessions_frame(
     config: AnalysisConfig,
 ) -> pd.DataFrame:
     """Build ``analysis.sessions``. ``block`` is the (7, N) float block of the frame: row 0 holds
-    the scores, rows 1-3 the rules' baselines, spreads and CUSUMs in step-major order (the rules
-    wrote them there as scratch space). Those are gathered into their own rows 4-6, the other
-    float columns are written into rows 1-3 in place, and the frame is built on the rows and the
-    other arrays without a copy (a DataFrame from a dict with ``copy=False`` keeps every array;
-    ``insert`` would copy each full-length column, and each copy costs fresh memory pages)."""
+    the scores, rows 4-6 the rules' baselines, spreads and CUSUMs (the rules wrote them there).
+    The other float columns are written into rows 1-3 in place, and the frame is built on the
+    rows and the other arrays without a copy (a DataFrame from a dict with ``copy=False`` keeps
+    every array; ``insert`` would copy each full-length column, and each copy costs fresh memory
+    pages)."""
     n = stats.n
-    x_out, level, state, z, baseline, s_used, cusum = block
-    g = layout.gather
-    np.take(result.baseline, g, out=baseline)
-    np.take(result.s_used, g, out=s_used)
-    np.take(result.cusum, g, out=cusum)
+    x_out, level, state, z = block[:4]
     unit_idx = np.repeat(np.arange(stats.units.size, dtype=np.intp), n)
     unit_scale = (stats.units % _N_SCALES).astype(np.int8)
     sem_unit = ref["sem"][unit_scale]
@@ -399,8 +390,8 @@ def _sessions_frame(
         c.SCALE: scale,
         c.T: t_out,
         **floats,
-        c.N_BASELINE: result.n_baseline[g],
-        c.IN_RUPTURE: result.in_rupture[g],
+        c.N_BASELINE: result.out.n_baseline,
+        c.IN_RUPTURE: result.out.in_rupture,
     }
     return pd.DataFrame({name: columns[name] for name in c.SESSION_COLUMNS}, copy=False)
 
@@ -415,23 +406,14 @@ def _events_frame(
     config: AnalysisConfig,
 ) -> pd.DataFrame:
     ev = result.events
-    rank = ev["rank"]
     t = ev["t"]
-    unit = layout.unit_of_rank[rank]
+    unit = ev["unit"]
     pcode = unit // _N_SCALES
     scale = unit % _N_SCALES
     kind = ev["kind"]
-    start = layout.start_of_rank[rank]  # an event's session is at start + t in output order
+    start = layout.unit_start[unit]  # an event's session is at start + t in output order
     order = np.lexsort((kind, scale, sess_out[start + t] if t.size else t, pcode))
-    rank, start, t, unit, pcode, scale, kind = (
-        rank[order],
-        start[order],
-        t[order],
-        unit[order],
-        pcode[order],
-        scale[order],
-        kind[order],
-    )
+    start, t, pcode, scale, kind = start[order], t[order], pcode[order], scale[order], kind[order]
     ev = {name: values[order] for name, values in ev.items()}
     idx = start + t
     session = sess_out[idx]
@@ -465,9 +447,7 @@ def _events_frame(
         with np.errstate(invalid="ignore", divide="ignore"):
             slope[dec] = np.where(sxx > 0, (ds * dx).sum(axis=1) / sxx, np.nan)
         slope_n[dec] = n_pts
-    drop_repaired = _decline_windows(
-        dec, ev=ev, rank=rank, t=t, kind=kind, start=start, result=result, layout=layout, x_out=x_out
-    )
+    drop_repaired = ev["drop_repaired"] == 1
     rupture_session = session_at(ev["rupture_t"])
     from_session = session_at(ev["from_t"])
     to_session = session_at(ev["to_t"])
@@ -545,81 +525,6 @@ def _events_frame(
         },
         copy=False,  # every array is this frame's own; no copy into consolidated blocks
     )
-
-
-def _decline_windows(
-    dec: np.ndarray,
-    *,
-    ev: dict[str, np.ndarray],
-    rank: np.ndarray,
-    t: np.ndarray,
-    kind: np.ndarray,
-    start: np.ndarray,
-    result: EngineResult,
-    layout: Layout,
-    x_out: np.ndarray,
-) -> np.ndarray:
-    """Where each decline's evidence comes from, written into the decline rows of ``ev``; returns
-    per event row whether it is a decline whose rupture was repaired before it.
-
-    A decline's window is the CUSUM run it ends: from the first session that added to the sum
-    since it was last at 0 (or restarted after a decline or an unrepaired rupture of the same
-    scale) to the decline's session, as ``from_t`` and ``to_t``; ``mean_after`` is the mean
-    score over the window. ``rupture_t`` is the latest rupture of the same scale inside the
-    window, if any: the decline then comes from that drop (a rupture-sized session adds up to
-    ``cusum_cap - cusum_reference`` to the sum), which its wording and the patient page's
-    grouping say. Everything here was known at the decline's session, so the stored sentence
-    stays true. The walk back goes one session at a time for all declines at once; runs are
-    short.
-    """
-    repaired = np.zeros(kind.size, dtype=bool)
-    if not dec.size:
-        return repaired
-    d_rank, d_t, d_start = rank[dec], t[dec], start[dec]
-    restarted = np.isin(kind, (KIND_DECLINE, KIND_UNREPAIRED))
-    resets = np.sort(start[restarted] + t[restarted])  # output positions where the sum restarts
-    first = d_t.copy()
-    total = x_out[d_start + d_t].astype(float)
-    walking = np.arange(dec.size)
-    back = 1
-    while walking.size:
-        pos_t = d_t[walking] - back
-        ok = pos_t >= 0
-        walking, pos_t = walking[ok], pos_t[ok]
-        step_major = layout.offset[pos_t] + d_rank[walking]
-        ok = result.cusum[step_major] > 0  # NaN (not started) and 0 end the run
-        out_pos = d_start[walking] + pos_t
-        hit = np.searchsorted(resets, out_pos)
-        ok &= ~((hit < resets.size) & (resets[np.minimum(hit, resets.size - 1)] == out_pos))
-        walking, pos_t, out_pos = walking[ok], pos_t[ok], out_pos[ok]
-        first[walking] = pos_t
-        total[walking] += x_out[out_pos]
-        back += 1
-    ev["from_t"][dec] = first
-    ev["to_t"][dec] = d_t
-    ev["mean_after"][dec] = total / (d_t - first + 1)
-    # The latest rupture of the same unit at or before each decline: keys rank * T + t, sorted.
-    rup = np.flatnonzero(kind == KIND_RUPTURE)
-    if not rup.size:
-        return repaired
-    span = int(t.max()) + 1
-    keys = rank[rup].astype(np.int64) * span + t[rup]
-    order = np.argsort(keys, kind="stable")
-    keys, rup = keys[order], rup[order]
-    j = np.maximum(np.searchsorted(keys, d_rank.astype(np.int64) * span + d_t, side="right") - 1, 0)
-    r_t = t[rup[j]]
-    inside = (keys[j] <= d_rank.astype(np.int64) * span + d_t) & (rank[rup[j]] == d_rank) & (r_t >= first)
-    ev["rupture_t"][dec] = np.where(inside, r_t, -1)
-    # Was that rupture repaired before the decline? (A rupture has at most one repair.)
-    rep = np.flatnonzero(kind == KIND_REPAIR)
-    if rep.size:
-        rep_keys = rank[rep].astype(np.int64) * span + ev["rupture_t"][rep]
-        order = np.argsort(rep_keys, kind="stable")
-        rep_keys, rep = rep_keys[order], rep[order]
-        want = d_rank.astype(np.int64) * span + r_t
-        k = np.minimum(np.searchsorted(rep_keys, want), rep.size - 1)
-        repaired[dec] = inside & (rep_keys[k] == want) & (t[rep[k]] < d_t)
-    return repaired
 
 
 _TOTAL = c.SCALES.index(c.TOTAL)
@@ -733,7 +638,7 @@ def _levels_frame(
     scale = stats.units % _N_SCALES
     lam = eb_weight(n=stats.n.astype(float), tau2=ref["tau2"][scale], sigma2=ref["sigma2"][scale])
     counts = _unit_event_counts(events, patients, stats.units)
-    open_rupture = result.open_rupture_by_rank[layout.rank_of_unit[stats.units]]
+    open_rupture = result.open_rupture[stats.units]
     level_eb = eb_level(mean=stats.mean, lam=lam, clinic_mean=ref["clinic_mean"][scale])
     eb_low, eb_high = eb_interval(level_eb=level_eb, lam=lam, sigma2=ref["sigma2"][scale], n=stats.n)
     return pd.DataFrame(
@@ -856,7 +761,7 @@ def _patterns_frame(
         trend[pcode] = slope
         tval[pcode] = tv
         window_n[pcode] = w
-        open_r[pcode] = result.open_rupture_by_rank[layout.rank_of_unit[units]]
+        open_r[pcode] = result.open_rupture[units]
         # An unrepaired rupture raised within the window counts as a rupture that is not repaired.
         unrep = events[[c.PATIENT, c.T]][
             (events[c.KIND] == c.UNREPAIRED) & (events[c.SCALE] == config.pattern_scale)

@@ -1,6 +1,6 @@
 """A straightforward per-patient implementation of the same rules (groupby-apply, plain Python).
 
-Two uses: the benchmark times it against the vectorised engine (bench/analytics.py), and the
+Two uses: the benchmark times it against the engine (bench/analytics.py), and the
 tests check that both give identical events on random cohorts. It is deliberately written the
 obvious way, one patient and one session at a time, as a reviewer would check the rules by hand;
 it is not meant to be used in the product.

@@ -152,3 +152,26 @@ def test_the_storage_key_of_a_flag_is_unique(cohort_analysis) -> None:  # type: 
     key = analysis.events[[c.PATIENT, c.SESSION, c.SCALE, c.KIND]].astype(str)
     assert len(key) > 0
     assert not key.duplicated().any()
+
+
+def test_the_rules_compile_without_a_writable_cache_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    # numba refuses to decorate with cache=True when no cache directory is writable (a read-only
+    # install); the engine then compiles in each process instead of failing at import.
+    import numba
+
+    from monitoring.analytics import engine
+
+    njit = numba.njit
+
+    def no_cache_directory(*args, cache=False, **kwargs):  # type: ignore[no-untyped-def]
+        if cache:
+            raise RuntimeError("cannot cache function 'add': no locator available for file 'engine.py'")
+        return njit(*args, cache=cache, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", no_cache_directory)
+
+    def add(a, b):  # type: ignore[no-untyped-def]
+        return engine._maximum(a, b) + 1.0
+
+    compiled = engine._compiler()(add)
+    assert compiled(2.0, 3.0) == 4.0 and np.isnan(compiled(np.nan, 3.0))

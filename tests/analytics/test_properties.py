@@ -127,6 +127,54 @@ def test_the_engine_agrees_with_the_reference_on_a_simulated_clinic_under_every_
                 assert np.array_equal(got, want, equal_nan=True), (name, during, col)
 
 
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"spread_rule": "floor"},
+        {"decline_restart": False},
+        {"cusum_prediction_sd": False},
+        {"sudden_spread": "window", "sudden_window": 4, "sudden_min_before": 3},
+        {"sudden_relative": 0.25},
+        {"decline_during_rupture": "always", "repair_window": 2, "repair_tolerance": 0.5},
+        {"decline_during_rupture": "never", "min_baseline": 4, "cusum_min_baseline": 5},
+    ],
+    ids=lambda variant: ",".join(variant),
+)
+def test_the_engine_agrees_with_the_reference_under_each_rule_variant(variant: dict[str, object]) -> None:
+    # Each setting is a branch of the compiled kernel (monitoring/analytics/engine.py).
+    cohort = simulate_cohort(25, seed=31).scores
+    config = AnalysisConfig(clinic=CLINIC, **variant)  # type: ignore[arg-type]
+    ours = normalised(analyse(cohort, config).events)
+    ref = reference_events(cohort, clinic=CLINIC, config=config)
+    assert len(ours) == len(ref) > 0
+    assert (ours[c.KIND].astype(str).to_numpy() == ref[c.KIND].astype(str).to_numpy()).all()
+    for col in (c.MAGNITUDE, c.THRESHOLD):
+        assert np.allclose(ours[col].to_numpy(float), ref[col].to_numpy(float), atol=1e-12, rtol=0)
+    for col in (c.SESSION, c.RUPTURE_SESSION, c.FROM_SESSION, c.TO_SESSION):
+        got, want = ours[col].astype(float).to_numpy(), ref[col].astype(float).to_numpy()
+        assert np.array_equal(got, want, equal_nan=True), col
+
+
+def test_more_events_than_the_engine_first_makes_room_for_are_all_kept() -> None:
+    # 120 patients whose every scale drops and comes back: a rupture and a repair per five
+    # sessions, more events than the kernel's first buffer (an eighth of the sessions) holds.
+    shape = [4.0, 4.0, 4.0, 1.0, 4.0]
+    cohort = pd.DataFrame(
+        {
+            c.PATIENT: np.repeat(np.arange(120), len(shape)),
+            c.SESSION: np.tile(np.arange(1, len(shape) + 1), 120),
+            **{name: np.tile(shape, 120) for name in (c.GOAL, c.TASK, c.BOND)},
+        }
+    )
+    config = AnalysisConfig(clinic=CLINIC)
+    ours = normalised(analyse(cohort, config).events)
+    ref = reference_events(cohort, clinic=CLINIC, config=config)
+    n_sessions = len(cohort) * len(c.SCALES)
+    assert len(ours) == len(ref) == 120 * 5 * 2 > n_sessions / 8
+    assert (ours[c.KIND].astype(str).to_numpy() == ref[c.KIND].astype(str).to_numpy()).all()
+    assert np.array_equal(ours[c.SESSION].to_numpy(), ref[c.SESSION].to_numpy())
+
+
 def test_patient_ids_of_mixed_types_are_accepted_and_order_independent() -> None:
     frame = pd.DataFrame(
         {
