@@ -13,8 +13,9 @@ view still do: the access entry, the notifications marked read, the audited read
 patient's messages. The forms' CSRF token is not stored: the entry holds a random placeholder
 that each response replaces with the reader's own token.
 
-One entry per patient and kind of reader (``bordin:patient-page:<patient id>:<0|1>``); erasing
-the patient deletes them (:func:`patient_page_forget`).
+One entry per patient, kind of reader and language
+(``bordin:patient-page:<patient id>:<0|1>:<language>``); erasing the patient deletes them all
+(:func:`patient_page_forget`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db.models import Count, F, Max, Q
@@ -37,6 +39,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 from clinics.models import Episode, Patient
+from monitoring.care.release import cache_language
 from monitoring.flags.selectors import clinic_estimate_latest
 from monitoring.models import Flag, Instrument, SafetyAlert
 
@@ -45,13 +48,21 @@ from monitoring.models import Flag, Instrument, SafetyAlert
 PAGE_CACHE_SECONDS = 7 * 24 * 3600
 
 
-def patient_page_key(patient_id: int, may_change: bool) -> str:
-    return f"bordin:patient-page:{patient_id}:{int(may_change)}"
+def patient_page_key(patient_id: int, may_change: bool, language: str) -> str:
+    return f"bordin:patient-page:{patient_id}:{int(may_change)}:{cache_language(language)}"
 
 
 def patient_page_forget(patient_ids: Sequence[int]) -> None:
-    """Drop the cached pages of these patients (an erasure: nothing of them may stay)."""
-    cache.delete_many([patient_page_key(p, m) for p in patient_ids for m in (False, True)])
+    """Drop the cached pages of these patients in every language (an erasure: nothing of them may
+    stay)."""
+    cache.delete_many(
+        [
+            patient_page_key(p, m, code)
+            for p in patient_ids
+            for m in (False, True)
+            for code, _ in settings.LANGUAGES
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -116,7 +127,7 @@ def page_digest(*, patient: Patient, may_change: bool, code_version: str) -> str
 def page_cached(*, patient: Patient, may_change: bool, digest: str | None) -> PageContent | None:
     if digest is None:
         return None
-    entry = cache.get(patient_page_key(patient.pk, may_change))
+    entry = cache.get(patient_page_key(patient.pk, may_change, get_language()))
     # Plain values only (a tuple of a digest and a dict): an entry written by another release
     # still unpickles, and its digest does not match.
     if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == digest and isinstance(entry[1], dict):
@@ -143,7 +154,7 @@ def page_render(
         has_charts=bool(context.get("charts_html")),
     )
     if digest is not None:
-        key = patient_page_key(patient.pk, may_change)
+        key = patient_page_key(patient.pk, may_change, get_language())
         cache.set(key, (digest, asdict(content)), PAGE_CACHE_SECONDS)
         # An erasure that committed while this page was rendered has already forgotten the
         # patient's entries: the one just written must not stay.

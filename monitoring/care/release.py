@@ -1,10 +1,13 @@
-"""What tells one deployment's rendering from another's, for the caches of rendered pages."""
+"""What tells one rendering from another, for the caches of rendered pages: the deployment's code
+and the reader's language."""
 
 from __future__ import annotations
 
 import hashlib
 from functools import cache
 from pathlib import Path
+
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The code and templates that render pages: a change to any of them renders every page afresh.
@@ -22,3 +25,10 @@ def source_digest() -> str:
                 digest.update(str(path.relative_to(ROOT)).encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def cache_language(language: str | None) -> str:
+    """The language part of a cache key: one of ``settings.LANGUAGES`` (what an erasure deletes),
+    the default for anything else (its rendering is told apart by the digest)."""
+    codes = [code for code, _ in settings.LANGUAGES]
+    return language if language in codes else settings.LANGUAGE_CODE

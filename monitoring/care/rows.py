@@ -10,8 +10,9 @@ entry holds the same digest is neither computed nor rendered again; the others a
 together (``caseload_rows``) and their entries replaced. So a caseload of 300 costs its
 digests, one cache read and the rows that changed (docs/performance.md).
 
-One entry per patient (``bordin:caseload-row:<patient id>``), so a changed row replaces its entry
-and erasing the patient deletes it (:func:`rows_cache_forget`).
+One entry per patient and language (``bordin:caseload-row:<patient id>:<language>``), so a changed
+row replaces its entry, colleagues reading in two languages do not replace each other's, and
+erasing the patient deletes them all (:func:`rows_cache_forget`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Max, QuerySet
 from django.template.loader import render_to_string
@@ -29,6 +31,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 from clinics.models import Clinic, Episode, Patient
+from monitoring.care.release import cache_language
 from monitoring.care.selectors import caseload_rows
 from monitoring.flags import wording
 from monitoring.flags.selectors import clinic_estimate_latest
@@ -38,13 +41,14 @@ from monitoring.flags.selectors import clinic_estimate_latest
 ROW_CACHE_SECONDS = 7 * 24 * 3600
 
 
-def row_cache_key(patient_id: int) -> str:
-    return f"bordin:caseload-row:{patient_id}"
+def row_cache_key(patient_id: int, language: str) -> str:
+    return f"bordin:caseload-row:{patient_id}:{cache_language(language)}"
 
 
 def rows_cache_forget(patient_ids: Sequence[int]) -> None:
-    """Drop the cached caseload rows of these patients (an erasure: nothing of them may stay)."""
-    cache.delete_many([row_cache_key(p) for p in patient_ids])
+    """Drop the cached caseload rows of these patients in every language (an erasure: nothing of
+    them may stay)."""
+    cache.delete_many([row_cache_key(p, code) for p in patient_ids for code, _ in settings.LANGUAGES])
 
 
 @dataclass(frozen=True)
@@ -122,10 +126,11 @@ def caseload_fragments(
     changed."""
     patients = list(patients_query)
     digests = row_digests(patients, code_version=code_version)
-    entries: dict[str, dict[str, Any]] = cache.get_many([row_cache_key(p.pk) for p in patients])
+    language = get_language()
+    entries: dict[str, dict[str, Any]] = cache.get_many([row_cache_key(p.pk, language) for p in patients])
     found: dict[int, dict[str, Any]] = {}
     for patient in patients:
-        entry = entries.get(row_cache_key(patient.pk))
+        entry = entries.get(row_cache_key(patient.pk, language))
         if (
             digests[patient.pk] is not None
             and isinstance(entry, dict)
@@ -170,12 +175,12 @@ def caseload_fragments(
             {"row": computed[patient.pk], "show_symptoms": symptoms, "with_therapist": therapists},
         ).strip()
         if entry["digest"] is not None:
-            changed[row_cache_key(patient.pk)] = entry
+            changed[row_cache_key(patient.pk, language)] = entry
     if changed:
         cache.set_many(changed, ROW_CACHE_SECONDS)
         # An erasure that committed while these rows were rendered has already forgotten its
         # patient's entry: one just written for a patient who is gone must not stay.
-        written = {p.pk for p in patients if row_cache_key(p.pk) in changed}
+        written = {p.pk for p in patients if row_cache_key(p.pk, language) in changed}
         if gone := written - set(Patient.objects.filter(pk__in=written).values_list("pk", flat=True)):
             rows_cache_forget(sorted(gone))
     fragments = [

@@ -156,9 +156,11 @@ def test_erasing_a_patient_forgets_their_cached_row_and_page(
     session = session_create(episode=episode, date=date(2026, 3, 2), status=Session.Status.HELD)
     response_enter(session=session, rater="patient", answers={n: 4 for n in range(1, 13)}, user=alice)
     patient = episode.patient
-    client.get("/")
-    client.get(f"/patients/{patient.code}/")
-    keys = [row_cache_key(patient.pk), patient_page_key(patient.pk, True)]
+    keys = []
+    for language in ("en", "de"):  # an entry per language: the erasure forgets them all
+        client.get("/", HTTP_ACCEPT_LANGUAGE=language)
+        client.get(f"/patients/{patient.code}/", HTTP_ACCEPT_LANGUAGE=language)
+        keys += [row_cache_key(patient.pk, language), patient_page_key(patient.pk, True, language)]
     assert all(cache.get(key) is not None for key in keys)
     with django_capture_on_commit_callbacks(execute=True):  # the caches are forgotten on commit
         patient_erase(patient=patient, by=dana, confirm=patient.label)
@@ -184,6 +186,9 @@ def test_each_language_gets_its_own_rendering(client, episode, alice):
     assert "2 Mär" in client.get("/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
     english = client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "2 Mar" in english and "Mär" not in english
+    # Each language keeps its own entry: the English reader did not replace the German row.
+    german = cache.get(row_cache_key(episode.patient.pk, "de"))
+    assert german is not None and "2 Mär" in "".join(german["html"].values())
 
 
 def test_a_colleague_renamed_shows_at_once(client, dropped, alice, dana):
@@ -213,4 +218,4 @@ def test_a_page_rendered_while_its_patient_was_erased_is_not_kept(client, episod
 
     monkeypatch.setattr(patient_page, "page_render", erased_meanwhile)
     client.get(f"/patients/{patient.code}/")
-    assert cache.get(patient_page_key(patient.pk, True)) is None
+    assert cache.get(patient_page_key(patient.pk, True, "en")) is None
