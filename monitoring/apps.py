@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import logging
+import sys
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
@@ -12,6 +16,15 @@ def _load_bundled_instruments(sender: AppConfig, **kwargs: Any) -> None:
     from monitoring.instruments.services import instruments_load_bundled
 
     instruments_load_bundled(using=kwargs.get("using", "default"))
+
+
+#: Management commands that run background tasks (RQ forks a process per job).
+TASK_WORKERS = frozenset({"rqworker", "db_worker"})
+
+
+def runs_tasks(argv: Sequence[str]) -> bool:
+    """Whether this process is a task worker (``manage.py rqworker ...``, ``db_worker``)."""
+    return len(argv) > 1 and argv[1] in TASK_WORKERS
 
 
 class MonitoringConfig(AppConfig):
@@ -39,3 +52,13 @@ class MonitoringConfig(AppConfig):
         auditlog.register(
             models.SafetyAlert, mask_fields=["follow_up_note"], mask_callable="clinics.apps.withheld"
         )
+        if runs_tasks(sys.argv):
+            # Before the worker forks its first job: each job then starts with the analysis
+            # loaded instead of paying about a second for it (docs/performance.md).
+            from monitoring.analytics.analysis import warm_up
+
+            started = time.perf_counter()
+            warm_up()
+            logging.getLogger(__name__).info(
+                "task worker: analysis loaded in %.1f s, before the first job", time.perf_counter() - started
+            )

@@ -83,3 +83,21 @@ def test_every_page_sends_a_strict_content_security_policy(client):
 def test_the_favicon_request_finds_the_icon(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+
+
+@pytest.mark.parametrize(
+    ("command", "backend"),
+    [("db_worker", "django_tasks_db.DatabaseBackend"), ("rqworker", "django_tasks_rq.RQBackend")],
+)
+def test_a_task_worker_loads_the_analysis_before_its_first_job(command, backend):
+    # RQ forks a process per job: loaded in the worker itself, the analysis (the rules' machine
+    # code, scipy) is loaded once rather than in every job. `--help` stops after Django's setup.
+    result = manage(command, "--help", DEBUG="1", LOG_FORMAT="plain", TASKS_BACKEND=backend)
+    assert result.returncode == 0, result.stderr
+    assert "task worker: analysis loaded in" in result.stderr
+
+
+def test_other_commands_do_not_load_the_analysis():
+    result = manage("check", DEBUG="1", LOG_FORMAT="plain")
+    assert result.returncode == 0, result.stderr
+    assert "analysis loaded" not in result.stderr

@@ -337,6 +337,25 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
     )
 
 
+def warm_up() -> None:
+    """Analyse a small made-up cohort, once with estimated and once with given clinic values, so
+    that this process has imported, loaded or compiled all an analysis needs (the rules' machine
+    code, scipy's distributions, pandas' paths). A worker that forks a process per job (RQ) calls
+    it before forking: without it every job paid about a second for these (docs/performance.md)."""
+    rng = np.random.default_rng(0)
+    n_patients, n_sessions = 12, 8
+    base = rng.uniform(3.0, 4.5, size=(n_patients, 1)) + rng.normal(0.0, 0.3, size=(n_patients, n_sessions))
+    scores = pd.DataFrame(
+        {
+            c.PATIENT: np.repeat(np.arange(n_patients), n_sessions),
+            c.SESSION: np.tile(np.arange(1, n_sessions + 1), n_patients),
+            **{name: np.clip(base, 1.0, 5.0).ravel() for name in c.SUBSCALES},
+        }
+    )
+    estimated = analyse(scores)
+    analyse(scores[scores[c.PATIENT] == 0], replace(estimated.config, clinic=estimated.clinic))
+
+
 def _patient_column(codes: np.ndarray, patients: pd.Index) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=patients)
 
