@@ -27,6 +27,23 @@ def runs_tasks(argv: Sequence[str]) -> bool:
     return len(argv) > 1 and argv[1] in TASK_WORKERS
 
 
+def warm_up_analysis(process: str) -> None:
+    """Load the analysis (the rules' machine code, scipy) now rather than in the first job or
+    request (docs/performance.md, bench/jobs.py). A failure is logged, never raised: a worker that
+    cannot warm up still serves the patient forms, and the analysis reports its own error when
+    it runs."""
+    from monitoring.analytics.analysis import warm_up
+
+    log = logging.getLogger(__name__)
+    started = time.perf_counter()
+    try:
+        warm_up()
+    except Exception:
+        log.exception("%s: the analysis could not be loaded in advance", process)
+        return
+    log.info("%s: analysis loaded in %.1f s", process, time.perf_counter() - started)
+
+
 class MonitoringConfig(AppConfig):
     name = "monitoring"
     verbose_name = "Alliance monitoring"
@@ -53,12 +70,6 @@ class MonitoringConfig(AppConfig):
             models.SafetyAlert, mask_fields=["follow_up_note"], mask_callable="clinics.apps.withheld"
         )
         if runs_tasks(sys.argv):
-            # Before the worker forks its first job: each job then starts with the analysis
-            # loaded instead of paying about a second for it (docs/performance.md).
-            from monitoring.analytics.analysis import warm_up
-
-            started = time.perf_counter()
-            warm_up()
-            logging.getLogger(__name__).info(
-                "task worker: analysis loaded in %.1f s, before the first job", time.perf_counter() - started
-            )
+            # Before the worker forks its first job (RQ forks one per job): each job then starts
+            # with the analysis loaded instead of paying about a second for it.
+            warm_up_analysis("task worker")

@@ -254,8 +254,9 @@ CACHES: dict[str, dict[str, object]]
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    # One process's memory: room for a large clinic's caseload rows and charts (one entry per
-    # patient each; the default of 300 entries would evict a 300-patient caseload as it is read).
+    # One process's memory: room for a large clinic's caseload rows, patient pages and charts (an
+    # entry per patient and reading language for rows and pages, per episode for charts; the
+    # default of 300 entries would evict a 300-patient caseload as it is read).
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",

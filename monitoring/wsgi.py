@@ -7,6 +7,6 @@ application = get_wsgi_application()
 
 # Each gunicorn worker loads the analysis (the rules' machine code, scipy) as it starts, not on
 # the first patient's submission.
-from monitoring.analytics.analysis import warm_up  # noqa: E402
+from monitoring.apps import warm_up_analysis  # noqa: E402
 
-warm_up()
+warm_up_analysis("web worker")

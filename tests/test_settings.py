@@ -101,3 +101,16 @@ def test_other_commands_do_not_load_the_analysis():
     result = manage("check", DEBUG="1", LOG_FORMAT="plain")
     assert result.returncode == 0, result.stderr
     assert "analysis loaded" not in result.stderr
+
+
+def test_a_failed_warm_up_is_logged_and_the_worker_starts_anyway(monkeypatch, caplog):
+    from monitoring import apps
+    from monitoring.analytics import analysis
+
+    def broken() -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(analysis, "warm_up", broken)
+    apps.warm_up_analysis("web worker")  # does not raise: the site still starts
+    assert "web worker: the analysis could not be loaded in advance" in caplog.text
+    assert "no space left on device" in caplog.text

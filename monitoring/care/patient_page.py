@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db.models import Count, F, Max, Q
@@ -39,7 +38,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 from clinics.models import Episode, Patient
-from monitoring.care.release import cache_language
+from monitoring.care.release import cache_language, cache_languages
 from monitoring.flags.selectors import clinic_estimate_latest
 from monitoring.models import Flag, Instrument, SafetyAlert
 
@@ -55,13 +54,12 @@ def patient_page_key(patient_id: int, may_change: bool, language: str) -> str:
 def patient_page_forget(patient_ids: Sequence[int]) -> None:
     """Drop the cached pages of these patients in every language (an erasure: nothing of them may
     stay)."""
+    languages = cache_languages()
+    # The keys of releases before 2026-11-28, without a language (see rows_cache_forget).
+    legacy = [f"bordin:patient-page:{p}:{int(m)}" for p in patient_ids for m in (False, True)]
     cache.delete_many(
-        [
-            patient_page_key(p, m, code)
-            for p in patient_ids
-            for m in (False, True)
-            for code, _ in settings.LANGUAGES
-        ]
+        [patient_page_key(p, m, code) for p in patient_ids for m in (False, True) for code in languages]
+        + legacy
     )
 
 

@@ -28,7 +28,12 @@ def source_digest() -> str:
 
 
 def cache_language(language: str | None) -> str:
-    """The language part of a cache key: one of ``settings.LANGUAGES`` (what an erasure deletes),
-    the default for anything else (its rendering is told apart by the digest)."""
+    """The language part of a cache key: one of ``settings.LANGUAGES``, the default for anything
+    else (its rendering is told apart by the digest)."""
     codes = [code for code, _ in settings.LANGUAGES]
     return language if language in codes else settings.LANGUAGE_CODE
+
+
+def cache_languages() -> list[str]:
+    """Every language part a cache key can have (what an erasure deletes)."""
+    return sorted({code for code, _ in settings.LANGUAGES} | {settings.LANGUAGE_CODE})

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Max, QuerySet
 from django.template.loader import render_to_string
@@ -31,7 +30,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 from clinics.models import Clinic, Episode, Patient
-from monitoring.care.release import cache_language
+from monitoring.care.release import cache_language, cache_languages
 from monitoring.care.selectors import caseload_rows
 from monitoring.flags import wording
 from monitoring.flags.selectors import clinic_estimate_latest
@@ -48,7 +47,11 @@ def row_cache_key(patient_id: int, language: str) -> str:
 def rows_cache_forget(patient_ids: Sequence[int]) -> None:
     """Drop the cached caseload rows of these patients in every language (an erasure: nothing of
     them may stay)."""
-    cache.delete_many([row_cache_key(p, code) for p in patient_ids for code, _ in settings.LANGUAGES])
+    languages = cache_languages()
+    # The keys of releases before 2026-11-28, without a language: an entry written by one may
+    # still be in a shared cache (7 days at most), never served again but not to be left.
+    legacy = [f"bordin:caseload-row:{p}" for p in patient_ids]
+    cache.delete_many([row_cache_key(p, code) for p in patient_ids for code in languages] + legacy)
 
 
 @dataclass(frozen=True)

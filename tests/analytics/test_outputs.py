@@ -175,3 +175,26 @@ def test_the_rules_compile_without_a_writable_cache_directory(monkeypatch: pytes
 
     compiled = engine._compiler()(add)
     assert compiled(2.0, 3.0) == 4.0 and np.isnan(compiled(np.nan, 3.0))
+
+
+def test_the_engine_refuses_arrays_of_the_wrong_size() -> None:
+    # The compiled kernels do no bounds checking: wrong sizes must fail before they run.
+    from monitoring.analytics import engine
+
+    codes, session = np.array([0, 0, 1]), np.array([1, 2, 1])
+    values = np.full((3, 5), 4.0)
+    with pytest.raises(ValueError, match="codes in"):
+        engine.lay_out(codes, values, session, 1)  # a code beyond the patients
+    with pytest.raises(ValueError, match="x_out"):
+        engine.lay_out(codes, values, session, 2, x_out=np.empty(14))
+    layout, x, _ = engine.lay_out(codes, values, session, 2)
+    clinic = {"pooled": np.ones(5), "sem": np.ones(5), "rc": np.ones(5)}
+    with pytest.raises(ValueError, match="one clinic value per scale"):
+        engine.run_rules(x, layout, **{**clinic, "rc": np.ones(3)}, config=AnalysisConfig())
+    with pytest.raises(ValueError, match="one score per session"):
+        engine.run_rules(x[:-1], layout, **clinic, config=AnalysisConfig())
+    with pytest.raises(ValueError, match=r"out\.cusum"):
+        out = engine.RuleOutputs.empty(x.size)
+        out.cusum = np.empty(2)
+        engine.run_rules(x, layout, **clinic, config=AnalysisConfig(), out=out)
+    assert engine.run_rules(x, layout, **clinic, config=AnalysisConfig()).out.baseline.shape == x.shape
