@@ -323,7 +323,7 @@ def analyse(scores: pd.DataFrame, config: AnalysisConfig | None = None) -> Analy
     )
     events = _events_frame(result, layout, x_out, sess_out, prep.patients, ref, config)
     sessions = _sessions_frame(result, layout, block, sess_out, stats, prep.patients, ref, config)
-    levels = _levels_frame(stats, result, layout, result.out.cusum, events, prep.patients, ref, config)
+    levels = _levels_frame(stats, result, layout, events, prep.patients, ref, config)
     patterns = _patterns_frame(stats, layout, x_out, sess_out, events, result, prep.patients, ref, config)
     summary = _summary_frame(levels, events)
     return Analysis(
@@ -648,7 +648,6 @@ def _levels_frame(
     stats: UnitStatistics,
     result: EngineResult,
     layout: Layout,
-    cusum_out: np.ndarray,
     events: pd.DataFrame,
     patients: pd.Index,
     ref: dict[str, np.ndarray],
@@ -682,7 +681,7 @@ def _levels_frame(
             c.LAST_SCORE: stats.last_score,
             **counts,
             c.OPEN_RUPTURE: open_rupture,
-            c.DECLINE_STATE: _decline_state(stats, layout, cusum_out, events, patients, config),
+            c.DECLINE_STATE: _decline_state(stats, layout, result.out.cusum, events, patients, config),
         },
         copy=False,  # every array is this frame's own; no copy into consolidated blocks
     )
